@@ -1,0 +1,437 @@
+"""The extractor interface every representation builder implements.
+
+An extractor turns a batch of items into a float32 [b, D] matrix. The CLI
+(`mmjax/features/extract.py`) feeds it fixed shards of the dataset's items,
+writes partial results, and joins them into the feature store
+(`mmjax/data/store.py`). An extractor module in `mmjax.features` exposes
+`make_extractor(spec, ds) -> Extractor`; `spec.extractor` names the module, so
+`make_extractor` below finds it with importlib and new extractors need no
+registry edit.
+
+Failure policy (the same for every extractor):
+  * Per-item problems are recorded, never guessed and never fatal: a missing,
+    corrupt or truncated image, an image that exceeds the decompression-bomb
+    limit, an empty text, a text that is not valid UTF-8, an item absent from
+    an external text file, an LVLM answer with no parsable slot. The extractor
+    puts `item id -> reason` into `BatchResult.failed` and leaves that row
+    zero; the store keeps the reasons in the manifest and recommenders see the
+    item through `Feature.mask == False`. A zero row is never written without
+    a recorded reason.
+  * Recoverable image formats are converted, not failed: grayscale, CMYK,
+    RGBA/LA (composited on white), palette (P) and 16-bit images become RGB;
+    images larger than `images.MAX_SIDE` on a side are downscaled on load;
+    tiny images (even 1x1) are resized by the model's processor.
+  * Global problems stop the run with a clear error before any work is lost:
+    a model that cannot be found (see `resolve.py`), a dataset with duplicate
+    item ids, a partial directory written for another configuration or item
+    map, a batch whose shape the extractor did not promise. Finished shards
+    stay on disk and a rerun resumes after them.
+
+Torch is imported lazily, inside the neural extractors only: this module, the
+CLI and the weight-free extractors run without torch installed.
+"""
+
+from __future__ import annotations
+
+import abc
+import csv
+import dataclasses
+import hashlib
+import importlib
+import io
+import json
+import os
+from typing import Any, Sequence
+
+import ml_collections
+import numpy as np
+
+from mmjax.data import dataset as dataset_lib
+
+# Item-table columns tried, in order, when a spec names no `image_field`.
+IMAGE_FIELDS = ('image', 'image_path', 'imUrl', 'image_url')
+
+
+@dataclasses.dataclass
+class ItemBatch:
+  """A batch of items handed to `Extractor.extract`.
+
+  Attributes:
+    items: int32 [b], internal item ids (rows of the store).
+    raw_ids: str [b], the dataset's raw item ids.
+    rows: b dicts, the item-table row of each item (column -> value), plus
+      any columns joined from external files (see `join_csv_column`).
+    image_paths: b absolute image paths, or None where the item has none
+      (or its image is a URL: extraction never downloads).
+  """
+
+  items: np.ndarray
+  raw_ids: np.ndarray
+  rows: list[dict[str, Any]]
+  image_paths: list[str | None]
+
+  def __len__(self) -> int:
+    return len(self.items)
+
+
+@dataclasses.dataclass
+class BatchResult:
+  """What an extractor returns for a batch.
+
+  Attributes:
+    values: float32 [b, D]; rows of failed items are zero.
+    failed: internal item id -> reason, for items that could not be
+      represented (their rows in `values` are zero).
+    extra: name -> list of b JSON-serialisable values, stored beside the
+      embedding as `<name>.<key>.jsonl` (one {"item", "raw_id", key} line per
+      item), e.g. 'generated_text' of an LVLM.
+  """
+
+  values: np.ndarray
+  failed: dict[int, str] = dataclasses.field(default_factory=dict)
+  extra: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+
+
+class Extractor(abc.ABC):
+  """Builds one representation. Subclasses set `name` and implement both."""
+
+  name: str = ''
+
+  @abc.abstractmethod
+  def manifest(self) -> dict[str, Any]:
+    """What the store records about this representation.
+
+    Keys as far as they apply: extractor, model, model_source, revision or
+    weights_sha256, layer, pooling, prompt and prompt_sha256, fields,
+    image_size, image_mean, image_std, normalize, library versions. The store
+    adds name, dim, dtype, num_items, item_map_hash, failed and time.
+    """
+
+  @abc.abstractmethod
+  def extract(self, batch: ItemBatch) -> BatchResult:
+    """Represents a batch; per-item failures go into `BatchResult.failed`."""
+
+  def close(self) -> None:
+    """Frees models and memory; called once after the last batch."""
+
+
+def make_extractor(
+    spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
+) -> Extractor:
+  """Builds the extractor a spec names.
+
+  Args:
+    spec: `spec.extractor` is a module of `mmjax.features` (e.g. 'weightfree',
+      'text', 'visual', 'clip', 'lvlm', 'descriptions') or a dotted module
+      path; that module's `make_extractor(spec, ds)` builds it. Common keys:
+      `name` (the representation name), `device`, `dtype`, `batch_size`.
+    ds: the dataset whose items are represented.
+
+  Raises:
+    ValueError: no such extractor module, or it has no `make_extractor`.
+  """
+  kind = spec.get('extractor', None)
+  if not kind:
+    raise ValueError(f'representation spec has no `extractor`: {spec}')
+  module_name = kind if '.' in kind else f'mmjax.features.{kind}'
+  try:
+    module = importlib.import_module(module_name)
+  except ModuleNotFoundError as e:
+    if e.name != module_name:
+      raise
+    raise ValueError(
+        f'unknown extractor {kind!r}: no module {module_name}.'
+    ) from e
+  if not hasattr(module, 'make_extractor'):
+    raise ValueError(f'{module_name} has no make_extractor(spec, ds).')
+  return module.make_extractor(spec, ds)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def sha256_text(text: str) -> str:
+  return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def check_unique_items(item_ids: np.ndarray, where: str) -> None:
+  """Raises DataError when two internal items share a raw id."""
+  ids = np.asarray(item_ids).astype(str)
+  uniq, counts = np.unique(ids, return_counts=True)
+  if len(uniq) != len(ids):
+    dup = uniq[counts > 1]
+    raise dataset_lib.DataError(
+        f'{where}: {len(dup)} raw item ids occur more than once (first '
+        f'{dup[0]!r}); a feature row must mean one item. Re-prepare the '
+        'dataset.'
+    )
+
+
+def image_field(spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset):
+  """The item-table column holding image paths, or None."""
+  name = spec.get('image_field', None)
+  if name:
+    if name not in ds.item_table:
+      raise ValueError(
+          f'image_field {name!r} is not an item-table column (have '
+          f'{sorted(ds.item_table)}).'
+      )
+    return name
+  for name in IMAGE_FIELDS:
+    if name in ds.item_table:
+      return name
+  return None
+
+
+def resolve_image_path(value: Any, roots: Sequence[str]) -> str | None:
+  """An absolute path for an item-table image value, or None.
+
+  Relative paths are tried under each root in order (the first that exists
+  wins; otherwise the path under the first root is returned, so the missing
+  file is reported by the image loader). URLs give None: extraction never
+  downloads.
+  """
+  if value is None:
+    return None
+  if isinstance(value, (list, tuple)):
+    value = value[0] if value else None
+    if value is None:
+      return None
+  value = str(value).strip()
+  if not value or '://' in value:
+    return None
+  if os.path.isabs(value):
+    return value
+  for root in roots:
+    path = os.path.join(root, value)
+    if os.path.exists(path):
+      return os.path.abspath(path)
+  return os.path.abspath(os.path.join(roots[0], value)) if roots else value
+
+
+def field_text(value: Any, list_sep: str = ', ') -> str:
+  """A text value for an item-table cell (lists joined, None -> '')."""
+  if value is None:
+    return ''
+  if isinstance(value, (list, tuple)):
+    return list_sep.join(field_text(v, list_sep) for v in value if v)
+  if isinstance(value, float) and not np.isfinite(value):
+    return ''
+  return str(value)
+
+
+def item_text(
+    row: dict[str, Any],
+    fields: Sequence[str],
+    *,
+    template: str | None = None,
+    separator: str = '. ',
+    pipe_to: str | None = ', ',
+) -> str:
+  """Joins an item's text fields.
+
+  Args:
+    row: the item's row (column -> value).
+    fields: columns to use, in order; missing or empty ones are skipped.
+    template: optional `str.format` template over the fields, e.g.
+      '{title}. Genres: {genres}'; overrides `separator`.
+    separator: put between non-empty fields when there is no template.
+    pipe_to: replaces '|' inside values (MovieLens genres 'A|B' -> 'A, B');
+      None keeps it.
+
+  Returns:
+    The text, stripped; '' when every field is empty.
+  """
+  values = {}
+  for f in fields:
+    text = field_text(row.get(f)).strip()
+    if pipe_to is not None:
+      text = text.replace('|', pipe_to)
+    values[f] = text
+  if template:
+    return template.format(**values).strip()
+  return separator.join(v for v in values.values() if v).strip()
+
+
+def text_problem(text: str | None) -> str | None:
+  """Why a text cannot be encoded (None if it can)."""
+  if text is None:
+    return 'no text'
+  if not text.strip():
+    return 'empty text'
+  try:
+    text.encode('utf-8')
+  except UnicodeEncodeError:
+    # Lone surrogates: what `errors='surrogateescape'` leaves of bad bytes.
+    return 'text is not valid UTF-8'
+  return None
+
+
+def join_csv_column(
+    path: str,
+    item_ids: np.ndarray,
+    *,
+    key: str = 'asin',
+    column: str = 'result',
+) -> tuple[list[str | None], dict[int, str], dict[str, int]]:
+  """Reads a per-item text column from a CSV (e.g. LVLM outputs asin,result).
+
+  Rows are matched to items by raw id (`str(row[key]) == item_ids[i]`). Cells
+  may span lines (the csv module handles quoting).
+
+  Args:
+    path: the CSV file (header row required).
+    item_ids: str [I], the dataset's raw item ids.
+    key: the id column.
+    column: the text column.
+
+  Returns:
+    (texts, problems, counts): texts[i] for each internal item (None where the
+    CSV has no row or the cell is not UTF-8), problems[i] the reason for each
+    None, counts of rows read / not in the dataset / duplicates.
+
+  Raises:
+    DataError: missing file or columns, or an id given twice with different
+      texts.
+  """
+  if not os.path.exists(path):
+    raise dataset_lib.DataError(f'{path}: no such CSV file.')
+  with open(path, 'rb') as f:
+    raw = f.read()
+  # Decoding per line would split quoted multi-line cells; decode the file
+  # with surrogateescape so a bad byte marks only the cell that holds it.
+  text = raw.decode('utf-8-sig', errors='surrogateescape')
+  reader = csv.DictReader(io.StringIO(text, newline=''))
+  if reader.fieldnames is None or key not in reader.fieldnames or (
+      column not in reader.fieldnames):
+    raise dataset_lib.DataError(
+        f'{path}: expected columns {key!r} and {column!r}, header is '
+        f'{reader.fieldnames}.'
+    )
+  index = {str(r): i for i, r in enumerate(np.asarray(item_ids).astype(str))}
+  texts: list[str | None] = [None] * len(index)
+  problems: dict[int, str] = {}
+  seen: dict[str, str] = {}
+  counts = {'rows': 0, 'not_in_dataset': 0, 'duplicate_rows': 0}
+  for line, row in enumerate(reader, start=2):
+    counts['rows'] += 1
+    rid = str(row[key]).strip()
+    value = row[column] if row[column] is not None else ''
+    if rid in seen:
+      if seen[rid] != value:
+        raise dataset_lib.DataError(
+            f'{path}: near line {line}: id {rid!r} appears twice with '
+            'different texts.'
+        )
+      counts['duplicate_rows'] += 1
+      continue
+    seen[rid] = value
+    if rid not in index:
+      counts['not_in_dataset'] += 1
+      continue
+    texts[index[rid]] = value
+  for i, value in enumerate(texts):
+    if value is None:
+      problems[i] = f'not in {os.path.basename(path)}'
+    else:
+      problem = text_problem(value)
+      if problem == 'text is not valid UTF-8':
+        texts[i] = None
+        problems[i] = f'{problem} in {os.path.basename(path)}'
+  return texts, problems, counts
+
+
+def zero_failed(values: np.ndarray, items: np.ndarray,
+                failed: dict[int, str]) -> np.ndarray:
+  """Zeroes the rows of failed items (in place) and returns `values`."""
+  if failed:
+    pos = {int(it): k for k, it in enumerate(items)}
+    for it in failed:
+      values[pos[int(it)]] = 0.0
+  return values
+
+
+def check_result(result: BatchResult, batch: ItemBatch, where: str) -> None:
+  """Raises ValueError when an extractor broke the BatchResult contract."""
+  v = result.values
+  if not isinstance(v, np.ndarray) or v.ndim != 2 or v.shape[0] != len(batch):
+    raise ValueError(
+        f'{where}: values must be [b={len(batch)}, D], got '
+        f'{getattr(v, "shape", type(v))}.'
+    )
+  if v.dtype != np.float32:
+    raise ValueError(f'{where}: values must be float32, got {v.dtype}.')
+  items = set(int(i) for i in batch.items)
+  for it in result.failed:
+    if int(it) not in items:
+      raise ValueError(f'{where}: failed item {it} is not in the batch.')
+  ok = np.ones(len(batch), bool)
+  pos = {int(it): k for k, it in enumerate(batch.items)}
+  for it in result.failed:
+    ok[pos[int(it)]] = False
+  if not np.isfinite(v[ok]).all():
+    bad = batch.items[ok][~np.isfinite(v[ok]).all(axis=1)]
+    raise ValueError(
+        f'{where}: NaN or inf for items {bad[:5].tolist()} that were not '
+        'marked failed.'
+    )
+  for key, values in result.extra.items():
+    if len(values) != len(batch):
+      raise ValueError(
+          f'{where}: extra[{key!r}] has {len(values)} entries, batch {len(batch)}.'
+      )
+
+
+def versions(*names: str) -> dict[str, str]:
+  """Installed versions of the named distributions (missing ones skipped)."""
+  from importlib import metadata  # pylint: disable=g-import-not-at-top
+
+  out = {'numpy': np.__version__}
+  for n in names:
+    try:
+      out[n] = metadata.version(n)
+    except metadata.PackageNotFoundError:
+      pass
+  return out
+
+
+def spec_fingerprint(spec: ml_collections.ConfigDict) -> str:
+  """sha256 of a spec's JSON form, for checking that partials match it."""
+  d = spec.to_dict() if hasattr(spec, 'to_dict') else dict(spec)
+  # Keys that do not change the numbers (throughput and placement only).
+  for k in ('batch_size', 'device'):
+    d.pop(k, None)
+  return sha256_text(json.dumps(d, sort_keys=True, default=str))
+
+
+# ---------------------------------------------------------------- torch side
+
+
+def torch_device(name: str | None):
+  """A torch.device for 'cpu' | 'cuda' | 'cuda:1' | 'auto' (torch imported here)."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  name = name or 'auto'
+  if name == 'auto':
+    name = 'cuda' if torch.cuda.is_available() else 'cpu'
+  if name.startswith('cuda') and not torch.cuda.is_available():
+    raise ValueError("device 'cuda' asked for, but torch sees no GPU.")
+  return torch.device(name)
+
+
+def torch_dtype(name: str | None, device):
+  """torch dtype for 'float32' | 'float16' | 'bfloat16'; CPU stays float32."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  name = name or 'float32'
+  table = {
+      'float32': torch.float32,
+      'float16': torch.float16,
+      'bfloat16': torch.bfloat16,
+  }
+  if name not in table:
+    raise ValueError(f'dtype must be one of {sorted(table)}, got {name!r}.')
+  # Half precision on CPU is slow and, for float16, often unsupported.
+  if device.type == 'cpu' and name == 'float16':
+    return torch.float32
+  return table[name]
