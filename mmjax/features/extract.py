@@ -1,0 +1,453 @@
+r"""Extracts item representations into a dataset's feature store.
+
+Usage:
+  python -m mmjax.features.extract --config configs/features/weightfree.py \
+      --config.dataset_dir=/path/to/dataset [--shard 0/2] [--merge]
+
+The config (ml_collections) holds:
+  dataset_dir: the prepared dataset; or `data`, a dataset config resolved
+    with `mmjax.data.prepare.ensure_dataset` when `dataset_dir` is empty.
+  representations: name -> spec; `spec.extractor` names a module of
+    `mmjax.features` (see `base.make_extractor`); other keys are the
+    extractor's own (model, fields, pooling, ...). A spec may carry `csv`
+    (path, key, column, field) to join a per-item text column from an
+    external CSV (e.g. LVLM outputs `asin,result`) into the item rows under
+    `field`; items absent from the CSV fail with that reason.
+  batch_size, device ('cpu' | 'cuda' | 'auto'), dtype (model compute dtype:
+    'float32' | 'float16' | 'bfloat16'), store_dtype ('float32' | 'float16'),
+    shard_size, image_root (extra folder for relative image paths), only
+    (comma-separated names to run), overwrite (recompute a representation the
+    store already holds for the same spec).
+
+Items are processed in fixed shards of `shard_size` items; shard k is written
+to `<dataset_dir>/features/.partial/<name>/shard_<k>.npz` (values of the
+items that succeeded) plus `shard_<k>.json` (failed items and reasons, extra
+outputs), the JSON last, so a shard is complete iff its JSON exists. An
+interrupted run resumes at the first missing shard. `--shard i/n` computes the
+shards k with k % n == i; whichever run finds every shard complete (or is
+given `--merge`) joins them into the store and removes the partials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+from absl import logging
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import tqdm
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.data import store
+from mmjax.features import base
+
+PARTIAL_DIR = '.partial'
+SPEC_FILE = 'spec.json'
+# Keys a spec inherits from the top level of the config when it lacks them.
+INHERITED = ('batch_size', 'device', 'dtype', 'image_root')
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Extraction config.')
+_SHARD = flags.DEFINE_string(
+    'shard', None, "'i/n': compute only the shards k with k % n == i."
+)
+_MERGE = flags.DEFINE_bool(
+    'merge', False, 'Only join complete shards into the store.'
+)
+
+
+@dataclasses.dataclass
+class Outcome:
+  """What `run` did for one representation.
+
+  Attributes:
+    name: the representation.
+    status: 'stored' (merged into the store), 'pending' (shards left for
+      other processes), or 'skipped' (already in the store for this spec).
+    computed_shards: shard indices this call computed.
+    path: the stored .npy path when status is 'stored'.
+  """
+
+  name: str
+  status: str
+  computed_shards: list[int]
+  path: str | None = None
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+  """'i/n' -> (i, n); None -> (0, 1)."""
+  if not text:
+    return 0, 1
+  try:
+    i, n = (int(x) for x in text.split('/'))
+  except ValueError:
+    raise ValueError(f"--shard must look like 'i/n', got {text!r}.") from None
+  if n < 1 or not 0 <= i < n:
+    raise ValueError(f'--shard {text}: need 0 <= i < n.')
+  return i, n
+
+
+def resolve_dataset_dir(config: ml_collections.ConfigDict) -> str:
+  """The dataset directory a config names (prepared on demand)."""
+  path = config.get('dataset_dir', '')
+  if path:
+    return os.path.abspath(os.path.expanduser(path))
+  data = config.get('data', None)
+  if data is None:
+    raise ValueError('config needs dataset_dir or data (a dataset config).')
+  try:
+    from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ValueError(
+        'config.data needs mmjax.data.prepare, which is not available; set '
+        'config.dataset_dir instead.'
+    ) from e
+  return os.path.abspath(prepare.ensure_dataset(data))
+
+
+def _spec_for(
+    config: ml_collections.ConfigDict, name: str
+) -> ml_collections.ConfigDict:
+  spec = ml_collections.ConfigDict(config.representations[name].to_dict())
+  with spec.unlocked():
+    spec.name = spec.get('name', None) or name
+    for key in INHERITED:
+      if spec.get(key, None) is None and config.get(key, None) is not None:
+        spec[key] = config[key]
+  return spec
+
+
+def _prefailed(
+    spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
+) -> tuple[dict[str, list[Any]], dict[int, str], dict[str, Any]]:
+  """Joined CSV columns, items that fail before extraction, and counts."""
+  csv_spec = spec.get('csv', None)
+  if not csv_spec or not csv_spec.get('path', None):
+    return {}, {}, {}
+  field = csv_spec.get('field', None) or 'text'
+  texts, problems, counts = base.join_csv_column(
+      csv_spec.path,
+      ds.item_ids,
+      key=csv_spec.get('key', None) or 'asin',
+      column=csv_spec.get('column', None) or 'result',
+  )
+  info = {'csv': os.path.abspath(csv_spec.path), 'csv_field': field,
+          'csv_counts': counts}
+  return {field: texts}, problems, info
+
+
+def _shard_paths(partial: str, k: int) -> tuple[str, str]:
+  return (os.path.join(partial, f'shard_{k:05d}.npz'),
+          os.path.join(partial, f'shard_{k:05d}.json'))
+
+
+def _write_json(path: str, obj: Any) -> None:
+  with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    json.dump(obj, f, ensure_ascii=False)
+  os.replace(path + '.tmp', path)
+
+
+def _check_partial(partial: str, header: dict[str, Any], restart: bool):
+  """Creates the partial dir or checks it was made for this exact run."""
+  path = os.path.join(partial, SPEC_FILE)
+  if os.path.exists(path):
+    with open(path, encoding='utf-8') as f:
+      old = json.load(f)
+    keys = ('spec_sha256', 'item_map_hash', 'shard_size', 'num_items')
+    if any(old.get(k) != header[k] for k in keys):
+      if not restart:
+        raise ValueError(
+            f'{partial} holds shards of another configuration or item map '
+            f'(spec {old.get("spec_sha256", "")[:12]} vs '
+            f'{header["spec_sha256"][:12]}, shard_size {old.get("shard_size")}'
+            f' vs {header["shard_size"]}). Delete it or rerun with '
+            '--config.overwrite=True.'
+        )
+      shutil.rmtree(partial)
+    else:
+      return old
+  os.makedirs(partial, exist_ok=True)
+  _write_json(path, header)
+  return header
+
+
+def _make_batch(
+    ds: dataset_lib.Dataset,
+    items: np.ndarray,
+    joined: dict[str, list[Any]],
+    image_col: str | None,
+    roots: list[str],
+) -> base.ItemBatch:
+  rows = []
+  paths = []
+  for it in items:
+    row = {col: values[it] for col, values in ds.item_table.items()}
+    for col, values in joined.items():
+      row[col] = values[it]
+    rows.append(row)
+    paths.append(
+        base.resolve_image_path(row.get(image_col), roots) if image_col else None
+    )
+  return base.ItemBatch(
+      items=items.astype(np.int32),
+      raw_ids=np.asarray(ds.item_ids)[items],
+      rows=rows,
+      image_paths=paths,
+  )
+
+
+def _merge(
+    dataset_dir: str,
+    name: str,
+    partial: str,
+    header: dict[str, Any],
+    ds: dataset_lib.Dataset,
+    store_dtype: str,
+) -> str:
+  """Joins complete shards into the store; returns the .npy path."""
+  num_items = ds.num_items
+  values = None
+  failed: dict[int, str] = {}
+  extra: dict[str, dict[int, Any]] = {}
+  for k in range(header['num_shards']):
+    npz, js = _shard_paths(partial, k)
+    with open(js, encoding='utf-8') as f:
+      meta = json.load(f)
+    with np.load(npz) as z:
+      items, vals = z['items'], z['values']
+    if len(items):
+      if values is None:
+        values = np.zeros((num_items, vals.shape[1]), np.float32)
+      if vals.shape[1] != values.shape[1]:
+        raise ValueError(f'{npz}: dim {vals.shape[1]}, other shards '
+                         f'{values.shape[1]}.')
+      values[items] = vals
+    failed.update({int(i): r for i, r in meta['failed'].items()})
+    for key, per_item in meta.get('extra', {}).items():
+      extra.setdefault(key, {}).update({int(i): v for i, v in per_item.items()})
+  if values is None:
+    reasons = sorted(set(failed.values()))[:3]
+    raise ValueError(
+        f'{name}: every item failed, nothing to store (reasons: {reasons}).'
+    )
+  values[np.fromiter(failed, np.int64, len(failed))] = 0.0
+  values = values.astype(np.dtype(store_dtype))
+  manifest = dict(header['manifest'])
+  reason_counts: dict[str, int] = {}
+  for r in failed.values():
+    # Group by the reason's kind (text before the first ':'), not the path.
+    kind = r.split(':', 1)[0]
+    reason_counts[kind] = reason_counts.get(kind, 0) + 1
+  manifest.update(
+      spec=header['spec'],
+      spec_sha256=header['spec_sha256'],
+      shard_size=header['shard_size'],
+      num_shards=header['num_shards'],
+      num_failed=len(failed),
+      failed_reasons=reason_counts,
+      extra_files=[f'{name}.{key}.jsonl' for key in sorted(extra)],
+      time=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+  )
+  features = os.path.join(dataset_dir, store.FEATURES_DIR)
+  os.makedirs(features, exist_ok=True)
+  for key, per_item in extra.items():
+    path = os.path.join(features, f'{name}.{key}.jsonl')
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+      for it in sorted(per_item):
+        f.write(json.dumps({'item': it, 'raw_id': str(ds.item_ids[it]),
+                            key: per_item[it]}, ensure_ascii=False) + '\n')
+    os.replace(path + '.tmp', path)
+  path = store.save(dataset_dir, name, values, manifest, ds.item_ids, failed)
+  shutil.rmtree(partial)
+  return path
+
+
+def _already_stored(dataset_dir: str, name: str, spec_sha: str,
+                    ds: dataset_lib.Dataset) -> bool:
+  _, js = store.feature_paths(dataset_dir, name)
+  if name not in store.list_features(dataset_dir):
+    return False
+  with open(js, encoding='utf-8') as f:
+    m = json.load(f)
+  return (m.get('spec_sha256') == spec_sha and
+          m.get('item_map_hash') == dataset_lib.item_map_hash(ds.item_ids))
+
+
+def run_one(
+    config: ml_collections.ConfigDict,
+    name: str,
+    ds: dataset_lib.Dataset,
+    dataset_dir: str,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    merge: bool = False,
+    on_shard: Callable[[str, int], None] | None = None,
+) -> Outcome:
+  """Extracts one representation (see the module docstring)."""
+  spec = _spec_for(config, name)
+  shard_size = int(config.get('shard_size', 1024))
+  if shard_size < 1:
+    raise ValueError(f'shard_size must be >= 1, got {shard_size}.')
+  num_items = ds.num_items
+  num_shards = max(1, math.ceil(num_items / shard_size))
+  spec_sha = base.spec_fingerprint(spec)
+  overwrite = bool(config.get('overwrite', False))
+  if not overwrite and _already_stored(dataset_dir, name, spec_sha, ds):
+    logging.info('%s: already stored for this spec; skipped.', name)
+    return Outcome(name, 'skipped', [])
+  partial = os.path.join(dataset_dir, store.FEATURES_DIR, PARTIAL_DIR, name)
+  header = {
+      'spec_sha256': spec_sha,
+      'spec': spec.to_dict(),
+      'item_map_hash': dataset_lib.item_map_hash(ds.item_ids),
+      'shard_size': shard_size,
+      'num_items': num_items,
+      'num_shards': num_shards,
+  }
+  if merge:
+    if not os.path.exists(os.path.join(partial, SPEC_FILE)):
+      raise ValueError(f'{partial}: nothing to merge for {name!r}.')
+    header = _check_partial(partial, header, restart=False)
+  else:
+    header = _check_partial(partial, header, restart=overwrite)
+  i, n = shard
+  mine = [k for k in range(num_shards) if k % n == i]
+  todo = [k for k in mine if not os.path.exists(_shard_paths(partial, k)[1])]
+  computed = []
+  if todo and not merge:
+    joined, prefailed, join_info = _prefailed(spec, ds)
+    extractor = base.make_extractor(spec, ds)
+    try:
+      if 'manifest' not in header:
+        manifest = dict(extractor.manifest())
+        manifest.update(join_info)
+        header['manifest'] = manifest
+        _write_json(os.path.join(partial, SPEC_FILE), header)
+      image_col = base.image_field(spec, ds)
+      roots = [r for r in (spec.get('image_root', None), dataset_dir) if r]
+      batch_size = int(spec.get('batch_size', None) or 32)
+      total = sum(min(shard_size, num_items - k * shard_size) for k in todo)
+      bar = tqdm.tqdm(total=total, desc=name, unit='item', dynamic_ncols=True,
+                      disable=config.get('quiet', False))
+      for k in todo:
+        lo, hi = k * shard_size, min((k + 1) * shard_size, num_items)
+        all_items = np.arange(lo, hi)
+        failed = {int(it): prefailed[int(it)] for it in all_items
+                  if int(it) in prefailed}
+        items = np.array([it for it in all_items if int(it) not in failed],
+                         np.int64)
+        done_items, done_vals = [], []
+        extra: dict[str, dict[str, Any]] = {}
+        for s in range(0, len(items), batch_size):
+          batch = _make_batch(ds, items[s:s + batch_size], joined, image_col,
+                              roots)
+          result = extractor.extract(batch)
+          base.check_result(result, batch, f'{name} shard {k}')
+          ok = np.array([int(it) not in result.failed for it in batch.items])
+          done_items.append(batch.items[ok])
+          done_vals.append(result.values[ok])
+          failed.update({int(it): str(r) for it, r in result.failed.items()})
+          for key, vals in result.extra.items():
+            extra.setdefault(key, {}).update(
+                {str(int(it)): v for it, v in zip(batch.items, vals)})
+          bar.update(len(batch))
+        bar.update(len(all_items) - len(items))
+        vals = (np.concatenate(done_vals) if done_vals
+                else np.zeros((0, 0), np.float32))
+        its = (np.concatenate(done_items).astype(np.int64) if done_items
+               else np.zeros((0,), np.int64))
+        npz, js = _shard_paths(partial, k)
+        with open(npz + '.tmp', 'wb') as f:
+          np.savez(f, items=its, values=vals.astype(np.float32))
+        os.replace(npz + '.tmp', npz)
+        _write_json(js, {'failed': {str(i): r for i, r in failed.items()},
+                         'extra': extra})
+        computed.append(k)
+        if on_shard is not None:
+          on_shard(name, k)
+      bar.close()
+    finally:
+      extractor.close()
+  missing = [k for k in range(num_shards)
+             if not os.path.exists(_shard_paths(partial, k)[1])]
+  if missing:
+    if merge:
+      raise ValueError(
+          f'{name}: cannot merge, {len(missing)} shards missing (first '
+          f'{missing[:5]}); run the remaining --shard i/n jobs.'
+      )
+    logging.info('%s: %d shards left for other processes.', name, len(missing))
+    return Outcome(name, 'pending', computed)
+  with open(os.path.join(partial, SPEC_FILE), encoding='utf-8') as f:
+    header = json.load(f)
+  path = _merge(dataset_dir, name, partial, header, ds,
+                config.get('store_dtype', 'float32'))
+  return Outcome(name, 'stored', computed, path)
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    merge: bool = False,
+    on_shard: Callable[[str, int], None] | None = None,
+) -> list[Outcome]:
+  """Extracts every representation of a config.
+
+  Args:
+    config: see the module docstring.
+    shard: (i, n): compute the shards k with k % n == i.
+    merge: only join complete shards.
+    on_shard: called as on_shard(name, k) after shard k is written (progress
+      reporting; tests use it to interrupt a run).
+
+  Returns:
+    One Outcome per representation, in config order.
+  """
+  dataset_dir = resolve_dataset_dir(config)
+  ds = dataset_lib.load(dataset_dir)
+  base.check_unique_items(ds.item_ids, dataset_dir)
+  names = list(config.representations.keys())
+  only = config.get('only', '')
+  if only:
+    wanted = [x.strip() for x in only.split(',') if x.strip()]
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+      raise ValueError(f'only={only!r}: unknown representations {unknown} '
+                       f'(have {names}).')
+    names = [x for x in names if x in wanted]
+  outcomes = []
+  for name in names:
+    start = time.perf_counter()
+    outcome = run_one(config, name, ds, dataset_dir, shard=shard, merge=merge,
+                      on_shard=on_shard)
+    logging.info('%s: %s in %.1fs', name, outcome.status,
+                 time.perf_counter() - start)
+    outcomes.append(outcome)
+  return outcomes
+
+
+def main(argv):
+  del argv
+  config = _CONFIG.value
+  if config is None:
+    raise app.UsageError('--config is required.')
+  outcomes = run(config, shard=parse_shard(_SHARD.value), merge=_MERGE.value)
+  for o in outcomes:
+    print(f'{o.name}: {o.status}' + (f' -> {o.path}' if o.path else '')
+          + (f' ({len(o.computed_shards)} shards computed)'
+             if o.computed_shards else ''), file=sys.stdout)
+
+
+if __name__ == '__main__':
+  app.run(main)

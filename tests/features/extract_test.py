@@ -1,0 +1,299 @@
+"""Tests for the extraction CLI: shards, resume, --shard i/n, merge, store."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.data import store
+from mmjax.features import extract
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+TITLES = [
+    'Toy Story', 'Jumanji', 'Grumpier Old Men', 'Waiting to Exhale',
+    'Father of the Bride', 'Heat', 'Sabrina', 'Tom and Huck', 'Sudden Death',
+    'GoldenEye', 'The American President', 'Dracula: Dead and Loving It',
+    'Balto', 'Nixon', 'Cutthroat Island', 'Casino', 'Sense and Sensibility',
+    'Four Rooms', 'Ace Ventura', 'Money Train', 'Get Shorty', 'Copycat',
+    'Assassins', 'Powder', 'Leaving Las Vegas', 'Othello', 'Now and Then',
+]
+GENRES = ['Comedy|Animation', 'Adventure|Fantasy', 'Comedy|Romance', 'Drama',
+          'Action|Crime', 'Horror|Comedy']
+
+
+def new_tempdir(test: absltest.TestCase) -> str:
+  """A fresh temporary directory removed after the test (works under pytest,
+  where absl's --test_tmpdir flag is never parsed)."""
+  path = tempfile.mkdtemp(prefix='mmjax_features_')
+  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
+  return path
+
+
+def make_dataset(root: str, num_items: int = 13, *, with_images: bool = True,
+                 seed: int = 0) -> dataset_lib.Dataset:
+  """Writes a tiny dataset with titles, genres and small random PNG images."""
+  rng = np.random.default_rng([seed, 7])
+  item_ids = np.array([f'm{i}' for i in range(num_items)])
+  n = 3 * num_items
+  table = {
+      'title': [TITLES[i % len(TITLES)] + (f' {i}' if i >= len(TITLES) else '')
+                for i in range(num_items)],
+      'genres': [GENRES[i % len(GENRES)] for i in range(num_items)],
+  }
+  if with_images:
+    os.makedirs(os.path.join(root, 'images'), exist_ok=True)
+    paths = []
+    for i in range(num_items):
+      size = (int(rng.integers(20, 48)), int(rng.integers(20, 48)))
+      a = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+      rel = f'images/{item_ids[i]}.png'
+      Image.fromarray(a).save(os.path.join(root, rel))
+      paths.append(rel)
+    table['image'] = paths
+  ds = dataset_lib.Dataset(
+      user=rng.integers(0, 5, n).astype(np.int32),
+      item=(np.arange(n) % num_items).astype(np.int32),
+      split=np.zeros(n, np.int8),
+      user_ids=np.array([f'u{i}' for i in range(5)]),
+      item_ids=item_ids,
+      item_table=table,
+  )
+  dataset_lib.save(ds, root)
+  return ds
+
+
+def weightfree_config(dataset_dir: str, shard_size: int = 4,
+                      batch_size: int = 3) -> ml_collections.ConfigDict:
+  cfg = ml_collections.ConfigDict()
+  cfg.dataset_dir = dataset_dir
+  cfg.batch_size = batch_size
+  cfg.shard_size = shard_size
+  cfg.device = 'cpu'
+  cfg.dtype = 'float32'
+  cfg.store_dtype = 'float32'
+  cfg.quiet = True
+  cfg.representations = ml_collections.ConfigDict({
+      'hist': {'extractor': 'weightfree', 'method': 'color_histogram',
+               'bins': 4},
+      'tfidf': {'extractor': 'weightfree', 'method': 'tfidf',
+                'fields': ['title', 'genres']},
+  })
+  return cfg
+
+
+class _Interrupt(Exception):
+  pass
+
+
+class ExtractTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.dir = new_tempdir(self)
+    self.ds = make_dataset(self.dir)
+
+  def _load(self, name, directory=None):
+    return store.load(directory or self.dir, name)
+
+  def test_stores_every_representation_with_manifest(self):
+    outcomes = extract.run(weightfree_config(self.dir))
+    self.assertEqual([o.status for o in outcomes], ['stored', 'stored'])
+    self.assertEqual([len(o.computed_shards) for o in outcomes], [4, 4])
+    hist = self._load('hist')
+    self.assertEqual(hist.values.shape, (13, 64))
+    np.testing.assert_allclose(hist.values.sum(1), 1.0, rtol=1e-6)
+    self.assertTrue(hist.mask.all())
+    m = hist.manifest
+    self.assertEqual(m['extractor'], 'weightfree.color_histogram')
+    self.assertEqual(m['item_map_hash'],
+                     dataset_lib.item_map_hash(self.ds.item_ids))
+    self.assertEqual(m['spec']['bins'], 4)
+    # Partials are removed after the merge.
+    self.assertFalse(os.path.exists(
+        os.path.join(self.dir, 'features', extract.PARTIAL_DIR, 'hist')))
+    # A second run finds the representation stored for the same spec.
+    again = extract.run(weightfree_config(self.dir))
+    self.assertEqual([o.status for o in again], ['skipped', 'skipped'])
+
+  def test_interrupted_run_resumes_without_recomputing(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist'
+    seen = []
+
+    def stop_after_two(name, k):
+      seen.append((name, k))
+      if len(seen) == 2:
+        raise _Interrupt()
+
+    with self.assertRaises(_Interrupt):
+      extract.run(cfg, on_shard=stop_after_two)
+    self.assertEqual(seen, [('hist', 0), ('hist', 1)])
+    resumed = []
+    (outcome,) = extract.run(cfg, on_shard=lambda n, k: resumed.append(k))
+    self.assertEqual(resumed, [2, 3])  # Shards 0 and 1 are not recomputed.
+    self.assertEqual(outcome.status, 'stored')
+    ref_dir = new_tempdir(self)
+    make_dataset(ref_dir)
+    ref_cfg = weightfree_config(ref_dir)
+    ref_cfg.only = 'hist'
+    extract.run(ref_cfg)
+    a, b = self._load('hist'), self._load('hist', ref_dir)
+    np.testing.assert_array_equal(a.values, b.values)
+    with open(os.path.join(self.dir, 'features', 'hist.npy'), 'rb') as f1, \
+        open(os.path.join(ref_dir, 'features', 'hist.npy'), 'rb') as f2:
+      self.assertEqual(f1.read(), f2.read())
+
+  def test_shard_split_then_merge_equals_single_run(self):
+    cfg = weightfree_config(self.dir)
+    o0 = extract.run(cfg, shard=(0, 2))
+    self.assertEqual([o.status for o in o0], ['pending', 'pending'])
+    self.assertEqual(o0[0].computed_shards, [0, 2])
+    with self.assertRaisesRegex(ValueError, 'shards missing'):
+      extract.run(cfg, merge=True)
+    o1 = extract.run(cfg, shard=(1, 2))
+    # The second process finds every shard complete and merges.
+    self.assertEqual([o.status for o in o1], ['stored', 'stored'])
+    self.assertEqual(o1[0].computed_shards, [1, 3])
+    ref_dir = new_tempdir(self)
+    make_dataset(ref_dir)
+    extract.run(weightfree_config(ref_dir, shard_size=100, batch_size=13))
+    for name in ('hist', 'tfidf'):
+      np.testing.assert_allclose(self._load(name).values,
+                                 self._load(name, ref_dir).values, atol=1e-7)
+
+  def test_explicit_merge_joins_complete_shards(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'tfidf'
+
+    def die_after_last_shard(name, k):
+      del name
+      if k == 3:
+        raise _Interrupt()  # Every shard written, the merge never ran.
+
+    with self.assertRaises(_Interrupt):
+      extract.run(cfg, on_shard=die_after_last_shard)
+    self.assertNotIn('tfidf', store.list_features(self.dir))
+    (outcome,) = extract.run(cfg, merge=True)
+    self.assertEqual((outcome.status, outcome.computed_shards), ('stored', []))
+    f = self._load('tfidf')
+    np.testing.assert_allclose(np.linalg.norm(f.values, axis=1), 1.0,
+                               rtol=1e-6)
+    # Once stored for this spec, later runs (merge or not) skip it.
+    (again,) = extract.run(cfg, merge=True)
+    self.assertEqual(again.status, 'skipped')
+
+  def test_partials_of_another_spec_refused(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist'
+    extract.run(cfg, shard=(0, 2))
+    cfg.representations.hist.bins = 5
+    with self.assertRaisesRegex(ValueError, 'another configuration'):
+      extract.run(cfg, shard=(1, 2))
+    cfg.overwrite = True
+    extract.run(cfg)
+    self.assertEqual(self._load('hist').values.shape, (13, 125))
+
+  def test_failed_items_are_masked_and_reasoned(self):
+    os.remove(os.path.join(self.dir, 'images', 'm3.png'))
+    with open(os.path.join(self.dir, 'images', 'm5.png'), 'wb') as f:
+      f.write(b'not a png at all')
+    extract.run(weightfree_config(self.dir))
+    hist = self._load('hist')
+    self.assertEqual(np.flatnonzero(~hist.mask).tolist(), [3, 5])
+    np.testing.assert_array_equal(hist.values[[3, 5]], 0.0)
+    self.assertIn('missing', hist.manifest['failed']['3'])
+    self.assertIn('unreadable', hist.manifest['failed']['5'])
+    self.assertEqual(hist.manifest['num_failed'], 2)
+    self.assertTrue(np.all(hist.values[hist.mask].sum(1) > 0.99))
+
+  def test_float16_store(self):
+    cfg = weightfree_config(self.dir)
+    cfg.store_dtype = 'float16'
+    extract.run(cfg)
+    f16 = store.load(self.dir, 'hist', keep_dtype=True)
+    self.assertEqual(f16.values.dtype, np.float16)
+    self.assertEqual(f16.manifest['dtype'], 'float16')
+
+  def test_duplicate_item_ids_refused(self):
+    ds = dataset_lib.load(self.dir)
+    ds.item_ids = ds.item_ids.copy()
+    ds.item_ids[4] = ds.item_ids[2]
+    dataset_lib.save(ds, self.dir)
+    with self.assertRaisesRegex(dataset_lib.DataError, 'more than once'):
+      extract.run(weightfree_config(self.dir))
+
+  def test_csv_column_joined_into_rows(self):
+    csv_path = os.path.join(self.dir, 'out.csv')
+    with open(csv_path, 'wb') as f:
+      f.write(b'asin,result\n')
+      f.write(b'm0,"[Genre] {Comedy},\nsecond line"\n')
+      f.write(b'm1,Dark horror poster\n')
+      f.write(b'm2,bad \xff\xfe bytes\n')
+      f.write(b'zz,not in the dataset\n')
+      for i in range(3, 13):
+        if i != 7:
+          f.write(f'm{i},plain text number {i} poster\n'.encode())
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'lvlm_tfidf'
+    cfg.representations.lvlm_tfidf = {
+        'extractor': 'weightfree', 'method': 'tfidf', 'fields': ['lvlm'],
+        'csv': {'path': csv_path, 'key': 'asin', 'column': 'result',
+                'field': 'lvlm'}}
+    extract.run(cfg)
+    f = self._load('lvlm_tfidf')
+    self.assertEqual(sorted(f.manifest['failed']), ['2', '7'])
+    self.assertIn('UTF-8', f.manifest['failed']['2'])
+    self.assertIn('not in out.csv', f.manifest['failed']['7'])
+    self.assertEqual(f.manifest['csv_counts'],
+                     {'rows': 13, 'not_in_dataset': 1, 'duplicate_rows': 0})
+    vocab_has_second = f.values[0].any()
+    self.assertTrue(vocab_has_second)
+
+  def test_cli_and_no_torch_on_weightfree_path(self):
+    config_path = os.path.join(_ROOT, 'configs', 'features', 'weightfree.py')
+    code = (
+        'import sys\n'
+        'sys.argv = ["extract", "--config", %r, "--config.dataset_dir", %r,'
+        ' "--config.shard_size", "5", "--config.quiet", "True"]\n'
+        'import mmjax.features\n'
+        'from mmjax.features import extract\n'
+        'from absl import app\n'
+        'try:\n'
+        '  app.run(extract.main)\n'
+        'except SystemExit:\n'
+        '  pass\n'
+        'assert "torch" not in sys.modules, "torch was imported"\n'
+        'assert "transformers" not in sys.modules\n'
+        'print("NO_TORCH_OK")\n' % (config_path, self.dir))
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, cwd=_ROOT, env=env, timeout=300)
+    self.assertIn('NO_TORCH_OK', proc.stdout, proc.stderr[-2000:])
+    names = store.list_features(self.dir)
+    for name in ('image_color_hist', 'image_pixels', 'text_tfidf'):
+      self.assertIn(name, names)
+    with open(os.path.join(self.dir, 'features', 'text_tfidf.json')) as f:
+      self.assertTrue(json.load(f)['weight_free'])
+
+
+class ParseShardTest(absltest.TestCase):
+
+  def test_parse(self):
+    self.assertEqual(extract.parse_shard('1/3'), (1, 3))
+    self.assertEqual(extract.parse_shard(None), (0, 1))
+    for bad in ('3/3', 'x', '1/0', '-1/2'):
+      with self.assertRaises(ValueError):
+        extract.parse_shard(bad)
+
+
+if __name__ == '__main__':
+  absltest.main()
