@@ -79,7 +79,9 @@ class BatchResult:
   """What an extractor returns for a batch.
 
   Attributes:
-    values: float32 [b, D]; rows of failed items are zero.
+    values: float32 [b, D]; rows of failed items are zero. When every item
+      of the batch failed, [b, 0] is allowed (the extractor may not know D
+      without a successful forward pass).
     failed: internal item id -> reason, for items that could not be
       represented (their rows in `values` are zero).
     extra: name -> list of b JSON-serialisable values, stored beside the
@@ -359,6 +361,8 @@ def check_result(result: BatchResult, batch: ItemBatch, where: str) -> None:
         f'{where}: values must be [b={len(batch)}, D], got '
         f'{getattr(v, "shape", type(v))}.'
     )
+  if v.shape[1] == 0 and len(result.failed) != len(batch):
+    raise ValueError(f'{where}: values are [b, 0] but not every item failed.')
   if v.dtype != np.float32:
     raise ValueError(f'{where}: values must be float32, got {v.dtype}.')
   items = set(int(i) for i in batch.items)

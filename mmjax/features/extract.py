@@ -354,8 +354,9 @@ def run_one(
           result = extractor.extract(batch)
           base.check_result(result, batch, f'{name} shard {k}')
           ok = np.array([int(it) not in result.failed for it in batch.items])
-          done_items.append(batch.items[ok])
-          done_vals.append(result.values[ok])
+          if ok.any():
+            done_items.append(batch.items[ok])
+            done_vals.append(result.values[ok])
           failed.update({int(it): str(r) for it, r in result.failed.items()})
           for key, vals in result.extra.items():
             extra.setdefault(key, {}).update(
