@@ -50,6 +50,8 @@ from mmjax.data import dataset as dataset_lib
 
 # Item-table columns tried, in order, when a spec names no `image_field`.
 IMAGE_FIELDS = ('image', 'image_path', 'imUrl', 'image_url')
+# Item-table columns whose '|' separates list entries (MovieLens, RecBole).
+PIPE_FIELDS = ('genres', 'genre', 'categories', 'category', 'tags')
 
 
 @dataclasses.dataclass
@@ -229,6 +231,7 @@ def item_text(
     template: str | None = None,
     separator: str = '. ',
     pipe_to: str | None = ', ',
+    pipe_fields: Sequence[str] = PIPE_FIELDS,
 ) -> str:
   """Joins an item's text fields.
 
@@ -238,8 +241,10 @@ def item_text(
     template: optional `str.format` template over the fields, e.g.
       '{title}. Genres: {genres}'; overrides `separator`.
     separator: put between non-empty fields when there is no template.
-    pipe_to: replaces '|' inside values (MovieLens genres 'A|B' -> 'A, B');
-      None keeps it.
+    pipe_to: replaces '|' inside the values of `pipe_fields`, where it
+      separates list entries (MovieLens genres 'A|B' -> 'A, B'); None keeps
+      it. Other fields (titles, generated text) are never altered.
+    pipe_fields: the columns whose '|' is a list separator.
 
   Returns:
     The text, stripped; '' when every field is empty.
@@ -247,7 +252,7 @@ def item_text(
   values = {}
   for f in fields:
     text = field_text(row.get(f)).strip()
-    if pipe_to is not None:
+    if pipe_to is not None and f in pipe_fields:
       text = text.replace('|', pipe_to)
     values[f] = text
   if template:

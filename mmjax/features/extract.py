@@ -112,7 +112,10 @@ def resolve_dataset_dir(config: ml_collections.ConfigDict) -> str:
         'config.data needs mmjax.data.prepare, which is not available; set '
         'config.dataset_dir instead.'
     ) from e
-  return os.path.abspath(prepare.ensure_dataset(data))
+  if not hasattr(prepare, 'ensure_dataset'):
+    raise ValueError('mmjax.data.prepare has no ensure_dataset(data_config); '
+                     'set config.dataset_dir instead.')
+  return os.path.abspath(os.fspath(prepare.ensure_dataset(data)))
 
 
 def _spec_for(

