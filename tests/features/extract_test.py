@@ -14,6 +14,7 @@ from PIL import Image
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
+from mmjax.features import base
 from mmjax.features import extract
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -92,6 +93,37 @@ def weightfree_config(dataset_dir: str, shard_size: int = 4,
 
 class _Interrupt(Exception):
   pass
+
+
+class TitleStatsExtractor(base.Extractor):
+  """A real, trivial extractor: [len(title), word count] plus extra text.
+
+  It exercises what the neural extractors share with it: per-item failures
+  (titles containing 'Heat' fail), `extra` outputs (the upper-cased title,
+  as an LVLM stores its generated text) and lookup by dotted module path.
+  """
+
+  def __init__(self, spec):
+    self.name = spec.name
+
+  def manifest(self):
+    return {'extractor': 'title_stats'}
+
+  def extract(self, batch):
+    values = np.zeros((len(batch), 2), np.float32)
+    failed = {}
+    for k, (it, row) in enumerate(zip(batch.items, batch.rows)):
+      if 'Heat' in row['title']:
+        failed[int(it)] = 'no parsable answer'
+      else:
+        values[k] = [len(row['title']), len(row['title'].split())]
+    upper = [row['title'].upper() for row in batch.rows]
+    return base.BatchResult(values, failed, {'generated_text': upper})
+
+
+def make_extractor(spec, ds):
+  del ds
+  return TitleStatsExtractor(spec)
 
 
 class ExtractTest(absltest.TestCase):
@@ -214,6 +246,31 @@ class ExtractTest(absltest.TestCase):
     self.assertIn('unreadable', hist.manifest['failed']['5'])
     self.assertEqual(hist.manifest['num_failed'], 2)
     self.assertTrue(np.all(hist.values[hist.mask].sum(1) > 0.99))
+
+  def test_extra_outputs_and_dotted_extractor_path(self):
+    cfg = weightfree_config(self.dir)
+    cfg.representations = ml_collections.ConfigDict(
+        {'stats': {'extractor': 'tests.features.extract_test'}})
+    extract.run(cfg)
+    f = self._load('stats')
+    self.assertEqual(f.manifest['extractor'], 'title_stats')
+    np.testing.assert_array_equal(f.values[0], [9, 2])  # 'Toy Story'.
+    self.assertEqual(f.manifest['failed'], {'5': 'no parsable answer'})
+    self.assertEqual(f.manifest['extra_files'], ['stats.generated_text.jsonl'])
+    with open(os.path.join(self.dir, 'features',
+                           'stats.generated_text.jsonl')) as fh:
+      lines = [json.loads(x) for x in fh]
+    self.assertLen(lines, 13)  # Failed items keep their text too.
+    self.assertEqual(lines[5], {'item': 5, 'raw_id': 'm5',
+                                'generated_text': 'HEAT'})
+    self.assertEqual([x['item'] for x in lines], list(range(13)))
+
+  def test_unknown_extractor(self):
+    cfg = weightfree_config(self.dir)
+    cfg.representations = ml_collections.ConfigDict(
+        {'x': {'extractor': 'no_such_thing'}})
+    with self.assertRaisesRegex(ValueError, 'unknown extractor'):
+      extract.run(cfg)
 
   def test_float16_store(self):
     cfg = weightfree_config(self.dir)
