@@ -1,8 +1,9 @@
-"""Tests for the CLIP-style extractor on tiny random CLIP and SigLIP models.
+"""Tests for the CLIP-style extractor on tiny random CLIP, SigLIP and ALIGN.
 
 Each model is built from a config with random weights (seeded) and saved with
 an image processor set as its model card says (CLIP: OpenAI mean/std, resize
-short side + centre crop; SigLIP: 0.5/0.5, plain resize) and a small
+short side + centre crop; SigLIP: 0.5/0.5, plain resize; ALIGN: the
+EfficientNet processor's defaults) and a small
 word-level tokenizer built here with the `tokenizers` library.
 """
 
@@ -63,6 +64,19 @@ def save_tiny(kind: str, path: str) -> None:
     proc = transformers.CLIPImageProcessor(
         size={'shortest_edge': 32}, crop_size={'height': 32, 'width': 32},
         image_mean=OPENAI_MEAN, image_std=OPENAI_STD)
+  elif kind == 'align':
+    # EfficientNet vision tower shrunk by width/depth coefficients; its
+    # pooled output (32-d here) is ALIGN's image embedding, so the text
+    # projection is set to the same size.
+    cfg = transformers.AlignConfig(
+        text_config={**text_kw, 'num_hidden_layers': 1},
+        vision_config=dict(image_size=32, width_coefficient=0.1,
+                           depth_coefficient=0.1, hidden_dim=64,
+                           depthwise_padding=[], num_hidden_layers=4),
+        projection_dim=32)
+    model = transformers.AlignModel(cfg)
+    proc = transformers.EfficientNetImageProcessor(
+        size={'height': 32, 'width': 32})
   else:
     cfg = transformers.SiglipConfig(text_config=text_kw,
                                     vision_config=vision_kw)
@@ -90,7 +104,7 @@ class ClipTest(parameterized.TestCase):
     cls._tmp = tempfile.TemporaryDirectory()
     root = cls._tmp.name
     cls.models = {}
-    for kind in ('clip', 'siglip'):
+    for kind in ('clip', 'siglip', 'align'):
       cls.models[kind] = os.path.join(root, kind)
       save_tiny(kind, cls.models[kind])
     rng = np.random.default_rng([9, 4])
@@ -138,9 +152,15 @@ class ClipTest(parameterized.TestCase):
       if kind == 'clip':
         vis = model.visual_projection(vis)
         txt = model.text_projection(txt)
+      elif kind == 'align':
+        # ALIGN embeds text as the projected [CLS] state.
+        cls_state = model.text_model(
+            input_ids=enc['input_ids'],
+            attention_mask=enc['attention_mask']).last_hidden_state[:, 0]
+        txt = model.text_projection(cls_state)
     return vis.numpy(), txt.numpy()
 
-  @parameterized.parameters('clip', 'siglip')
+  @parameterized.parameters('clip', 'siglip', 'align')
   def test_image_and_text_match_direct_forward(self, kind):
     ref_img, ref_txt = self._reference(kind)
     img = self._ext(kind, modality='image', normalize=False).extract(
