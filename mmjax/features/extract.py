@@ -276,13 +276,14 @@ def _merge(
 
 
 def _already_stored(dataset_dir: str, name: str, spec_sha: str,
-                    ds: dataset_lib.Dataset) -> bool:
+                    ds: dataset_lib.Dataset, store_dtype: str) -> bool:
   _, js = store.feature_paths(dataset_dir, name)
   if name not in store.list_features(dataset_dir):
     return False
   with open(js, encoding='utf-8') as f:
     m = json.load(f)
-  return (m.get('spec_sha256') == spec_sha and
+  return (m.get('spec_sha256') == spec_sha and m.get('dtype') == store_dtype
+          and
           m.get('item_map_hash') == dataset_lib.item_map_hash(ds.item_ids))
 
 
@@ -305,7 +306,9 @@ def run_one(
   num_shards = max(1, math.ceil(num_items / shard_size))
   spec_sha = base.spec_fingerprint(spec)
   overwrite = bool(config.get('overwrite', False))
-  if not overwrite and _already_stored(dataset_dir, name, spec_sha, ds):
+  store_dtype = config.get('store_dtype', 'float32')
+  if not overwrite and _already_stored(dataset_dir, name, spec_sha, ds,
+                                       store_dtype):
     logging.info('%s: already stored for this spec; skipped.', name)
     return Outcome(name, 'skipped', [])
   partial = os.path.join(dataset_dir, store.FEATURES_DIR, PARTIAL_DIR, name)
@@ -394,8 +397,7 @@ def run_one(
     return Outcome(name, 'pending', computed)
   with open(os.path.join(partial, SPEC_FILE), encoding='utf-8') as f:
     header = json.load(f)
-  path = _merge(dataset_dir, name, partial, header, ds,
-                config.get('store_dtype', 'float32'))
+  path = _merge(dataset_dir, name, partial, header, ds, store_dtype)
   return Outcome(name, 'stored', computed, path)
 
 

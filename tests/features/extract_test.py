@@ -279,6 +279,12 @@ class ExtractTest(absltest.TestCase):
     f16 = store.load(self.dir, 'hist', keep_dtype=True)
     self.assertEqual(f16.values.dtype, np.float16)
     self.assertEqual(f16.manifest['dtype'], 'float16')
+    # Asking for float32 again re-extracts instead of skipping.
+    cfg.store_dtype = 'float32'
+    self.assertEqual([o.status for o in extract.run(cfg)], ['stored'] * 2)
+    f32 = store.load(self.dir, 'hist', keep_dtype=True)
+    self.assertEqual(f32.values.dtype, np.float32)
+    np.testing.assert_allclose(f32.values, f16.values, rtol=1e-3, atol=1e-4)
 
   def test_duplicate_item_ids_refused(self):
     ds = dataset_lib.load(self.dir)
