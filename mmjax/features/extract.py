@@ -51,6 +51,7 @@ import tqdm
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import base
+from mmjax.features import resolve
 
 PARTIAL_DIR = '.partial'
 SPEC_FILE = 'spec.json'
@@ -331,8 +332,14 @@ def run_one(
   todo = [k for k in mine if not os.path.exists(_shard_paths(partial, k)[1])]
   computed = []
   if todo and not merge:
-    joined, prefailed, join_info = _prefailed(spec, ds)
-    extractor = base.make_extractor(spec, ds)
+    try:
+      joined, prefailed, join_info = _prefailed(spec, ds)
+      extractor = base.make_extractor(spec, ds)
+    except Exception:
+      # A model or input that cannot be found: leave no empty partial dir.
+      if not any(f.startswith('shard_') for f in os.listdir(partial)):
+        shutil.rmtree(partial, ignore_errors=True)
+      raise
     try:
       if 'manifest' not in header:
         manifest = dict(extractor.manifest())
@@ -448,7 +455,13 @@ def main(argv):
   config = _CONFIG.value
   if config is None:
     raise app.UsageError('--config is required.')
-  outcomes = run(config, shard=parse_shard(_SHARD.value), merge=_MERGE.value)
+  try:
+    outcomes = run(config, shard=parse_shard(_SHARD.value),
+                   merge=_MERGE.value)
+  except (resolve.ModelNotFoundError, dataset_lib.DataError) as e:
+    # Input problems: the message says what to do; a traceback would bury it.
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   for o in outcomes:
     print(f'{o.name}: {o.status}' + (f' -> {o.path}' if o.path else '')
           + (f' ({len(o.computed_shards)} shards computed)'

@@ -348,6 +348,30 @@ class ExtractTest(absltest.TestCase):
       self.assertTrue(json.load(f)['weight_free'])
 
 
+class CheckResultTest(absltest.TestCase):
+
+  def test_contract_violations_are_caught(self):
+    batch = base.ItemBatch(np.array([4, 5], np.int32), np.array(['a', 'b']),
+                           [{}, {}], [None, None])
+    ok = np.ones((2, 3), np.float32)
+    base.check_result(base.BatchResult(ok), batch, 'x')
+    nan = ok.copy()
+    nan[1, 0] = np.nan
+    with self.assertRaisesRegex(ValueError, 'NaN or inf for items \\[5\\]'):
+      base.check_result(base.BatchResult(nan), batch, 'x')
+    # A NaN row is fine when the item is marked failed (it is zeroed later).
+    base.check_result(base.BatchResult(nan, {5: 'bad'}), batch, 'x')
+    with self.assertRaisesRegex(ValueError, 'float32'):
+      base.check_result(base.BatchResult(ok.astype(np.float64)), batch, 'x')
+    with self.assertRaisesRegex(ValueError, 'not in the batch'):
+      base.check_result(base.BatchResult(ok, {9: 'x'}), batch, 'x')
+    with self.assertRaisesRegex(ValueError, r'\[b, 0\]'):
+      base.check_result(base.BatchResult(np.zeros((2, 0), np.float32),
+                                         {4: 'x'}), batch, 'x')
+    with self.assertRaisesRegex(ValueError, 'extra'):
+      base.check_result(base.BatchResult(ok, {}, {'t': ['a']}), batch, 'x')
+
+
 class ParseShardTest(absltest.TestCase):
 
   def test_parse(self):
