@@ -1,0 +1,31 @@
+r"""LVLM item embeddings with SmolVLM (Idefics3 architecture), FITB prompt.
+
+  python -m mmjax.features.extract --config configs/features/lvlm_smolvlm.py \
+      --config.dataset_dir=DATA --config.device=cuda
+"""
+
+import importlib.util
+import os
+
+import ml_collections
+
+
+def _sibling(name: str):
+  # Config files are loaded by path, not as a package: import by path too.
+  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + '.py')
+  spec = importlib.util.spec_from_file_location('_' + name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+lvlm_qwen2vl = _sibling('lvlm_qwen2vl')
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = lvlm_qwen2vl.get_config()
+  config.representations = ml_collections.ConfigDict({
+      'lvlm_smolvlm_fitb': lvlm_qwen2vl.lvlm_spec(
+          'HuggingFaceTB/SmolVLM-256M-Instruct'),
+  })
+  return config

@@ -1,0 +1,220 @@
+r"""Representations from generated text: one-hot keywords and text embeddings.
+
+The text comes either from an external CSV (`asin,result`, e.g. the real
+outputs in ../shared/data/movielens-lvlm/lvlm/*.csv; `asin` is the raw item id)
+or from an LVLM run of this package (`<dataset_dir>/features/<name>.generated_
+text.jsonl`, written by `lvlm.py`). Either is mapped onto the dataset's item
+map by raw id; items the source lacks fail with that reason (masked).
+
+  method='keywords': parse each answer into its prompt's slots (`slots.py`),
+    normalise, merge near-duplicates with MiniLM embeddings and one-hot
+    encode the top 50 values per slot plus 'Other' (`keywords.py`). The
+    vocabulary is fitted on every item of the dataset the source covers, so
+    the matrix does not depend on sharding. Unparsed answers (refusals,
+    degenerate text, no slots) fail with their reason; partial answers keep
+    the slots they have. The manifest lists the vocabulary per slot and the
+    parse counts.
+  method='text': embed the whole generated text with a text encoder
+    (`text.py`, all-MiniLM-L6-v2 by default).
+
+Spec keys: method; csv {path, key='asin', column='result', field='text'} or
+texts_jsonl (path to a `.generated_text.jsonl`); prompt {domain} or
+prompt_slots (slot names, for 'keywords'); min_slots (3); top_k (50);
+threshold (0.45); embed_model (the merging encoder); model (the 'text'
+encoder); plus `text.py`'s keys for 'text'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.features import base
+from mmjax.features import keywords
+from mmjax.features import prompts
+from mmjax.features import slots as slots_lib
+
+METHODS = ('keywords', 'text')
+TEXT_FIELD = 'text'
+
+
+def read_generated_jsonl(
+    path: str, item_ids: np.ndarray, key: str = 'generated_text'
+) -> tuple[list[str | None], dict[int, str]]:
+  """Texts of an LVLM run (`<name>.generated_text.jsonl`) by raw item id.
+
+  Returns:
+    (texts, problems): texts[i] per internal item (None where absent or
+    empty) and the reason for each None.
+
+  Raises:
+    DataError: missing file or a line that is not a JSON object with
+      `raw_id` and `key`.
+  """
+  if not os.path.exists(path):
+    raise dataset_lib.DataError(f'{path}: no such generated-text file.')
+  index = {str(r): i for i, r in enumerate(np.asarray(item_ids).astype(str))}
+  texts: list[str | None] = [None] * len(index)
+  with open(path, encoding='utf-8') as f:
+    for line_no, line in enumerate(f, start=1):
+      if not line.strip():
+        continue
+      try:
+        row = json.loads(line)
+        rid, text = str(row['raw_id']), row[key]
+      except (ValueError, KeyError, TypeError) as e:
+        raise dataset_lib.DataError(
+            f'{path}:{line_no}: expected a JSON object with raw_id and {key} '
+            f'({type(e).__name__}: {e}).') from e
+      if rid in index:
+        texts[index[rid]] = text
+  problems = {}
+  name = os.path.basename(path)
+  for i, t in enumerate(texts):
+    if t is None:
+      problems[i] = f'no generated text in {name}'
+    elif base.text_problem(t):
+      problems[i] = f'{base.text_problem(t)} in {name}'
+      texts[i] = None
+  return texts, problems
+
+
+def source_texts(
+    spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
+) -> tuple[list[str | None], dict[int, str], dict[str, Any]]:
+  """Every item's generated text, the items that have none, source info."""
+  csv_spec = spec.get('csv', None)
+  if csv_spec and csv_spec.get('path', None):
+    texts, problems, counts = base.join_csv_column(
+        csv_spec.path, ds.item_ids, key=csv_spec.get('key', None) or 'asin',
+        column=csv_spec.get('column', None) or 'result')
+    return texts, problems, {'source': os.path.abspath(csv_spec.path),
+                             'source_counts': counts}
+  path = spec.get('texts_jsonl', None)
+  if path:
+    texts, problems = read_generated_jsonl(path, ds.item_ids)
+    return texts, problems, {'source': os.path.abspath(path)}
+  raise ValueError(f'{spec.name}: descriptions need `csv.path` (asin,result) '
+                   'or `texts_jsonl` (an LVLM run\'s generated text).')
+
+
+def slot_names(spec: ml_collections.ConfigDict) -> tuple[str, ...]:
+  names = spec.get('prompt_slots', None)
+  if names:
+    return tuple(names)
+  p = spec.get('prompt', None) or {}
+  return prompts.slots_of(p.get('domain', 'movies'))
+
+
+class KeywordExtractor(base.Extractor):
+  """One-hot keyword matrix, fitted on the whole dataset at construction."""
+
+  def __init__(self, spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset,
+               embed: keywords.Embedder | None = None):
+    self.name = spec.name
+    self.slots = slot_names(spec)
+    texts, problems, self.source_info = source_texts(spec, ds)
+    parser = slots_lib.SlotParser(self.slots, int(spec.get('min_slots', 3)))
+    answers: list[dict[str, str] | None] = [None] * len(texts)
+    self.failed: dict[int, str] = dict(problems)
+    counts = {'ok': 0, 'partial': 0, 'unparsed': 0}
+    reasons: dict[str, int] = {}
+    for i, t in enumerate(texts):
+      if t is None:
+        continue
+      p = parser.parse(t)
+      counts[p.status] += 1
+      if p.parsed:
+        answers[i] = p.slots
+      else:
+        reasons[p.reason] = reasons.get(p.reason, 0) + 1
+        self.failed[i] = f'unparsed LVLM answer: {p.reason}'
+    self.parse_counts = dict(counts, unparsed_reasons=reasons)
+    self.top_k = int(spec.get('top_k', keywords.DEFAULT_TOP_K))
+    self.threshold = float(spec.get('threshold', keywords.DEFAULT_THRESHOLD))
+    self.embed_manifest: dict[str, Any] = {}
+    if embed is None and spec.get('merge', True):
+      embed, self.embed_manifest = keywords.sentence_embedder(
+          spec.get('embed_model', None) or
+          'sentence-transformers/all-MiniLM-L6-v2',
+          str(base.torch_device(spec.get('device', None) or 'cpu')))
+    self.vocab = keywords.build_vocabulary(
+        answers, self.slots, embed, top_k=self.top_k,
+        threshold=self.threshold)
+    self.matrix = keywords.one_hot(answers, self.vocab)  # [I, sum V]
+
+  def manifest(self) -> dict[str, Any]:
+    m = {
+        'extractor': 'descriptions.keywords', 'input': 'generated text',
+        'slots': list(self.slots), 'top_k': self.top_k,
+        'cluster_threshold': self.threshold, 'cluster_linkage': 'average',
+        'cluster_metric': 'cosine', 'lemmatizer': 'simplemma (en)',
+        'parse_counts': self.parse_counts, 'vocabulary': self.vocab.manifest(),
+        'merge_model': self.embed_manifest,
+        'versions': base.versions('simplemma', 'scipy',
+                                  'sentence-transformers'),
+    }
+    m.update(self.source_info)
+    return m
+
+  def extract(self, batch: base.ItemBatch) -> base.BatchResult:
+    values = self.matrix[np.asarray(batch.items, np.int64)].copy()
+    failed = {int(i): self.failed[int(i)] for i in batch.items
+              if int(i) in self.failed}
+    return base.BatchResult(base.zero_failed(values, batch.items, failed),
+                            failed)
+
+
+class DescriptionTextExtractor(base.Extractor):
+  """Whole-text embeddings of generated text (wraps `text.TextExtractor`)."""
+
+  def __init__(self, spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset):
+    from mmjax.features import text  # pylint: disable=g-import-not-at-top
+
+    self.name = spec.name
+    self.texts, self.failed, self.source_info = source_texts(spec, ds)
+    d = spec.to_dict()
+    d.pop('csv', None)
+    d.pop('texts_jsonl', None)
+    d.update(fields=[TEXT_FIELD], template=None)
+    inner = ml_collections.ConfigDict(d)
+    self.encoder = text.TextExtractor(inner)
+
+  def manifest(self) -> dict[str, Any]:
+    m = dict(self.encoder.manifest())
+    m.update(self.source_info)
+    m['extractor'] = 'descriptions.text'
+    m['input'] = 'generated text'
+    return m
+
+  def extract(self, batch: base.ItemBatch) -> base.BatchResult:
+    rows = [{TEXT_FIELD: self.texts[int(i)] or ''} for i in batch.items]
+    inner = base.ItemBatch(batch.items, batch.raw_ids, rows,
+                           batch.image_paths)
+    result = self.encoder.extract(inner)
+    for i in batch.items:
+      if int(i) in self.failed:
+        result.failed[int(i)] = self.failed[int(i)]
+    if result.values.shape[1] == 0:
+      return result
+    base.zero_failed(result.values, batch.items, result.failed)
+    return result
+
+  def close(self) -> None:
+    self.encoder.close()
+
+
+def make_extractor(spec: ml_collections.ConfigDict,
+                   ds: dataset_lib.Dataset) -> base.Extractor:
+  method = spec.get('method', None) or 'keywords'
+  if method == 'keywords':
+    return KeywordExtractor(spec, ds)
+  if method == 'text':
+    return DescriptionTextExtractor(spec, ds)
+  raise ValueError(f'{spec.name}: method must be one of {METHODS}, got '
+                   f'{method!r}.')
