@@ -3,8 +3,8 @@
 import os
 import tempfile
 
-import numpy as np
 from absl.testing import absltest
+import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 
