@@ -58,7 +58,8 @@ def normalize(value: str) -> str:
   s = _PUNCT.sub(' ', s)
   parts = []
   for part in s.split('/'):
-    words = [_lemmatize(w) for w in part.split()]
+    # simplemma capitalises some lemmas (proper nouns: 'Christmas').
+    words = [_lemmatize(w).lower() for w in part.split()]
     if words:
       parts.append(' '.join(words))
   return ' / '.join(parts)

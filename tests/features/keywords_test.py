@@ -35,6 +35,7 @@ class NormalizeTest(parameterized.TestCase):
       ('Teens & Adults', 'teen / adult'),
       ('Unknown (Generic)', 'unknown generic'),
       ('!!!', ''),
+      ('Christmas Comedies', 'christmas comedy'),
   )
   def test_normalize(self, raw, expected):
     self.assertEqual(keywords.normalize(raw), expected)
