@@ -1,0 +1,281 @@
+r"""Prepare a dataset: reader -> preprocessing -> split -> dataset directory.
+
+  python -m mmjax.data.prepare --config configs/data/ml_lvlm.py
+  python -m mmjax.data.prepare --config configs/data/synthetic.py \
+      --config.synthetic.preset=visual --config.out_dir=data/syn-visual
+
+Prints a summary table (users, items, interactions, density, per-split
+counts, and what each step removed). Without `out_dir` the dataset goes to
+`<root>/<name>-<hash8>`, the hash being that of the resolved preparation
+config, so two configs never share a directory and training configs find the
+dataset they describe (`ensure_dataset`). A prepare writes into a temporary
+folder and renames it when complete: an interrupted prepare leaves nothing
+half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.data import preprocess
+from mmjax.data import splits
+from mmjax.data import store
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+SHARED_DATA = os.environ.get(
+    'MMJAX_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Every data config's fields, with defaults."""
+  ph = ml_collections.config_dict.placeholder
+  return ml_collections.ConfigDict({
+      'name': '',
+      'format': '',          # A key of readers.READERS, or 'synthetic'.
+      'path': '',            # Reader input (folder or file).
+      'meta_path': ph(str),  # Amazon meta file.
+      'reader_name': ph(str),  # MMRec / RecBole dataset name.
+      'on_bad_line': 'error',
+      'root': os.path.join(REPO, 'data'),
+      'out_dir': ph(str),
+      'seed': 0,
+      'implicit_threshold': ph(float),
+      'restrict_items_csv': (),  # Keep items present in ALL these CSVs.
+      'restrict_items_key': 'asin',
+      'required_fields': (),
+      'min_user': 0,
+      'min_item': 0,
+      'split': {'kind': 'chrono', 'ratios': (0.8, 0.1, 0.1),
+                'cold_share': 0.2},
+      'cold': ph(str),        # drop | keep | drop_users; None: by split kind.
+      'synthetic': _synthetic_defaults(),
+  })
+
+
+def _synthetic_defaults():
+  from mmjax.data import synthetic  # pylint: disable=g-import-not-at-top
+  return synthetic.default_config()
+
+
+def config_hash(cfg: ml_collections.ConfigDict) -> str:
+  d = cfg.to_dict()
+  for key in ('out_dir', 'root', 'on_bad_line'):
+    d.pop(key, None)
+  text = json.dumps(d, sort_keys=True, default=str)
+  return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _csv_keys(path: str, key: str) -> set[str]:
+  import csv  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(path):
+    raise dataset_lib.DataError(f'{path}: file not found (restrict_items_csv).')
+  with open(path, encoding='utf-8', newline='') as f:
+    reader = csv.DictReader(f)
+    if key not in (reader.fieldnames or []):
+      raise dataset_lib.DataError(f'{path}:1: no column {key!r} (has '
+                                  f'{reader.fieldnames}).')
+    return {row[key] for row in reader}
+
+
+def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
+          ) -> tuple[dataset_lib.Dataset, dict[str, Any]]:
+  """Runs reader, preprocessing and split; returns (dataset, raw features)."""
+  if cfg.format == 'synthetic':
+    from mmjax.data import synthetic  # pylint: disable=g-import-not-at-top
+    raw = synthetic.to_raw(cfg.synthetic, cfg.seed, image_dir)
+  else:
+    from mmjax.data import readers  # pylint: disable=g-import-not-at-top
+    if not os.path.exists(cfg.path):
+      raise dataset_lib.DataError(f'{cfg.path}: data not found for dataset '
+                                  f'{cfg.name!r}.')
+    kwargs = {'on_bad_line': cfg.on_bad_line}
+    if cfg.meta_path:
+      kwargs['meta'] = cfg.meta_path
+    if cfg.reader_name:
+      kwargs['name'] = cfg.reader_name
+    raw = readers.read(cfg.format, cfg.path, **kwargs)
+  steps = list(raw.steps)
+  steps.insert(0, {'step': 'read', 'interactions': len(raw), 'removed': 0})
+  x = preprocess.from_raw(raw)
+  x = preprocess.implicit_threshold(x, cfg.implicit_threshold, steps)
+  if cfg.restrict_items_csv:
+    allowed = None
+    for path in cfg.restrict_items_csv:
+      keys = _csv_keys(path, cfg.restrict_items_key)
+      allowed = keys if allowed is None else allowed & keys
+    x = preprocess.restrict_items(
+        x, allowed, steps, reason=f'in all {len(cfg.restrict_items_csv)} restrict_items_csv files')
+  if cfg.required_fields:
+    x = preprocess.require_modalities(x, raw.item_table, cfg.required_fields,
+                                      steps, raw.features)
+  x = preprocess.deduplicate(x, steps)
+  x = preprocess.k_core(x, cfg.min_user, cfg.min_item, steps)
+  if len(x) == 0:
+    raise dataset_lib.DataError(
+        f'dataset {cfg.name!r} is empty after preprocessing: '
+        f'{[(s["step"], s["removed"]) for s in steps]}.')
+  kind = cfg.split.kind
+  label = splits.assign(x.user, x.item, x.timestamp, x.split, kind=kind,
+                        seed=cfg.seed, ratios=cfg.split.ratios,
+                        cold_share=cfg.split.cold_share)
+  cold = cfg.cold or ('drop_users' if kind == 'cold_item' else 'drop')
+  keep = splits.handle_cold(x.user, x.item, label, cold, steps)
+  x, label = x.take(keep), label[keep]
+  steps.append({'step': 'split', 'kind': kind,
+                'ratios': list(cfg.split.ratios), 'removed': 0})
+  user, item, user_ids, item_ids = preprocess.remap(x, cfg.seed)
+  steps.append({'step': 'remap', 'method': 'seeded permutation',
+                'removed': 0})
+  ds = dataset_lib.Dataset(
+      user=user, item=item, split=label, user_ids=user_ids,
+      item_ids=item_ids, rating=x.rating, timestamp=x.timestamp,
+      item_table=preprocess.item_table_columns(raw.item_table, item_ids),
+      manifest={'name': cfg.name, 'source': raw.source, 'seed': cfg.seed,
+                'steps': steps, 'config': json.loads(cfg.to_json()),
+                'config_hash': config_hash(cfg)},
+  )
+  ds.validate()
+  return ds, raw.features
+
+
+def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
+            *, quiet: bool = False) -> str:
+  """Prepares the dataset described by `cfg` into `out_dir`; returns it."""
+  out_dir = out_dir or cfg.out_dir or os.path.join(
+      cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}')
+  tmp = out_dir.rstrip('/') + '.partial'
+  if os.path.exists(tmp):
+    shutil.rmtree(tmp)
+  os.makedirs(tmp)
+  image_dir = os.path.join(tmp, 'images') if cfg.format == 'synthetic' else None
+  ds, features = build(cfg, image_dir)
+  dataset_lib.save(ds, tmp)
+  index = {r: k for k, r in enumerate(ds.item_ids)}
+  for name, (values, rows) in features.items():
+    full = np.zeros((ds.num_items, values.shape[1]), np.float32)
+    present = np.zeros(ds.num_items, bool)
+    for row, raw_id in enumerate(rows):
+      k = index.get(str(raw_id))
+      if k is not None:
+        full[k], present[k] = values[row], True
+    failed = {int(k): 'no feature row in the source'
+              for k in np.flatnonzero(~present)}
+    store.save(tmp, name.replace('/', '_'), full,
+               {'extractor': 'source' if cfg.format != 'synthetic'
+                else 'synthetic', 'source': ds.manifest['source'],
+                'feature': name}, ds.item_ids, failed)
+  if os.path.exists(out_dir):
+    shutil.rmtree(out_dir)
+  os.replace(tmp, out_dir)
+  if not quiet:
+    print(format_summary(ds))
+    print(f'dataset written to {out_dir}')
+  return out_dir
+
+
+def load_data_config(name: str) -> ml_collections.ConfigDict:
+  """Loads configs/data/<name>.py's get_config()."""
+  path = os.path.join(REPO, 'configs', 'data', f'{name}.py')
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path}: no data config named {name!r}.')
+  spec = importlib.util.spec_from_file_location(f'mmjax_data_cfg_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def resolve_training_data(data_cfg: ml_collections.ConfigDict
+                          ) -> ml_collections.ConfigDict:
+  """A data config with a training config's `data` overrides applied."""
+  cfg = load_data_config(data_cfg.name)
+  with cfg.unlocked():
+    if data_cfg.get('root'):
+      cfg.root = data_cfg.root
+    for key in ('implicit_threshold', 'min_user', 'min_item', 'cold', 'seed'):
+      if data_cfg.get(key) is not None:
+        cfg[key] = data_cfg[key]
+    if data_cfg.get('split') is not None:
+      cfg.split.kind = data_cfg.split
+    for key, value in (data_cfg.get('overrides') or {}).items():
+      _set_dotted(cfg, key, value)
+  return cfg
+
+
+def _set_dotted(cfg, key: str, value) -> None:
+  *parents, last = key.split('.')
+  for p in parents:
+    cfg = cfg[p]
+  cfg[last] = value
+
+
+def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
+  """The dataset directory a training config's `data` section describes.
+
+  Prepares it first when it does not exist yet, or when its manifest's
+  config hash differs from the resolved config's.
+  """
+  cfg = resolve_training_data(data_cfg)
+  out_dir = os.path.join(cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}')
+  manifest = os.path.join(out_dir, dataset_lib.MANIFEST)
+  if os.path.exists(manifest):
+    with open(manifest, encoding='utf-8') as f:
+      if json.load(f).get('config_hash') == config_hash(cfg):
+        return out_dir
+  logging.info('Preparing dataset %s into %s', cfg.name, out_dir)
+  return prepare(cfg, out_dir, quiet=True)
+
+
+def format_summary(ds: dataset_lib.Dataset) -> str:
+  """A readable table: counts, density, splits, and each step's removals."""
+  s = ds.summary()
+  name = ds.manifest.get('name', '?')
+  rows = [
+      f'dataset {name}  ({ds.manifest.get("source", "")})',
+      f'  {"users":<22}{s["users"]:>12,}',
+      f'  {"items":<22}{s["items"]:>12,}',
+      f'  {"interactions":<22}{s["interactions"]:>12,}',
+      f'  {"density":<22}{s["density"]:>12.5f}',
+  ]
+  for split in dataset_lib.SPLIT_NAMES:
+    rows.append(f'  {split:<22}{s[split]:>12,}')
+  steps = ds.manifest.get('steps', [])
+  if steps:
+    rows.append('  preprocessing step          removed')
+    for st in steps:
+      detail = ', '.join(f'{k}={v}' for k, v in st.items()
+                         if k not in ('step', 'removed', 'examples'))
+      rows.append(f'    {st["step"]:<22}{st.get("removed", 0):>9,}  {detail}')
+  return '\n'.join(rows)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError('Too many command-line arguments.')
+  try:
+    prepare(flags.FLAGS.config)
+  except (dataset_lib.DataError, FileNotFoundError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  # Defined here, not at import: data configs import this module.
+  config_flags.DEFINE_config_file(
+      'config', None, 'Data preparation config (configs/data/<x>.py).',
+      lock_config=True)
+  app.run(main)
