@@ -1,0 +1,1 @@
+"""Evaluation: full ranking on device, metrics, beyond-accuracy, run comparison."""

@@ -1,0 +1,540 @@
+"""Full-ranking evaluation on device, in user blocks of static size.
+
+For each block of users: scores over all items [U_b, I], training items (and
+validation items at test time when `mask_valid`) set to -inf by a scatter from
+the block's slice of the history, ties broken by a seeded permutation of the
+item axis, `lax.top_k`, then per-user metric vectors on device. Only per-user
+vectors and the top-K lists come back; averages are taken on the host in
+float64.
+
+One compile per Evaluator: the block size is static (the last block is padded
+and masked), and the block's history and held-out slices are padded to a width
+fixed once per split: the largest count among the evaluated users, rounded up
+to a power of two. Trade-off: one heavy user makes every block carry that
+width, so a block costs U_b * W ints (never U * W: only one block is built at a
+time on the host); bucketing widths would save memory at the price of one
+compile per bucket.
+
+Ties: `lax.top_k` prefers lower indices, and ID-only, noise, MostPop and
+cold-item scores tie a lot. The item axis of each block is permuted by
+`jax.random.permutation(fold_in(key, block), I)` before `top_k` and mapped
+back, so exact ties are ordered at random (the same order for every user of a
+block) and all-equal scores give Recall@K close to K / I. Scores that differ
+are never reordered.
+
+Cold-item metrics ('recall@20/cold_items') rank all items as usual but count
+only held-out items without a training interaction as relevant; they are
+averaged over users with at least one such item (NaN for the others).
+
+Per-user vectors are saved with `save_per_user` as
+`<workdir>/per_user_<split>.npz`, which `mmjax.eval.compare` reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mmjax import types
+from mmjax.data import dataset as dataset_lib
+from mmjax.eval import beyond
+from mmjax.eval import metrics
+
+Array = types.Array
+P = jax.sharding.PartitionSpec
+ScoreFn = Callable[[Any, Any, Array], Array]
+
+COLD = '/cold_items'
+BEYOND = ('arp', 'aplt', 'epc')
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvalData:
+  """Host-side evaluation data of one split, built once by `make_eval_data`.
+
+  Attributes:
+    split: dataset.VALID or dataset.TEST.
+    num_users: U.
+    num_items: I.
+    mask_indptr: int64 [U + 1], CSR of the items masked per user: training
+      items, plus validation items at test time when `mask_valid`.
+    mask_indices: int32 [nnz_mask].
+    held_indptr: int64 [U + 1], CSR of the relevant held-out items.
+    held_indices: int32 [nnz_held].
+    held_graded: float32 [nnz_held], 2^(r - t + 1) - 1, or None when there is
+      no relevance threshold.
+    users: int32 [n_eval], users with >= 1 relevant held-out item, ascending.
+    item_pop: int64 [I], distinct training users per item.
+    user_train_counts: int64 [U], training interactions per user.
+    cold_items: bool [I], items without a training interaction.
+    long_tail: bool [I], see `beyond.long_tail_mask`.
+    num_train_users: users with at least one training interaction.
+    mask_valid: whether validation items are masked (test split only).
+    relevance_threshold: t, or None (every held-out interaction relevant).
+    split_hash: `dataset.split_hash` of the source dataset.
+  """
+
+  split: int
+  num_users: int
+  num_items: int
+  mask_indptr: np.ndarray
+  mask_indices: np.ndarray
+  held_indptr: np.ndarray
+  held_indices: np.ndarray
+  held_graded: np.ndarray | None
+  users: np.ndarray
+  item_pop: np.ndarray
+  user_train_counts: np.ndarray
+  cold_items: np.ndarray
+  long_tail: np.ndarray
+  num_train_users: int
+  mask_valid: bool
+  relevance_threshold: float | None
+  split_hash: str
+
+
+def _csr(
+    user: np.ndarray, item: np.ndarray, num_users: int, num_items: int,
+    values: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+  """Deduplicated CSR (indptr int64 [U+1], indices int32, values or None).
+
+  A repeated (user, item) pair keeps its largest value.
+  """
+  key = user.astype(np.int64) * num_items + item.astype(np.int64)
+  if values is not None:
+    # Sort by key, then value, so the last of each run is the largest.
+    order = np.lexsort((values, key))
+    key, values = key[order], values[order]
+    last = np.ones(len(key), bool)
+    last[:-1] = key[1:] != key[:-1]
+    key, values = key[last], values[last]
+  else:
+    key = np.unique(key)
+  rows = key // num_items
+  indptr = np.zeros(num_users + 1, np.int64)
+  np.cumsum(np.bincount(rows, minlength=num_users), out=indptr[1:])
+  return indptr, (key % num_items).astype(np.int32), values
+
+
+def make_eval_data(
+    ds: dataset_lib.Dataset,
+    split: int,
+    *,
+    mask_valid: bool,
+    relevance_threshold: float | None,
+    head_share: float = 0.8,
+) -> EvalData:
+  """Builds the evaluation data of `split` from a dataset.
+
+  Args:
+    ds: the dataset.
+    split: dataset.VALID or dataset.TEST.
+    mask_valid: at test time, also mask validation items (MMRec does, Elliot
+      does not). Ignored for the validation split.
+    relevance_threshold: t; a held-out interaction is relevant when its rating
+      is >= t. None: every held-out interaction is relevant.
+    head_share: share of training interactions covered by the short head.
+
+  Returns:
+    The EvalData.
+
+  Raises:
+    ValueError: `split` is not VALID or TEST.
+    DataError: a threshold is given but a held-out rating is missing.
+  """
+  if split not in (dataset_lib.VALID, dataset_lib.TEST):
+    raise ValueError(f'split must be VALID (1) or TEST (2), got {split}.')
+  u_n, i_n = ds.num_users, ds.num_items
+  train = ds.split == dataset_lib.TRAIN
+  masked = train.copy()
+  if split == dataset_lib.TEST and mask_valid:
+    masked |= ds.split == dataset_lib.VALID
+  mask_indptr, mask_indices, _ = _csr(ds.user[masked], ds.item[masked], u_n,
+                                      i_n)
+  held = ds.split == split
+  graded = None
+  if relevance_threshold is not None:
+    name = dataset_lib.SPLIT_NAMES[split]
+    if ds.rating is None:
+      raise dataset_lib.DataError(
+          f'relevance_threshold={relevance_threshold} needs ratings, but the '
+          'dataset has none (set eval.relevance_threshold to None).'
+      )
+    rating = ds.rating[held]
+    if np.isnan(rating).any():
+      bad = int(np.flatnonzero(held)[np.flatnonzero(np.isnan(rating))[0]])
+      raise dataset_lib.DataError(
+          f'{name} interaction {bad} (user {ds.user_ids[ds.user[bad]]}, item '
+          f'{ds.item_ids[ds.item[bad]]}) has no rating; '
+          f'relevance_threshold={relevance_threshold} needs one.'
+      )
+    held &= np.nan_to_num(ds.rating, nan=-np.inf) >= relevance_threshold
+    graded = (2.0 ** (ds.rating[held] - relevance_threshold + 1) - 1).astype(
+        np.float32
+    )
+  held_indptr, held_indices, graded = _csr(
+      ds.user[held], ds.item[held], u_n, i_n, graded
+  )
+  users = np.flatnonzero(np.diff(held_indptr) > 0).astype(np.int32)
+  pop = beyond.item_popularity(ds.user[train], ds.item[train], i_n)
+  user_counts = np.bincount(ds.user[train], minlength=u_n).astype(np.int64)
+  return EvalData(
+      split=split,
+      num_users=u_n,
+      num_items=i_n,
+      mask_indptr=mask_indptr,
+      mask_indices=mask_indices,
+      held_indptr=held_indptr,
+      held_indices=held_indices,
+      held_graded=graded,
+      users=users,
+      item_pop=pop,
+      user_train_counts=user_counts,
+      cold_items=pop == 0,
+      long_tail=beyond.long_tail_mask(pop, head_share),
+      num_train_users=int((user_counts > 0).sum()),
+      mask_valid=bool(mask_valid),
+      relevance_threshold=relevance_threshold,
+      split_hash=dataset_lib.split_hash(ds),
+  )
+
+
+@dataclasses.dataclass
+class EvalResult:
+  """What one evaluation returns.
+
+  Attributes:
+    per_user: metric name -> float64 [n_eval] ('recall@20', 'arp@20',
+      'recall@20/cold_items' with NaN for users without a cold relevant item).
+    users: int32 [n_eval], the evaluated users, in the order of `per_user`.
+    summary: metric name -> float: means over users, 'coverage@K', 'gini@K',
+      per-group means 'recall@20/group=0-5', cold-item means, and the user
+      counts 'num_users', 'num_users/group=...', 'num_users/cold_items'.
+    top_items: int32 [n_eval, K_max], each user's ranked recommendations.
+  """
+
+  per_user: dict[str, np.ndarray]
+  users: np.ndarray
+  summary: dict[str, float]
+  top_items: np.ndarray
+
+
+def _pow2(n: int) -> int:
+  return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def _pad_rows(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, width: int,
+    fill: Any, values: np.ndarray | None = None,
+) -> np.ndarray:
+  """[len(rows), width] slice of a CSR, padded with `fill`."""
+  start = indptr[rows][:, None]
+  count = (indptr[rows + 1] - indptr[rows])[:, None]
+  col = np.arange(width)[None]
+  src = values if values is not None else indices
+  if len(src) == 0:
+    return np.full((len(rows), width), fill, src.dtype)
+  idx = np.minimum(start + col, len(src) - 1)
+  return np.where(col < count, src[idx], fill).astype(src.dtype)
+
+
+def _bin_name(lo: float, hi: float) -> str:
+  fmt = lambda v: 'inf' if math.isinf(v) else f'{v:g}'
+  return f'group={fmt(lo)}-{fmt(hi)}'
+
+
+class Evaluator:
+  """Full-ranking evaluator of one split (see the module docstring).
+
+  Usage:
+    evaluator = Evaluator(make_eval_data(ds, VALID, ...), cfg.eval, mesh,
+                          score_fn)
+    result = evaluator(params, ctx, jax.random.fold_in(root, STREAM_EVAL))
+  """
+
+  def __init__(
+      self,
+      eval_data: EvalData,
+      cfg_eval: ml_collections.ConfigDict,
+      mesh: jax.sharding.Mesh | None,
+      score_fn: ScoreFn,
+  ):
+    """Builds the jitted block function; compiles on the first call.
+
+    Args:
+      eval_data: from `make_eval_data`.
+      cfg_eval: the `eval` config section (topk, batch_users, gain,
+        convention, relevance_threshold, mask_valid_at_test, user_groups).
+      mesh: a mesh with a 'data' axis, or None for one device.
+      score_fn: static function (params, ctx, users int32 [U_b]) -> float
+        [U_b, I]; params and ctx are arguments of the jitted function.
+
+    Raises:
+      ValueError: an inconsistent config.
+    """
+    self.data = d = eval_data
+    self.ks = tuple(int(k) for k in cfg_eval.topk)
+    self.k_max = max(self.ks)
+    if self.k_max > d.num_items:
+      raise ValueError(f'eval.topk {self.ks} exceeds the {d.num_items} items.')
+    self.convention = cfg_eval.get('convention', 'mmrec')
+    if self.convention not in metrics.CONVENTIONS:
+      raise ValueError(f'eval.convention must be one of {metrics.CONVENTIONS},'
+                       f' got {self.convention!r}.')
+    self.gain = cfg_eval.get('gain', 'binary')
+    if self.gain not in ('binary', 'graded'):
+      raise ValueError(f"eval.gain must be 'binary' or 'graded', got "
+                       f'{self.gain!r}.')
+    if self.gain == 'graded':
+      if self.convention == 'mmrec':
+        raise ValueError("eval.gain='graded' needs eval.convention='elliot' "
+                         '(MMRec defines binary gains only).')
+      if d.held_graded is None:
+        raise ValueError("eval.gain='graded' needs eval.relevance_threshold.")
+    t = cfg_eval.get('relevance_threshold', None)
+    if t != d.relevance_threshold:
+      raise ValueError(f'eval.relevance_threshold={t} but the EvalData was '
+                       f'built with {d.relevance_threshold}.')
+    if (d.split == dataset_lib.TEST
+        and bool(cfg_eval.get('mask_valid_at_test', True)) != d.mask_valid):
+      raise ValueError('eval.mask_valid_at_test disagrees with the EvalData '
+                       f'(mask_valid={d.mask_valid}).')
+    groups = cfg_eval.get('user_groups', None)
+    self.groups = tuple(float(g) for g in groups) if groups else None
+    if self.groups and any(
+        a >= b for a, b in zip(self.groups, self.groups[1:])):
+      raise ValueError(f'eval.user_groups must increase, got {groups}.')
+
+    self.mesh = mesh
+    n_dev = mesh.size if mesh is not None else 1
+    b = int(cfg_eval.get('batch_users', 1024))
+    b = min(b, max(len(d.users), 1))
+    self.block = -(-b // n_dev) * n_dev  # A multiple of the device count.
+    counts = lambda indptr: indptr[d.users + 1] - indptr[d.users]
+    self.mask_width = _pow2(max(int(counts(d.mask_indptr).max(initial=0)), 1))
+    self.held_width = _pow2(max(int(counts(d.held_indptr).max(initial=0)), 1))
+
+    if mesh is not None:
+      self._rows = jax.sharding.NamedSharding(mesh, P('data'))
+      self._repl = jax.sharding.NamedSharding(mesh, P())
+    else:
+      dev = jax.devices()[0]
+      self._rows = self._repl = jax.sharding.SingleDeviceSharding(dev)
+    self._item_stats = jax.device_put(
+        (
+            d.cold_items.astype(np.float32),
+            d.item_pop.astype(np.float32),
+            d.long_tail,
+            beyond.novelty(d.item_pop, d.num_train_users),
+        ),
+        self._repl,
+    )
+    self._score_fn = score_fn
+    self.block_fn = jax.jit(self._block)
+
+  def _block(self, params, ctx, users, mask_items, held_items, held_gains,
+             block_index, key, item_stats):
+    """Per-user metrics of one user block, on device.
+
+    Args:
+      params: model parameters (replicated).
+      ctx: model context (replicated).
+      users: int32 [U_b].
+      mask_items: int32 [U_b, W_m], items to mask, padded with I.
+      held_items: int32 [U_b, W_h], relevant held-out items, padded with I.
+      held_gains: float32 [U_b, W_h], their gains, padded with 0.
+      block_index: int32 [], folded into `key` for the tie-break order.
+      key: the evaluation key.
+      item_stats: (cold float32 [I], pop float32 [I], long tail bool [I],
+        novelty float32 [I]).
+
+    Returns:
+      name -> float32 [U_b], plus 'top_items' int32 [U_b, K_max].
+    """
+    cold, pop, tail, nov = item_stats
+    n_items, ub = self.data.num_items, users.shape[0]
+    scores = self._score_fn(params, ctx, users).astype(jnp.float32)
+    assert scores.shape == (ub, n_items), scores.shape
+    if self.mesh is not None:
+      scores = jax.lax.with_sharding_constraint(scores, self._rows)
+    rows = jnp.arange(ub)[:, None]
+    # Padding entries hold item id I, out of range, and are dropped.
+    scores = scores.at[rows, mask_items].set(-jnp.inf, mode='drop')
+    perm = jax.random.permutation(jax.random.fold_in(key, block_index),
+                                  n_items)
+    top_scores, pos = jax.lax.top_k(scores[:, perm], self.k_max)  # [U_b, K]
+    top_items = perm[pos].astype(jnp.int32)
+    rel = jnp.zeros((ub, n_items), jnp.float32)
+    rel = rel.at[rows, held_items].set(held_gains, mode='drop')  # [U_b, I]
+    gains = jnp.take_along_axis(rel, top_items, axis=1)  # [U_b, K]
+    # A masked item reaches the top K only when fewer than K remain.
+    gains = jnp.where(top_scores > -jnp.inf, gains, 0.0)
+    valid = held_items < n_items
+    n_rel = valid.sum(axis=1)
+    ideal = -jnp.sort(-held_gains, axis=1)
+    out = metrics.compute(gains, ideal, n_rel, self.ks, self.convention)
+    is_cold = cold[jnp.minimum(held_items, n_items - 1)] * valid  # [U_b, W_h]
+    cold_gains = gains * cold[top_items]
+    cold_ideal = -jnp.sort(-(held_gains * is_cold), axis=1)
+    n_cold = is_cold.sum(axis=1)
+    for name, v in metrics.compute(cold_gains, cold_ideal, n_cold, self.ks,
+                                   self.convention).items():
+      out[name + COLD] = v
+    for k in self.ks:
+      out[f'arp@{k}'] = beyond.arp(top_items, pop, k)
+      out[f'aplt@{k}'] = beyond.aplt(top_items, tail, k)
+      out[f'epc@{k}'] = beyond.epc(top_items, gains, nov, k)
+    out['num_relevant'] = n_rel.astype(jnp.float32)
+    out['num_relevant' + COLD] = n_cold.astype(jnp.float32)
+    out['top_items'] = top_items
+    return out
+
+  def __call__(self, params, ctx, key) -> EvalResult:
+    """Evaluates every user of the split.
+
+    Args:
+      params: model parameters (any pytree the score function takes).
+      ctx: model context.
+      key: a PRNG key for the tie-break order.
+
+    Returns:
+      The EvalResult.
+    """
+    d = self.data
+    params, ctx, key = jax.device_put((params, ctx, key), self._repl)
+    gains_src = d.held_graded if self.gain == 'graded' else None
+    outs, sizes = [], []
+    for bi, start in enumerate(range(0, len(d.users), self.block)):
+      rows = d.users[start:start + self.block]
+      sizes.append(len(rows))
+      # Pad the last block with copies of its first user; dropped below.
+      rows = np.concatenate(
+          [rows, np.full(self.block - len(rows), rows[0], np.int32)])
+      mask = _pad_rows(d.mask_indptr, d.mask_indices, rows, self.mask_width,
+                       d.num_items)
+      held = _pad_rows(d.held_indptr, d.held_indices, rows, self.held_width,
+                       d.num_items)
+      if gains_src is None:
+        gains = (held < d.num_items).astype(np.float32)
+      else:
+        gains = _pad_rows(d.held_indptr, d.held_indices, rows,
+                          self.held_width, 0.0, gains_src)
+      batch = jax.device_put((rows, mask, held, gains), self._rows)
+      index = jax.device_put(np.int32(bi), self._repl)
+      outs.append(self.block_fn(params, ctx, *batch, index, key,
+                                self._item_stats))
+    host = jax.device_get(outs)
+    cat = {
+        name: np.concatenate([o[name][:n] for o, n in zip(host, sizes)])
+        for name in (host[0] if host else {})
+    }
+    return self._finish(cat)
+
+  def _finish(self, cat: dict[str, np.ndarray]) -> EvalResult:
+    """Host-side float64 means, groups, cold items, coverage and Gini."""
+    d = self.data
+    if not cat:
+      return EvalResult({}, d.users, {'num_users': 0.0},
+                        np.zeros((0, self.k_max), np.int32))
+    top_items = cat.pop('top_items')
+    cat.pop('num_relevant')
+    n_cold = cat.pop('num_relevant' + COLD)
+    per_user = {k: v.astype(np.float64) for k, v in cat.items()}
+    has_cold = n_cold > 0
+    for name in per_user:
+      if name.endswith(COLD):
+        per_user[name][~has_cold] = np.nan
+    summary = {'num_users': float(len(d.users)),
+               'num_users' + COLD: float(has_cold.sum())}
+    for name, v in per_user.items():
+      if name.endswith(COLD):
+        summary[name] = float(v[has_cold].mean()) if has_cold.any() else math.nan
+      else:
+        summary[name] = float(v.mean())
+    for k in self.ks:
+      summary[f'coverage@{k}'] = beyond.coverage(top_items, d.num_items, k)
+      summary[f'gini@{k}'] = beyond.gini(top_items, d.num_items, k)
+    if self.groups:
+      counts = d.user_train_counts[d.users]
+      for lo, hi in zip(self.groups, self.groups[1:]):
+        sel = (counts >= lo) & (counts < hi)
+        g = _bin_name(lo, hi)
+        summary[f'num_users/{g}'] = float(sel.sum())
+        if not sel.any():
+          continue
+        for name, v in per_user.items():
+          if not name.endswith(COLD):
+            summary[f'{name}/{g}'] = float(v[sel].mean())
+    return EvalResult(per_user, d.users, summary, top_items)
+
+
+def embedding_score(params, ctx, users: Array) -> Array:
+  """Score function of a dot-product model from precomputed embeddings.
+
+  Pass `params=(user_emb [U, D], item_emb [I, D])` (the model's `embed`
+  output, computed once per evaluation); the block function compiles once.
+
+  Returns:
+    float32 [U_b, I].
+  """
+  del ctx
+  user_emb, item_emb = params
+  return user_emb[users] @ item_emb.T  # [U_b, D] @ [D, I] -> [U_b, I]
+
+
+def save_per_user(
+    result: EvalResult, path: str, *, split_hash: str, split: str,
+    name: str | None = None,
+) -> None:
+  """Writes per-user vectors to `path` (`<workdir>/per_user_<split>.npz`).
+
+  The file holds 'users' int32 [n], 'metric_names' str [m], 'values' float64
+  [m, n] (row j is metric_names[j]), 'split_hash' and 'split' (0-d str) and
+  'name' (the run name, '' when None), so `compare` needs no other file.
+  """
+  names = sorted(result.per_user)
+  values = (np.stack([result.per_user[n] for n in names]) if names
+            else np.zeros((0, len(result.users))))
+  np.savez(
+      path,
+      users=np.asarray(result.users, np.int32),
+      metric_names=np.asarray(names, dtype=str),
+      values=values.astype(np.float64),
+      split_hash=np.asarray(split_hash),
+      split=np.asarray(split),
+      name=np.asarray(name or ''),
+  )
+
+
+def load_per_user(path: str) -> dict[str, Any]:
+  """Reads a `save_per_user` file.
+
+  Returns:
+    {'users': int32 [n], 'per_user': name -> float64 [n], 'split_hash': str,
+     'split': str, 'name': str}.
+
+  Raises:
+    DataError: the file lacks a field.
+  """
+  with np.load(path, allow_pickle=False) as z:
+    missing = {'users', 'metric_names', 'values', 'split_hash',
+               'split'} - set(z.files)
+    if missing:
+      raise dataset_lib.DataError(
+          f'{path}: not a per-user metrics file (missing {sorted(missing)}).')
+    names = [str(n) for n in z['metric_names']]
+    values = z['values']
+    return {
+        'users': z['users'],
+        'per_user': dict(zip(names, values)),
+        'split_hash': str(z['split_hash']),
+        'split': str(z['split']),
+        'name': str(z['name']) if 'name' in z.files else '',
+    }
