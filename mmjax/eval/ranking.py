@@ -16,11 +16,12 @@ time on the host); bucketing widths would save memory at the price of one
 compile per bucket.
 
 Ties: `lax.top_k` prefers lower indices, and ID-only, noise, MostPop and
-cold-item scores tie a lot. The item axis of each block is permuted by
-`jax.random.permutation(fold_in(key, block), I)` before `top_k` and mapped
-back, so exact ties are ordered at random (the same order for every user of a
-block) and all-equal scores give Recall@K close to K / I. Scores that differ
-are never reordered.
+cold-item scores tie a lot. Before `top_k`, each user's item axis is put in
+a random order (the permutation `jax.random.permutation(fold_in(key, block),
+I)`, cyclically shifted by a random offset per user) and mapped back after, so
+exact ties are ordered at random and all-equal scores give Recall@K close to
+K / I. Scores that differ are never reordered. The order depends only on the
+key and the block, not on the device count.
 
 Cold-item metrics ('recall@20/cold_items') rank all items as usual but count
 only held-out items without a training interaction as relevant; they are
@@ -367,10 +368,17 @@ class Evaluator:
     rows = jnp.arange(ub)[:, None]
     # Padding entries hold item id I, out of range, and are dropped.
     scores = scores.at[rows, mask_items].set(-jnp.inf, mode='drop')
-    perm = jax.random.permutation(jax.random.fold_in(key, block_index),
-                                  n_items)
-    top_scores, pos = jax.lax.top_k(scores[:, perm], self.k_max)  # [U_b, K]
-    top_items = perm[pos].astype(jnp.int32)
+    # Tie-break order: a block-wide random permutation, cyclically shifted by
+    # a random offset per user so that users with tied scores do not all get
+    # the same items.
+    block_key = jax.random.fold_in(key, block_index)
+    perm = jax.random.permutation(block_key, n_items).astype(jnp.int32)
+    shift = jax.random.randint(jax.random.fold_in(block_key, 1), (ub,), 0,
+                               n_items)
+    col = perm[(jnp.arange(n_items)[None] + shift[:, None]) % n_items]
+    permuted = jnp.take_along_axis(scores, col, axis=1)  # [U_b, I]
+    top_scores, pos = jax.lax.top_k(permuted, self.k_max)  # [U_b, K]
+    top_items = jnp.take_along_axis(col, pos, axis=1)
     rel = jnp.zeros((ub, n_items), jnp.float32)
     rel = rel.at[rows, held_items].set(held_gains, mode='drop')  # [U_b, I]
     gains = jnp.take_along_axis(rel, top_items, axis=1)  # [U_b, K]
