@@ -1,0 +1,281 @@
+"""Paired significance tests between runs, from their per-user metric vectors.
+
+  python -m mmjax.eval.compare runs/mostpop runs/lightgcn runs/freedom \
+      --metric recall@20,ndcg@20 --split test
+
+reads `<run>/per_user_<split>.npz` (written by
+`mmjax.eval.ranking.save_per_user`) for every run, refuses runs whose dataset
+split hashes differ, and compares each run with the first (the baseline), or
+every pair with --all_pairs. For each comparison and metric: the number of
+users, both means, the mean difference (run - baseline), a seeded bootstrap
+95% interval of that difference, Cohen's d for paired samples
+(mean(diff) / sd(diff)), and the p-values of a paired t-test and of a
+Wilcoxon signed-rank test (scipy.stats), each Holm-corrected across the
+whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import itertools
+import math
+import os
+from typing import Any
+
+from absl import app
+from absl import flags
+import numpy as np
+from scipy import stats
+
+from mmjax.eval import ranking
+
+_METRIC = flags.DEFINE_list('metric', ['recall@20'], 'Metrics to compare.')
+_SPLIT = flags.DEFINE_enum('split', 'test', ['valid', 'test'], 'Which split.')
+_ALL_PAIRS = flags.DEFINE_bool(
+    'all_pairs', False, 'Compare every pair, not only each run with the first.'
+)
+_NUM_BOOT = flags.DEFINE_integer('num_boot', 10000, 'Bootstrap resamples.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Bootstrap seed.')
+
+
+class HashMismatchError(ValueError):
+  """Runs evaluated on different datasets or splits."""
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+  """Holm-Bonferroni adjusted p-values, float64 [m], in the input order.
+
+  With p sorted ascending, adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))
+  (1-based i, j). NaN p-values stay NaN and do not count in m.
+  """
+  p = np.asarray(pvalues, np.float64)
+  out = np.full(p.shape, np.nan)
+  ok = np.flatnonzero(~np.isnan(p))
+  m = len(ok)
+  order = ok[np.argsort(p[ok], kind='stable')]
+  running = 0.0
+  for j, idx in enumerate(order):
+    running = max(running, min(1.0, (m - j) * p[idx]))
+    out[idx] = running
+  return out
+
+
+def bootstrap_ci(
+    diff: np.ndarray, num_boot: int, rng: np.random.Generator,
+    level: float = 0.95,
+) -> tuple[float, float]:
+  """Percentile bootstrap interval of mean(diff), resampling users."""
+  n = len(diff)
+  if n == 0:
+    return math.nan, math.nan
+  means = np.empty(num_boot)
+  chunk = max(1, (1 << 22) // n)  # Bounds memory at ~32 MiB of indices.
+  for s in range(0, num_boot, chunk):
+    e = min(num_boot, s + chunk)
+    idx = rng.integers(0, n, size=(e - s, n))
+    means[s:e] = diff[idx].mean(axis=1)
+  a = (1 - level) / 2
+  lo, hi = np.quantile(means, [a, 1 - a])
+  return float(lo), float(hi)
+
+
+def _paired(a: np.ndarray, b: np.ndarray, num_boot: int,
+            rng: np.random.Generator) -> dict[str, float]:
+  """Statistics of b - a over the same users."""
+  diff = b - a
+  n = len(diff)
+  mean = float(diff.mean()) if n else math.nan
+  sd = float(diff.std(ddof=1)) if n > 1 else math.nan
+  if n > 1 and sd > 0:
+    p_t = float(stats.ttest_rel(b, a).pvalue)
+    d = mean / sd
+  else:
+    # Identical vectors (or one user): no evidence of a difference.
+    p_t = 1.0 if n > 1 and mean == 0 else math.nan
+    d = 0.0 if n > 1 and mean == 0 else math.nan
+  if np.any(diff != 0):
+    p_w = float(stats.wilcoxon(diff).pvalue)
+  else:
+    p_w = 1.0 if n else math.nan
+  lo, hi = bootstrap_ci(diff, num_boot, rng)
+  return {
+      'n': n, 'mean_a': float(a.mean()) if n else math.nan,
+      'mean_b': float(b.mean()) if n else math.nan, 'diff': mean,
+      'ci_low': lo, 'ci_high': hi, 'cohen_d': d,
+      'p_ttest': p_t, 'p_wilcoxon': p_w,
+  }
+
+
+def compare(
+    results: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    metric: str = '',
+    all_pairs: bool = False,
+    num_boot: int = 10000,
+    seed: int = 0,
+    holm_correct: bool = True,
+) -> list[dict[str, Any]]:
+  """Paired comparisons of runs on one metric.
+
+  Args:
+    results: run name -> (users int [n], values float [n]); the first entry is
+      the baseline. Every run must hold the same users (in any order); NaN
+      values (e.g. cold-item metrics of users without a cold item) must be
+      NaN for the same users in every run and are left out.
+    metric: a label copied into each row.
+    all_pairs: every pair (a, b) with a before b, instead of baseline vs each.
+    num_boot: bootstrap resamples.
+    seed: bootstrap seed; row r uses np.random.default_rng([seed, r]).
+    holm_correct: add 'p_ttest_holm' and 'p_wilcoxon_holm' over these rows
+      (`compare_table` corrects across several metrics instead).
+
+  Returns:
+    One dict per comparison: metric, a, b, n, mean_a, mean_b, diff (b - a),
+    ci_low, ci_high, cohen_d, p_ttest, p_wilcoxon (+ Holm-adjusted).
+
+  Raises:
+    ValueError: fewer than two runs, or runs with different users or NaNs.
+  """
+  names = list(results)
+  if len(names) < 2:
+    raise ValueError(f'need at least two runs to compare, got {names}.')
+  aligned = {}
+  ref_users = None
+  for name in names:
+    users, values = (np.asarray(x) for x in results[name])
+    if len(users) != len(values):
+      raise ValueError(f'{name}: {len(users)} users but {len(values)} values.')
+    order = np.argsort(users, kind='stable')
+    users, values = users[order], values[order].astype(np.float64)
+    if ref_users is None:
+      ref_users, ref_name = users, name
+    elif len(users) != len(ref_users) or np.any(users != ref_users):
+      raise ValueError(
+          f'runs {ref_name!r} ({len(ref_users)} users) and {name!r} '
+          f'({len(users)} users) were evaluated on different users.'
+      )
+    aligned[name] = values
+  nan = np.isnan(aligned[names[0]])
+  for name in names[1:]:
+    if np.any(np.isnan(aligned[name]) != nan):
+      raise ValueError(f'{metric}: runs {names[0]!r} and {name!r} have NaN '
+                       'for different users.')
+  keep = ~nan
+  if all_pairs:
+    pairs = list(itertools.combinations(names, 2))
+  else:
+    pairs = [(names[0], b) for b in names[1:]]
+  rows = []
+  for r, (a, b) in enumerate(pairs):
+    rng = np.random.default_rng([seed, r])
+    row = {'metric': metric, 'a': a, 'b': b}
+    row.update(_paired(aligned[a][keep], aligned[b][keep], num_boot, rng))
+    rows.append(row)
+  if holm_correct:
+    _add_holm(rows)
+  return rows
+
+
+def _add_holm(rows: list[dict[str, Any]]) -> None:
+  for key in ('p_ttest', 'p_wilcoxon'):
+    for row, p in zip(rows, holm([row[key] for row in rows])):
+      row[key + '_holm'] = float(p)
+
+
+def load_runs(
+    paths: Sequence[str], split: str
+) -> dict[str, dict[str, Any]]:
+  """Loads each run's per-user file and checks that their split hashes agree.
+
+  Args:
+    paths: run directories (holding per_user_<split>.npz) or .npz files.
+    split: 'valid' or 'test'.
+
+  Returns:
+    run name -> `ranking.load_per_user` dict, in the order of `paths`.
+
+  Raises:
+    FileNotFoundError: a run has no per-user file for the split.
+    HashMismatchError: two runs were evaluated on different data or splits.
+  """
+  runs = {}
+  for path in paths:
+    file = path if path.endswith('.npz') else os.path.join(
+        path, f'per_user_{split}.npz')
+    if not os.path.exists(file):
+      raise FileNotFoundError(f'{file}: no per-user metrics for split '
+                              f'{split!r} (was the run evaluated?).')
+    name = os.path.basename(os.path.normpath(
+        os.path.dirname(file) if path.endswith('.npz') else path))
+    if name in runs or not name:
+      name = path
+    runs[name] = ranking.load_per_user(file)
+  first = next(iter(runs))
+  for name, run in runs.items():
+    if run['split_hash'] != runs[first]['split_hash']:
+      raise HashMismatchError(
+          f'runs {first!r} and {name!r} used different datasets or splits '
+          f'(split hash {runs[first]["split_hash"][:12]}... vs '
+          f'{run["split_hash"][:12]}...); refusing to compare them.'
+      )
+  return runs
+
+
+def compare_table(
+    runs: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    all_pairs: bool = False,
+    num_boot: int = 10000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+  """`compare` for several metrics, Holm-corrected across the whole table."""
+  rows = []
+  for m, metric in enumerate(metrics):
+    results = {}
+    for name, run in runs.items():
+      if metric not in run['per_user']:
+        raise KeyError(f'run {name!r} has no metric {metric!r}; it has '
+                       f'{sorted(run["per_user"])}.')
+      results[name] = (run['users'], run['per_user'][metric])
+    rows += compare(results, metric=metric, all_pairs=all_pairs,
+                    num_boot=num_boot, seed=seed + 1000003 * m,
+                    holm_correct=False)
+  _add_holm(rows)
+  return rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+  """A fixed-width text table of `compare` rows."""
+  head = ('metric', 'baseline', 'run', 'n', 'mean_base', 'mean_run', 'diff',
+          '95% CI', 'd', 'p_t(holm)', 'p_w(holm)')
+  lines = [head]
+  for r in rows:
+    lines.append((
+        r['metric'], r['a'], r['b'], str(r['n']), f'{r["mean_a"]:.4f}',
+        f'{r["mean_b"]:.4f}', f'{r["diff"]:+.4f}',
+        f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]', f'{r["cohen_d"]:+.3f}',
+        f'{r["p_ttest_holm"]:.2g}', f'{r["p_wilcoxon_holm"]:.2g}',
+    ))
+  widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
+  out = ['  '.join(s.ljust(w) for s, w in zip(line, widths)).rstrip()
+         for line in lines]
+  out.insert(1, '  '.join('-' * w for w in widths))
+  return '\n'.join(out)
+
+
+def main(argv: Sequence[str]) -> None:
+  paths = argv[1:]
+  if len(paths) < 2:
+    raise app.UsageError('give at least two run directories.')
+  try:
+    runs = load_runs(paths, _SPLIT.value)
+  except (FileNotFoundError, HashMismatchError) as e:
+    raise SystemExit(f'error: {e}') from None
+  rows = compare_table(runs, _METRIC.value, all_pairs=_ALL_PAIRS.value,
+                       num_boot=_NUM_BOOT.value, seed=_SEED.value)
+  print(format_table(rows))
+
+
+if __name__ == '__main__':
+  app.run(main)
