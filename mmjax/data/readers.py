@@ -40,13 +40,17 @@ DataError = dataset_lib.DataError
 ON_BAD_LINE = ('error', 'skip')
 
 
+def _check_policy(on_bad_line: str) -> None:
+  if on_bad_line not in ON_BAD_LINE:
+    raise ValueError(f'on_bad_line must be one of {ON_BAD_LINE}, got '
+                     f'{on_bad_line!r}.')
+
+
 class _BadLines:
   """Collects skipped lines of one file, or raises on the first one."""
 
   def __init__(self, path: str, on_bad_line: str):
-    if on_bad_line not in ON_BAD_LINE:
-      raise ValueError(f'on_bad_line must be one of {ON_BAD_LINE}, got '
-                       f'{on_bad_line!r}.')
+    _check_policy(on_bad_line)
     self.path, self.policy, self.lines = path, on_bad_line, []
 
   def __call__(self, line_no: int, message: str) -> None:
@@ -157,6 +161,7 @@ def read_mmrec(path: str, name: str | None = None, *,
     name: dataset name; defaults to the only `*.inter` file in the folder.
     on_bad_line: 'error' or 'skip' (counted).
   """
+  _check_policy(on_bad_line)
   if name is None:
     inters = sorted(f for f in os.listdir(path) if f.endswith('.inter'))
     if len(inters) != 1:
@@ -233,6 +238,7 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
       every sub-folder that contains .npy files (searched recursively, the
       deepest folder holding .npy files names the feature by its path).
   """
+  _check_policy(on_bad_line)
   cols = _Columns()
   steps = []
   found = False
@@ -296,6 +302,11 @@ def _npy_dirs(path: str) -> list[str]:
 # RecBole atomic files
 
 _RECBOLE_TYPES = ('token', 'token_seq', 'float', 'float_seq')
+# RecBole's MovieLens / Amazon .item fields under the item-table names the
+# feature extractors look for (title, year, genres); other fields keep theirs.
+_RECBOLE_ALIASES = {'movie_title': 'title', 'release_year': 'year',
+                    'class': 'genres', 'genre': 'genres',
+                    'categories': 'category'}
 
 
 def _recbole_header(fields: list[str], path: str) -> list[tuple[str, str]]:
@@ -315,8 +326,10 @@ def read_recbole(path: str, name: str | None = None, *,
 
   The .inter header must name user_id and item_id (`user_id:token`); rating
   and timestamp are read when present. Every .item field goes into the item
-  table (token_seq values kept as the space-separated string).
+  table (token_seq values kept as the space-separated string); movie_title,
+  release_year and class are stored as title, year and genres.
   """
+  _check_policy(on_bad_line)
   if name is None:
     inters = sorted(f for f in os.listdir(path) if f.endswith('.inter'))
     if len(inters) != 1:
@@ -355,7 +368,10 @@ def read_recbole(path: str, name: str | None = None, *,
   if os.path.exists(item_path):
     bad_items = _BadLines(item_path, on_bad_line)
     rows = _delimited_rows(item_path, '\t')
-    _, header = next(rows)
+    try:
+      _, header = next(rows)
+    except StopIteration:
+      raise DataError(f'{item_path}: empty file.') from None
     fields_meta = _recbole_header(header, item_path)
     inames = [n for n, _ in fields_meta]
     if 'item_id' not in inames:
@@ -367,7 +383,8 @@ def read_recbole(path: str, name: str | None = None, *,
                   f'{len(fields)}.')
         continue
       item_table[fields[k]] = {
-          n: v for j, (n, v) in enumerate(zip(inames, fields)) if j != k}
+          _RECBOLE_ALIASES.get(n, n): v
+          for j, (n, v) in enumerate(zip(inames, fields)) if j != k}
     steps += bad_items.step()
   return cols.raw(f'recbole:{inter}', item_table=item_table, steps=steps)
 
@@ -440,6 +457,7 @@ def read_amazon2014(reviews: str, meta: str | None = None, *,
   brand, price, image (imUrl in 2014; the first of imageURLHighRes / image in
   2018).
   """
+  _check_policy(on_bad_line)
   bad = _BadLines(reviews, on_bad_line)
   cols = _Columns()
   for line_no, rec in _json_lines(reviews, bad, literal_ok=True):
@@ -485,6 +503,7 @@ def read_amazon2023(reviews: str, meta: str | None = None, *,
   to seconds. Item table: title, description, category (categories joined,
   else main_category), features, store, price, image (first hi_res/large).
   """
+  _check_policy(on_bad_line)
   bad = _BadLines(reviews, on_bad_line)
   cols = _Columns()
   for line_no, rec in _json_lines(reviews, bad, literal_ok=False):
@@ -552,6 +571,7 @@ def _ratings(path: str, delimiter: str, header: bool, on_bad_line: str
 def read_movielens100k(path: str, *, on_bad_line: str = 'error'
                        ) -> dataset_lib.RawData:
   """Reads MovieLens 100K: `u.data` (tab) and `u.item` ('|', latin-1)."""
+  _check_policy(on_bad_line)
   cols, steps = _ratings(os.path.join(path, 'u.data'), '\t', False,
                          on_bad_line)
   genres = list(_ML100K_GENRES)
@@ -588,6 +608,7 @@ def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
   The TSV variant (`ratings.tsv`: userId movieId rating timestamp; `movies.tsv`:
   movieId title year genres) is the one in ../shared/data/movielens-lvlm.
   """
+  _check_policy(on_bad_line)
   ratings = _first_existing(path, ('ratings.csv', 'ratings.tsv'))
   tsv = ratings.endswith('.tsv')
   if tsv:
