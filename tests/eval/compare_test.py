@@ -1,0 +1,153 @@
+"""Run comparison: paired tests, Holm correction, bootstrap, hash refusal."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from mmjax.eval import compare
+from mmjax.eval import ranking
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+
+
+def write_run(root, name, users, values, split_hash='abc', split='test'):
+  os.makedirs(os.path.join(root, name), exist_ok=True)
+  result = ranking.EvalResult(
+      per_user={k: np.asarray(v, np.float64) for k, v in values.items()},
+      users=np.asarray(users, np.int32), summary={},
+      top_items=np.zeros((len(users), 1), np.int32))
+  ranking.save_per_user(
+      result, os.path.join(root, name, f'per_user_{split}.npz'),
+      split_hash=split_hash, split=split, name=name)
+  return os.path.join(root, name)
+
+
+class HolmTest(absltest.TestCase):
+
+  def test_hand_computed(self):
+    # Sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> 0.06
+    # (monotone).
+    np.testing.assert_allclose(
+        compare.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    # Capped at 1; NaN stays NaN and is not counted.
+    np.testing.assert_allclose(
+        compare.holm([0.6, np.nan, 0.2]), [0.6, np.nan, 0.4])
+    np.testing.assert_allclose(compare.holm([0.7, 0.9]), [1.0, 1.0])
+
+
+class CompareTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    rng = np.random.default_rng(0)
+    self.n = 400
+    self.users = rng.permutation(self.n)
+    self.base = rng.uniform(size=self.n)
+
+  def test_planted_difference_is_detected(self):
+    rng = np.random.default_rng(1)
+    better = self.base + 0.05 + rng.normal(0, 0.05, self.n)
+    # The run lists its users in another order: compare aligns them.
+    order = rng.permutation(self.n)
+    rows = compare.compare(
+        {'base': (self.users, self.base),
+         'better': (self.users[order], better[order])},
+        metric='recall@20', num_boot=2000)
+    (row,) = rows
+    self.assertEqual((row['a'], row['b'], row['n']), ('base', 'better', 400))
+    self.assertLess(row['p_ttest_holm'], 1e-6)
+    self.assertLess(row['p_wilcoxon_holm'], 1e-6)
+    self.assertBetween(row['diff'], 0.04, 0.06)
+    self.assertLess(row['ci_low'], row['diff'])
+    self.assertGreater(row['ci_high'], row['diff'])
+    self.assertGreater(row['ci_low'], 0.0)
+    self.assertGreater(row['cohen_d'], 0.5)
+
+  def test_no_difference_is_not_detected(self):
+    rng = np.random.default_rng(2)
+    same = self.base + rng.normal(0, 0.05, self.n)
+    same -= same.mean() - self.base.mean()  # Equal means exactly.
+    (row,) = compare.compare({'a': (self.users, self.base),
+                              'b': (self.users, same)}, num_boot=2000)
+    self.assertGreater(row['p_ttest'], 0.5)
+    self.assertGreater(row['p_wilcoxon'], 0.05)
+    self.assertLess(row['ci_low'], 0.0)
+    self.assertGreater(row['ci_high'], 0.0)
+    (row,) = compare.compare({'a': (self.users, self.base),
+                              'b': (self.users, self.base)})
+    self.assertEqual((row['p_ttest'], row['p_wilcoxon'], row['cohen_d']),
+                     (1.0, 1.0, 0.0))
+
+  def test_effect_size_and_seeded_bootstrap(self):
+    users = np.arange(3)
+    a = np.zeros(3)
+    results = {'a': (users, a), 'b': (users, a + [1.0, 2.0, 3.0])}
+    (row,) = compare.compare(results, num_boot=500, seed=3)
+    self.assertAlmostEqual(row['cohen_d'], 2.0)  # mean 2 / sd 1.
+    (again,) = compare.compare(results, num_boot=500, seed=3)
+    self.assertEqual((row['ci_low'], row['ci_high']),
+                     (again['ci_low'], again['ci_high']))
+    self.assertBetween(row['ci_low'], 1.0, 2.0)
+
+  def test_holm_across_table_and_all_pairs(self):
+    rng = np.random.default_rng(4)
+    results = {f'r{j}': (self.users, self.base + rng.normal(0.01 * j, 0.1,
+                                                            self.n))
+               for j in range(4)}
+    rows = compare.compare(results, all_pairs=True, num_boot=200)
+    self.assertLen(rows, 6)
+    np.testing.assert_allclose([r['p_ttest_holm'] for r in rows],
+                               compare.holm([r['p_ttest'] for r in rows]))
+    self.assertLen(compare.compare(results, num_boot=200), 3)
+
+  def test_refuses_different_users(self):
+    with self.assertRaisesRegex(ValueError, 'different users'):
+      compare.compare({'a': (self.users, self.base),
+                       'b': (self.users[:-1], self.base[:-1])})
+
+
+class RunFilesTest(absltest.TestCase):
+
+  def test_refuses_mismatched_hashes(self):
+    with tempfile.TemporaryDirectory() as tmp:
+      users, v = np.arange(5), {'recall@20': np.ones(5)}
+      a = write_run(tmp, 'a', users, v, split_hash='h1')
+      b = write_run(tmp, 'b', users, v, split_hash='h2')
+      with self.assertRaisesRegex(compare.HashMismatchError, "'a' and 'b'"):
+        compare.load_runs([a, b], 'test')
+      with self.assertRaisesRegex(FileNotFoundError, 'per_user_valid'):
+        compare.load_runs([a, b], 'valid')
+
+  def test_cli_prints_table(self):
+    rng = np.random.default_rng(5)
+    users = np.arange(200)
+    base = rng.uniform(size=200)
+    with tempfile.TemporaryDirectory() as tmp:
+      runs = [
+          write_run(tmp, 'mostpop', users,
+                    {'recall@20': base, 'ndcg@20': base / 2}),
+          write_run(tmp, 'lightgcn', users,
+                    {'recall@20': base + 0.1, 'ndcg@20': base / 2 + 0.05}),
+      ]
+      bad = write_run(tmp, 'other', users, {'recall@20': base},
+                      split_hash='zzz')
+      cmd = [sys.executable, '-m', 'mmjax.eval.compare', *runs,
+             '--metric=recall@20,ndcg@20', '--num_boot=200']
+      out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+      self.assertIn('lightgcn', out)
+      self.assertIn('recall@20', out)
+      self.assertIn('ndcg@20', out)
+      self.assertIn('+0.1000', out)
+      proc = subprocess.run(cmd[:4] + [bad], cwd=ROOT, capture_output=True,
+                            text=True)
+      self.assertNotEqual(proc.returncode, 0)
+      self.assertIn('different datasets or splits', proc.stderr)
+
+
+if __name__ == '__main__':
+  absltest.main()
