@@ -34,6 +34,34 @@ def _check_features(ds: dataset_lib.Dataset,
   return out
 
 
+def _rating_timestamp(ds: dataset_lib.Dataset
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """Ratings (1 where unknown or NaN) and timestamps (0 where unknown)."""
+  rating = np.ones(len(ds), np.float32)
+  if ds.rating is not None:
+    known = np.isfinite(ds.rating)
+    rating[known] = ds.rating[known]
+  timestamp = (np.asarray(ds.timestamp, np.int64) if ds.timestamp is not None
+               else np.zeros(len(ds), np.int64))
+  return rating, timestamp
+
+
+def _write_tsv(path: str, columns: list[np.ndarray],
+               header: str | None = None) -> None:
+  """Writes columns tab-separated, one row per line.
+
+  numpy's str() of a float32 is its shortest round-trip form, so a rating
+  reads back as exactly the same float32.
+  """
+  text = [c.astype(str) for c in columns]
+  with open(path, 'w', encoding='utf-8') as f:
+    if header is not None:
+      f.write(header + '\n')
+    for start in range(0, len(columns[0]), 1 << 16):
+      rows = zip(*(t[start:start + (1 << 16)] for t in text))
+      f.write(''.join('\t'.join(row) + '\n' for row in rows))
+
+
 def write_mmrec(ds: dataset_lib.Dataset, out_dir: str, name: str,
                 features: dict[str, np.ndarray] | None = None) -> None:
   """Writes `<out_dir>/<name>.inter` and the feature files MMRec loads.
@@ -42,22 +70,32 @@ def write_mmrec(ds: dataset_lib.Dataset, out_dir: str, name: str,
   `userID itemID rating timestamp x_label` (MMRec's dataset yamls: USER_ID_FIELD
   userID, ITEM_ID_FIELD itemID, inter_splitting_label x_label = 0/1/2 for
   train/valid/test). MMRec reads only userID, itemID and x_label; rating and
-  timestamp are written for completeness (0 where unknown). Features named
-  'image' and 'text' go to image_feat.npy and text_feat.npy, any other name to
-  `<name>_feat.npy`; row = internal item id.
+  timestamp are written for completeness: rating 1 where unknown (implicit
+  feedback) and timestamp 0 where unknown. Features named 'image' and 'text'
+  go to image_feat.npy and text_feat.npy, any other name to
+  `<name>_feat.npy`; row = internal item id. MMRec needs no id-map files.
+
+  Raises:
+    DataError: a feature has the wrong shape or non-finite values, or the
+      largest user / item id has no interaction: MMRec sizes its embedding
+      tables as max id + 1 over the .inter file, so such a dataset would
+      silently disagree with the feature rows.
   """
   ds.validate()
   feats = _check_features(ds, features)
+  for what, ids, count in (('user', ds.user, ds.num_users),
+                           ('item', ds.item, ds.num_items)):
+    top = int(ids.max()) + 1 if len(ids) else 0
+    if top != count:
+      raise dataset_lib.DataError(
+          f'{what} ids: the largest with an interaction is {top - 1} but the '
+          f'dataset has {count}; MMRec counts {what}s as max id + 1, so '
+          f'remove {what}s without interactions first.')
   os.makedirs(out_dir, exist_ok=True)
-  rating = ds.rating if ds.rating is not None else np.zeros(len(ds), np.float32)
-  timestamp = (ds.timestamp if ds.timestamp is not None
-               else np.zeros(len(ds), np.int64))
-  with open(os.path.join(out_dir, f'{name}.inter'), 'w', encoding='utf-8') as f:
-    f.write('userID\titemID\trating\ttimestamp\tx_label\n')
-    for u, i, r, t, s in zip(ds.user.tolist(), ds.item.tolist(),
-                             rating.tolist(), timestamp.tolist(),
-                             ds.split.tolist()):
-      f.write(f'{u}\t{i}\t{r:g}\t{t}\t{s}\n')
+  rating, timestamp = _rating_timestamp(ds)
+  _write_tsv(os.path.join(out_dir, f'{name}.inter'),
+             [ds.user, ds.item, rating, timestamp, ds.split],
+             header='userID\titemID\trating\ttimestamp\tx_label')
   for key, values in feats.items():
     file = _MMREC_FEATURE_FILES.get(key, f'{key}_feat.npy')
     np.save(os.path.join(out_dir, file), values)
@@ -76,17 +114,13 @@ def write_elliot(ds: dataset_lib.Dataset, out_dir: str,
   ds.validate()
   feats = _check_features(ds, features)
   os.makedirs(out_dir, exist_ok=True)
-  rating = ds.rating if ds.rating is not None else np.ones(len(ds), np.float32)
-  timestamp = (ds.timestamp if ds.timestamp is not None
-               else np.zeros(len(ds), np.int64))
+  rating, timestamp = _rating_timestamp(ds)
   for file, label in (('train.tsv', dataset_lib.TRAIN),
                       ('val.tsv', dataset_lib.VALID),
                       ('test.tsv', dataset_lib.TEST)):
     idx = np.flatnonzero(ds.split == label)
-    with open(os.path.join(out_dir, file), 'w', encoding='utf-8') as f:
-      for u, i, r, t in zip(ds.user[idx].tolist(), ds.item[idx].tolist(),
-                            rating[idx].tolist(), timestamp[idx].tolist()):
-        f.write(f'{u}\t{i}\t{r:g}\t{t}\n')
+    _write_tsv(os.path.join(out_dir, file),
+               [ds.user[idx], ds.item[idx], rating[idx], timestamp[idx]])
   for key, values in feats.items():
     folder = os.path.join(out_dir, key)
     os.makedirs(folder, exist_ok=True)

@@ -1,0 +1,55 @@
+"""Readers on the real data in ../shared/data (skipped when it is absent)."""
+
+import os
+import unittest
+
+from absl.testing import absltest
+import numpy as np
+
+from mmjax.data import readers
+from tests import conftest
+
+ML100K = os.path.join(conftest.SHARED_DATA, 'ml-100k-recbole')
+LVLM = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm')
+
+
+@unittest.skipUnless(os.path.isdir(ML100K),
+                     f'real data {ML100K} is absent (only in the project '
+                     'workspace, not in a clone)')
+class RealML100KRecBoleTest(absltest.TestCase):
+
+  def test_counts_and_item_table(self):
+    raw = readers.read('recbole', ML100K)
+    self.assertLen(raw, 100_000)
+    self.assertLen(np.unique(raw.users), 943)
+    self.assertLen(np.unique(raw.items), 1682)
+    self.assertLen(raw.item_table, 1682)
+    self.assertEqual(raw.steps, [])
+    self.assertTrue(np.isin(raw.rating, [1, 2, 3, 4, 5]).all())
+    self.assertEqual(raw.item_table['1']['title'], 'Toy Story')
+    self.assertEqual(raw.item_table['1']['year'], '1995')
+    self.assertIn('Animation', raw.item_table['1']['genres'])
+
+
+@unittest.skipUnless(os.path.isdir(LVLM),
+                     f'real data {LVLM} is absent (only in the project '
+                     'workspace, not in a clone)')
+class RealMovieLensLVLMTest(absltest.TestCase):
+
+  def test_counts_and_movie_table(self):
+    raw = readers.read('movielens_latest', LVLM)
+    # Counts from ../shared/data/README.md.
+    self.assertLen(raw, 100_004)
+    self.assertLen(np.unique(raw.users), 671)
+    self.assertLen(np.unique(raw.items), 9066)
+    self.assertGreaterEqual(raw.rating.min(), 0.5)
+    self.assertLessEqual(raw.rating.max(), 5.0)
+    self.assertTrue(set(np.unique(raw.items)) <= set(raw.item_table))
+    toy = raw.item_table['1']
+    self.assertEqual(toy['title'], 'Toy Story')
+    self.assertEqual(toy['year'], '1995')
+    self.assertIn('Animation', toy['genres'].split('|'))
+
+
+if __name__ == '__main__':
+  absltest.main()
