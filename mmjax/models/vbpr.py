@@ -1,0 +1,219 @@
+"""VBPR (He & McAuley, AAAI 2016): BPR-MF plus a projected content factor.
+
+Paper: R. He, J. McAuley, "VBPR: Visual Bayesian Personalized Ranking from
+Implicit Feedback", AAAI 2016.
+
+Equations as implemented (m runs over the modalities in the context's order,
+`x_{i,m}` is item i's frozen feature of modality m, `mask_{i,m}` is 0 when the
+item lacks it):
+  f_i = concat_m(mask_{i,m} * x_{i,m})                       [F = sum_m F_m]
+  p_i = W f_i + b                                            [D]
+  p_i <- p_i / max(|p_i|, 1e-12)          (only if `normalize_projection`)
+  user u: [gamma_u ; theta_u] in R^{2D};  item i: [gamma_i ; p_i] in R^{2D}
+  x_ui = gamma_u . gamma_i + theta_u . p_i
+  convention 'mmrec' (default):
+    L = -mean_b log(1e-10 + sigmoid(x_ui - x_uj))
+        + reg_weight * (|U_b|_F + |I+_b|_F + |I-_b|_F) / B
+    with U_b, I+_b, I-_b the batch's stacked 2D-dim user/item rows and |.|_F
+    the Frobenius norm (not squared: MMRec's `EmbLoss`).
+  convention 'elliot':
+    L = mean_b softplus(-clip(x_ui - x_uj, -80, 1e8))
+        + reg_weight / 2 * (|gamma_u|^2 + |gamma_i|^2 + |gamma_j|^2
+                            + |theta_u|^2 + |p_i|^2 + |p_j|^2) / B
+  embed: user [gamma_u ; theta_u], item [gamma_i ; p_i] (their dot is x_ui).
+B counts the batch's real (unpadded) rows; padded rows weigh 0. With several
+negatives per positive every (u, i, j) triple is one BPR term.
+
+Parameters: `user` [U, 2D] (gamma_u and theta_u side by side, as MMRec),
+`item` [I, D], `proj_w` [F, D], `proj_b` [D]. The features are frozen in both
+references, and here.
+
+Defaults (MMRec configs/model/VBPR.yaml): embed_dim 64, reg_weight from
+{2.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5}; init xavier-uniform embeddings and
+xavier-normal projection with zero bias (MMRec's `xavier_normal_initialization`).
+
+Items lacking a modality: their block of f_i is zero (the store writes zero
+rows and the mask is applied again in case a feature transform moved them),
+so p_i comes from their other modalities; an item with no modality at all has
+p_i = b (or b/|b|), the same content vector for all such items, and is ranked
+by its ID factor gamma_i alone plus that shared constant.
+
+Differences from the references:
+  * MMRec (src/models/vbpr.py): `convention='mmrec'` reproduces it: no bias
+    terms (beta_i, beta' of the paper), features concatenated text first then
+    image; we concatenate in the context's modality order (a permutation of
+    W's rows, so the model class is the same). MMRec can apply dropout to the
+    embeddings in `forward`, but calls it with 0.0; we have none.
+  * Elliot (Ducho-meets-Elliot external/models/vbpr): `convention='elliot'`
+    (`model.normalize_projection=True` for the L2-normalised projection):
+    softplus loss with the clipped difference, squared-L2 regulariser over the
+    six factors. Elliot initialises theta_u from N(0, 1) (its xavier call hits
+    gamma_u twice) and the projection with torch's default Linear init; we use
+    xavier everywhere for both conventions.
+  * The paper's item bias and visual bias term are in neither reference, and
+    not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from mmjax import types
+
+
+def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
+  """Parameters for `ctx.num_users` users and `ctx.num_items` items."""
+  d = cfg.model.embed_dim
+  feats = modalities(ctx)
+  in_dim = sum(x.shape[1] for x, _ in feats)
+  k_user, k_item, k_proj = (jax.random.fold_in(key, i) for i in range(3))
+  return {
+      'user': xavier_uniform(k_user, (ctx.num_users, 2 * d)),
+      'item': xavier_uniform(k_item, (ctx.num_items, d)),
+      'proj_w': xavier_normal(k_proj, (in_dim, d)),
+      'proj_b': jnp.zeros((d,), jnp.float32),
+  }
+
+
+def content(
+    params: types.Params,
+    feats: list[tuple[types.Array, types.Array]],
+    normalize_projection: bool,
+) -> types.Array:
+  """Projected content vectors p [I, D] from (features [I, F_m], mask [I])."""
+  f = jnp.concatenate(
+      [x * m[:, None].astype(x.dtype) for x, m in feats], axis=1
+  )
+  p = f @ params['proj_w'] + params['proj_b']
+  if normalize_projection:
+    p = l2_normalize(p)
+  return p
+
+
+def _normalize_projection(cfg: Any) -> bool:
+  flag = cfg.model.get('normalize_projection', None)
+  if flag is None:
+    return cfg.model.get('convention', 'mmrec') == 'elliot'
+  return bool(flag)
+
+
+def embed(
+    params: types.Params, ctx: Any, cfg: Any
+) -> tuple[types.Array, types.Array]:
+  """User [U, 2D] and item [I, 2D] embeddings; scores are their dot product."""
+  p = content(params, modalities(ctx), _normalize_projection(cfg))
+  return params['user'], jnp.concatenate([params['item'], p], axis=1)
+
+
+def loss(
+    params: types.Params, batch: Any, ctx: Any, key: types.PRNGKey, cfg: Any
+) -> tuple[types.Array, dict[str, types.Array]]:
+  """BPR loss and the regulariser of the chosen convention (module doc)."""
+  del key  # VBPR has no randomness in its loss.
+  users, pos, neg, weight = triples(batch)
+  d = cfg.model.embed_dim
+  p = content(params, modalities(ctx), _normalize_projection(cfg))
+  u = params['user'][users]  # [T, 2D]
+  i_pos = jnp.concatenate([params['item'][pos], p[pos]], axis=1)
+  i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=1)
+  diff = jnp.sum(u * i_pos, 1) - jnp.sum(u * i_neg, 1)
+  count = jnp.maximum(weight.sum(), 1.0)
+  wc = weight[:, None]
+  if cfg.model.get('convention', 'mmrec') == 'elliot':
+    bpr = weighted_mean(jax.nn.softplus(-jnp.clip(diff, -80.0, 1e8)),
+                            weight)
+    sq = sum(
+        jnp.sum(wc * t * t)
+        for t in (u[:, :d], i_pos[:, :d], i_neg[:, :d], u[:, d:],
+                  i_pos[:, d:], i_neg[:, d:])
+    )
+    reg = 0.5 * sq / count
+  else:
+    bpr = weighted_mean(
+        -jnp.log(1e-10 + jax.nn.sigmoid(diff)), weight
+    )
+    reg = sum(frobenius(wc * t) for t in (u, i_pos, i_neg)) / count
+  total = bpr + cfg.model.reg_weight * reg
+  return total, {'bpr': bpr, 'reg': reg}
+
+
+# Helpers shared by the multimodal models (freedom, bm3 and lattice import
+# them from here until the engine offers a common module).
+
+
+def modalities(ctx: Any) -> list[tuple[types.Array, types.Array]]:
+  """(features [I, F_m], mask [I]) per modality, in the context's order."""
+  names = list(ctx.features)
+  if not names:
+    raise ValueError('this model needs at least one item feature modality.')
+  return [(ctx.features[n], ctx.masks[n]) for n in names]
+
+
+def triples(batch: Any) -> tuple[types.Array, ...]:
+  """Flat (users, pos, neg, weight) [T] from a BPR batch.
+
+  `neg` may hold several negatives per positive ([B, n]); each (u, i, j) is
+  one term. `weight` is 1 for real rows and 0 for padding.
+  """
+  users, pos, neg = batch['users'], batch['pos'], batch['neg']
+  weight = batch.get('mask', None)
+  if weight is None:
+    weight = jnp.ones(users.shape, jnp.float32)
+  weight = jnp.asarray(weight, jnp.float32)
+  if neg.ndim == 2:
+    n = neg.shape[1]
+    users, pos, weight = (jnp.repeat(a, n) for a in (users, pos, weight))
+    neg = neg.reshape(-1)
+  return users, pos, neg, weight
+
+
+def xavier_uniform(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
+  """torch.nn.init.xavier_uniform_ for a [fan_a, fan_b] matrix."""
+  bound = (6.0 / (shape[0] + shape[1])) ** 0.5
+  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+def xavier_normal(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
+  """torch.nn.init.xavier_normal_ for a [fan_a, fan_b] matrix."""
+  std = (2.0 / (shape[0] + shape[1])) ** 0.5
+  return std * jax.random.normal(key, shape, jnp.float32)
+
+
+def linear_init(key: types.PRNGKey, in_dim: int, out_dim: int) -> dict:
+  """torch.nn.Linear's default init: U(-1/sqrt(in), 1/sqrt(in)), W and b."""
+  bound = 1.0 / max(in_dim, 1) ** 0.5
+  k_w, k_b = jax.random.split(key)
+  return {
+      'w': jax.random.uniform(k_w, (in_dim, out_dim), jnp.float32, -bound,
+                              bound),
+      'b': jax.random.uniform(k_b, (out_dim,), jnp.float32, -bound, bound),
+  }
+
+
+def l2_normalize(x: types.Array, eps: float = 1e-12) -> types.Array:
+  """torch.nn.functional.normalize(x, p=2, dim=-1)."""
+  sq = jnp.sum(x * x, axis=-1, keepdims=True)
+  # sqrt at 0 has an infinite derivative; a zero row (an item without
+  # content, zero bias at init) must not turn the gradient into NaN.
+  norm = jnp.sqrt(jnp.maximum(sq, eps * eps))
+  return x / norm
+
+
+def frobenius(x: types.Array) -> types.Array:
+  """|x|_F with a finite gradient at x = 0 (torch.norm's is 0 there too)."""
+  sq = jnp.sum(x * x)
+  safe = jnp.where(sq > 0, sq, 1.0)
+  return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
+
+
+def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
+  """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
+  return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
+
+
+def bpr(diff: types.Array, weight: types.Array) -> types.Array:
+  """-mean log sigmoid(diff) over real rows (MMRec's `bpr_loss`)."""
+  return weighted_mean(-jax.nn.log_sigmoid(diff), weight)
