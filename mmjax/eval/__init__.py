@@ -1,1 +1,1 @@
-"""Evaluation: full ranking on device, metrics, beyond-accuracy, run comparison."""
+"""Evaluation: full ranking on device, metrics, comparison of runs."""

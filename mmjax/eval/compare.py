@@ -16,7 +16,8 @@ whole table.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 import itertools
 import math
 import os

@@ -18,8 +18,8 @@ Where the two reference tools differ, `convention` picks one:
   MAP@K (the one real difference):
     mmrec: AP@K = sum_{k<=K} P@k * rel_k / min(|R|, K)
       (enoche/MMRec src/utils/metrics.py, `map_`).
-    elliot: AP@K = (1/K) * sum_{k<=K} P@k, the mean of precision at every cut-off
-      1..K whether or not rank k is a hit
+    elliot: AP@K = (1/K) * sum_{k<=K} P@k, the mean of precision at every
+      cut-off 1..K whether or not rank k is a hit
       (sisinflab/elliot elliot/evaluation/metrics/accuracy/map/map.py,
       `__user_ap` averages `__user_precision` over n in range(cutoff)).
   NDCG@K ideal cut: both cut the ideal list at min(|R|, K) (MMRec `ndcg_`

@@ -247,7 +247,9 @@ def _pad_rows(
 
 
 def _bin_name(lo: float, hi: float) -> str:
-  fmt = lambda v: 'inf' if math.isinf(v) else f'{v:g}'
+  def fmt(v):
+    return 'inf' if math.isinf(v) else f'{v:g}'
+
   return f'group={fmt(lo)}-{fmt(hi)}'
 
 
@@ -318,9 +320,12 @@ class Evaluator:
     b = int(cfg_eval.get('batch_users', 1024))
     b = min(b, max(len(d.users), 1))
     self.block = -(-b // n_dev) * n_dev  # A multiple of the device count.
-    counts = lambda indptr: indptr[d.users + 1] - indptr[d.users]
-    self.mask_width = _pow2(max(int(counts(d.mask_indptr).max(initial=0)), 1))
-    self.held_width = _pow2(max(int(counts(d.held_indptr).max(initial=0)), 1))
+    def width(indptr):
+      counts = indptr[d.users + 1] - indptr[d.users]
+      return _pow2(max(int(counts.max(initial=0)), 1))
+
+    self.mask_width = width(d.mask_indptr)
+    self.held_width = width(d.held_indptr)
 
     if mesh is not None:
       self._rows = jax.sharding.NamedSharding(mesh, P('data'))
@@ -463,7 +468,8 @@ class Evaluator:
                'num_users' + COLD: float(has_cold.sum())}
     for name, v in per_user.items():
       if name.endswith(COLD):
-        summary[name] = float(v[has_cold].mean()) if has_cold.any() else math.nan
+        summary[name] = (float(v[has_cold].mean()) if has_cold.any()
+                         else math.nan)
       else:
         summary[name] = float(v.mean())
     for k in self.ks:

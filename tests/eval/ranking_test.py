@@ -13,10 +13,11 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
 from tests.eval import metrics_test
 
-U, I = 37, 30
+NUM_USERS, NUM_ITEMS = 37, 30
 
 
-def make_dataset(seed=0, n=500, num_users=U, num_items=I, cold=3):
+def make_dataset(seed=0, n=500, num_users=NUM_USERS, num_items=NUM_ITEMS,
+                 cold=3):
   """Random interactions; the last `cold` items occur only in valid/test."""
   rng = np.random.default_rng([seed])
   user = rng.integers(0, num_users, n).astype(np.int32)
@@ -85,7 +86,8 @@ def reference(ds, split, table, cfg, mask_valid, item_filter=None):
 
 def distinct_table(seed):
   rng = np.random.default_rng([seed, 1])
-  return np.stack([rng.permutation(I) for _ in range(U)]).astype(np.float32)
+  rows = [rng.permutation(NUM_ITEMS) for _ in range(NUM_USERS)]
+  return np.stack(rows).astype(np.float32)
 
 
 class ReferenceTest(parameterized.TestCase):
@@ -121,8 +123,8 @@ class EvaluatorTest(parameterized.TestCase):
                                   relevance_threshold=None)
     rng = np.random.default_rng(3)
     # Rounded scores: many ties, so the tie-break order is compared too.
-    emb = (np.round(rng.normal(size=(U, 4)), 1).astype(np.float32),
-           np.round(rng.normal(size=(I, 4)), 0).astype(np.float32))
+    emb = (np.round(rng.normal(size=(NUM_USERS, 4)), 1).astype(np.float32),
+           np.round(rng.normal(size=(NUM_ITEMS, 4)), 0).astype(np.float32))
     key = jax.random.key(5)
     one = ranking.Evaluator(data, make_cfg(), None, ranking.embedding_score)
     eight = ranking.Evaluator(data, make_cfg(), make_mesh(),
@@ -144,7 +146,7 @@ class EvaluatorTest(parameterized.TestCase):
     data = ranking.make_eval_data(ds, dataset_lib.TEST, mask_valid=mask_valid,
                                   relevance_threshold=None)
     # The 'model' scores every training and validation item highest.
-    table = np.zeros((U, I), np.float32)
+    table = np.zeros((NUM_USERS, NUM_ITEMS), np.float32)
     seen = ds.split != dataset_lib.TEST
     table[ds.user[seen], ds.item[seen]] = 100.0
     cfg = make_cfg(mask_valid_at_test=mask_valid)
