@@ -200,3 +200,31 @@ def edge_dropout(
     inv = jnp.where(deg > 0, 1.0 / jnp.where(deg > 0, deg, 1.0), 0.0)
     w = keep * inv[g.receivers]
   return g.with_weights(w.astype(jnp.float32))
+
+
+def reverse_edges_sorted(g: sparse.Graph) -> types.Array:
+  """Jittable `reverse_edges` for a graph built by `sparse.from_edges`.
+
+  Relies on its layout (edges sorted by receiver, then sender): the reverse
+  of `s -> r` is found by binary search for sender `r` in receiver `s`'s row.
+  Use it inside `jit`, where the host version cannot run; the graph must be
+  symmetric (an edge without a reverse gets an arbitrary index).
+
+  Returns:
+    int32 [E].
+  """
+  senders, receivers = g.senders, g.receivers
+  lo = g.indptr[senders]
+  hi = g.indptr[senders + 1]
+  steps = max(int(g.num_edges).bit_length(), 1)
+
+  def body(_, bounds):
+    lo, hi = bounds
+    mid = (lo + hi) // 2
+    right = senders[jnp.minimum(mid, g.num_edges - 1)] < receivers
+    go = lo < hi
+    return (jnp.where(go & right, mid + 1, lo),
+            jnp.where(go & ~right, mid, hi))
+
+  lo, _ = lax.fori_loop(0, steps, body, (lo, hi))
+  return jnp.minimum(lo, g.num_edges - 1).astype(jnp.int32)

@@ -37,6 +37,14 @@ class ReverseEdgesTest(absltest.TestCase):
     np.testing.assert_array_equal(g.senders[rev], g.receivers)
     np.testing.assert_array_equal(g.receivers[rev], g.senders)
 
+  def test_jittable_version_agrees(self):
+    for seed in range(3):
+      g = _bipartite(seed=seed)
+      np.testing.assert_array_equal(
+          np.asarray(jax.jit(edges.reverse_edges_sorted)(g)),
+          edges.reverse_edges(g),
+      )
+
   def test_rejects_asymmetric_graph(self):
     g = sparse.from_edges(np.array([0, 1]), np.array([1, 2]), None, 3)
     with self.assertRaisesRegex(ValueError, 'no reverse'):
