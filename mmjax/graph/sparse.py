@@ -7,7 +7,10 @@ once on the host with numpy; on device only the edge weights change (edge
 dropout, pruning and learnt weights mask or rescale `weights`, keeping E static).
 
 `propagate(g, x)[r] = sum_{e: receivers[e] == r} weights[e] * x[senders[e]]`,
-i.e. `A @ x` with `A[r, s] = weight`.
+i.e. `A @ x` with `A[r, s] = weight`. On CPU a compiled CSR kernel serves it
+(`mmjax.graph.kernel`); elsewhere, with MMJAX_KERNEL=0, for non-float32 inputs
+or when the kernel cannot be built, the `segment_sum` reference does (on GPU
+that is XLA's scatter, for now).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmjax import types
+from mmjax.graph import kernel
+from mmjax.graph.kernel import ops
 
 
 @jax.tree_util.register_dataclass
@@ -32,6 +37,11 @@ class Graph:
     weights: float32 [E].
     indptr: int32 [N + 1], CSR row pointer over `receivers`.
     num_nodes: N, static.
+    t_indptr: int32 [N + 1], row pointer of the transpose (over senders), or
+      None; `from_edges` fills the three `t_` fields so the gradient A^T g
+      needs no sort on device.
+    t_cols: int32 [E], receivers in (sender, receiver) order, or None.
+    t_perm: int32 [E], the edge at each slot of the transpose, or None.
   """
 
   senders: jax.Array
@@ -39,6 +49,9 @@ class Graph:
   weights: jax.Array
   indptr: jax.Array
   num_nodes: int = jax.tree.static()
+  t_indptr: jax.Array | None = None
+  t_cols: jax.Array | None = None
+  t_perm: jax.Array | None = None
 
   @property
   def num_edges(self) -> int:
@@ -79,16 +92,26 @@ def from_edges(
       or max(senders.max(), receivers.max()) >= num_nodes
   ):
     raise ValueError(f'edge endpoint outside [0, {num_nodes}).')
+  if len(senders) >= 2**31:
+    raise ValueError(f'{len(senders)} edges; int32 indices hold < 2**31.')
   order = np.lexsort((senders, receivers))
   receivers = receivers[order]
+  senders = senders[order]
   indptr = np.zeros(num_nodes + 1, np.int64)
   np.cumsum(np.bincount(receivers, minlength=num_nodes), out=indptr[1:])
+  # The transpose: edges in (sender, receiver) order, as slots of A^T's CSR.
+  t_perm = np.lexsort((receivers, senders))
+  t_indptr = np.zeros(num_nodes + 1, np.int64)
+  np.cumsum(np.bincount(senders, minlength=num_nodes), out=t_indptr[1:])
   return Graph(
-      senders=np.asarray(senders[order], np.int32),
+      senders=np.asarray(senders, np.int32),
       receivers=np.asarray(receivers, np.int32),
       weights=weights[order],
       indptr=np.asarray(indptr, np.int32),
       num_nodes=int(num_nodes),
+      t_indptr=np.asarray(t_indptr, np.int32),
+      t_cols=np.asarray(receivers[t_perm], np.int32),
+      t_perm=np.asarray(t_perm, np.int32),
   )
 
 
@@ -163,6 +186,45 @@ def propagate_reference(g: Graph, x: types.Array) -> types.Array:
   )
 
 
+def _pattern(g: Graph) -> ops.Pattern:
+  if g.t_perm is None:
+    # Built on device (e.g. a kNN graph inside jit): sort there, O(E log E).
+    t_indptr, t_cols, t_perm = ops.transpose_pattern(
+        jnp.asarray(g.indptr), jnp.asarray(g.senders),
+        jnp.asarray(g.receivers),
+    )
+  else:
+    t_indptr, t_cols, t_perm = g.t_indptr, g.t_cols, g.t_perm
+  return ops.Pattern(
+      indptr=jnp.asarray(g.indptr, jnp.int32),
+      cols=jnp.asarray(g.senders, jnp.int32),
+      t_indptr=jnp.asarray(t_indptr, jnp.int32),
+      t_cols=jnp.asarray(t_cols, jnp.int32),
+      t_perm=jnp.asarray(t_perm, jnp.int32),
+  )
+
+
 def propagate(g: Graph, x: types.Array) -> types.Array:
-  """`A @ x` for x [N, D]; the single entry point for sparse propagation."""
-  return propagate_reference(g, jnp.asarray(x))
+  """`A @ x` for x [N, D]; the single entry point for sparse propagation.
+
+  Differentiable in x and in `g.weights`. Uses the compiled kernel for float32
+  on CPU when it is available (see `mmjax.graph.kernel`), split by rows over
+  the active mesh's 'data' axis; otherwise `propagate_reference`.
+
+  Args:
+    g: graph with N nodes.
+    x: [N, D].
+
+  Returns:
+    [N, D], x's dtype.
+  """
+  x = jnp.asarray(x)
+  if (
+      x.ndim == 2
+      and x.dtype == jnp.float32
+      and jnp.asarray(g.weights).dtype == jnp.float32
+      and kernel.available()
+  ):
+    assert x.shape[0] == g.num_nodes, (x.shape, g.num_nodes)
+    return ops.csr_matmul(_pattern(g), jnp.asarray(g.weights), x)
+  return propagate_reference(g, x)

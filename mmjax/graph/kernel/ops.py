@@ -1,0 +1,145 @@
+"""Differentiable CSR products on the compiled kernel, split over devices.
+
+`csr_matmul(pattern, w, x)` is `A @ x` for the CSR matrix A with a fixed
+pattern and runtime values `w`, with a `custom_vjp`:
+  dx = A^T g, the same kernel on the transposed CSR whose slot k reads
+       w[t_perm[k]] (no transposed copy of the values is made);
+  dw[e] = <g[row(e)], x[cols[e]]>, a per-edge dot kernel. Under `jit`, XLA
+       drops this call when the weights need no gradient.
+
+When a mesh with a 'data' axis of size P > 1 is active (`jax.set_mesh`) and
+not yet manual, each device computes a block of ceil(N / P) rows (or
+ceil(E / P) edges) and the blocks are all-gathered, so the propagation is
+split across devices instead of repeated on each. Graph and x are replicated
+inputs there, as parameters are in the training step.
+
+`vmap` runs the kernel once per batch element (`vmap_method='sequential'`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+
+DATA_AXIS = 'data'
+
+
+class Pattern(NamedTuple):
+  """The CSR pattern and its transpose, int32.
+
+  Attributes:
+    indptr: [N + 1] row pointer.
+    cols: [E] column (sender) of each slot.
+    t_indptr: [N + 1] row pointer of A^T.
+    t_cols: [E] column of each slot of A^T (a receiver of A).
+    t_perm: [E] the edge of A that slot k of A^T holds.
+  """
+
+  indptr: jax.Array
+  cols: jax.Array
+  t_indptr: jax.Array
+  t_cols: jax.Array
+  t_perm: jax.Array
+
+
+def transpose_pattern(
+    indptr: jax.Array, senders: jax.Array, receivers: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Jittable transposed CSR (t_indptr, t_cols, t_perm) for graphs built on
+  device without one (a stable argsort of the senders)."""
+  n = indptr.shape[0] - 1
+  t_perm = jnp.argsort(senders, stable=True).astype(jnp.int32)
+  t_cols = receivers[t_perm].astype(jnp.int32)
+  t_indptr = jnp.searchsorted(
+      senders[t_perm], jnp.arange(n + 1, dtype=senders.dtype), side='left'
+  ).astype(jnp.int32)
+  return t_indptr, t_cols, t_perm
+
+
+def _data_mesh():
+  """The active mesh when rows should be split over its 'data' axis."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA_AXIS not in mesh.axis_names:
+    return None
+  if mesh.shape[DATA_AXIS] <= 1 or DATA_AXIS in mesh.manual_axes:
+    return None
+  return mesh
+
+
+def _spmm_call(indptr, cols, w, perm, x, row0, rows: int) -> jax.Array:
+  return jax.ffi.ffi_call(
+      'mmjax_spmm',
+      jax.ShapeDtypeStruct((rows, x.shape[1]), jnp.float32),
+      vmap_method='sequential',
+  )(indptr, cols, w, perm, x, row0)
+
+
+def _edge_dot_call(indptr, cols, g, x, edge0, count: int) -> jax.Array:
+  return jax.ffi.ffi_call(
+      'mmjax_edge_dot',
+      jax.ShapeDtypeStruct((count,), jnp.float32),
+      vmap_method='sequential',
+  )(indptr, cols, g, x, edge0)
+
+
+def _split(fn, total: int, args):
+  """Runs fn(start, count, *args) on one device or row-split over 'data'."""
+  mesh = _data_mesh()
+  if mesh is None:
+    return fn(jnp.zeros((), jnp.int32), total, *args)
+  parts = mesh.shape[DATA_AXIS]
+  block = -(-total // parts)
+
+  def local(*local_args):
+    start = (lax.axis_index(DATA_AXIS) * block).astype(jnp.int32)
+    out = fn(start, block, *local_args)
+    return lax.all_gather(out, DATA_AXIS, tiled=True)
+
+  spec = jax.sharding.PartitionSpec()
+  out = jax.shard_map(
+      local, in_specs=spec, out_specs=spec, check_vma=False
+  )(*args)
+  return out[:total]
+
+
+def spmm(indptr, cols, w, perm, x) -> jax.Array:
+  """y = A x, [N, D] float32; perm [E] or [0] (identity). No gradient."""
+  n = indptr.shape[0] - 1
+  return _split(
+      lambda start, rows, *a: _spmm_call(*a, start, rows), n,
+      (indptr, cols, w, perm, x),
+  )
+
+
+def edge_dot(indptr, cols, g, x) -> jax.Array:
+  """out[e] = <g[row(e)], x[cols[e]]>, [E] float32."""
+  num_edges = cols.shape[0]
+  return _split(
+      lambda start, count, *a: _edge_dot_call(*a, start, count), num_edges,
+      (indptr, cols, g, x),
+  )
+
+
+@jax.custom_vjp
+def csr_matmul(pattern: Pattern, w: jax.Array, x: jax.Array) -> jax.Array:
+  """A @ x with A = CSR(pattern, w); w [E], x [N, D] float32 -> [N, D]."""
+  identity = jnp.zeros((0,), jnp.int32)
+  return spmm(pattern.indptr, pattern.cols, w, identity, x)
+
+
+def _fwd(pattern, w, x):
+  return csr_matmul(pattern, w, x), (pattern, w, x)
+
+
+def _bwd(res, g):
+  pattern, w, x = res
+  g = g.astype(jnp.float32)
+  dx = spmm(pattern.t_indptr, pattern.t_cols, w, pattern.t_perm, g)
+  dw = edge_dot(pattern.indptr, pattern.cols, g, x)
+  return None, dw, dx
+
+
+csr_matmul.defvjp(_fwd, _bwd)
