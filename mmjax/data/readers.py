@@ -26,6 +26,7 @@ import ast
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import re
@@ -81,51 +82,44 @@ def _first_existing(folder: str, names: tuple[str, ...]) -> str:
   raise DataError(f'{folder}: none of {", ".join(names)} found.')
 
 
-def _float(value: str, path: str, line_no: int, what: str) -> float:
+class _BadValue(ValueError):
+  """A field that does not parse; the message names the field and value."""
+
+
+def _number(value: Any, kind: str, what: str) -> float | int:
+  """Parses one JSON value as a finite float or an int (seconds / ms)."""
   try:
     out = float(value)
-  except ValueError:
-    raise DataError(
-        f'{path}:{line_no}: {what} {value!r} is not a number.') from None
+  except (TypeError, ValueError):
+    raise _BadValue(f'{what} {value!r} is not a number.') from None
   if not np.isfinite(out):
-    raise DataError(f'{path}:{line_no}: {what} {value!r} is not finite.')
+    raise _BadValue(f'{what} {value!r} is not finite.')
+  if kind == 'int':
+    return int(value) if isinstance(value, int) else int(out)
   return out
 
 
-def _int(value: str, path: str, line_no: int, what: str) -> int:
-  try:
-    return int(float(value)) if '.' in value or 'e' in value else int(value)
-  except ValueError:
-    raise DataError(
-        f'{path}:{line_no}: {what} {value!r} is not an integer.') from None
-
-
 class _Columns:
-  """Accumulates interaction columns while reading."""
+  """Accumulates interaction columns while reading JSON lines."""
 
   def __init__(self):
-    self.users, self.items, self.ratings, self.times, self.splits = (
-        [], [], [], [], [])
+    self.users, self.items, self.ratings, self.times = [], [], [], []
 
-  def add(self, user, item, rating=None, time=None, split=None):
+  def add(self, user: str, item: str, rating: float, time: int) -> None:
     self.users.append(user)
     self.items.append(item)
     self.ratings.append(rating)
     self.times.append(time)
-    self.splits.append(split)
 
-  def raw(self, source: str, **kwargs) -> dataset_lib.RawData:
-    def column(values, dtype):
-      if not values or any(v is None for v in values):
-        return None
-      return np.asarray(values, dtype=dtype)
+  def raw(self, source: str, path: str, **kwargs) -> dataset_lib.RawData:
+    if not self.users:
+      raise DataError(f'{path}: no interactions found.')
     return dataset_lib.RawData(
         source=source,
         users=np.asarray(self.users, dtype=str),
         items=np.asarray(self.items, dtype=str),
-        rating=column(self.ratings, np.float32),
-        timestamp=column(self.times, np.int64),
-        split=column(self.splits, np.int8),
+        rating=np.asarray(self.ratings, np.float32),
+        timestamp=np.asarray(self.times, np.int64),
         **kwargs,
     )
 
@@ -142,9 +136,192 @@ def _delimited_rows(
       yield line_no, line.split(delimiter)
 
 
-def _check_empty(cols: _Columns, path: str) -> None:
-  if not cols.users:
+
+
+# Columns of a delimited file: (name, field index, kind, what), kind one of
+# 'str', 'float', 'int', 'label' (an int in {TRAIN, VALID, TEST}).
+_Spec = tuple[str, int, str, str]
+_CHUNK = 1 << 18  # Lines parsed per numpy batch: bounded memory at 10M lines.
+
+
+def _fast_numbers(values: list[str], kind: str) -> np.ndarray | None:
+  """numpy's C text parser over a whole column; None unless every value is
+  one clean finite number (then `_numeric` finds and names the bad ones)."""
+  text = ' '.join(values)
+  out = None
+  if kind != 'float':
+    try:
+      out = np.fromstring(text, dtype=np.int64, sep=' ')
+    except ValueError:
+      pass  # E.g. RecBole's float-typed timestamps '881250949.0'.
+  if out is None:
+    try:
+      out = np.fromstring(text, dtype=np.float64, sep=' ')
+    except ValueError:
+      return None
+    if not np.isfinite(out).all():
+      return None
+  if len(out) != len(values):
+    return None
+  if kind == 'label' and not np.isin(out, (0, 1, 2)).all():
+    return None
+  return out
+
+
+def _numeric(values: np.ndarray, kind: str
+             ) -> tuple[np.ndarray, list[tuple[int, str]]]:
+  """Parses a str array in bulk; returns (values, [(row, error)])."""
+  try:
+    if kind == 'float':
+      out = values.astype(np.float64)
+    else:
+      try:
+        out = values.astype(np.int64)
+      except (ValueError, OverflowError):
+        out = values.astype(np.float64)
+  except (ValueError, OverflowError):
+    out = None
+  if out is not None and (kind != 'float' or np.isfinite(out).all()):
+    if kind == 'int' and out.dtype == np.float64 and not np.isfinite(out).all():
+      out = None
+    elif kind == 'label':
+      wrong = np.flatnonzero(~np.isin(out, (0, 1, 2)))
+      return out, [(int(k), 'is not 0, 1 or 2') for k in wrong]
+    else:
+      return out, []
+  # Slow path, only for a batch holding a bad value: find which rows.
+  out = np.zeros(len(values), np.float64)
+  errors = []
+  for k, v in enumerate(values.tolist()):
+    try:
+      out[k] = float(v)
+    except ValueError:
+      errors.append((k, 'is not a number'))
+      continue
+    if not np.isfinite(out[k]):
+      errors.append((k, 'is not finite'))
+    elif kind == 'label' and out[k] not in (0, 1, 2):
+      errors.append((k, 'is not 0, 1 or 2'))
+  return out, errors
+
+
+def _split_uniform(lines: list[str], delimiter: str, width: int
+                   ) -> list[list[str]] | None:
+  """Splits lines into `width` columns at C speed, or None if any line is
+  blank or has another field count (the caller then goes line by line).
+
+  Counts delimiters per line on the utf-8 bytes (multi-byte characters never
+  contain ASCII bytes) and, when every line has width - 1, splits the whole
+  batch with one str.split.
+  """
+  if len(delimiter) != 1 or width < 2:
+    return None
+  text = ''.join(lines)
+  if '\r' in text:
+    text = text.replace('\r', '')
+  if not text.endswith('\n'):
+    text += '\n'
+  raw = np.frombuffer(text.encode('utf-8'), np.uint8)
+  newlines = np.flatnonzero(raw == 10)
+  if len(newlines) != len(lines):
+    return None
+  per_line = np.diff(np.searchsorted(np.flatnonzero(raw == ord(delimiter)),
+                                     newlines), prepend=0)
+  if (per_line != width - 1).any():
+    return None
+  tokens = text.replace('\n', delimiter).split(delimiter)
+  tokens.pop()  # After the last newline.
+  return [tokens[k::width] for k in range(width)]
+
+
+def _next_line(numbered: Iterator[tuple[int, str]]) -> tuple[int, str] | None:
+  """The next non-blank (line number, line without newline), or None."""
+  for line_no, line in numbered:
+    line = line.rstrip('\r\n')
+    if line.strip():
+      return line_no, line
+  return None
+
+
+def _parse_delimited(numbered: Iterator[tuple[int, str]], path: str,
+                     delimiter: str, width: int, specs: list[_Spec],
+                     bad: _BadLines) -> dict[str, np.ndarray]:
+  """Parses numbered lines in numpy batches; bad lines go to `bad`.
+
+  Args:
+    numbered: (1-based line number, line) pairs; blank lines are ignored.
+    path: the file, for messages.
+    delimiter: field separator.
+    width: the number of fields every line must have.
+    specs: the columns to return.
+    bad: raises on the first bad line, or records it.
+
+  Returns:
+    name -> array over the good lines, in file order (str columns as numpy
+    str arrays, numeric ones float64 / int64).
+  """
+  parts = {name: [] for name, *_ in specs}
+  while True:
+    block = list(itertools.islice(numbered, _CHUNK))
+    if not block:
+      break
+    problems = []  # (line number, message)
+    nos = [no for no, _ in block]
+    columns = _split_uniform([line for _, line in block], delimiter, width)
+    if columns is not None:
+      good = range(len(block))
+    else:  # Some line is blank or has the wrong field count: line by line.
+      block = [(no, line.rstrip('\r\n')) for no, line in block]
+      block = [(no, line) for no, line in block if line.strip()]
+      fields = [line.split(delimiter) for _, line in block]
+      nos = [no for no, _ in block]
+      good = [k for k, f in enumerate(fields) if len(f) == width]
+      if len(good) != len(fields):
+        good_set = set(good)
+        problems += [(nos[k], f'expected {width} fields separated by '
+                      f'{delimiter!r}, got {len(fields[k])}.')
+                     for k in range(len(fields)) if k not in good_set]
+      columns = list(zip(*(fields[k] for k in good))) or [()] * width
+    keep = np.ones(len(good), bool)
+    out = {}
+    for name, index, kind, what in specs:
+      if kind == 'str':
+        out[name] = np.asarray(columns[index], dtype=str)
+        continue
+      fast = _fast_numbers(columns[index], kind)
+      if fast is not None:
+        out[name] = fast
+        continue
+      values = np.asarray(columns[index], dtype=str)
+      out[name], errors = _numeric(values, kind)
+      for k, error in errors:
+        keep[k] = False
+        problems.append((nos[good[k]], f'{what} {str(values[k])!r} {error}.'))
+    for no, message in sorted(problems):
+      bad(no, message)
+    for name, _, kind, _ in specs:
+      value = out[name][keep]
+      if kind in ('int', 'label'):
+        value = value.astype(np.int64)
+      parts[name].append(value)
+  return {name: np.concatenate(chunks) if chunks else np.array([], str)
+          for name, chunks in parts.items()}
+
+
+def _raw_from_columns(source: str, path: str, columns: dict[str, np.ndarray],
+                      **kwargs) -> dataset_lib.RawData:
+  """RawData from parsed columns ('user', 'item', optional 'rating', ...)."""
+  if not len(columns['user']):
     raise DataError(f'{path}: no interactions found.')
+  get = columns.get
+  return dataset_lib.RawData(
+      source=source, users=columns['user'], items=columns['item'],
+      rating=None if get('rating') is None
+      else get('rating').astype(np.float32),
+      timestamp=None if get('timestamp') is None
+      else get('timestamp').astype(np.int64),
+      split=None if get('split') is None else get('split').astype(np.int8),
+      **kwargs)
 
 
 # --------------------------------------------------------------------------
@@ -170,41 +347,35 @@ def read_mmrec(path: str, name: str | None = None, *,
     name = inters[0][:-len('.inter')]
   inter = os.path.join(path, f'{name}.inter')
   bad = _BadLines(inter, on_bad_line)
-  cols = _Columns()
-  rows = _delimited_rows(inter, '\t')
-  try:
-    _, header = next(rows)
-  except StopIteration:
-    raise DataError(f'{inter}: empty file.') from None
-  index = {h: k for k, h in enumerate(header)}
-  for required in ('userID', 'itemID', 'x_label'):
-    if required not in index:
-      raise DataError(f'{inter}:1: header lacks {required!r} (has {header}).')
-  u, i, s = index['userID'], index['itemID'], index['x_label']
-  r, t = index.get('rating'), index.get('timestamp')
-  for line_no, fields in rows:
-    if len(fields) != len(header):
-      bad(line_no, f'expected {len(header)} tab-separated fields, got '
-          f'{len(fields)}.')
-      continue
-    label = _int(fields[s], inter, line_no, 'x_label')
-    if label not in (0, 1, 2):
-      bad(line_no, f'x_label {label} is not 0, 1 or 2.')
-      continue
-    cols.add(fields[u], fields[i],
-             None if r is None else _float(fields[r], inter, line_no, 'rating'),
-             None if t is None else _int(fields[t], inter, line_no,
-                                         'timestamp'),
-             label)
-  _check_empty(cols, inter)
+  with _open_text(inter) as f:
+    numbered = enumerate(f, 1)
+    first = _next_line(numbered)
+    if first is None:
+      raise DataError(f'{inter}: empty file.')
+    header_no, header = first[0], first[1].split('\t')
+    index = {h: k for k, h in enumerate(header)}
+    for required in ('userID', 'itemID', 'x_label'):
+      if required not in index:
+        raise DataError(f'{inter}:{header_no}: header lacks {required!r} '
+                        f'(has {header}).')
+    specs = [('user', index['userID'], 'str', 'userID'),
+             ('item', index['itemID'], 'str', 'itemID'),
+             ('split', index['x_label'], 'label', 'x_label')]
+    if 'rating' in index:
+      specs.append(('rating', index['rating'], 'float', 'rating'))
+    if 'timestamp' in index:
+      specs.append(('timestamp', index['timestamp'], 'int', 'timestamp'))
+    columns = _parse_delimited(numbered, inter, '\t', len(header), specs, bad)
   features = {}
-  for modality, file in (('image', 'image_feat.npy'), ('text', 'text_feat.npy')):
+  for modality, file in (('image', 'image_feat.npy'),
+                         ('text', 'text_feat.npy')):
     fpath = os.path.join(path, file)
     if os.path.exists(fpath):
       values = np.asarray(np.load(fpath), np.float32)
       _check_feature(values, fpath)
       features[modality] = (values, np.arange(len(values)).astype(str))
-  return cols.raw(f'mmrec:{inter}', features=features, steps=bad.step())
+  return _raw_from_columns(f'mmrec:{inter}', inter, columns,
+                           features=features, steps=bad.step())
 
 
 def _check_feature(values: np.ndarray, path: str) -> None:
@@ -239,9 +410,8 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
       deepest folder holding .npy files names the feature by its path).
   """
   _check_policy(on_bad_line)
-  cols = _Columns()
+  parts = []
   steps = []
-  found = False
   for file, label in _ELLIOT_SPLITS:
     fpath = os.path.join(path, file)
     if not os.path.exists(fpath):
@@ -249,27 +419,31 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
         continue
       raise DataError(f'{fpath}: file not found (Elliot layout needs '
                       'train.tsv and test.tsv).')
-    found = True
     bad = _BadLines(fpath, on_bad_line)
-    width = None
-    for line_no, fields in _delimited_rows(fpath, '\t'):
-      if width is None:
-        width = len(fields)
-        if width < 2 or width > 4:
-          raise DataError(f'{fpath}:{line_no}: expected 2 to 4 fields (user, '
-                          f'item, rating, timestamp), got {width}.')
-      if len(fields) != width:
-        bad(line_no, f'expected {width} fields, got {len(fields)}.')
+    with _open_text(fpath) as f:
+      numbered = enumerate(f, 1)
+      first = _next_line(numbered)
+      if first is None:  # An empty split (e.g. no validation) is allowed.
         continue
-      cols.add(fields[0], fields[1],
-               _float(fields[2], fpath, line_no, 'rating') if width > 2
-               else None,
-               _int(fields[3], fpath, line_no, 'timestamp') if width > 3
-               else None, label)
+      width = len(first[1].split('\t'))
+      if width < 2 or width > 4:
+        raise DataError(f'{fpath}:{first[0]}: expected 2 to 4 tab-separated '
+                        f'fields (user, item, rating, timestamp), got '
+                        f'{width}.')
+      specs = [('user', 0, 'str', 'user'), ('item', 1, 'str', 'item'),
+               ('rating', 2, 'float', 'rating'),
+               ('timestamp', 3, 'int', 'timestamp')][:width]
+      columns = _parse_delimited(itertools.chain([first], numbered), fpath,
+                                 '\t', width, specs, bad)
+    columns['split'] = np.full(len(columns['user']), label, np.int8)
+    parts.append(columns)
     steps += bad.step()
-  if not found:
-    raise DataError(f'{path}: no Elliot split files.')
-  _check_empty(cols, path)
+  if not parts:
+    raise DataError(f'{path}: no interactions found in the Elliot split '
+                    'files.')
+  # A column missing from one split file is unknown for all of them.
+  columns = {name: np.concatenate([p[name] for p in parts])
+             for name in parts[0] if all(name in p for p in parts)}
   features = {}
   for rel in feature_dirs if feature_dirs is not None else _npy_dirs(path):
     folder = os.path.join(path, rel)
@@ -287,7 +461,8 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
     _check_feature(values, folder)
     features[rel.replace(os.sep, '/')] = (
         values, np.asarray([f[:-4] for f in files], dtype=str))
-  return cols.raw(f'elliot:{path}', features=features, steps=steps)
+  return _raw_from_columns(f'elliot:{path}', path, columns,
+                           features=features, steps=steps)
 
 
 def _npy_dirs(path: str) -> list[str]:
@@ -314,8 +489,8 @@ def _recbole_header(fields: list[str], path: str) -> list[tuple[str, str]]:
   for f in fields:
     name, sep, kind = f.rpartition(':')
     if not sep or kind not in _RECBOLE_TYPES:
-      raise DataError(f'{path}:1: header field {f!r} is not name:type with type '
-                      f'in {_RECBOLE_TYPES}.')
+      raise DataError(f'{path}:1: header field {f!r} is not name:type with '
+                      f'type in {_RECBOLE_TYPES}.')
     out.append((name, kind))
   return out
 
@@ -338,30 +513,23 @@ def read_recbole(path: str, name: str | None = None, *,
     name = inters[0][:-len('.inter')]
   inter = os.path.join(path, f'{name}.inter')
   bad = _BadLines(inter, on_bad_line)
-  rows = _delimited_rows(inter, '\t')
-  try:
-    _, header = next(rows)
-  except StopIteration:
-    raise DataError(f'{inter}: empty file.') from None
-  names = [n for n, _ in _recbole_header(header, inter)]
-  for required in ('user_id', 'item_id'):
-    if required not in names:
-      raise DataError(f'{inter}:1: header lacks {required}:token (has '
-                      f'{header}).')
-  u, i = names.index('user_id'), names.index('item_id')
-  r = names.index('rating') if 'rating' in names else None
-  t = names.index('timestamp') if 'timestamp' in names else None
-  cols = _Columns()
-  for line_no, fields in rows:
-    if len(fields) != len(names):
-      bad(line_no, f'expected {len(names)} tab-separated fields, got '
-          f'{len(fields)}.')
-      continue
-    cols.add(fields[u], fields[i],
-             None if r is None else _float(fields[r], inter, line_no, 'rating'),
-             None if t is None else _int(fields[t], inter, line_no,
-                                         'timestamp'))
-  _check_empty(cols, inter)
+  with _open_text(inter) as f:
+    numbered = enumerate(f, 1)
+    first = _next_line(numbered)
+    if first is None:
+      raise DataError(f'{inter}: empty file.')
+    header = first[1].split('\t')
+    names = [n for n, _ in _recbole_header(header, inter)]
+    for required in ('user_id', 'item_id'):
+      if required not in names:
+        raise DataError(f'{inter}:{first[0]}: header lacks {required}:token '
+                        f'(has {header}).')
+    specs = [('user', names.index('user_id'), 'str', 'user_id'),
+             ('item', names.index('item_id'), 'str', 'item_id')]
+    for field, kind in (('rating', 'float'), ('timestamp', 'int')):
+      if field in names:
+        specs.append((field, names.index(field), kind, field))
+    columns = _parse_delimited(numbered, inter, '\t', len(names), specs, bad)
   item_table = {}
   item_path = os.path.join(path, f'{name}.item')
   steps = bad.step()
@@ -386,7 +554,8 @@ def read_recbole(path: str, name: str | None = None, *,
           _RECBOLE_ALIASES.get(n, n): v
           for j, (n, v) in enumerate(zip(inames, fields)) if j != k}
     steps += bad_items.step()
-  return cols.raw(f'recbole:{inter}', item_table=item_table, steps=steps)
+  return _raw_from_columns(f'recbole:{inter}', inter, columns,
+                           item_table=item_table, steps=steps)
 
 
 # --------------------------------------------------------------------------
@@ -463,17 +632,15 @@ def read_amazon2014(reviews: str, meta: str | None = None, *,
   for line_no, rec in _json_lines(reviews, bad, literal_ok=True):
     try:
       user, item = rec['reviewerID'], rec['asin']
+      rating = _number(rec['overall'], 'float', 'overall')
+      time = _number(rec['unixReviewTime'], 'int', 'unixReviewTime')
     except KeyError as e:
       bad(line_no, f'missing field {e.args[0]!r}.')
       continue
-    rating = rec.get('overall')
-    time = rec.get('unixReviewTime')
-    cols.add(str(user), str(item),
-             None if rating is None else _float(str(rating), reviews, line_no,
-                                                'overall'),
-             None if time is None else _int(str(time), reviews, line_no,
-                                            'unixReviewTime'))
-  _check_empty(cols, reviews)
+    except _BadValue as e:
+      bad(line_no, str(e))
+      continue
+    cols.add(str(user), str(item), rating, time)
   steps = bad.step()
   item_table = {}
   if meta is not None:
@@ -492,7 +659,8 @@ def read_amazon2014(reviews: str, meta: str | None = None, *,
           or _first_image(rec.get('imUrl')) or _first_image(rec.get('image')),
       }
     steps += bad_meta.step()
-  return cols.raw(f'amazon2014:{reviews}', item_table=item_table, steps=steps)
+  return cols.raw(f'amazon2014:{reviews}', reviews, item_table=item_table,
+                  steps=steps)
 
 
 def read_amazon2023(reviews: str, meta: str | None = None, *,
@@ -509,16 +677,15 @@ def read_amazon2023(reviews: str, meta: str | None = None, *,
   for line_no, rec in _json_lines(reviews, bad, literal_ok=False):
     try:
       user, item = rec['user_id'], rec['parent_asin']
+      rating = _number(rec['rating'], 'float', 'rating')
+      time = _number(rec['timestamp'], 'int', 'timestamp') // 1000
     except KeyError as e:
       bad(line_no, f'missing field {e.args[0]!r}.')
       continue
-    rating, time = rec.get('rating'), rec.get('timestamp')
-    cols.add(str(user), str(item),
-             None if rating is None else _float(str(rating), reviews, line_no,
-                                                'rating'),
-             None if time is None else _int(str(time), reviews, line_no,
-                                            'timestamp') // 1000)
-  _check_empty(cols, reviews)
+    except _BadValue as e:
+      bad(line_no, str(e))
+      continue
+    cols.add(str(user), str(item), rating, time)
   steps = bad.step()
   item_table = {}
   if meta is not None:
@@ -538,7 +705,8 @@ def read_amazon2023(reviews: str, meta: str | None = None, *,
           'image': _first_image(rec.get('images')),
       }
     steps += bad_meta.step()
-  return cols.raw(f'amazon2023:{reviews}', item_table=item_table, steps=steps)
+  return cols.raw(f'amazon2023:{reviews}', reviews, item_table=item_table,
+                  steps=steps)
 
 
 # --------------------------------------------------------------------------
@@ -551,29 +719,26 @@ _ML100K_GENRES = (
 
 
 def _ratings(path: str, delimiter: str, header: bool, on_bad_line: str
-             ) -> tuple[_Columns, list[dict[str, Any]]]:
+             ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+  """Parses `user item rating timestamp` lines (MovieLens ratings files)."""
   bad = _BadLines(path, on_bad_line)
-  cols = _Columns()
-  rows = _delimited_rows(path, delimiter)
-  if header:
-    next(rows, None)
-  for line_no, f in rows:
-    if len(f) != 4:
-      bad(line_no, f'expected 4 fields (user, item, rating, timestamp), got '
-          f'{len(f)}.')
-      continue
-    cols.add(f[0], f[1], _float(f[2], path, line_no, 'rating'),
-             _int(f[3], path, line_no, 'timestamp'))
-  _check_empty(cols, path)
-  return cols, bad.step()
+  with _open_text(path) as f:
+    numbered = enumerate(f, 1)
+    if header and _next_line(numbered) is None:
+      raise DataError(f'{path}: empty file.')
+    specs = [('user', 0, 'str', 'user'), ('item', 1, 'str', 'item'),
+             ('rating', 2, 'float', 'rating'),
+             ('timestamp', 3, 'int', 'timestamp')]
+    columns = _parse_delimited(numbered, path, delimiter, 4, specs, bad)
+  return columns, bad.step()
 
 
 def read_movielens100k(path: str, *, on_bad_line: str = 'error'
                        ) -> dataset_lib.RawData:
   """Reads MovieLens 100K: `u.data` (tab) and `u.item` ('|', latin-1)."""
   _check_policy(on_bad_line)
-  cols, steps = _ratings(os.path.join(path, 'u.data'), '\t', False,
-                         on_bad_line)
+  data = os.path.join(path, 'u.data')
+  columns, steps = _ratings(data, '\t', False, on_bad_line)
   genres = list(_ML100K_GENRES)
   genre_path = os.path.join(path, 'u.genre')
   if os.path.exists(genre_path):
@@ -598,7 +763,8 @@ def read_movielens100k(path: str, *, on_bad_line: str = 'error'
           'genres': '|'.join(g for g, v in zip(genres, flags) if v == '1'),
       }
     steps += bad.step()
-  return cols.raw(f'movielens100k:{path}', item_table=item_table, steps=steps)
+  return _raw_from_columns(f'movielens100k:{path}', data, columns,
+                           item_table=item_table, steps=steps)
 
 
 def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
@@ -611,24 +777,9 @@ def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
   _check_policy(on_bad_line)
   ratings = _first_existing(path, ('ratings.csv', 'ratings.tsv'))
   tsv = ratings.endswith('.tsv')
-  if tsv:
-    cols, steps = _ratings(ratings, '\t', True, on_bad_line)
-  else:
-    bad = _BadLines(ratings, on_bad_line)
-    cols = _Columns()
-    with _open_text(ratings) as f:
-      reader = csv.reader(f)
-      next(reader, None)
-      for line_no, row in enumerate(reader, 2):
-        if not row:
-          continue
-        if len(row) != 4:
-          bad(reader.line_num, f'expected 4 fields, got {len(row)}.')
-          continue
-        cols.add(row[0], row[1], _float(row[2], ratings, line_no, 'rating'),
-                 _int(row[3], ratings, line_no, 'timestamp'))
-    _check_empty(cols, ratings)
-    steps = bad.step()
+  # MovieLens never quotes ratings fields, so both variants split plainly;
+  # movies.csv titles are quoted and go through the csv module below.
+  columns, steps = _ratings(ratings, '\t' if tsv else ',', True, on_bad_line)
   item_table = {}
   movies = os.path.join(path, 'movies.tsv' if tsv else 'movies.csv')
   if os.path.exists(movies):
@@ -653,8 +804,8 @@ def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
             'title': title, 'year': year or None,
             'genres': rec.get('genres') or None}
     steps += bad.step()
-  return cols.raw(f'movielens_latest:{path}', item_table=item_table,
-                  steps=steps)
+  return _raw_from_columns(f'movielens_latest:{path}', ratings, columns,
+                           item_table=item_table, steps=steps)
 
 
 READERS: dict[str, Callable[..., dataset_lib.RawData]] = {

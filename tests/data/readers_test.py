@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -75,7 +76,8 @@ class MMRecTest(parameterized.TestCase):
       ('missing_header_field', 'userID\titemID\n0\t1\n', ':1:', 'x_label'),
       ('wrong_column_count', 'userID\titemID\tx_label\n0\t1\t0\n0\t1\n',
        ':3:', 'expected 3'),
-      ('bad_label', 'userID\titemID\tx_label\n0\t1\t3\n', ':2:', 'x_label 3'),
+      ('bad_label', 'userID\titemID\tx_label\n0\t1\t3\n', ':2:',
+       "x_label '3' is not 0, 1 or 2"),
       ('non_numeric_rating',
        'userID\titemID\trating\tx_label\n0\t1\tfive\t0\n', ':2:', 'five'),
       ('empty', '', 'empty', 'empty'),
@@ -113,6 +115,27 @@ class MMRecTest(parameterized.TestCase):
     self.assertEqual(step['removed'], 2)
     self.assertEqual(step['examples'], [3, 5])
     self.assertTrue(step['file'].endswith('baby.inter'))
+
+  def test_batches_and_blank_lines(self):
+    # Small parse batches: line numbers and order must survive batch edges.
+    lines = ['userID\titemID\trating\tx_label']
+    for k in range(20):
+      lines.append(f'u{k}\ti{k % 7}\t{k / 4}\t{k % 3}')
+      if k % 5 == 0:
+        lines.append('')
+    self.assertEqual(lines[18], 'u14\ti0\t3.5\t2')
+    lines[18] = 'u14\ti0\tNaN\t2'
+    d = self._folder('\n'.join(lines) + '\n')
+    with mock.patch.object(readers, '_CHUNK', 4):
+      with self.assertRaisesRegex(DataError,
+                                  r"baby\.inter:19: rating 'NaN' is not fin"):
+        readers.read_mmrec(d)
+      raw = readers.read_mmrec(d, on_bad_line='skip')
+    kept = [k for k in range(20) if k != 14]
+    self.assertEqual(_triples(raw), [(f'u{k}', f'i{k % 7}') for k in kept])
+    np.testing.assert_array_equal(raw.rating, [k / 4 for k in kept])
+    np.testing.assert_array_equal(raw.split, [k % 3 for k in kept])
+    self.assertEqual(raw.steps[0]['examples'], [19])
 
   def test_two_inter_files_need_a_name(self):
     d = self._folder('userID\titemID\tx_label\n0\t0\t0\n')
@@ -190,7 +213,7 @@ class RecBoleTest(parameterized.TestCase):
     d = _tempdir(self)
     _write(os.path.join(d, 'ml.inter'),
            'user_id:token\titem_id:token\trating:float\ttimestamp:float\n'
-           '196\t242\t3\t881250949\n186\t302\t3.5\t891717742\n')
+           '196\t242\t3\t881250949\n186\t302\t3.5\t891717742.0\n')
     _write(os.path.join(d, 'ml.item'),
            'item_id:token\tmovie_title:token_seq\trelease_year:token\t'
            'class:token_seq\n'
@@ -296,8 +319,10 @@ class AmazonTest(parameterized.TestCase):
         'store': 'S', 'price': None, 'image': 'l.jpg'})
 
   @parameterized.named_parameters(
-      ('not_json', '{"reviewerID": "A", "asin": "B"}\nnot json\n', ':2:',
-       'JSON object'),
+      ('not_json', '{"reviewerID": "A", "asin": "B", "overall": 1, '
+       '"unixReviewTime": 2}\nnot json\n', ':2:', 'JSON object'),
+      ('missing_time', '{"reviewerID": "A", "asin": "B", "overall": 1}\n',
+       ':1:', "'unixReviewTime'"),
       ('missing_field', '{"reviewerID": "A"}\n', ':1:', "'asin'"),
       ('bad_rating', '{"reviewerID": "A", "asin": "B", "overall": "x"}\n',
        ':1:', "'x'"),
@@ -312,12 +337,20 @@ class AmazonTest(parameterized.TestCase):
 
   def test_skip_bad_review_lines(self):
     path = _write(os.path.join(_tempdir(self), 'r.jsonl'),
-                  '{"user_id": "U", "parent_asin": "P"}\n[1, 2]\n{"user_id": 1}'
-                  '\n{"user_id": "V", "parent_asin": "P"}\n')
+                  '{"user_id": "U", "parent_asin": "P", "rating": 5, '
+                  '"timestamp": 2000}\n'
+                  '[1, 2]\n'
+                  '{"user_id": 1}\n'
+                  '{"user_id": "V", "parent_asin": "P", "rating": "?", '
+                  '"timestamp": 3000}\n'
+                  '{"user_id": "V", "parent_asin": "P", "rating": 4, '
+                  '"timestamp": 3000}\n')
     raw = readers.read_amazon2023(path, on_bad_line='skip')
     self.assertEqual(_triples(raw), [('U', 'P'), ('V', 'P')])
-    self.assertEqual(raw.steps[0]['removed'], 2)
-    self.assertEqual(raw.steps[0]['examples'], [2, 3])
+    np.testing.assert_array_equal(raw.rating, [5, 4])
+    np.testing.assert_array_equal(raw.timestamp, [2, 3])
+    self.assertEqual(raw.steps[0]['removed'], 3)
+    self.assertEqual(raw.steps[0]['examples'], [2, 3, 4])
 
 
 class MovieLensTest(parameterized.TestCase):
