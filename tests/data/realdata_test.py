@@ -1,12 +1,17 @@
 """Readers on the real data in ../shared/data (skipped when it is absent)."""
 
 import os
+import shutil
+import tempfile
 import unittest
 
 from absl.testing import absltest
 import numpy as np
 
+from configs.data import ml100k
+from mmjax.data import prepare
 from mmjax.data import readers
+from mmjax.data import writers
 from tests import conftest
 
 ML100K = os.path.join(conftest.SHARED_DATA, 'ml-100k-recbole')
@@ -29,6 +34,26 @@ class RealML100KRecBoleTest(absltest.TestCase):
     self.assertEqual(raw.item_table['1']['title'], 'Toy Story')
     self.assertEqual(raw.item_table['1']['year'], '1995')
     self.assertIn('Animation', raw.item_table['1']['genres'])
+
+  def test_prepared_dataset_round_trips_through_mmrec_and_elliot(self):
+    ds, _ = prepare.build(ml100k.get_config())
+    rng = np.random.default_rng([0])
+    image = rng.normal(size=(ds.num_items, 4)).astype(np.float32)
+    out = tempfile.mkdtemp(prefix='mmjax_realdata_')
+    self.addCleanup(shutil.rmtree, out, ignore_errors=True)
+    expected = sorted(zip(ds.user.tolist(), ds.item.tolist(),
+                          ds.split.tolist()))
+    writers.write_mmrec(ds, os.path.join(out, 'mmrec'), 'ml100k',
+                        {'image': image})
+    writers.write_elliot(ds, os.path.join(out, 'elliot'), {'image': image})
+    for raw in (readers.read_mmrec(os.path.join(out, 'mmrec')),
+                readers.read_elliot(os.path.join(out, 'elliot'))):
+      got = sorted(zip(raw.users.astype(int).tolist(),
+                       raw.items.astype(int).tolist(), raw.split.tolist()))
+      self.assertEqual(got, expected)
+      values, ids = raw.features['image']
+      np.testing.assert_array_equal(values[np.argsort(ids.astype(int))],
+                                    image)
 
 
 @unittest.skipUnless(os.path.isdir(LVLM),
