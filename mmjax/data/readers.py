@@ -373,9 +373,25 @@ def read_mmrec(path: str, name: str | None = None, *,
     if os.path.exists(fpath):
       values = np.asarray(np.load(fpath), np.float32)
       _check_feature(values, fpath)
+      _check_rows_cover_items(columns['item'], len(values), fpath, inter)
       features[modality] = (values, np.arange(len(values)).astype(str))
   return _raw_from_columns(f'mmrec:{inter}', inter, columns,
                            features=features, steps=bad.step())
+
+
+def _check_rows_cover_items(items: np.ndarray, rows: int, path: str,
+                            inter: str) -> None:
+  """MMRec's row = item id: every item id must be an int with a row."""
+  try:
+    ids = items.astype(np.int64)
+  except ValueError:
+    raise DataError(f'{inter}: itemID values must be integers (row numbers '
+                    f'of {os.path.basename(path)}).') from None
+  wrong = np.flatnonzero((ids < 0) | (ids >= rows))
+  if len(wrong):
+    raise DataError(f'{path}: {rows} rows, but {inter} has itemID '
+                    f'{int(ids[wrong[0]])}; expected a row for every item id '
+                    f'(row = item id).')
 
 
 def _check_feature(values: np.ndarray, path: str) -> None:

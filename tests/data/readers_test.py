@@ -103,6 +103,19 @@ class MMRecTest(parameterized.TestCase):
     with self.assertRaisesRegex(DataError, f'text_feat.npy.*{what}'):
       readers.read_mmrec(d)
 
+  def test_feature_rows_must_cover_item_ids(self):
+    d = self._folder('userID\titemID\tx_label\n0\t0\t0\n0\t3\t2\n')
+    np.save(os.path.join(d, 'image_feat.npy'), np.zeros((3, 2)))
+    with self.assertRaisesRegex(
+        DataError, r'image_feat\.npy: 3 rows, but .*baby\.inter has itemID 3'):
+      readers.read_mmrec(d)
+
+  def test_feature_rows_need_integer_item_ids(self):
+    d = self._folder('userID\titemID\tx_label\n0\tB00X\t0\n')
+    np.save(os.path.join(d, 'image_feat.npy'), np.zeros((3, 2)))
+    with self.assertRaisesRegex(DataError, 'itemID values must be integers'):
+      readers.read_mmrec(d)
+
   def test_skip_bad_lines_is_counted(self):
     lines = ['userID\titemID\tx_label'] + ['0\t1\t0'] * 3
     lines[2] = 'garbage'
