@@ -74,6 +74,21 @@ def _open_text(path: str, encoding: str = 'utf-8') -> io.TextIOBase:
   return open(path, encoding=encoding, newline='')
 
 
+def _decoded(f: io.TextIOBase, path: str) -> Iterator[str]:
+  """Iterates the lines of `f`; undecodable or corrupt input -> DataError."""
+  line_no = 0
+  try:
+    for line in f:
+      line_no += 1
+      yield line
+  except UnicodeDecodeError as e:
+    # Text files decode in blocks, so the line is where the block starts.
+    raise DataError(f'{path}: near line {line_no + 1}: not valid '
+                    f'{e.encoding} text ({e.reason}).') from None
+  except (OSError, EOFError) as e:  # gzip: not gzip, or truncated.
+    raise DataError(f'{path}: cannot read the file ({e}).') from None
+
+
 def _first_existing(folder: str, names: tuple[str, ...]) -> str:
   for name in names:
     path = os.path.join(folder, name)
@@ -129,7 +144,7 @@ def _delimited_rows(
 ) -> Iterator[tuple[int, list[str]]]:
   """Yields (1-based line number, fields); blank lines are skipped."""
   with _open_text(path, encoding) as f:
-    for line_no, line in enumerate(f, 1):
+    for line_no, line in enumerate(_decoded(f, path), 1):
       line = line.rstrip('\r\n')
       if not line.strip():
         continue
@@ -348,7 +363,7 @@ def read_mmrec(path: str, name: str | None = None, *,
   inter = os.path.join(path, f'{name}.inter')
   bad = _BadLines(inter, on_bad_line)
   with _open_text(inter) as f:
-    numbered = enumerate(f, 1)
+    numbered = enumerate(_decoded(f, inter), 1)
     first = _next_line(numbered)
     if first is None:
       raise DataError(f'{inter}: empty file.')
@@ -437,7 +452,7 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
                       'train.tsv and test.tsv).')
     bad = _BadLines(fpath, on_bad_line)
     with _open_text(fpath) as f:
-      numbered = enumerate(f, 1)
+      numbered = enumerate(_decoded(f, fpath), 1)
       first = _next_line(numbered)
       if first is None:  # An empty split (e.g. no validation) is allowed.
         continue
@@ -530,7 +545,7 @@ def read_recbole(path: str, name: str | None = None, *,
   inter = os.path.join(path, f'{name}.inter')
   bad = _BadLines(inter, on_bad_line)
   with _open_text(inter) as f:
-    numbered = enumerate(f, 1)
+    numbered = enumerate(_decoded(f, inter), 1)
     first = _next_line(numbered)
     if first is None:
       raise DataError(f'{inter}: empty file.')
@@ -581,7 +596,7 @@ def read_recbole(path: str, name: str | None = None, *,
 def _json_lines(path: str, bad: _BadLines, *, literal_ok: bool
                 ) -> Iterator[tuple[int, dict[str, Any]]]:
   with _open_text(path) as f:
-    for line_no, line in enumerate(f, 1):
+    for line_no, line in enumerate(_decoded(f, path), 1):
       if not line.strip():
         continue
       try:
@@ -739,7 +754,7 @@ def _ratings(path: str, delimiter: str, header: bool, on_bad_line: str
   """Parses `user item rating timestamp` lines (MovieLens ratings files)."""
   bad = _BadLines(path, on_bad_line)
   with _open_text(path) as f:
-    numbered = enumerate(f, 1)
+    numbered = enumerate(_decoded(f, path), 1)
     if header and _next_line(numbered) is None:
       raise DataError(f'{path}: empty file.')
     specs = [('user', 0, 'str', 'user'), ('item', 1, 'str', 'item'),
@@ -801,7 +816,7 @@ def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
   if os.path.exists(movies):
     bad = _BadLines(movies, on_bad_line)
     with _open_text(movies) as f:
-      reader = csv.reader(f, delimiter='\t' if tsv else ',')
+      reader = csv.reader(_decoded(f, movies), delimiter='\t' if tsv else ',')
       header = next(reader, [])
       for row in reader:
         if not row:

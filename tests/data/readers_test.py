@@ -435,6 +435,18 @@ class MovieLensTest(parameterized.TestCase):
 
 class DispatchTest(absltest.TestCase):
 
+  def test_binary_and_corrupt_files(self):
+    d = _tempdir(self)
+    with open(os.path.join(d, 'u.data'), 'wb') as f:
+      f.write(b'1\t2\t3\t4\n' + b'\xff\xfe\x00\n')
+    with self.assertRaisesRegex(DataError, r'u\.data: .*not valid utf-8'):
+      readers.read_movielens100k(d)
+    path = os.path.join(d, 'r.json.gz')
+    with open(path, 'wb') as f:
+      f.write(b'not gzip at all')
+    with self.assertRaisesRegex(DataError, r'r\.json\.gz: cannot read'):
+      readers.read_amazon2014(path)
+
   def test_formats(self):
     self.assertEqual(set(readers.READERS), {
         'mmrec', 'elliot', 'recbole', 'amazon2014', 'amazon2018',
