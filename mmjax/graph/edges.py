@@ -213,9 +213,11 @@ def reverse_edges_sorted(g: sparse.Graph) -> types.Array:
   Returns:
     int32 [E].
   """
-  senders, receivers = g.senders, g.receivers
-  lo = g.indptr[senders]
-  hi = g.indptr[senders + 1]
+  senders = jnp.asarray(g.senders)
+  receivers = jnp.asarray(g.receivers)
+  indptr = jnp.asarray(g.indptr)
+  lo = indptr[senders]
+  hi = indptr[senders + 1]
   steps = max(int(g.num_edges).bit_length(), 1)
 
   def body(_, bounds):

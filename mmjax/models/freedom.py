@@ -1,0 +1,204 @@
+"""FREEDOM (Zhou & Shen, ACM MM 2023): a frozen item graph and a denoised
+user-item graph.
+
+Paper: X. Zhou, Z. Shen, "A Tale of Two Graphs: Freezing and Denoising Graph
+Structures for Multimodal Recommendation", ACM MM 2023.
+
+Equations as implemented (m runs over the modalities in the context's order):
+  S_m = kNN graph of the initial features x_m: top-k cosine neighbours
+        (self included), unit edges, D^-1/2 A D^-1/2 with row sums
+        (`mmjax.graph.knn`, `weighted=False`); built once, frozen.
+  S   = sum_m w_m S_m, with w = `model.mm_weights` (see conventions).
+  h   = S^{L_mm} e_item                                  [I, D]
+  A'  = degree-sensitive pruning of the user-item graph (training only):
+        keep int(M (1 - dropout)) of the M interactions, sampled without
+        replacement with probability ~ 1/sqrt(d_u d_i), renormalised
+        1/sqrt(d'_u d'_i) (`mmjax.graph.edges.degree_sensitive_prune`).
+  E^0 = [e_user ; e_item],  E^{l+1} = A' E^l,  E = mean_{l=0..L_ui} E^l
+  u   = E_users,  i = E_items + h
+  L   = BPR(u_b, i_pos, i_neg)
+        + reg_weight * sum_m BPR_m(u_b, P_m x_m[pos], P_m x_m[neg])
+  BPR = -mean log sigmoid(s_pos - s_neg), P_m x = x W_m + b_m.
+  embed: (u, i) with the full normalised graph A instead of A'.
+The projections P_m and the raw features x_m only enter the loss (the
+auxiliary BPR terms); scores use the ID embeddings and the frozen item graph.
+
+Defaults (MMRec configs/model/FREEDOM.yaml): embed_dim 64 (feat_embed_dim is
+the same), knn_k 10, n_mm_layers 1, n_ui_layers 2, mm_image_weight 0.1,
+dropout in {0.8, 0.9}, reg_weight in {0, 1e-5, 1e-4, 1e-3}; raw features
+trainable (`nn.Embedding.from_pretrained(freeze=False)`); xavier-uniform ID
+embeddings; torch's default Linear init for P_m.
+
+Items lacking a modality (mask False): no neighbours in S_m and nobody's
+neighbour (`mmjax.graph.knn`), so h_i gets nothing from that modality; their
+rows of x_m stay zero even when trained (the mask is re-applied); a BPR_m
+term whose positive or negative item lacks modality m is left out of that
+modality's mean (MMRec would score the bias of P_m for it). MMRec itself has
+no mask: a zero feature row gives NaN similarities.
+
+Differences from the references:
+  * MMRec (src/models/freedom.py): pruning is redrawn every training step from
+    the step's key, not once per epoch (`pre_epoch_processing`); the engine
+    has no per-epoch hook (yet). The per-modality weights generalise
+    MMRec's `mm_image_weight * image + (1 - mm_image_weight) * text`: with
+    convention 'mmrec', one modality gets weight 1 and several get
+    `mm_weights` (default (0.1, 0.9) for (visual, textual), MMRec's pair).
+  * Elliot (Ducho-meets-Elliot external/models/freedom): `mm_adj =
+    sum_m mm_weight[m] * Sim_m` for any number of modalities, so with one
+    modality its graph is scaled by mm_weight[0]; convention 'elliot' does the
+    same. Elliot also uses lr decay `lr_sched`, which is the optimiser's
+    business here (optim.schedule).
+  * Both divide by a zero norm for a zero feature row (NaN); we isolate the
+    item instead (see above). kNN ties go to the lower item id.
+
+The precomputed, non-trainable data (the frozen S and the reverse-edge index
+of the user-item graph) comes from `prepare(ctx, cfg)`. When the context
+carries it (`ctx.extras['freedom']`), it is used; otherwise it is recomputed
+inside the step, which is exact but costs an I x I similarity per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from mmjax import types
+from mmjax.graph import edges
+from mmjax.graph import knn
+from mmjax.graph import sparse
+from mmjax.models import vbpr
+
+_DEFAULT_MM_WEIGHTS = (0.1, 0.9)
+
+
+def mm_weights(cfg: Any, num_modalities: int) -> tuple[float, ...]:
+  """The weight of each modality's kNN graph in S (module doc)."""
+  weights = cfg.model.get('mm_weights', None)
+  convention = cfg.model.get('convention', 'mmrec')
+  if weights is None:
+    weights = (
+        _DEFAULT_MM_WEIGHTS if num_modalities == 2
+        else (1.0 / num_modalities,) * num_modalities
+    )
+  weights = tuple(float(w) for w in weights)
+  if convention == 'mmrec' and num_modalities == 1:
+    return (1.0,)
+  if len(weights) < num_modalities:
+    raise ValueError(
+        f'model.mm_weights={weights} has fewer entries than the '
+        f'{num_modalities} modalities.'
+    )
+  return weights[:num_modalities]
+
+
+def item_graph(
+    feats: list[tuple[types.Array, types.Array]],
+    weights: tuple[float, ...],
+    k: int,
+    block_size: int = 512,
+) -> sparse.Graph:
+  """S = sum_m w_m S_m as one Graph with I * k * M edges (jittable)."""
+  indices, values = [], []
+  for (x, mask), w in zip(feats, weights):
+    idx, val = knn.cosine_topk(x, k, mask, block_size=block_size)
+    indices.append(idx)
+    values.append(w * knn.normalize(idx, val, weighted=False))
+  return knn.to_graph(
+      jnp.concatenate(indices, axis=1), jnp.concatenate(values, axis=1)
+  )
+
+
+def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
+  """FREEDOM's frozen data: the item graph S and the graph's reverse edges."""
+  feats = vbpr.modalities(ctx)
+  return {
+      'item_graph': item_graph(
+          feats, mm_weights(cfg, len(feats)), cfg.model.knn_k
+      ),
+      'reverse': edges.reverse_edges_sorted(ctx.graph),
+  }
+
+
+def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
+  extras = getattr(ctx, 'extras', None)
+  if extras and 'freedom' in extras:
+    return extras['freedom']
+  return prepare(ctx, cfg)
+
+
+def lightgcn(
+    graph: sparse.Graph, user: types.Array, item: types.Array, num_layers: int
+) -> tuple[types.Array, types.Array]:
+  """Mean of layers 0..L of `E^{l+1} = A E^l` on [user; item]."""
+  ego = jnp.concatenate([user, item], axis=0)
+  total = ego
+  for _ in range(num_layers):
+    ego = sparse.propagate(graph, ego)
+    total = total + ego
+  total = total / (num_layers + 1)
+  return total[: user.shape[0]], total[user.shape[0]:]
+
+
+def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
+  d = cfg.model.embed_dim
+  params = {
+      'user': vbpr.xavier_uniform(jax.random.fold_in(key, 0),
+                                  (ctx.num_users, d)),
+      'item': vbpr.xavier_uniform(jax.random.fold_in(key, 1),
+                                  (ctx.num_items, d)),
+      'proj': [],
+  }
+  for m, (x, mask) in enumerate(vbpr.modalities(ctx)):
+    params['proj'].append(
+        vbpr.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
+    )
+  if cfg.model.get('train_features', True):
+    params['features'] = [
+        jnp.where(mask[:, None], x, 0.0) for x, mask in vbpr.modalities(ctx)
+    ]
+  return params
+
+
+def _features(params, ctx):
+  feats = vbpr.modalities(ctx)
+  if 'features' in params:
+    return [(params['features'][m], mask) for m, (_, mask) in
+            enumerate(feats)]
+  return feats
+
+
+def _forward(params, ctx, cfg, graph, item_graph_):
+  h = params['item']
+  for _ in range(cfg.model.num_mm_layers):
+    h = sparse.propagate(item_graph_, h)
+  u, i = lightgcn(graph, params['user'], params['item'], cfg.model.num_layers)
+  return u, i + h
+
+
+def embed(params: types.Params, ctx: Any, cfg: Any):
+  extras = _extras(ctx, cfg)
+  return _forward(params, ctx, cfg, ctx.graph, extras['item_graph'])
+
+
+def loss(params, batch, ctx, key, cfg):
+  users, pos, neg, weight = vbpr.triples(batch)
+  extras = _extras(ctx, cfg)
+  graph = edges.degree_sensitive_prune(
+      key, ctx.graph, extras['reverse'], float(cfg.model.dropout)
+  )
+  u_all, i_all = _forward(params, ctx, cfg, graph, extras['item_graph'])
+  u = u_all[users]
+  mf = vbpr.bpr(
+      jnp.sum(u * i_all[pos], 1) - jnp.sum(u * i_all[neg], 1), weight
+  )
+  aux = jnp.zeros((), jnp.float32)
+  for proj, (x, mask) in zip(params['proj'], _features(params, ctx)):
+    p = jnp.where(mask[:, None], x, 0.0) @ proj['w'] + proj['b']
+    ok = weight * mask[pos] * mask[neg]
+    aux = aux + vbpr.bpr(
+        jnp.sum(u * p[pos], 1) - jnp.sum(u * p[neg], 1), ok
+    )
+  total = mf + cfg.model.reg_weight * aux
+  return total, {'bpr': mf, 'mm_bpr': aux}
