@@ -108,7 +108,8 @@ def write_elliot(ds: dataset_lib.Dataset, out_dir: str,
   `train.tsv`, `val.tsv`, `test.tsv`: tab-separated `user item rating
   timestamp` without header, internal ids (Elliot's `fixed` strategy reads
   them with `user item rating timestamp` columns; rating 1 and timestamp 0
-  where unknown). Each feature goes to `<out_dir>/<name>/<item>.npy`, one
+  where unknown). Without validation interactions no val.tsv is written
+  (Elliot's config then leaves validation_path out). Each feature goes to `<out_dir>/<name>/<item>.npy`, one
   vector per item, as Ducho writes them and Elliot's multimodal loaders read.
   """
   ds.validate()
@@ -119,6 +120,12 @@ def write_elliot(ds: dataset_lib.Dataset, out_dir: str,
                       ('val.tsv', dataset_lib.VALID),
                       ('test.tsv', dataset_lib.TEST)):
     idx = np.flatnonzero(ds.split == label)
+    if label == dataset_lib.VALID and not len(idx):
+      # Elliot's pandas read of an empty file fails; leave validation_path
+      # unset instead.
+      if os.path.exists(os.path.join(out_dir, file)):
+        os.remove(os.path.join(out_dir, file))
+      continue
     _write_tsv(os.path.join(out_dir, file),
                [ds.user[idx], ds.item[idx], rating[idx], timestamp[idx]])
   for key, values in feats.items():

@@ -1,4 +1,4 @@
-"""Tests for mmjax.data.writers: round trips and the tools' own way of reading."""
+"""Tests for mmjax.data.writers: round trips and the tools' own reading."""
 
 import csv
 import os
@@ -93,7 +93,8 @@ class MMRecWriterTest(parameterized.TestCase):
     self.assertEqual(raw.rating[3], 1.0)
 
   def test_file_reads_like_mmrec(self):
-    """Mimics RecDataset: read_csv(sep='\\t', usecols=[userID, itemID, x_label]).
+    """Mimics MMRec's RecDataset: read_csv(sep='\\t', usecols=[userID, itemID,
+    x_label]).
 
     Item and user counts are max id + 1; features are np.load'ed with row =
     item id, so their row count must equal that item count.
@@ -152,6 +153,17 @@ class ElliotWriterTest(parameterized.TestCase):
     order = np.argsort(ids.astype(int))
     np.testing.assert_array_equal(ids.astype(int)[order], np.arange(11))
     np.testing.assert_array_equal(values[order], feats['visual'])
+
+  def test_no_validation_writes_no_val_file(self):
+    ds = _dataset(seed=5)
+    ds.split[ds.split == 1] = 0
+    out = _tempdir(self)
+    writers.write_elliot(ds, out)
+    self.assertCountEqual(os.listdir(out), ['train.tsv', 'test.tsv'])
+    raw = readers.read_elliot(out)
+    self.assertEqual(_sorted_rows(raw.users.astype(np.int32),
+                                  raw.items.astype(np.int32), raw.split),
+                     _sorted_rows(ds.user, ds.item, ds.split))
 
   def test_files_read_like_elliot(self):
     """Mimics Elliot's fixed strategy: headerless TSV, columns user item
