@@ -17,8 +17,9 @@ compile per bucket.
 
 Ties: `lax.top_k` prefers lower indices, and ID-only, noise, MostPop and
 cold-item scores tie a lot. Before `top_k`, each user's item axis is put in
-a random order (the permutation `jax.random.permutation(fold_in(key, block),
-I)`, cyclically shifted by a random offset per user) and mapped back after, so
+a random order (one permutation `jax.random.permutation(key, I)` per call,
+cyclically shifted by a random offset per user drawn from `fold_in(key,
+block)`) and mapped back after, so
 exact ties are ordered at random and all-equal scores give Recall@K close to
 K / I. Scores that differ are never reordered. The order depends only on the
 key and the block, not on the device count.
@@ -344,9 +345,12 @@ class Evaluator:
     )
     self._score_fn = score_fn
     self.block_fn = jax.jit(self._block)
+    self._permutation = jax.jit(
+        lambda key: jax.random.permutation(key, d.num_items).astype(jnp.int32),
+        out_shardings=self._repl)
 
   def _block(self, params, ctx, users, mask_items, held_items, held_gains,
-             block_index, key, item_stats):
+             block_index, key, perm, item_stats):
     """Per-user metrics of one user block, on device.
 
     Args:
@@ -358,6 +362,7 @@ class Evaluator:
       held_gains: float32 [U_b, W_h], their gains, padded with 0.
       block_index: int32 [], folded into `key` for the tie-break order.
       key: the evaluation key.
+      perm: int32 [I], the call's random item order (`_permutation`).
       item_stats: (cold float32 [I], pop float32 [I], long tail bool [I],
         novelty float32 [I]).
 
@@ -373,12 +378,11 @@ class Evaluator:
     rows = jnp.arange(ub)[:, None]
     # Padding entries hold item id I, out of range, and are dropped.
     scores = scores.at[rows, mask_items].set(-jnp.inf, mode='drop')
-    # Tie-break order: a block-wide random permutation, cyclically shifted by
-    # a random offset per user so that users with tied scores do not all get
-    # the same items.
-    block_key = jax.random.fold_in(key, block_index)
-    perm = jax.random.permutation(block_key, n_items).astype(jnp.int32)
-    shift = jax.random.randint(jax.random.fold_in(block_key, 1), (ub,), 0,
+    # Tie-break order: the call's random permutation, cyclically shifted by a
+    # random offset per user so that users with tied scores do not all get the
+    # same items. (The permutation is drawn once per call: a sort over I per
+    # block would cost about half of a top_k.)
+    shift = jax.random.randint(jax.random.fold_in(key, block_index), (ub,), 0,
                                n_items)
     col = perm[(jnp.arange(n_items)[None] + shift[:, None]) % n_items]
     permuted = jnp.take_along_axis(scores, col, axis=1)  # [U_b, I]
@@ -422,6 +426,7 @@ class Evaluator:
     """
     d = self.data
     params, ctx, key = jax.device_put((params, ctx, key), self._repl)
+    perm = self._permutation(key)
     gains_src = d.held_graded if self.gain == 'graded' else None
     outs, sizes = [], []
     for bi, start in enumerate(range(0, len(d.users), self.block)):
@@ -441,7 +446,7 @@ class Evaluator:
                           self.held_width, 0.0, gains_src)
       batch = jax.device_put((rows, mask, held, gains), self._rows)
       index = jax.device_put(np.int32(bi), self._repl)
-      outs.append(self.block_fn(params, ctx, *batch, index, key,
+      outs.append(self.block_fn(params, ctx, *batch, index, key, perm,
                                 self._item_stats))
     host = jax.device_get(outs)
     cat = {

@@ -197,8 +197,11 @@ class EvaluatorTest(parameterized.TestCase):
                            table_score)
     self.assertGreater(len(data.users), 2 * ev.block)  # Several blocks.
     self.assertNotEqual(len(data.users) % ev.block, 0)  # A padded block.
-    results = [ev(distinct_table(s), None, jax.random.key(s))
-               for s in (0, 1, 0)]
+    tables = {s: jax.device_put(distinct_table(s)) for s in (0, 1)}
+    keys = {s: jax.random.key(s) for s in (0, 1)}
+    # Every host-to-device transfer of an evaluation is explicit.
+    with jax.transfer_guard('disallow'):
+      results = [ev(tables[s], None, keys[s]) for s in (0, 1, 0)]
     self.assertEqual(ev.block_fn._cache_size(), 1)
     np.testing.assert_array_equal(results[0].top_items, results[2].top_items)
     self.assertFalse(np.array_equal(results[0].top_items,
