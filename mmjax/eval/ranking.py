@@ -39,6 +39,7 @@ import math
 from typing import Any, Callable
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -134,6 +135,11 @@ def make_eval_data(
     head_share: float = 0.8,
 ) -> EvalData:
   """Builds the evaluation data of `split` from a dataset.
+
+  A repeated (user, item) pair counts once (the largest rating). A held-out
+  item that is also in the user's training history stays relevant but is
+  masked, so it can never be a hit (as in MMRec and Elliot); the data layer's
+  splits do not produce such pairs.
 
   Args:
     ds: the dataset.
@@ -448,7 +454,7 @@ class Evaluator:
       index = jax.device_put(np.int32(bi), self._repl)
       outs.append(self.block_fn(params, ctx, *batch, index, key, perm,
                                 self._item_stats))
-    host = jax.device_get(outs)
+    host = _to_host(outs)
     cat = {
         name: np.concatenate([o[name][:n] for o, n in zip(host, sizes)])
         for name in (host[0] if host else {})
@@ -492,6 +498,18 @@ class Evaluator:
           if not name.endswith(COLD):
             summary[f'{name}/{g}'] = float(v[sel].mean())
     return EvalResult(per_user, d.users, summary, top_items)
+
+
+def _to_host(tree):
+  """Device arrays to numpy; gathers across processes when multi-host."""
+
+  def get(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      # Each process holds only its devices' rows of a user block.
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+  return jax.tree.map(get, tree)
 
 
 def embedding_score(params, ctx, users: Array) -> Array:
