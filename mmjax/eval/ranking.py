@@ -138,8 +138,8 @@ def make_eval_data(
 
   A repeated (user, item) pair counts once (the largest rating). A held-out
   item that is also in the user's training history stays relevant but is
-  masked, so it can never be a hit (as in MMRec and Elliot); the data layer's
-  splits do not produce such pairs.
+  masked, so it can never be a hit (as in MMRec and Elliot); the
+  preprocessing step `deduplicate` removes such pairs.
 
   Args:
     ds: the dataset.
