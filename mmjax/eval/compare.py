@@ -31,7 +31,8 @@ from scipy import stats
 from mmjax.eval import ranking
 
 _METRIC = flags.DEFINE_list('metric', ['recall@20'], 'Metrics to compare.')
-_SPLIT = flags.DEFINE_enum('split', 'test', ['valid', 'test'], 'Which split.')
+_SPLIT = flags.DEFINE_enum('split', 'test', ['val', 'valid', 'test'],
+                           'Which split (val and valid are the same).')
 _ALL_PAIRS = flags.DEFINE_bool(
     'all_pairs', False, 'Compare every pair, not only each run with the first.'
 )
@@ -190,7 +191,7 @@ def load_runs(
 
   Args:
     paths: run directories (holding per_user_<split>.npz) or .npz files.
-    split: 'valid' or 'test'.
+    split: 'val' (or 'valid': either file name is accepted) or 'test'.
 
   Returns:
     run name -> `ranking.load_per_user` dict, in the order of `paths`.
@@ -201,8 +202,12 @@ def load_runs(
   """
   runs = {}
   for path in paths:
-    file = path if path.endswith('.npz') else os.path.join(
-        path, f'per_user_{split}.npz')
+    if path.endswith('.npz'):
+      file = path
+    else:
+      names = ('val', 'valid') if split in ('val', 'valid') else (split,)
+      files = [os.path.join(path, f'per_user_{n}.npz') for n in names]
+      file = next((f for f in files if os.path.exists(f)), files[0])
     if not os.path.exists(file):
       raise FileNotFoundError(f'{file}: no per-user metrics for split '
                               f'{split!r} (was the run evaluated?).')

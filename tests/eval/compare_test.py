@@ -119,8 +119,12 @@ class RunFilesTest(absltest.TestCase):
       b = write_run(tmp, 'b', users, v, split_hash='h2')
       with self.assertRaisesRegex(compare.HashMismatchError, "'a' and 'b'"):
         compare.load_runs([a, b], 'test')
-      with self.assertRaisesRegex(FileNotFoundError, 'per_user_valid'):
+      with self.assertRaisesRegex(FileNotFoundError, 'per_user_val'):
         compare.load_runs([a, b], 'valid')
+      # The training loop names the validation file per_user_val.npz.
+      c = write_run(tmp, 'c', users, v, split='val')
+      d = write_run(tmp, 'd', users, v, split='valid')
+      self.assertLen(compare.load_runs([c, d], 'val'), 2)
 
   def test_cli_prints_table(self):
     rng = np.random.default_rng(5)
