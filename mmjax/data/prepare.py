@@ -29,6 +29,7 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
+import tqdm
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import preprocess
@@ -61,8 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
       'min_user': 0,
       'min_item': 0,
       'split': {'kind': 'chrono', 'ratios': (0.8, 0.1, 0.1),
-                'cold_share': 0.2},
-      'cold': ph(str),        # drop | keep | drop_users; None: by split kind.
+                'rounding': 'mmrec', 'cutoffs': (), 'cold_share': 0.2},
+      'cold': ph(str),  # drop | keep | drop_users; None: keep for cold_item,
+                        # drop otherwise.
       'synthetic': _synthetic_defaults(),
   })
 
@@ -112,33 +114,45 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
   steps = list(raw.steps)
   steps.insert(0, {'step': 'read', 'interactions': len(raw), 'removed': 0})
   x = preprocess.from_raw(raw)
-  x = preprocess.implicit_threshold(x, cfg.implicit_threshold, steps)
+  src = f'dataset {cfg.name!r} ({raw.source})'
+  preprocess.check_nonempty(x, steps, src)
   if cfg.restrict_items_csv:
     allowed = None
     for path in cfg.restrict_items_csv:
       keys = _csv_keys(path, cfg.restrict_items_key)
       allowed = keys if allowed is None else allowed & keys
     x = preprocess.restrict_items(
-        x, allowed, steps, reason=f'in all {len(cfg.restrict_items_csv)} restrict_items_csv files')
+        x, allowed, steps,
+        reason=f'in all {len(cfg.restrict_items_csv)} restrict_items_csv')
+    preprocess.check_nonempty(x, steps, src)
+  x = preprocess.implicit_threshold(x, cfg.implicit_threshold, steps)
+  preprocess.check_nonempty(x, steps, src)
   if cfg.required_fields:
     x = preprocess.require_modalities(x, raw.item_table, cfg.required_fields,
                                       steps, raw.features)
+    preprocess.check_nonempty(x, steps, src)
   x = preprocess.deduplicate(x, steps)
   x = preprocess.k_core(x, cfg.min_user, cfg.min_item, steps)
-  if len(x) == 0:
-    raise dataset_lib.DataError(
-        f'dataset {cfg.name!r} is empty after preprocessing: '
-        f'{[(s["step"], s["removed"]) for s in steps]}.')
+  preprocess.check_nonempty(x, steps, src)
   kind = cfg.split.kind
   label = splits.assign(x.user, x.item, x.timestamp, x.split, kind=kind,
                         seed=cfg.seed, ratios=cfg.split.ratios,
-                        cold_share=cfg.split.cold_share)
-  cold = cfg.cold or ('drop_users' if kind == 'cold_item' else 'drop')
+                        cold_share=cfg.split.cold_share,
+                        rounding=cfg.split.rounding,
+                        cutoffs=tuple(cfg.split.cutoffs))
+  # Warm splits evaluate known users and items only; the cold-item split's
+  # point is items without training interactions.
+  cold = cfg.cold or ('keep' if kind == 'cold_item' else 'drop')
   keep = splits.handle_cold(x.user, x.item, label, cold, steps)
   x, label = x.take(keep), label[keep]
   steps.append({'step': 'split', 'kind': kind,
-                'ratios': list(cfg.split.ratios), 'removed': 0})
+                'ratios': list(cfg.split.ratios),
+                'rounding': cfg.split.rounding, 'removed': 0})
   user, item, user_ids, item_ids = preprocess.remap(x, cfg.seed)
+  # Catalogue items that lost (or never had) interactions leave the dataset.
+  unused = len(set(map(str, raw.item_table)) - set(map(str, item_ids)))
+  steps.append({'step': 'drop_items_without_interactions',
+                'items_removed': unused, 'removed': 0})
   steps.append({'step': 'remap', 'method': 'seeded permutation',
                 'removed': 0})
   ds = dataset_lib.Dataset(
@@ -166,7 +180,8 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
   ds, features = build(cfg, image_dir)
   dataset_lib.save(ds, tmp)
   index = {r: k for k, r in enumerate(ds.item_ids)}
-  for name, (values, rows) in features.items():
+  for name, (values, rows) in tqdm.tqdm(
+      features.items(), desc='features', disable=quiet or not features):
     full = np.zeros((ds.num_items, values.shape[1]), np.float32)
     present = np.zeros(ds.num_items, bool)
     for row, raw_id in enumerate(rows):
@@ -255,11 +270,11 @@ def format_summary(ds: dataset_lib.Dataset) -> str:
     rows.append(f'  {split:<22}{s[split]:>12,}')
   steps = ds.manifest.get('steps', [])
   if steps:
-    rows.append('  preprocessing step          removed')
+    rows.append(f'  {"preprocessing step":<34}{"removed":>10}')
     for st in steps:
       detail = ', '.join(f'{k}={v}' for k, v in st.items()
                          if k not in ('step', 'removed', 'examples'))
-      rows.append(f'    {st["step"]:<22}{st.get("removed", 0):>9,}  {detail}')
+      rows.append(f'    {st["step"]:<32}{st.get("removed", 0):>10,}  {detail}')
   return '\n'.join(rows)
 
 

@@ -3,8 +3,8 @@
 Every step is recorded as a manifest entry `{'step': name, 'removed': count,
 ...parameters}`, so nothing is dropped silently. Steps, in order:
 
-  implicit_threshold  keep interactions with rating >= t (None: keep all).
   restrict_items      keep only a given set of raw item ids (e.g. ml-lvlm).
+  implicit_threshold  keep interactions with rating >= t (None: keep all).
   require_modalities  drop items lacking a required item-table field or
                       feature row.
   deduplicate         keep one interaction per (user, item): the latest by
@@ -85,6 +85,7 @@ def restrict_items(x: Interactions, allowed: Iterable[str],
   keep = keep_item[x.item]
   steps.append({'step': 'restrict_items', 'reason': reason,
                 'allowed_items': int(len(allowed)),
+                'items_kept': int(keep_item.sum()),
                 'items_removed': int((~keep_item).sum()),
                 'removed': int((~keep).sum())})
   return x.take(keep)
@@ -163,6 +164,16 @@ def remap(x: Interactions, seed: int) -> tuple[np.ndarray, np.ndarray,
   item_new[item_perm] = np.arange(len(items))
   return (user_new[x.user].astype(np.int32), item_new[x.item].astype(np.int32),
           x.user_raw[user_perm], x.item_raw[item_perm])
+
+
+def check_nonempty(x: Interactions, steps: list[dict[str, Any]],
+                   source: str) -> None:
+  """Raises DataError naming the step that removed the last interaction."""
+  if len(x) == 0:
+    last = steps[-1]['step'] if steps else 'read'
+    raise DataError(f'{source}: no interactions left after step {last!r} '
+                    f'(steps so far: {[(s["step"], s["removed"]) for s in steps]}'
+                    ').')
 
 
 def item_table_columns(item_table: dict[str, dict[str, Any]],

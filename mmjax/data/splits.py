@@ -6,22 +6,32 @@ Kinds (`split.kind`):
   leave_last    per user: last -> test, second last -> valid (users with
                 fewer than 3 interactions keep everything they can in train:
                 2 -> train + test, 1 -> train).
-  temporal      global cut: timestamps below the `ratios` quantiles.
+  temporal      global cut: train below the first cut-off, valid below the
+                second, test from it on. Cut-offs are the timestamp quantiles
+                at the cumulative `ratios` (MMRec's 0rating2inter rule), or
+                absolute timestamps `cutoffs=(t_valid, t_test)`.
   fixed         the labels that came with the source files.
   cold_item     a seeded share `cold_share` of items is held out entirely:
                 half of them (rounded down) to valid, the rest to test; every
                 interaction of the other items is train.
 
-Per-user counts for `random` and `chrono`: a user with n interactions gets
-n_valid = round(n * ratios[1]), n_test = round(n * ratios[2]) (Python's
-round-half-to-even on n * ratio, as numpy rounds), capped so that at least
-one interaction stays in train; ties in time are broken by a seeded key, so
-the result is deterministic even for equal timestamps.
+Per-user counts for `random` and `chrono` (`rounding`):
+  'mmrec' (default) follows MMRec's preprocessing/1splitting.ipynb: a user
+      with n < 10 interactions gets one valid and one test interaction; else
+      held = floor(n * (ratios[1] + ratios[2])) interactions are held out,
+      n_valid = floor(held * ratios[1] / (ratios[1] + ratios[2])) of them to
+      valid and the rest to test (8:1:1, n = 25: held 5 -> 2 valid, 3 test).
+  'round': n_valid = round(n * ratios[1]), n_test = round(n * ratios[2])
+      (numpy's round-half-to-even).
+Either way counts are capped so that at least one interaction stays in train
+(n = 2: train + test; n = 1: train). Users are ordered by timestamp (chrono)
+or by a seeded random key (random); ties in time are broken by the seeded
+key, so the result is deterministic even for equal timestamps.
 
 Cold handling (`cold`): after labelling, held-out interactions whose user or
-item never occurs in train are `drop`ped (counted), or kept (`keep`), or only
-cold users are dropped (`drop_users`, the default of `cold_item`, where cold
-items are the point).
+item never occurs in train are `drop`ped (counted; the default of the warm
+splits), or kept (`keep`, the default of `cold_item`, where cold items are the
+point), or only cold users are dropped (`drop_users`).
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from mmjax.data import dataset as dataset_lib
 TRAIN, VALID, TEST = dataset_lib.TRAIN, dataset_lib.VALID, dataset_lib.TEST
 KINDS = ('random', 'chrono', 'leave_last', 'temporal', 'fixed', 'cold_item')
 COLD = ('drop', 'keep', 'drop_users')
+ROUNDING = ('mmrec', 'round')
 
 
 def _positions(user: np.ndarray, order_key: np.ndarray, tie: np.ndarray
@@ -49,15 +60,29 @@ def _positions(user: np.ndarray, order_key: np.ndarray, tie: np.ndarray
 
 
 def _by_ratio(pos: np.ndarray, count: np.ndarray,
-              ratios: tuple[float, float, float]) -> np.ndarray:
-  n_valid = np.round(count * ratios[1]).astype(np.int64)
-  n_test = np.round(count * ratios[2]).astype(np.int64)
-  # Keep at least one training interaction per user.
+              ratios: tuple[float, float, float], rounding: str
+              ) -> np.ndarray:
+  """Labels by within-user rank: the last n_test test, n_valid before valid."""
+  if rounding == 'mmrec':
+    held_share = ratios[1] + ratios[2]
+    held = np.floor(count * held_share + 1e-9).astype(np.int64)
+    n_valid = (np.floor(held * ratios[1] / held_share + 1e-9).astype(np.int64)
+               if held_share > 0 else np.zeros_like(held))
+    n_test = held - n_valid
+    small = count < 10
+    n_valid = np.where(small, int(ratios[1] > 0), n_valid)
+    n_test = np.where(small, int(ratios[2] > 0), n_test)
+  elif rounding == 'round':
+    n_valid = np.round(count * ratios[1]).astype(np.int64)
+    n_test = np.round(count * ratios[2]).astype(np.int64)
+  else:
+    raise ValueError(f'rounding must be one of {ROUNDING}, got {rounding!r}.')
+  # Keep at least one training interaction per user; valid gives way first,
+  # so a user with two interactions still has a test one.
   overflow = np.maximum(n_valid + n_test - (count - 1), 0)
-  cut_test = np.minimum(overflow, n_test)
-  n_test -= cut_test
-  n_valid -= overflow - cut_test
-  n_valid = np.maximum(n_valid, 0)
+  cut_valid = np.minimum(overflow, n_valid)
+  n_valid = n_valid - cut_valid
+  n_test = np.maximum(n_test - (overflow - cut_valid), 0)
   n_train = count - n_valid - n_test
   label = np.full(len(pos), TRAIN, np.int8)
   label[pos >= n_train] = VALID
@@ -75,7 +100,8 @@ def _check_ratios(ratios) -> tuple[float, float, float]:
 
 def assign(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None,
            fixed: np.ndarray | None, *, kind: str, seed: int,
-           ratios=(0.8, 0.1, 0.1), cold_share: float = 0.2) -> np.ndarray:
+           ratios=(0.8, 0.1, 0.1), cold_share: float = 0.2,
+           rounding: str = 'mmrec', cutoffs=()) -> np.ndarray:
   """Labels every interaction; returns int8 [n].
 
   Args:
@@ -87,6 +113,8 @@ def assign(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None,
     seed: drives every random choice.
     ratios: (train, valid, test) shares.
     cold_share: share of items held out by cold_item.
+    rounding: per-user count rule of random and chrono (see module doc).
+    cutoffs: () or absolute (t_valid, t_test) timestamps for temporal.
   """
   if kind not in KINDS:
     raise ValueError(f'unknown split kind {kind!r}; known: {KINDS}.')
@@ -103,10 +131,10 @@ def assign(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None,
                      'none.')
   if kind == 'random':
     pos, count = _positions(user, np.zeros(n, np.int64), tie)
-    return _by_ratio(pos, count, _check_ratios(ratios))
+    return _by_ratio(pos, count, _check_ratios(ratios), rounding)
   if kind == 'chrono':
     pos, count = _positions(user, timestamp, tie)
-    return _by_ratio(pos, count, _check_ratios(ratios))
+    return _by_ratio(pos, count, _check_ratios(ratios), rounding)
   if kind == 'leave_last':
     pos, count = _positions(user, timestamp, tie)
     label = np.full(n, TRAIN, np.int8)
@@ -114,8 +142,14 @@ def assign(user: np.ndarray, item: np.ndarray, timestamp: np.ndarray | None,
     label[(pos == count - 2) & (count >= 3)] = VALID
     return label
   if kind == 'temporal':
-    r = _check_ratios(ratios)
-    q1, q2 = np.quantile(timestamp, [r[0], r[0] + r[1]])
+    if cutoffs:
+      if len(cutoffs) != 2 or cutoffs[0] > cutoffs[1]:
+        raise ValueError('temporal cutoffs must be (t_valid, t_test) with '
+                         f't_valid <= t_test, got {tuple(cutoffs)}.')
+      q1, q2 = cutoffs
+    else:
+      r = _check_ratios(ratios)
+      q1, q2 = np.quantile(timestamp, [r[0], r[0] + r[1]])
     label = np.full(n, TEST, np.int8)
     label[timestamp < q2] = VALID
     label[timestamp < q1] = TRAIN

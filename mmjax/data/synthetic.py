@@ -30,6 +30,7 @@ from typing import Any
 
 import ml_collections
 import numpy as np
+import tqdm
 
 from mmjax.data import dataset as dataset_lib
 
@@ -206,7 +207,8 @@ def to_raw(cfg, seed: int, image_dir: str | None) -> dataset_lib.RawData:
   if image_dir is not None:
     with_image[np.sort(rng.permutation(num_items)[:cfg.max_images])] = True
     os.makedirs(image_dir, exist_ok=True)
-    for k in np.flatnonzero(with_image):
+    todo = np.flatnonzero(with_image)
+    for k in tqdm.tqdm(todo, desc='images', disable=len(todo) < 2000):
       draw_image(it['colour'][k], it['shape'][k], cfg.image_size).save(
           os.path.join(image_dir, f'i{k}.png'), format='PNG')
   item_table = {}
