@@ -1,0 +1,49 @@
+"""Recommenders, one module per model, with a uniform functional interface.
+
+Every model module exports (see STYLE.md, "Pure functions, modules and state"):
+  init(key, ctx, cfg) -> params
+  loss(params, batch, ctx, key, cfg) -> (loss [], aux {name: []})
+  embed(params, ctx, cfg) -> (user_emb [U, D], item_emb [I, D])
+and optionally
+  score(params, ctx, users [U_b], cfg) -> [U_b, I]   (default: dot of embed)
+  fit(ctx, cfg) -> params       (closed form; the training loop is skipped)
+  prepare(ctx, cfg) -> pytree   (frozen precomputed data, put in
+                                 ctx.extras[cfg.model.name] once per run)
+  USES_NEGATIVES = False        (the batch then has no 'neg' entry)
+
+A BPR batch is {'users': int32 [B], 'pos': int32 [B], 'neg': int32 [B, k],
+'mask': float32 [B]} with mask 0 on padded rows. `ctx` is a
+`mmjax.models.context.ModelContext`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types as pytypes
+
+
+def get_model(name: str) -> pytypes.ModuleType:
+  """The model module `mmjax.models.<name>`.
+
+  Raises:
+    ValueError: no such model, or the module lacks the interface.
+  """
+  if not name or not name.isidentifier():
+    raise ValueError(f'model.name {name!r} is not a module name.')
+  try:
+    module = importlib.import_module(f'mmjax.models.{name}')
+  except ModuleNotFoundError as e:
+    if e.name != f'mmjax.models.{name}':
+      raise
+    raise ValueError(f'unknown model {name!r}: no module mmjax/models/'
+                     f'{name}.py.') from e
+  if not hasattr(module, 'fit'):
+    missing = [f for f in ('init', 'loss', 'embed') if not hasattr(module, f)]
+    if missing:
+      raise ValueError(f'mmjax.models.{name} lacks {missing} (and has no '
+                       'fit).')
+  return module
+
+
+def uses_negatives(module: pytypes.ModuleType) -> bool:
+  return bool(getattr(module, 'USES_NEGATIVES', True))

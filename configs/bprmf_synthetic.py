@@ -1,0 +1,22 @@
+r"""BPR-MF on the synthetic default data (the quick start's data).
+
+  python -m mmjax.launch --config configs/bprmf_synthetic.py \
+      --workdir runs/bprmf_synthetic --config.optim.lr=1e-3
+
+Variants: `runlocal` (3 epochs, a smoke run).
+"""
+
+import ml_collections
+
+from mmjax.train import defaults
+from mmjax.utils import config_args
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = config_args.parse_arg(arg, runlocal=False)
+  c = defaults.base_config()
+  c.model.name = 'bprmf'
+  c.optim.lr = 5e-3
+  if args.runlocal:
+    c.train.num_epochs = 3
+  return c

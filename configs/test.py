@@ -1,0 +1,39 @@
+r"""A tiny config with every key of the training configs, for the tests.
+
+  python -m mmjax.launch --config configs/test.py --workdir /tmp/mmjax_test
+
+Synthetic data at 300 users x 200 items, LightGCN with one layer, 2 epochs.
+Variants: `bprmf`, `mostpop` (the model), `quick` (the data only; the default).
+Tests import this file directly (flax ogbg's configs/test.py habit).
+"""
+
+import ml_collections
+
+from mmjax.train import defaults
+from mmjax.utils import config_args
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = config_args.parse_arg(arg, bprmf=False, mostpop=False)
+  c = defaults.base_config()
+  c.data.overrides = ml_collections.ConfigDict({'synthetic': {
+      'num_users': 300, 'num_items': 200, 'interactions_per_user': 15,
+      'max_images': 20, 'feature_dim': 16}})
+  c.model.name = 'lightgcn'
+  c.model.embed_dim = 16
+  c.model.num_layers = 1
+  c.model.reg_weight = 1e-4
+  if args.bprmf:
+    c.model.name, c.model.num_layers = 'bprmf', 0
+  if args.mostpop:
+    c.model.name = 'mostpop'
+  c.optim.lr = 1e-2
+  c.train.num_epochs = 2
+  c.train.batch_size = 256
+  c.train.eval_every_epochs = 1
+  c.train.patience = 0
+  c.eval.topk = (10, 20)
+  c.eval.batch_users = 128
+  c.ckpt.every_epochs = 1
+  c.ckpt.keep = 2
+  return c

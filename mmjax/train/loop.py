@@ -1,0 +1,432 @@
+"""Training and evaluation loop: compiled epochs, checkpoints, exact resume.
+
+One epoch is one jitted program (`lax.scan` over S static batches) with the
+positives' order and the negatives drawn on device (`sampler`); the state is
+donated, the model context and train data are jit arguments (replicated),
+batches are sharded over the ('data',) mesh. Keys: init `fold_in(root,
+STREAM_INIT)`; epoch order `fold_in(data, epoch)`; step `fold_in(train,
+step)` split into (negatives, model); evaluation `fold_in(eval, epoch)`.
+
+Every `train.eval_every_epochs` (and at the last epoch) validation and test
+are evaluated; the best epoch is selected on validation only
+(`eval.select_metric`), test is reported at that epoch. Early stopping after
+`train.patience` evaluations without improvement (0: never). Checkpoints
+(`checkpoint.Checkpointer`) every `ckpt.every_epochs`, at early stop and at
+the end, with the loop state (epoch, best metric and epoch, evaluations since
+the best, the best epoch's summaries). A restarted run resumes from the latest
+checkpoint, drops the metrics.jsonl lines logged after it and the checkpoints
+written after it, and ends with the same params and metrics as an unbroken
+run (the `perf/` timing fields aside).
+
+metrics.jsonl: per epoch {'epoch', 'step', 'train/loss', 'train/bpr',
+'train/reg', 'train/l2_grads', 'train/l2_updates' (means over the epoch's
+steps, weighted by real rows), 'train/l2_params' (end of epoch),
+'perf/epoch_time_s', 'perf/samples_per_s'}; per evaluation 'val/<metric>',
+'test/<metric>', 'perf/eval_time_s'; at the end a line with 'final': true
+and 'best/val/...', 'best/test/...', 'best_epoch'.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from mmjax import models
+from mmjax.data import dataset as dataset_lib
+from mmjax.eval import ranking
+from mmjax.models import context as context_lib
+from mmjax.parallel import mesh as mesh_lib
+from mmjax.train import checkpoint
+from mmjax.train import optim
+from mmjax.train import sampler
+from mmjax.train import state as state_lib
+from mmjax.utils import runinfo
+from mmjax.utils import seeds
+from mmjax.utils import writers
+
+RESULTS = 'results.json'
+
+
+def make_train_step(model: Any, tx: optax.GradientTransformation, cfg: Any):
+  """`train_step(state, batch, ctx, key) -> (state, metrics)`, pure."""
+
+  def train_step(state, batch, ctx, key):
+    def loss_fn(params):
+      return model.loss(params, batch, ctx, key, cfg)
+
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {'loss': loss, 'l2_grads': optax.global_norm(grads),
+               'l2_updates': optax.global_norm(updates)}
+    metrics.update(aux)
+    return state_lib.TrainState(state.step + 1, params, opt_state), metrics
+
+  return train_step
+
+
+def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
+                  mesh: jax.sharding.Mesh, batch_size: int):
+  """The jitted epoch `(state, ctx, td, epoch, data_key, train_key)`.
+
+  Returns (state, {'train/<name>': float32 []}). The state is donated.
+
+  Raises:
+    ValueError: the batch size is not a multiple of the device count.
+  """
+  if batch_size % mesh.size:
+    raise ValueError(f'train.batch_size={batch_size} must be a multiple of '
+                     f'the {mesh.size} devices of the mesh.')
+  train_step = make_train_step(model, tx, cfg)
+  num_negatives = int(cfg.train.num_negatives)
+  with_negatives = models.uses_negatives(model)
+  rows = mesh_lib.data_sharded(mesh)
+  repl = mesh_lib.replicated(mesh)
+
+  def epoch_fn(state, ctx, td, epoch, data_key, train_key):
+    index, mask = sampler.epoch_order(
+        td, jax.random.fold_in(data_key, epoch), batch_size)  # [S, B]
+
+    def body(state, xs):
+      index, mask = xs
+      step_key = jax.random.fold_in(train_key, state.step)
+      neg_key, model_key = jax.random.split(step_key)
+      batch = sampler.make_batch(td, index, mask, neg_key, num_negatives,
+                                 with_negatives)
+      # The batch is split over devices; params and ctx stay replicated.
+      batch = jax.lax.with_sharding_constraint(batch, rows)
+      return train_step(state, batch, ctx, model_key)
+
+    state, per_step = jax.lax.scan(body, state, (index, mask))
+    weight = mask.sum(axis=1)  # [S]: real rows per step.
+    out = {f'train/{name}': jnp.sum(v * weight) / jnp.sum(weight)
+           for name, v in per_step.items()}
+    out['train/l2_params'] = optax.global_norm(state.params)
+    return state, out
+
+  return jax.jit(epoch_fn, in_shardings=repl, out_shardings=repl,
+                 donate_argnums=(0,))
+
+
+class Trainer:
+  """Everything one run needs on device, built once.
+
+  Attributes:
+    cfg, model, mesh, ctx (replicated), td (replicated TrainData or None for
+    closed-form models), tx, epoch_fn, steps_per_epoch, evaluators
+    {'val': Evaluator, 'test': Evaluator}, feature_record.
+  """
+
+  def __init__(self, cfg: Any, ds: dataset_lib.Dataset,
+               dataset_dir: str | None = None,
+               mesh: jax.sharding.Mesh | None = None):
+    self.cfg = cfg
+    self.model = models.get_model(cfg.model.name)
+    self.mesh = mesh or mesh_lib.make_mesh(cfg.mesh.data)
+    self.repl = mesh_lib.replicated(self.mesh)
+    ctx, self.feature_record = context_lib.make_context(ds, dataset_dir,
+                                                         cfg.features)
+    ctx = jax.device_put(ctx, self.repl)
+    if hasattr(self.model, 'prepare'):
+      prepared = jax.jit(lambda c: self.model.prepare(c, cfg),
+                         out_shardings=self.repl)(ctx)
+      ctx = dataclasses.replace(
+          ctx, extras={cfg.model.name: prepared})
+    self.ctx = ctx
+    self.fit_only = hasattr(self.model, 'fit')
+    self.num_train = int((ds.split == dataset_lib.TRAIN).sum())
+    self.td = None
+    if not self.fit_only:
+      self.td = jax.device_put(sampler.make_train_data(ds), self.repl)
+      batch = int(cfg.train.batch_size)
+      self.steps_per_epoch = -(-self.num_train // batch)
+      self.tx = optim.make_optimizer(cfg, self.steps_per_epoch)
+      self.epoch_fn = make_epoch_fn(self.model, self.tx, cfg, self.mesh, batch)
+      self._data_key = jax.device_put(
+          seeds.stream(cfg.seed, seeds.STREAM_DATA), self.repl)
+      self._train_key = jax.device_put(
+          seeds.stream(cfg.seed, seeds.STREAM_TRAIN), self.repl)
+    if hasattr(self.model, 'score'):
+      model = self.model
+      self.score_fn = lambda p, c, u: model.score(p, c, u, cfg)
+      self._eval_params = lambda params: params
+    else:
+      self.score_fn = ranking.embedding_score
+      embed = jax.jit(lambda p, c: self.model.embed(p, c, cfg),
+                      out_shardings=self.repl)
+      self._eval_params = lambda params: embed(params, self.ctx)
+    self.evaluators = {}
+    mask_valid = bool(cfg.eval.mask_valid_at_test)
+    for name, split in (('val', dataset_lib.VALID), ('test', dataset_lib.TEST)):
+      data = ranking.make_eval_data(
+          ds, split, mask_valid=mask_valid,
+          relevance_threshold=cfg.eval.relevance_threshold)
+      self.evaluators[name] = ranking.Evaluator(data, cfg.eval, self.mesh,
+                                                self.score_fn)
+    self.split_hash = dataset_lib.split_hash(ds)
+
+  def _create(self, key, ctx):
+    return state_lib.create_train_state(self.model, self.tx, key, ctx,
+                                        self.cfg)
+
+  def init_state(self) -> state_lib.TrainState:
+    key = jax.device_put(seeds.stream(self.cfg.seed, seeds.STREAM_INIT),
+                         self.repl)
+    return jax.jit(self._create, out_shardings=self.repl)(key, self.ctx)
+
+  def abstract_state(self) -> Any:
+    shapes = jax.eval_shape(self._create,
+                            seeds.stream(self.cfg.seed, seeds.STREAM_INIT),
+                            self.ctx)
+    return checkpoint.abstract(shapes, self.repl)
+
+  def fit(self) -> Any:
+    return jax.jit(lambda c: self.model.fit(c, self.cfg),
+                   out_shardings=self.repl)(self.ctx)
+
+  def run_epoch(self, state: state_lib.TrainState, epoch: int
+                ) -> tuple[state_lib.TrainState, dict[str, float]]:
+    """Trains one epoch (1-based); returns the new state and host metrics."""
+    epoch_arr = jax.device_put(np.int32(epoch), self.repl)
+    with jax.transfer_guard('disallow'):
+      state, metrics = self.epoch_fn(state, self.ctx, self.td, epoch_arr,
+                                     self._data_key, self._train_key)
+    return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+  def evaluate(self, params: Any, epoch: int
+               ) -> dict[str, ranking.EvalResult]:
+    """Validation and test results of `params` (tie-break keyed by epoch)."""
+    key = jax.random.fold_in(seeds.stream(self.cfg.seed, seeds.STREAM_EVAL),
+                             epoch)
+    eval_params = self._eval_params(params)
+    out = {}
+    for i, (name, evaluator) in enumerate(self.evaluators.items()):
+      out[name] = evaluator(eval_params, self.ctx, jax.random.fold_in(key, i))
+    return out
+
+
+def _data_view(data_cfg: Any) -> ml_collections.ConfigDict:
+  """The `data` section with nested `overrides` flattened to dotted keys.
+
+  `prepare.ensure_dataset` applies `overrides` as {'a.b': value}; ConfigDict
+  fields cannot hold dots under lock_config, so training configs nest them
+  ({'synthetic': {'num_users': 300}}) and they are flattened here.
+  """
+  d = data_cfg.to_dict()
+  flat = {}
+
+  def walk(prefix, value):
+    if isinstance(value, dict):
+      for k, v in value.items():
+        walk(f'{prefix}.{k}' if prefix else k, v)
+    else:
+      flat[prefix] = value
+
+  walk('', d.pop('overrides', None) or {})
+  d['overrides'] = flat
+  return ml_collections.ConfigDict(d, allow_dotted_keys=True)
+
+
+def load_dataset(cfg: Any) -> tuple[dataset_lib.Dataset, str]:
+  """(dataset, its directory), prepared first when absent."""
+  from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
+  data_dir = prepare.ensure_dataset(_data_view(cfg.data))
+  return dataset_lib.load(data_dir), data_dir
+
+
+def _initial_loop_state() -> dict[str, Any]:
+  return {'epoch': 0, 'best_metric': None, 'best_epoch': 0,
+          'evals_since_best': 0, 'best': {}, 'done': False}
+
+
+def _scalars(prefix: str, summary: dict[str, float]) -> dict[str, float]:
+  return {f'{prefix}/{k}': v for k, v in summary.items()}
+
+
+def _save_per_user(workdir, results, split_hash, name):
+  # File names use the dataset's split names ('valid', 'test'), which
+  # `python -m mmjax.eval.compare` expects.
+  for prefix, result in results.items():
+    split = 'valid' if prefix == 'val' else prefix
+    ranking.save_per_user(
+        result, os.path.join(workdir, f'per_user_{split}.npz'),
+        split_hash=split_hash, split=split, name=name)
+
+
+def train_and_evaluate_one(cfg: Any, workdir: str,
+                           ds: dataset_lib.Dataset | None = None,
+                           dataset_dir: str | None = None,
+                           mesh: jax.sharding.Mesh | None = None
+                           ) -> dict[str, Any]:
+  """Trains (or fits) one model into `workdir`; resumes when possible.
+
+  Args:
+    cfg: a training config (configs/test.py's keys).
+    workdir: output directory.
+    ds: the dataset; loaded from `cfg.data` when None.
+    dataset_dir: its directory (features, manifest hash).
+    mesh: the mesh; built from `cfg.mesh.data` when None.
+
+  Returns:
+    The results: {'model', 'best_epoch', 'best': {'val/..': .., 'test/..'}}.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  if ds is None:
+    ds, dataset_dir = load_dataset(cfg)
+  with open(os.path.join(workdir, runinfo.CONFIG), 'w', encoding='utf-8') as f:
+    f.write(cfg.to_json_best_effort(indent=2, sort_keys=True))
+  trainer = Trainer(cfg, ds, dataset_dir, mesh)
+  runinfo.record_data(workdir, ds, dataset_dir, trainer.feature_record)
+  name = cfg.model.name
+  metrics_path = os.path.join(workdir, writers.METRICS)
+  select = 'val/' + cfg.eval.select_metric
+  if trainer.fit_only:
+    writers.truncate_after(metrics_path, -1)
+    writer = writers.create_writer(workdir)
+    params = trainer.fit()
+    t0 = time.perf_counter()
+    results = trainer.evaluate(params, 0)
+    scalars = {'epoch': 0}
+    for split, r in results.items():
+      scalars.update(_scalars(split, r.summary))
+    best = {k: v for k, v in scalars.items() if k != 'epoch'}
+    scalars['perf/eval_time_s'] = time.perf_counter() - t0
+    writer.write_scalars(0, scalars)
+    _save_per_user(workdir, results, trainer.split_hash, name)
+    loop = {**_initial_loop_state(), 'best': best, 'done': True}
+    step = 0
+  else:
+    ckpt = checkpoint.Checkpointer(workdir, cfg.ckpt.keep, select)
+    latest = ckpt.latest_step()
+    if latest is not None:
+      state, loop = ckpt.restore(trainer.abstract_state())
+      dropped = writers.truncate_after(metrics_path, latest)
+      ckpt.drop_after(latest)
+      logging.info('Resumed %s from epoch %d (dropped %d log lines).', name,
+                   latest, dropped)
+    else:
+      writers.truncate_after(metrics_path, -1)
+      state, loop = trainer.init_state(), _initial_loop_state()
+    writer = writers.create_writer(workdir)
+    num_epochs = int(cfg.train.num_epochs)
+    eval_every = max(int(cfg.train.eval_every_epochs), 1)
+    every = max(int(cfg.ckpt.every_epochs), 1)
+    patience = int(cfg.train.patience or 0)
+    epoch = int(loop['epoch'])
+    while not loop['done'] and epoch < num_epochs:
+      epoch += 1
+      t0 = time.perf_counter()
+      state, metrics = trainer.run_epoch(state, epoch)
+      dt = time.perf_counter() - t0
+      step = epoch * trainer.steps_per_epoch
+      writer.write_scalars(step, {
+          'epoch': epoch, **metrics, 'perf/epoch_time_s': dt,
+          'perf/samples_per_s': trainer.num_train / dt})
+      line = (f'[{name}] epoch {epoch}/{num_epochs} loss '
+              f'{metrics["train/loss"]:.4f} {dt:.2f}s '
+              f'{trainer.num_train / dt:,.0f} samples/s')
+      if epoch % eval_every == 0 or epoch == num_epochs:
+        t0 = time.perf_counter()
+        results = trainer.evaluate(state.params, epoch)
+        scalars = {'epoch': epoch}
+        for split, r in results.items():
+          scalars.update(_scalars(split, r.summary))
+        scalars['perf/eval_time_s'] = time.perf_counter() - t0
+        writer.write_scalars(step, scalars)
+        metric = float(scalars[select])
+        line += f' | {select} {metric:.4f}'
+        if loop['best_metric'] is None or metric > loop['best_metric']:
+          loop.update(best_metric=metric, best_epoch=epoch,
+                      evals_since_best=0,
+                      best={k: v for k, v in scalars.items()
+                            if k.split('/')[0] in ('val', 'test')})
+          ckpt.save_best(epoch, state, {select: metric})
+          _save_per_user(workdir, results, trainer.split_hash, name)
+          line += ' (best)'
+        else:
+          loop['evals_since_best'] += 1
+          if patience and loop['evals_since_best'] >= patience:
+            loop['done'] = True
+            line += f' (early stop: {patience} evaluations without gain)'
+      print(line, flush=True)
+      if epoch % every == 0 or loop['done'] or epoch == num_epochs:
+        loop['epoch'] = epoch
+        ckpt.save(epoch, state, loop)
+    step = int(loop['epoch']) * trainer.steps_per_epoch
+    ckpt.close()
+  final = {'final': True, 'epoch': int(loop['epoch']),
+           'best_epoch': int(loop['best_epoch'])}
+  final.update({f'best/{k}': v for k, v in loop['best'].items()})
+  writer.write_scalars(step, final)
+  writer.close()
+  results = {'model': name, 'best_epoch': int(loop['best_epoch']),
+             'best': loop['best']}
+  with open(os.path.join(workdir, RESULTS), 'w', encoding='utf-8') as f:
+    json.dump(results, f, indent=2, sort_keys=True, default=str)
+  return results
+
+
+def model_config(cfg: Any, name: str) -> ml_collections.ConfigDict:
+  """The single-model config of `name` in a multi-model config.
+
+  `cfg.per_model.<name>` replaces the `model` section; every other section
+  is shared.
+  """
+  sub = copy.deepcopy(cfg)
+  with sub.unlocked():
+    sub.model = copy.deepcopy(cfg.per_model[name])
+    sub.models = ()
+    sub.per_model = ml_collections.ConfigDict()
+  return sub
+
+
+def format_table(rows: list[dict[str, Any]], metrics: tuple[str, ...]
+                 ) -> str:
+  """One validation/test table over models."""
+  head = ['model', 'best_epoch'] + [f'{s}/{m}' for s in ('val', 'test')
+                                    for m in metrics]
+  lines = ['  '.join(f'{h:>16}' for h in head)]
+  for r in rows:
+    cells = [r['model'], str(r['best_epoch'])]
+    for s in ('val', 'test'):
+      for m in metrics:
+        v = r['best'].get(f'{s}/{m}')
+        cells.append('-' if v is None else f'{float(v):.4f}')
+    lines.append('  '.join(f'{c:>16}' for c in cells))
+  return '\n'.join(lines)
+
+
+def train_and_evaluate(cfg: Any, workdir: str) -> list[dict[str, Any]]:
+  """Runs the config: one model, or each of `cfg.models` into workdir/<name>.
+
+  Prints one validation/test table at the end.
+  """
+  names = tuple(cfg.get('models') or ())
+  ds, dataset_dir = load_dataset(cfg)
+  mesh = mesh_lib.make_mesh(cfg.mesh.data)
+  rows = []
+  if names:
+    for name in names:
+      rows.append(train_and_evaluate_one(
+          model_config(cfg, name), os.path.join(workdir, name), ds,
+          dataset_dir, mesh))
+  else:
+    rows.append(train_and_evaluate_one(cfg, workdir, ds, dataset_dir, mesh))
+  ks = tuple(cfg.eval.topk)
+  metric = cfg.eval.select_metric
+  shown = tuple(dict.fromkeys(
+      [metric] + [f'ndcg@{k}' for k in ks if f'@{k}' in metric]))
+  print(format_table(rows, shown), flush=True)
+  return rows
