@@ -26,7 +26,6 @@ import ast
 import csv
 import gzip
 import io
-import itertools
 import json
 import os
 import re
@@ -156,7 +155,8 @@ def _delimited_rows(
 # Columns of a delimited file: (name, field index, kind, what), kind one of
 # 'str', 'float', 'int', 'label' (an int in {TRAIN, VALID, TEST}).
 _Spec = tuple[str, int, str, str]
-_CHUNK = 1 << 18  # Lines parsed per numpy batch: bounded memory at 10M lines.
+# Characters of text parsed per numpy batch: bounded memory at 10M lines.
+_CHUNK = 1 << 23
 
 
 def _fast_numbers(values: list[str], kind: str) -> np.ndarray | None:
@@ -249,23 +249,57 @@ def _split_uniform(lines: list[str], delimiter: str, width: int
   return [tokens[k::width] for k in range(width)]
 
 
-def _next_line(numbered: Iterator[tuple[int, str]]) -> tuple[int, str] | None:
-  """The next non-blank (line number, line without newline), or None."""
-  for line_no, line in numbered:
-    line = line.rstrip('\r\n')
-    if line.strip():
-      return line_no, line
-  return None
+class _Lines:
+  """Reads a text file in blocks of lines, tracking 1-based line numbers.
+
+  Blocks come from `readlines` (no per-line Python); undecodable text or a
+  corrupt gzip stream becomes a DataError naming the file.
+  """
+
+  def __init__(self, f: io.TextIOBase, path: str):
+    self.f, self.path, self.next_no, self._pending = f, path, 1, []
+
+  def _guard(self, read: Callable[[], Any]) -> Any:
+    try:
+      return read()
+    except UnicodeDecodeError as e:
+      # Text decodes in blocks, so the line is where the block starts.
+      raise DataError(f'{self.path}: near line {self.next_no}: not valid '
+                      f'{e.encoding} text ({e.reason}).') from None
+    except (OSError, EOFError) as e:  # gzip: not gzip, or truncated.
+      raise DataError(f'{self.path}: cannot read the file ({e}).') from None
+
+  def first(self) -> tuple[int, str] | None:
+    """The next non-blank (line number, line without newline), or None."""
+    while True:
+      line = self._guard(self.f.readline)
+      if not line:
+        return None
+      self.next_no += 1
+      if line.strip():
+        return self.next_no - 1, line.rstrip('\r\n')
+
+  def unread(self, line: str) -> None:
+    """Puts back the line `first` returned (Elliot files have no header)."""
+    self._pending.append(line + '\n')
+    self.next_no -= 1
+
+  def block(self) -> tuple[int, list[str]]:
+    """(number of the first line, next lines); an empty list at the end."""
+    lines = self._pending + self._guard(lambda: self.f.readlines(_CHUNK))
+    self._pending = []
+    start = self.next_no
+    self.next_no += len(lines)
+    return start, lines
 
 
-def _parse_delimited(numbered: Iterator[tuple[int, str]], path: str,
-                     delimiter: str, width: int, specs: list[_Spec],
-                     bad: _BadLines) -> dict[str, np.ndarray]:
-  """Parses numbered lines in numpy batches; bad lines go to `bad`.
+def _parse_delimited(lines: _Lines, delimiter: str, width: int,
+                     specs: list[_Spec], bad: _BadLines
+                     ) -> dict[str, np.ndarray]:
+  """Parses the rest of a file in numpy batches; bad lines go to `bad`.
 
   Args:
-    numbered: (1-based line number, line) pairs; blank lines are ignored.
-    path: the file, for messages.
+    lines: the file, positioned after any header; blank lines are ignored.
     delimiter: field separator.
     width: the number of fields every line must have.
     specs: the columns to return.
@@ -277,19 +311,18 @@ def _parse_delimited(numbered: Iterator[tuple[int, str]], path: str,
   """
   parts = {name: [] for name, *_ in specs}
   while True:
-    block = list(itertools.islice(numbered, _CHUNK))
+    start, block = lines.block()
     if not block:
       break
     problems = []  # (line number, message)
-    nos = [no for no, _ in block]
-    columns = _split_uniform([line for _, line in block], delimiter, width)
+    columns = _split_uniform(block, delimiter, width)
     if columns is not None:
+      nos = range(start, start + len(block))
       good = range(len(block))
     else:  # Some line is blank or has the wrong field count: line by line.
-      block = [(no, line.rstrip('\r\n')) for no, line in block]
-      block = [(no, line) for no, line in block if line.strip()]
-      fields = [line.split(delimiter) for _, line in block]
-      nos = [no for no, _ in block]
+      stripped = [line.rstrip('\r\n') for line in block]
+      nos = [start + k for k, line in enumerate(stripped) if line.strip()]
+      fields = [line.split(delimiter) for line in stripped if line.strip()]
       good = [k for k, f in enumerate(fields) if len(f) == width]
       if len(good) != len(fields):
         good_set = set(good)
@@ -363,8 +396,8 @@ def read_mmrec(path: str, name: str | None = None, *,
   inter = os.path.join(path, f'{name}.inter')
   bad = _BadLines(inter, on_bad_line)
   with _open_text(inter) as f:
-    numbered = enumerate(_decoded(f, inter), 1)
-    first = _next_line(numbered)
+    lines = _Lines(f, inter)
+    first = lines.first()
     if first is None:
       raise DataError(f'{inter}: empty file.')
     header_no, header = first[0], first[1].split('\t')
@@ -380,7 +413,7 @@ def read_mmrec(path: str, name: str | None = None, *,
       specs.append(('rating', index['rating'], 'float', 'rating'))
     if 'timestamp' in index:
       specs.append(('timestamp', index['timestamp'], 'int', 'timestamp'))
-    columns = _parse_delimited(numbered, inter, '\t', len(header), specs, bad)
+    columns = _parse_delimited(lines, '\t', len(header), specs, bad)
   features = {}
   for modality, file in (('image', 'image_feat.npy'),
                          ('text', 'text_feat.npy')):
@@ -452,8 +485,8 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
                       'train.tsv and test.tsv).')
     bad = _BadLines(fpath, on_bad_line)
     with _open_text(fpath) as f:
-      numbered = enumerate(_decoded(f, fpath), 1)
-      first = _next_line(numbered)
+      lines = _Lines(f, fpath)
+      first = lines.first()
       if first is None:  # An empty split (e.g. no validation) is allowed.
         continue
       width = len(first[1].split('\t'))
@@ -464,8 +497,8 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
       specs = [('user', 0, 'str', 'user'), ('item', 1, 'str', 'item'),
                ('rating', 2, 'float', 'rating'),
                ('timestamp', 3, 'int', 'timestamp')][:width]
-      columns = _parse_delimited(itertools.chain([first], numbered), fpath,
-                                 '\t', width, specs, bad)
+      lines.unread(first[1])
+      columns = _parse_delimited(lines, '\t', width, specs, bad)
     columns['split'] = np.full(len(columns['user']), label, np.int8)
     parts.append(columns)
     steps += bad.step()
@@ -545,8 +578,8 @@ def read_recbole(path: str, name: str | None = None, *,
   inter = os.path.join(path, f'{name}.inter')
   bad = _BadLines(inter, on_bad_line)
   with _open_text(inter) as f:
-    numbered = enumerate(_decoded(f, inter), 1)
-    first = _next_line(numbered)
+    lines = _Lines(f, inter)
+    first = lines.first()
     if first is None:
       raise DataError(f'{inter}: empty file.')
     header = first[1].split('\t')
@@ -560,7 +593,7 @@ def read_recbole(path: str, name: str | None = None, *,
     for field, kind in (('rating', 'float'), ('timestamp', 'int')):
       if field in names:
         specs.append((field, names.index(field), kind, field))
-    columns = _parse_delimited(numbered, inter, '\t', len(names), specs, bad)
+    columns = _parse_delimited(lines, '\t', len(names), specs, bad)
   item_table = {}
   item_path = os.path.join(path, f'{name}.item')
   steps = bad.step()
@@ -754,13 +787,13 @@ def _ratings(path: str, delimiter: str, header: bool, on_bad_line: str
   """Parses `user item rating timestamp` lines (MovieLens ratings files)."""
   bad = _BadLines(path, on_bad_line)
   with _open_text(path) as f:
-    numbered = enumerate(_decoded(f, path), 1)
-    if header and _next_line(numbered) is None:
+    lines = _Lines(f, path)
+    if header and lines.first() is None:
       raise DataError(f'{path}: empty file.')
     specs = [('user', 0, 'str', 'user'), ('item', 1, 'str', 'item'),
              ('rating', 2, 'float', 'rating'),
              ('timestamp', 3, 'int', 'timestamp')]
-    columns = _parse_delimited(numbered, path, delimiter, 4, specs, bad)
+    columns = _parse_delimited(lines, delimiter, 4, specs, bad)
   return columns, bad.step()
 
 
