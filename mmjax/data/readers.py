@@ -494,6 +494,10 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
         raise DataError(f'{fpath}:{first[0]}: expected 2 to 4 tab-separated '
                         f'fields (user, item, rating, timestamp), got '
                         f'{width}.')
+      if parts and len(parts[0]) - 1 != width:
+        raise DataError(f'{fpath}:{first[0]}: {width} fields per line, but '
+                        f'the previous split file has {len(parts[0]) - 1}; '
+                        'all split files need the same columns.')
       specs = [('user', 0, 'str', 'user'), ('item', 1, 'str', 'item'),
                ('rating', 2, 'float', 'rating'),
                ('timestamp', 3, 'int', 'timestamp')][:width]
@@ -505,9 +509,8 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
   if not parts:
     raise DataError(f'{path}: no interactions found in the Elliot split '
                     'files.')
-  # A column missing from one split file is unknown for all of them.
   columns = {name: np.concatenate([p[name] for p in parts])
-             for name in parts[0] if all(name in p for p in parts)}
+             for name in parts[0]}
   features = {}
   for rel in feature_dirs if feature_dirs is not None else _npy_dirs(path):
     folder = os.path.join(path, rel)

@@ -203,6 +203,14 @@ class ElliotTest(parameterized.TestCase):
     self.assertIn(where, str(cm.exception))
     self.assertIn(what, str(cm.exception))
 
+  def test_split_files_need_the_same_columns(self):
+    d = _tempdir(self)
+    _write(os.path.join(d, 'train.tsv'), 'a\tx\t5\t1\n')
+    _write(os.path.join(d, 'test.tsv'), 'b\ty\n')
+    with self.assertRaisesRegex(DataError,
+                                r'test\.tsv:1: 2 fields .* previous .* 4'):
+      readers.read_elliot(d)
+
   def test_missing_test_file(self):
     d = _tempdir(self)
     _write(os.path.join(d, 'train.tsv'), 'a\tx\n')
