@@ -53,7 +53,7 @@ Differences from the references:
 
 The precomputed, non-trainable data (the frozen S and the reverse-edge index
 of the user-item graph) comes from `prepare(ctx, cfg)`. When the context
-carries it (`ctx.extras['freedom']`), it is used; otherwise it is recomputed
+carries it (`ctx.extras[cfg.model.name]`, filled by the engine), it is used; otherwise it is recomputed
 inside the step, which is exact but costs an I x I similarity per step.
 """
 
@@ -68,6 +68,8 @@ from mmjax import types
 from mmjax.graph import edges
 from mmjax.graph import knn
 from mmjax.graph import sparse
+from mmjax.models import context as ctx_lib
+from mmjax.models import lightgcn
 from mmjax.models import vbpr
 
 _DEFAULT_MM_WEIGHTS = (0.1, 0.9)
@@ -122,23 +124,10 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
 
 
 def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
-  extras = getattr(ctx, 'extras', None)
-  if extras and 'freedom' in extras:
-    return extras['freedom']
+  extras = getattr(ctx, 'extras', None) or {}
+  if cfg.model.name in extras:
+    return extras[cfg.model.name]
   return prepare(ctx, cfg)
-
-
-def lightgcn(
-    graph: sparse.Graph, user: types.Array, item: types.Array, num_layers: int
-) -> tuple[types.Array, types.Array]:
-  """Mean of layers 0..L of `E^{l+1} = A E^l` on [user; item]."""
-  ego = jnp.concatenate([user, item], axis=0)
-  total = ego
-  for _ in range(num_layers):
-    ego = sparse.propagate(graph, ego)
-    total = total + ego
-  total = total / (num_layers + 1)
-  return total[: user.shape[0]], total[user.shape[0]:]
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
@@ -173,7 +162,9 @@ def _forward(params, ctx, cfg, graph, item_graph_):
   h = params['item']
   for _ in range(cfg.model.num_mm_layers):
     h = sparse.propagate(item_graph_, h)
-  u, i = lightgcn(graph, params['user'], params['item'], cfg.model.num_layers)
+  u, i = lightgcn.propagate_mean(
+      graph, params['user'], params['item'], cfg.model.num_layers
+  )
   return u, i + h
 
 
@@ -183,22 +174,26 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
 
 
 def loss(params, batch, ctx, key, cfg):
-  users, pos, neg, weight = vbpr.triples(batch)
+  users, pos, mask = batch['users'], batch['pos'], batch['mask']
+  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
   extras = _extras(ctx, cfg)
   graph = edges.degree_sensitive_prune(
       key, ctx.graph, extras['reverse'], float(cfg.model.dropout)
   )
   u_all, i_all = _forward(params, ctx, cfg, graph, extras['item_graph'])
-  u = u_all[users]
-  mf = vbpr.bpr(
-      jnp.sum(u * i_all[pos], 1) - jnp.sum(u * i_all[neg], 1), weight
-  )
+  u = u_all[users]  # [B, D]
+
+  def bpr(items):  # items [I, D] -> BPR over the batch, per-row mask
+    s_pos = jnp.sum(u * items[pos], -1)
+    s_neg = jnp.sum(u[:, None] * items[neg], -1)
+    return s_pos, s_neg
+
+  mf = vbpr.bpr_logsigmoid(*bpr(i_all), mask)
   aux = jnp.zeros((), jnp.float32)
-  for proj, (x, mask) in zip(params['proj'], _features(params, ctx)):
-    p = jnp.where(mask[:, None], x, 0.0) @ proj['w'] + proj['b']
-    ok = weight * mask[pos] * mask[neg]
-    aux = aux + vbpr.bpr(
-        jnp.sum(u * p[pos], 1) - jnp.sum(u * p[neg], 1), ok
-    )
+  for proj, (x, m) in zip(params['proj'], _features(params, ctx)):
+    p = jnp.where(m[:, None], x, 0.0) @ proj['w'] + proj['b']
+    # Pairs with an item lacking this modality are left out of its term.
+    ok = mask * m[pos] * jnp.all(m[neg], axis=1)
+    aux = aux + vbpr.bpr_logsigmoid(*bpr(p), ok)
   total = mf + cfg.model.reg_weight * aux
   return total, {'bpr': mf, 'mm_bpr': aux}

@@ -21,8 +21,9 @@ item lacks it):
         + reg_weight / 2 * (|gamma_u|^2 + |gamma_i|^2 + |gamma_j|^2
                             + |theta_u|^2 + |p_i|^2 + |p_j|^2) / B
   embed: user [gamma_u ; theta_u], item [gamma_i ; p_i] (their dot is x_ui).
-B counts the batch's real (unpadded) rows; padded rows weigh 0. With several
-negatives per positive every (u, i, j) triple is one BPR term.
+B counts the batch's real (unpadded) rows; padded rows weigh 0. With k
+negatives per positive the BPR term is averaged over them per row, and I-_b
+holds all B*k negative rows (the engine's `context.bpr_loss`/`emb_loss`).
 
 Parameters: `user` [U, 2D] (gamma_u and theta_u side by side, as MMRec),
 `item` [I, D], `proj_w` [F, D], `proj_b` [D]. The features are frozen in both
@@ -62,6 +63,7 @@ import jax
 import jax.numpy as jnp
 
 from mmjax import types
+from mmjax.models import context as ctx_lib
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
@@ -113,31 +115,29 @@ def loss(
 ) -> tuple[types.Array, dict[str, types.Array]]:
   """BPR loss and the regulariser of the chosen convention (module doc)."""
   del key  # VBPR has no randomness in its loss.
-  users, pos, neg, weight = triples(batch)
+  users, pos, mask = batch['users'], batch['pos'], batch['mask']
+  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
   d = cfg.model.embed_dim
   p = content(params, modalities(ctx), _normalize_projection(cfg))
-  u = params['user'][users]  # [T, 2D]
-  i_pos = jnp.concatenate([params['item'][pos], p[pos]], axis=1)
-  i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=1)
-  diff = jnp.sum(u * i_pos, 1) - jnp.sum(u * i_neg, 1)
-  count = jnp.maximum(weight.sum(), 1.0)
-  wc = weight[:, None]
+  u = params['user'][users]  # [B, 2D]
+  i_pos = jnp.concatenate([params['item'][pos], p[pos]], axis=-1)  # [B, 2D]
+  i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=-1)  # [B,k,2D]
+  s_pos = jnp.sum(u * i_pos, -1)  # [B]
+  s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
   if cfg.model.get('convention', 'mmrec') == 'elliot':
-    bpr = weighted_mean(jax.nn.softplus(-jnp.clip(diff, -80.0, 1e8)),
-                            weight)
-    sq = sum(
-        jnp.sum(wc * t * t)
-        for t in (u[:, :d], i_pos[:, :d], i_neg[:, :d], u[:, d:],
-                  i_pos[:, d:], i_neg[:, d:])
-    )
-    reg = 0.5 * sq / count
+    per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
+    bpr_value = weighted_mean(per.mean(axis=1), mask)
+    sq = 0.0
+    for t in (u[..., :d], u[..., d:], i_pos[..., :d], i_pos[..., d:],
+              i_neg[..., :d], i_neg[..., d:]):
+      m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
+      sq = sq + jnp.sum(m * t * t)
+    reg = 0.5 * sq / jnp.maximum(mask.sum(), 1.0)
   else:
-    bpr = weighted_mean(
-        -jnp.log(1e-10 + jax.nn.sigmoid(diff)), weight
-    )
-    reg = sum(frobenius(wc * t) for t in (u, i_pos, i_neg)) / count
-  total = bpr + cfg.model.reg_weight * reg
-  return total, {'bpr': bpr, 'reg': reg}
+    bpr_value = ctx_lib.bpr_loss(s_pos, s_neg, mask)
+    reg = ctx_lib.emb_loss(mask, u, i_pos, i_neg)
+  total = bpr_value + cfg.model.reg_weight * reg
+  return total, {'bpr': bpr_value, 'reg': reg}
 
 
 # Helpers shared by the multimodal models (freedom, bm3 and lattice import
@@ -150,24 +150,6 @@ def modalities(ctx: Any) -> list[tuple[types.Array, types.Array]]:
   if not names:
     raise ValueError('this model needs at least one item feature modality.')
   return [(ctx.features[n], ctx.masks[n]) for n in names]
-
-
-def triples(batch: Any) -> tuple[types.Array, ...]:
-  """Flat (users, pos, neg, weight) [T] from a BPR batch.
-
-  `neg` may hold several negatives per positive ([B, n]); each (u, i, j) is
-  one term. `weight` is 1 for real rows and 0 for padding.
-  """
-  users, pos, neg = batch['users'], batch['pos'], batch['neg']
-  weight = batch.get('mask', None)
-  if weight is None:
-    weight = jnp.ones(users.shape, jnp.float32)
-  weight = jnp.asarray(weight, jnp.float32)
-  if neg.ndim == 2:
-    n = neg.shape[1]
-    users, pos, weight = (jnp.repeat(a, n) for a in (users, pos, weight))
-    neg = neg.reshape(-1)
-  return users, pos, neg, weight
 
 
 def xavier_uniform(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
@@ -202,18 +184,22 @@ def l2_normalize(x: types.Array, eps: float = 1e-12) -> types.Array:
   return x / norm
 
 
-def frobenius(x: types.Array) -> types.Array:
-  """|x|_F with a finite gradient at x = 0 (torch.norm's is 0 there too)."""
-  sq = jnp.sum(x * x)
-  safe = jnp.where(sq > 0, sq, 1.0)
-  return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
-
-
 def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
   """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
   return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
 
 
-def bpr(diff: types.Array, weight: types.Array) -> types.Array:
-  """-mean log sigmoid(diff) over real rows (MMRec's `bpr_loss`)."""
-  return weighted_mean(-jax.nn.log_sigmoid(diff), weight)
+def bpr_logsigmoid(
+    s_pos: types.Array, s_neg: types.Array, mask: types.Array
+) -> types.Array:
+  """-log sigmoid(s_pos - s_neg), mean over the k negatives, then the rows.
+
+  FREEDOM's and LATTICE's own `bpr_loss` (no 1e-10 inside the log).
+
+  Args:
+    s_pos: [B] positive scores.
+    s_neg: [B, k] negative scores.
+    mask: float32 [B], 1 for real rows.
+  """
+  per = -jax.nn.log_sigmoid(s_pos[:, None] - s_neg).mean(axis=1)
+  return weighted_mean(per, mask)

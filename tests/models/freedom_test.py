@@ -133,13 +133,8 @@ class FreedomTest(parameterized.TestCase):
     batch = vbpr_test.make_batch()
     plain, _ = freedom.loss(params, batch, ctx, jax.random.key(3), cfg)
 
-    @jax.tree_util.register_dataclass
-    @dataclasses.dataclass(frozen=True)
-    class WithExtras(vbpr_test.FakeContext):
-      extras: dict = dataclasses.field(default_factory=dict)
-
-    rich = WithExtras(ctx.graph, ctx.features, ctx.masks, ctx.num_users,
-                      ctx.num_items, {'freedom': freedom.prepare(ctx, cfg)})
+    rich = dataclasses.replace(
+        ctx, extras={'freedom': freedom.prepare(ctx, cfg)})
     cached, _ = freedom.loss(params, batch, rich, jax.random.key(3), cfg)
     self.assertEqual(float(plain), float(cached))
 

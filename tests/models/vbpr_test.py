@@ -10,21 +10,10 @@ import ml_collections
 import numpy as np
 
 from mmjax.graph import sparse
+from mmjax.models import context
 from mmjax.models import vbpr
 
 NUM_USERS, NUM_ITEMS = 12, 20
-
-
-@jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
-class FakeContext:
-  """The fields of the engine's ModelContext that the models read."""
-
-  graph: sparse.Graph
-  features: dict
-  masks: dict
-  num_users: int = jax.tree.static()
-  num_items: int = jax.tree.static()
 
 
 def make_context(num_modalities, seed=0, masked_share=0.1, dims=(6, 5, 4)):
@@ -45,7 +34,10 @@ def make_context(num_modalities, seed=0, masked_share=0.1, dims=(6, 5, 4)):
     x[~mask] = 0.0  # the store's zero rows for failed items
     features[f'm{m}'] = jnp.asarray(x)
     masks[f'm{m}'] = jnp.asarray(mask)
-  return FakeContext(graph, features, masks, NUM_USERS, NUM_ITEMS)
+  return context.ModelContext(
+      graph=graph, features=features, masks=masks,
+      item_popularity=jnp.ones(NUM_ITEMS), extras={}, num_users=NUM_USERS,
+      num_items=NUM_ITEMS)
 
 
 def make_batch(seed=0, size=8, num_negatives=None):
@@ -104,7 +96,7 @@ class VbprTest(parameterized.TestCase):
         lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.5, jnp.float32),
         params,
     )
-    batch = make_batch(seed=4)
+    batch = make_batch(seed=4, num_negatives=2)
     got, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg)
     got_u, got_i = vbpr.embed(params, ctx, cfg)
 
@@ -120,16 +112,20 @@ class VbprTest(parameterized.TestCase):
     item = np.concatenate([p['item'], proj], axis=1)
     u, i, j = (np.asarray(batch[k]) for k in ('users', 'pos', 'neg'))
     w = np.asarray(batch['mask'])
-    x = np.sum(p['user'][u] * item[i], 1) - np.sum(p['user'][u] * item[j], 1)
+    uu = p['user'][u]
+    x = np.sum(uu * item[i], 1)[:, None] - np.einsum('bd,bkd->bk', uu,
+                                                      item[j])
     n = w.sum()
     if convention == 'mmrec':
-      bpr = np.sum(w * -np.log(1e-10 + _np_sigmoid(x))) / n
-      reg = sum(np.linalg.norm(w[:, None] * e) for e in
-                (p['user'][u], item[i], item[j])) / n
+      bpr = np.sum(w * (-np.log(1e-10 + _np_sigmoid(x))).mean(1)) / n
+      reg = (np.linalg.norm(w[:, None] * uu)
+             + np.linalg.norm(w[:, None] * item[i])
+             + np.linalg.norm(w[:, None, None] * item[j])) / n
     else:
-      bpr = np.sum(w * np.logaddexp(0, -np.clip(x, -80, 1e8))) / n
-      reg = 0.5 * sum(np.sum(w[:, None] * e ** 2) for e in
-                      (p['user'][u], item[i], item[j])) / n
+      bpr = np.sum(w * np.logaddexp(0, -np.clip(x, -80, 1e8)).mean(1)) / n
+      reg = 0.5 * (np.sum(w[:, None] * uu ** 2)
+                   + np.sum(w[:, None] * item[i] ** 2)
+                   + np.sum(w[:, None, None] * item[j] ** 2)) / n
     np.testing.assert_allclose(float(got), bpr + 0.3 * reg, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(got_u), p['user'], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(got_i), item, rtol=1e-5, atol=1e-6)
