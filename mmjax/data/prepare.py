@@ -176,6 +176,24 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
   if os.path.exists(tmp):
     shutil.rmtree(tmp)
   os.makedirs(tmp)
+  try:
+    ds = _write(cfg, tmp, quiet)
+  except BaseException:
+    # Nothing half-written survives a failure or an interrupt.
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if os.path.exists(out_dir):
+    shutil.rmtree(out_dir)
+  os.replace(tmp, out_dir)
+  if not quiet:
+    print(format_summary(ds))
+    print(f'dataset written to {out_dir}')
+  return out_dir
+
+
+def _write(cfg: ml_collections.ConfigDict, tmp: str, quiet: bool
+           ) -> dataset_lib.Dataset:
+  """Builds the dataset and its source features into the folder `tmp`."""
   image_dir = os.path.join(tmp, 'images') if cfg.format == 'synthetic' else None
   ds, features = build(cfg, image_dir)
   dataset_lib.save(ds, tmp)
@@ -194,13 +212,7 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
                {'extractor': 'source' if cfg.format != 'synthetic'
                 else 'synthetic', 'source': ds.manifest['source'],
                 'feature': name}, ds.item_ids, failed)
-  if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)
-  os.replace(tmp, out_dir)
-  if not quiet:
-    print(format_summary(ds))
-    print(f'dataset written to {out_dir}')
-  return out_dir
+  return ds
 
 
 def load_data_config(name: str) -> ml_collections.ConfigDict:
@@ -216,7 +228,13 @@ def load_data_config(name: str) -> ml_collections.ConfigDict:
 
 def resolve_training_data(data_cfg: ml_collections.ConfigDict
                           ) -> ml_collections.ConfigDict:
-  """A data config with a training config's `data` overrides applied."""
+  """A data config with a training config's `data` overrides applied.
+
+  Non-None `root`, `implicit_threshold`, `min_user`, `min_item`, `cold`,
+  `seed` and `split` (the split kind) replace the data config's values; an
+  optional `overrides` field (nested dict, or dotted keys) sets any other
+  field, e.g. {'synthetic': {'num_users': 500}}.
+  """
   cfg = load_data_config(data_cfg.name)
   with cfg.unlocked():
     if data_cfg.get('root'):
@@ -226,16 +244,21 @@ def resolve_training_data(data_cfg: ml_collections.ConfigDict
         cfg[key] = data_cfg[key]
     if data_cfg.get('split') is not None:
       cfg.split.kind = data_cfg.split
-    for key, value in (data_cfg.get('overrides') or {}).items():
-      _set_dotted(cfg, key, value)
+    _override(cfg, data_cfg.get('overrides') or {})
   return cfg
 
 
-def _set_dotted(cfg, key: str, value) -> None:
-  *parents, last = key.split('.')
-  for p in parents:
-    cfg = cfg[p]
-  cfg[last] = value
+def _override(cfg, overrides) -> None:
+  """Applies nested ({'synthetic': {'num_users': 9}}) or dotted overrides."""
+  for key, value in overrides.items():
+    *parents, last = key.split('.')
+    node = cfg
+    for p in parents:
+      node = node[p]
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      _override(node[last], value)
+    else:
+      node[last] = value
 
 
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:

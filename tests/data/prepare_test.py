@@ -1,0 +1,204 @@
+"""End-to-end tests of `prepare`: configs, dataset directory, ensure_dataset."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import ml_collections
+import numpy as np
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.data import prepare
+from mmjax.data import store
+from mmjax.data import synthetic
+from tests import conftest
+
+SHARED_DATA = conftest.SHARED_DATA
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+
+def _small(root, preset='both'):
+  cfg = prepare.load_data_config('synthetic')
+  cfg.root = root
+  cfg.synthetic.preset = preset
+  cfg.synthetic.num_users = 120
+  cfg.synthetic.num_items = 80
+  cfg.synthetic.interactions_per_user = 15
+  cfg.synthetic.max_images = 10
+  return cfg
+
+
+class PrepareSyntheticTest(absltest.TestCase):
+
+  def test_prepare_writes_a_loadable_dataset_with_features(self):
+    with tempfile.TemporaryDirectory() as root:
+      cfg = _small(root)
+      out = prepare.prepare(cfg, quiet=True)
+      self.assertEqual(out, os.path.join(
+          root, f'synthetic-{prepare.config_hash(cfg)[:8]}'))
+      self.assertFalse(os.path.exists(out + '.partial'))
+      ds = dataset_lib.load(out, verify=True)
+      ds.validate()
+      self.assertEqual(ds.user.dtype, np.int32)
+      # The stored interactions are the generator's, minus counted steps.
+      raw = synthetic.to_raw(cfg.synthetic, cfg.seed, None)
+      pairs = set(zip(ds.user_ids[ds.user].tolist(),
+                      ds.item_ids[ds.item].tolist()))
+      self.assertTrue(pairs <= set(zip(raw.users.tolist(),
+                                       raw.items.tolist())))
+      steps = {s['step']: s for s in ds.manifest['steps']}
+      self.assertEqual(steps['read']['interactions'], 120 * 15)
+      removed = sum(s['removed'] for s in ds.manifest['steps'])
+      self.assertEqual(len(ds), 120 * 15 - removed)
+      self.assertEqual(steps['deduplicate']['removed'],
+                       len(raw) - len(set(zip(raw.users, raw.items))))
+      self.assertEqual(ds.manifest['config_hash'], prepare.config_hash(cfg))
+      # Every split is present and every user has a training interaction.
+      counts = np.bincount(ds.split, minlength=3)
+      self.assertTrue((counts > 0).all())
+      self.assertEqual(set(ds.user[ds.split == 0]), set(ds.user))
+      # Features: one row per dataset item, in the dataset's item order.
+      feat = store.load(out, 'synthetic_visual')
+      self.assertEqual(feat.values.shape, (ds.num_items, 64))
+      self.assertTrue(feat.mask.all())
+      self.assertEqual(feat.manifest['extractor'], 'synthetic')
+      index = {r: k for k, r in enumerate(raw.features['synthetic_text'][1])}
+      text = store.load(out, 'synthetic_text').values
+      np.testing.assert_array_equal(
+          text, raw.features['synthetic_text'][0][
+              [index[r] for r in ds.item_ids]])
+      # Images, with item-table paths relative to the dataset directory.
+      images = [p for p in ds.item_table['image'] if p]
+      self.assertLen(images, 10)
+      for p in images:
+        self.assertTrue(os.path.exists(os.path.join(out, p)), p)
+      summary = prepare.format_summary(ds)
+      self.assertIn(f'{len(ds):,}', summary)
+      self.assertIn('deduplicate', summary)
+
+  def test_same_config_same_dataset_bytes(self):
+    with tempfile.TemporaryDirectory() as root:
+      a = dataset_lib.load(prepare.prepare(_small(root), os.path.join(
+          root, 'a'), quiet=True))
+      b = dataset_lib.load(prepare.prepare(_small(root), os.path.join(
+          root, 'b'), quiet=True))
+    for name in ('user', 'item', 'split', 'timestamp', 'user_ids',
+                 'item_ids'):
+      np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+  def test_ensure_dataset_reuses_and_rehashes(self):
+    with tempfile.TemporaryDirectory() as root:
+      small = {'synthetic': {'num_users': 100, 'num_items': 60,
+                             'interactions_per_user': 12, 'max_images': 0}}
+      data_cfg = ml_collections.ConfigDict({
+          'name': 'synthetic', 'root': root, 'split': None,
+          'implicit_threshold': None, 'min_user': None, 'min_item': None,
+          'cold': None, 'overrides': small})
+      out = prepare.ensure_dataset(data_cfg)
+      self.assertTrue(os.path.exists(os.path.join(out, dataset_lib.MANIFEST)))
+      stamp = os.path.getmtime(os.path.join(out, dataset_lib.MANIFEST))
+      self.assertEqual(prepare.ensure_dataset(data_cfg), out)
+      self.assertEqual(
+          os.path.getmtime(os.path.join(out, dataset_lib.MANIFEST)), stamp)
+      data_cfg.split = 'leave_last'
+      other = prepare.ensure_dataset(data_cfg)
+      self.assertNotEqual(other, out)
+      ds = dataset_lib.load(other)
+      self.assertEqual(ds.manifest['config']['split']['kind'], 'leave_last')
+      # Leave-last: at most one test interaction per user.
+      self.assertLessEqual(np.bincount(ds.user[ds.split == 2]).max(), 1)
+      # A manifest whose hash differs is prepared again.
+      path = os.path.join(out, dataset_lib.MANIFEST)
+      with open(path, encoding='utf-8') as f:
+        manifest = json.load(f)
+      manifest['config_hash'] = 'stale'
+      with open(path, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f)
+      data_cfg.split = None
+      self.assertEqual(prepare.ensure_dataset(data_cfg), out)
+      with open(path, encoding='utf-8') as f:
+        self.assertNotEqual(json.load(f)['config_hash'], 'stale')
+
+  def test_emptied_dataset_names_the_step(self):
+    with tempfile.TemporaryDirectory() as root:
+      cfg = _small(root)
+      cfg.min_user = 1000
+      with self.assertRaisesRegex(dataset_lib.DataError,
+                                  "after step 'k_core'"):
+        prepare.prepare(cfg, quiet=True)
+      self.assertEqual(os.listdir(root), [])
+
+  def test_cold_item_split_keeps_cold_items_out_of_train(self):
+    with tempfile.TemporaryDirectory() as root:
+      cfg = _small(root)
+      cfg.split.kind = 'cold_item'
+      ds = dataset_lib.load(prepare.prepare(cfg, quiet=True))
+      train_items = set(ds.item[ds.split == 0].tolist())
+      held = set(ds.item[ds.split != 0].tolist())
+      self.assertTrue(held)
+      self.assertEmpty(train_items & held)
+      cold = [s for s in ds.manifest['steps']
+              if s['step'] == 'cold_in_heldout'][0]
+      self.assertEqual(cold['policy'], 'keep')
+
+  def test_cli(self):
+    with tempfile.TemporaryDirectory() as root:
+      out = os.path.join(root, 'cli')
+      proc = subprocess.run(
+          [sys.executable, '-m', 'mmjax.data.prepare',
+           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config.synthetic.num_users=60', '--config.synthetic.num_items=50',
+           '--config.synthetic.max_images=0', f'--config.out_dir={out}'],
+          cwd=REPO, capture_output=True, text=True, timeout=120)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+      ds = dataset_lib.load(out)
+      self.assertEqual(ds.num_users, 60)
+      self.assertIn('interactions', proc.stdout)
+      proc = subprocess.run(
+          [sys.executable, '-m', 'mmjax.data.prepare',
+           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config.synthetic.num_userz=60'],
+          cwd=REPO, capture_output=True, text=True, timeout=120)
+      self.assertNotEqual(proc.returncode, 0)
+      self.assertIn('num_userz', proc.stderr)
+
+
+  def test_missing_real_folder_message(self):
+    cfg = prepare.load_data_config('ml_lvlm')
+    cfg.path = '/nonexistent/movielens-lvlm'
+    with self.assertRaisesRegex(dataset_lib.DataError, 'data not found'):
+      prepare.build(cfg)
+
+
+
+class PrepareRealTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    if not os.path.isdir(os.path.join(SHARED_DATA, 'movielens-lvlm')):
+      self.skipTest(f'{SHARED_DATA}/movielens-lvlm is absent (real data '
+                    'lives outside the repository).')
+
+  def test_ml_lvlm_restriction_and_chrono_split(self):
+    cfg = prepare.load_data_config('ml_lvlm')
+    self.assertLen(cfg.restrict_items_csv, 12)
+    ds, _ = prepare.build(cfg)
+    steps = {s['step']: s for s in ds.manifest['steps']}
+    self.assertEqual(steps['restrict_items']['allowed_items'], 2490)
+    self.assertEqual(steps['restrict_items']['items_kept'], 2397)
+    self.assertLessEqual(ds.num_items, 2397)
+    # Chronological: no held-out interaction precedes a training one.
+    order = np.lexsort((ds.timestamp, ds.user))
+    u, t, s = ds.user[order], ds.timestamp[order], ds.split[order]
+    train_max = np.full(ds.num_users, -np.inf)
+    np.maximum.at(train_max, u[s == 0], t[s == 0])
+    held_min = np.full(ds.num_users, np.inf)
+    np.minimum.at(held_min, u[s != 0], t[s != 0])
+    self.assertTrue((train_max <= held_min).all())
+
+if __name__ == '__main__':
+  absltest.main()
