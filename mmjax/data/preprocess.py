@@ -79,7 +79,8 @@ def implicit_threshold(x: Interactions, threshold: float | None,
 
 
 def restrict_items(x: Interactions, allowed: Iterable[str],
-                   steps: list[dict[str, Any]], reason: str = '') -> Interactions:
+                   steps: list[dict[str, Any]], reason: str = ''
+                   ) -> Interactions:
   allowed = np.asarray(sorted(set(map(str, allowed))), dtype=str)
   keep_item = np.isin(x.item_raw, allowed)
   keep = keep_item[x.item]
@@ -171,9 +172,9 @@ def check_nonempty(x: Interactions, steps: list[dict[str, Any]],
   """Raises DataError naming the step that removed the last interaction."""
   if len(x) == 0:
     last = steps[-1]['step'] if steps else 'read'
+    so_far = [(s['step'], s['removed']) for s in steps]
     raise DataError(f'{source}: no interactions left after step {last!r} '
-                    f'(steps so far: {[(s["step"], s["removed"]) for s in steps]}'
-                    ').')
+                    f'(steps so far: {so_far}).')
 
 
 def item_table_columns(item_table: dict[str, dict[str, Any]],

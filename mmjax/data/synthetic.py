@@ -156,7 +156,8 @@ def generate(cfg, seed: int) -> dict[str, Any]:
 
 def draw_image(colour: int, shape: int, size: int):
   """A size x size RGB PIL image: a shape on a background of the colour."""
-  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import ImageDraw  # pylint: disable=g-import-not-at-top
   img = Image.new('RGB', (size, size), RGB[COLOURS[colour]])
   d = ImageDraw.Draw(img)
   m, s = size // 5, size - size // 5
