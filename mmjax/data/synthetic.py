@@ -21,6 +21,9 @@ Feature matrices can be emitted directly (`emit_features`): the attribute
 one-hots plus Gaussian noise, projected by a fixed random matrix to `dim`:
 `synthetic_visual` from (colour, shape) and `synthetic_text` from (material,
 style).
+
+API: `generate(cfg, seed, image_dir) -> (RawData, features)`; `sample` gives
+the bare arrays (attributes, preferences, interactions) for probes.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ def _pick_in_group(rng, order, offsets, groups: np.ndarray) -> np.ndarray:
       np.int64)]
 
 
-def generate(cfg, seed: int) -> dict[str, Any]:
+def sample(cfg, seed: int) -> dict[str, Any]:
   """Draws items, users and interactions.
 
   Returns a dict with item attributes (int arrays [I]), user preferences
@@ -199,7 +202,7 @@ def to_raw(cfg, seed: int, image_dir: str | None) -> dataset_lib.RawData:
     image_dir: where to write `i<k>.png` (None: no images). The item table's
       `image` field holds `images/i<k>.png`, relative to the dataset dir.
   """
-  g = generate(cfg, seed)
+  g = sample(cfg, seed)
   it = g['items']
   num_items = len(it['colour'])
   rng = np.random.default_rng([seed, 0x7E47])
@@ -247,3 +250,15 @@ def to_raw(cfg, seed: int, image_dir: str | None) -> dataset_lib.RawData:
       features=features,
       steps=[{'step': 'synthetic_mixture', 'removed': 0, **g['mixture']}],
   )
+
+
+def generate(cfg, seed: int = 0, image_dir: str | None = None
+             ) -> tuple[dataset_lib.RawData, dict[str, Any]]:
+  """(RawData, features): the generator's public entry point.
+
+  Features map a representation name ('synthetic_visual', 'synthetic_text')
+  to (float32 [I, dim] values, str [I] raw item ids); `prepare` writes them
+  into the feature store with extractor='synthetic'.
+  """
+  raw = to_raw(cfg, seed, image_dir)
+  return raw, raw.features

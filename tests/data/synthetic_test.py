@@ -53,7 +53,8 @@ class SyntheticTest(parameterized.TestCase):
     self.assertEqual(a.item_table, b.item_table)
     for name in a.features:
       np.testing.assert_array_equal(a.features[name][0], b.features[name][0])
-    other = synthetic.to_raw(cfg, 4, None)
+    other, feats = synthetic.generate(cfg, 4)
+    self.assertEqual(sorted(feats), ['synthetic_text', 'synthetic_visual'])
     self.assertFalse(np.array_equal(a.items, other.items))
 
   def test_images_show_the_item_colour(self):
@@ -77,7 +78,7 @@ class SyntheticTest(parameterized.TestCase):
       ('none', False, False),
   )
   def test_planted_signal_is_recoverable(self, preset, visual, text):
-    g = synthetic.generate(_cfg(preset), seed=0)
+    g = synthetic.sample(_cfg(preset), seed=0)
     for attr, expected in (('colour', visual), ('material', text)):
       lift = _lift(g, attr)
       if expected:
