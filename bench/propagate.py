@@ -116,7 +116,9 @@ def jax_columns(g: sparse.Graph, x: np.ndarray, gy: np.ndarray, repeats):
     )
 
   if kernel.available():
-    ours = lambda w, x: sparse.propagate(g.with_weights(w), x)
+    def ours(w, x):
+      return sparse.propagate(g.with_weights(w), x)
+
     out['ours'] = pair(ours)
     out['ours+dw'] = (out['ours'][0], pair(ours, with_dw=True)[1])
   if 'reference' not in _SKIP.value:

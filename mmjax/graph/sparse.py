@@ -4,7 +4,8 @@ A `Graph` holds a weighted directed edge list sorted by receiver, so that
 `segment_sum(..., indices_are_sorted=True)` is always valid and the receiver
 array doubles as CSR row structure (`indptr`). Graphs are built and normalised
 once on the host with numpy; on device only the edge weights change (edge
-dropout, pruning and learnt weights mask or rescale `weights`, keeping E static).
+dropout, pruning and learnt weights mask or rescale `weights`, keeping E
+static).
 
 `propagate(g, x)[r] = sum_{e: receivers[e] == r} weights[e] * x[senders[e]]`,
 i.e. `A @ x` with `A[r, s] = weight`. On CPU a compiled CSR kernel serves it

@@ -171,7 +171,15 @@ std::shared_ptr<Pool> GetPool() {
 // Row kernels. A column block of DB floats stays in registers while the row's
 // edges stream past; DB = 64 is 8 AVX2 or 4 AVX-512 accumulators.
 
-constexpr int kPrefetch = 8;  // edges ahead whose X rows are prefetched
+#ifndef MMJAX_PREFETCH_DISTANCE
+#define MMJAX_PREFETCH_DISTANCE 8
+#endif
+#ifndef MMJAX_PREFETCH_LOCALITY
+#define MMJAX_PREFETCH_LOCALITY 1
+#endif
+// Edges ahead whose X rows are prefetched, and the cache level hint.
+constexpr int kPrefetch = MMJAX_PREFETCH_DISTANCE;
+constexpr int kLocality = MMJAX_PREFETCH_LOCALITY;
 
 template <int DB, bool kPerm>
 inline void RowBlock(const int32_t* cols, const float* w, const int32_t* perm,
@@ -183,7 +191,9 @@ inline void RowBlock(const int32_t* cols, const float* w, const int32_t* perm,
     if (k + kPrefetch < ke) {
       const char* p = reinterpret_cast<const char*>(
           x + static_cast<int64_t>(cols[k + kPrefetch]) * d + c0);
-      for (int b = 0; b < DB * 4; b += 64) __builtin_prefetch(p + b, 0, 1);
+      for (int b = 0; b < DB * 4; b += 64) {
+        __builtin_prefetch(p + b, 0, kLocality);
+      }
     }
     const float wk = kPerm ? w[perm[k]] : w[k];
     const float* xr = x + static_cast<int64_t>(cols[k]) * d + c0;
@@ -241,7 +251,9 @@ inline void DotBlock(const int32_t* cols, int64_t kb, int64_t ke,
     if (k + kPrefetch < ke) {
       const char* p = reinterpret_cast<const char*>(
           x + static_cast<int64_t>(cols[k + kPrefetch]) * d + c0);
-      for (int b = 0; b < DB * 4; b += 64) __builtin_prefetch(p + b, 0, 1);
+      for (int b = 0; b < DB * 4; b += 64) {
+        __builtin_prefetch(p + b, 0, kLocality);
+      }
     }
     const float* xr = x + static_cast<int64_t>(cols[k]) * d + c0;
     // Eight partial sums so the reduction vectorises without reassociating
@@ -340,7 +352,8 @@ ffi::Error SpmmImpl(ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
   if (has_perm && perm.element_count() != cols.element_count()) {
     return ffi::Error::InvalidArgument("mmjax_spmm: perm must match cols");
   }
-  const int64_t r0 = std::min<int64_t>(std::max<int64_t>(row0.typed_data()[0], 0), n);
+  const int64_t r0 =
+      std::min<int64_t>(std::max<int64_t>(row0.typed_data()[0], 0), n);
   const int64_t r1 = std::min<int64_t>(r0 + rows, n);
   float* out = y->typed_data();
   // Rows of the block past the matrix (padding for equal device blocks).
@@ -354,7 +367,8 @@ ffi::Error SpmmImpl(ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
   const int32_t* pp = perm.typed_data();
   const float* xp = x.typed_data();
   std::shared_ptr<Pool> pool = GetPool();
-  const int64_t work = (RowCost(ip, r1) - RowCost(ip, r0)) * std::max<int64_t>(d / 16, 1);
+  const int64_t work =
+      (RowCost(ip, r1) - RowCost(ip, r0)) * std::max<int64_t>(d / 16, 1);
   const int64_t chunks = NumChunks(work, pool->num_threads());
   std::vector<int64_t> bounds = BalancedRows(ip, r0, r1, chunks);
   pool->ParallelFor(chunks, [&](int64_t c) {
@@ -383,7 +397,8 @@ ffi::Error EdgeDotImpl(ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
   const int64_t d = xd[1];
   const int64_t num_edges = cols.element_count();
   const int64_t block = out->element_count();
-  const int64_t e0 = std::min<int64_t>(std::max<int64_t>(edge0.typed_data()[0], 0), num_edges);
+  const int64_t e0 = std::min<int64_t>(
+      std::max<int64_t>(edge0.typed_data()[0], 0), num_edges);
   const int64_t e1 = std::min<int64_t>(e0 + block, num_edges);
   float* o = out->typed_data();
   if (e1 - e0 < block) std::fill(o + (e1 - e0), o + block, 0.f);
