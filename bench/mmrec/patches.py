@@ -138,3 +138,43 @@ def enter(mmrec_dir: str, run_dir: str, data_dir: str, name: str) -> str:
     sys.path.insert(0, src)
   os.chdir(run_dir)
   return data_root + os.sep
+
+
+def parse_hparams(items: list[str]) -> dict[str, object]:
+  """'key=value' strings -> dict, values parsed as YAML (MMRec's format).
+
+  Raises:
+    ValueError: an item has no '='.
+  """
+  import yaml  # pylint: disable=g-import-not-at-top
+  out = {}
+  for item in items:
+    key, sep, value = item.partition('=')
+    if not sep or not key:
+      raise ValueError(f'--hparams {item!r}: expected key=value.')
+    value = yaml.safe_load(value)
+    if isinstance(value, str):
+      # YAML 1.1 reads '1e-4' (no dot) as a string; MMRec's own loader
+      # reads it as a float, so do the same.
+      try:
+        value = float(value)
+      except ValueError:
+        pass
+    out[key.strip()] = value
+  return out
+
+
+def resolve_grid(config, overrides: dict[str, object]) -> dict[str, object]:
+  """Fixes every listed hyper-parameter to one value, as quick_start does.
+
+  MMRec's quick_start loops over the product of the yaml lists; one run here
+  takes the override when given, else the list's first value.
+  """
+  used = {}
+  for key in config['hyper_parameters']:
+    value = overrides.get(key, config[key])
+    if isinstance(value, list):
+      value = value[0] if value else None
+    config[key] = value
+    used[key] = value
+  return used

@@ -68,46 +68,6 @@ _RUN_DIR = flags.DEFINE_string('run_dir', None, 'Working folder for MMRec '
 _OUT = flags.DEFINE_string('out', None, 'Write the JSON record here.')
 
 
-def parse_hparams(items: list[str]) -> dict[str, object]:
-  """'key=value' strings -> dict, values parsed as YAML (MMRec's format).
-
-  Raises:
-    ValueError: an item has no '='.
-  """
-  import yaml  # pylint: disable=g-import-not-at-top
-  out = {}
-  for item in items:
-    key, sep, value = item.partition('=')
-    if not sep or not key:
-      raise ValueError(f'--hparams {item!r}: expected key=value.')
-    value = yaml.safe_load(value)
-    if isinstance(value, str):
-      # YAML 1.1 reads '1e-4' (no dot) as a string; MMRec's own loader
-      # reads it as a float, so do the same.
-      try:
-        value = float(value)
-      except ValueError:
-        pass
-    out[key.strip()] = value
-  return out
-
-
-def resolve_grid(config, overrides: dict[str, object]) -> dict[str, object]:
-  """Fixes every listed hyper-parameter to one value, as quick_start does.
-
-  MMRec's quick_start loops over the product of the yaml lists; one run here
-  takes the override when given, else the list's first value.
-  """
-  used = {}
-  for key in config['hyper_parameters']:
-    value = overrides.get(key, config[key])
-    if isinstance(value, list):
-      value = value[0] if value else None
-    config[key] = value
-    used[key] = value
-  return used
-
-
 def _metrics(result: dict[str, float]) -> dict[str, float]:
   return {k: float(result[k]) for k in ('recall@20', 'ndcg@20', 'recall@10',
                                          'ndcg@10') if k in result}
@@ -121,6 +81,11 @@ def _most_pop(torch, train_data, n_items: int):
   counts.index_add_(0, items, torch.ones(len(items)))
 
   class MostPop(torch.nn.Module):
+
+    def __init__(self):
+      super().__init__()
+      # MMRec's Trainer builds an optimizer, which needs one parameter.
+      self.unused = torch.nn.Parameter(torch.zeros(1))
 
     def full_sort_predict(self, interaction):
       return counts.expand(len(interaction[0]), n_items).clone()
@@ -156,7 +121,7 @@ def run(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
         **hparams}
     mmrec_model = 'LightGCN' if model_name == 'MostPop' else model_name
     config = configurator.Config(mmrec_model, dataset, config_dict)
-    grid = resolve_grid(config, hparams)
+    grid = patches.resolve_grid(config, hparams)
 
     t0 = time.perf_counter()
     ds = mmrec_dataset.RecDataset(config)
@@ -295,7 +260,8 @@ def main(argv):
   dataset = _DATASET.value or os.path.basename(
       os.path.abspath(_DATA_DIR.value).rstrip('/'))
   record = run(_MMREC_DIR.value, _DATA_DIR.value, dataset, _MODEL.value,
-               _EPOCHS.value, _SEED.value, parse_hparams(_HPARAMS.value),
+               _EPOCHS.value, _SEED.value,
+               patches.parse_hparams(_HPARAMS.value),
                _EVAL_EVERY.value, _STOPPING_STEP.value, _RUN_DIR.value)
   text = json.dumps(record, indent=1)
   if _OUT.value:

@@ -1,0 +1,337 @@
+"""Step parity: MMRec's and mmjax's loss and gradients from the same weights.
+
+    .venv/bin/python bench/mmrec/step_parity.py --mmrec_dir /work/mmrec \
+        --data_dir /tmp/mmrec_data/synth30k --models LightGCN,VBPR \
+        --out_dir /tmp/parity
+
+For each model: MMRec builds its model on the dataset folder (export.py),
+with its own initialisation and seed; one fixed batch (users, positives,
+negatives drawn by a seeded numpy generator, negatives outside the user's
+training items) goes through MMRec's `calculate_loss` and torch autograd.
+The initial weights, the gradients, the batch, the training interactions
+and the features are saved to `<out_dir>/<model>.npz` (keys `param/<name>`,
+`grad/<name>`, `batch/users|pos|neg`, `train/users|items`,
+`feat/image|text`, `loss`, `num_users`, `num_items`). `compare` then loads
+the weights into our parameters through the model's name mapping, builds
+our context from the same training interactions and features, and compares
+our `loss` and `jax.grad` with MMRec's: the table gives the absolute loss
+error and, per parameter, the largest absolute gradient error and that
+error relative to the largest MMRec gradient entry. The target is 1e-4.
+
+`--side mmrec` only writes the .npz files (no JAX needed); `--side ours`
+only compares existing files (no torch or MMRec needed); the default does
+both in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib
+import json
+import os
+import sys
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import patches  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+TOLERANCE = 1e-4
+
+
+def _identity(x: np.ndarray, npz) -> np.ndarray:
+  del npz
+  return x
+
+
+def _linear_text_image(w: np.ndarray, npz) -> np.ndarray:
+  """MMRec VBPR's item_linear.weight [D, F_t + F_v] -> our proj_w [F, D].
+
+  MMRec concatenates text then image features; our context orders
+  modalities by name (image, text), so the row blocks swap.
+  """
+  f_t = npz['feat/text'].shape[1]
+  wt = w.T  # [F_t + F_v, D]
+  return np.concatenate([wt[f_t:], wt[:f_t]], axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """How one MMRec model maps onto ours.
+
+  Attributes:
+    module: our model module (init/loss/embed).
+    hparams: MMRec config overrides for the parity run (one grid point).
+    model_cfg: our `cfg.model` fields for the same point.
+    params: MMRec parameter name -> (our parameter key, a function turning
+      MMRec's array (weights or gradients alike: it only reindexes) into
+      ours, given the .npz).
+    features: whether the model reads the item features.
+  """
+  module: str
+  hparams: dict[str, Any]
+  model_cfg: dict[str, Any]
+  params: dict[str, tuple[str, Callable[..., np.ndarray]]]
+  features: bool = False
+
+
+SPECS = {
+    'LightGCN': Spec(
+        module='mmjax.models.lightgcn',
+        hparams={'n_layers': 2, 'reg_weight': 1e-2, 'embedding_size': 64},
+        model_cfg={'embed_dim': 64, 'num_layers': 2, 'reg_weight': 1e-2},
+        params={'embedding_dict.user_emb': ('user_emb', _identity),
+                'embedding_dict.item_emb': ('item_emb', _identity)}),
+    'VBPR': Spec(
+        module='mmjax.models.vbpr',
+        hparams={'reg_weight': 0.1, 'embedding_size': 64},
+        model_cfg={'embed_dim': 64, 'reg_weight': 0.1,
+                   'convention': 'mmrec'},
+        params={'u_embedding': ('user', _identity),
+                'i_embedding': ('item', _identity),
+                'item_linear.weight': ('proj_w', _linear_text_image),
+                'item_linear.bias': ('proj_b', _identity)},
+        features=True),
+}
+
+
+def fixed_batch(users: np.ndarray, items: np.ndarray, num_items: int,
+                size: int, seed: int) -> dict[str, np.ndarray]:
+  """A seeded batch of training pairs with one negative each.
+
+  Negatives are uniform over all items and redrawn while they are among the
+  user's training items (MMRec's sampler does the same over the items seen
+  in training).
+  """
+  rng = np.random.default_rng([seed, 0x5EED])
+  pick = rng.choice(len(users), size=min(size, len(users)), replace=False)
+  seen = set(zip(users.tolist(), items.tolist()))
+  neg = rng.integers(0, num_items, len(pick))
+  for k, u in enumerate(users[pick].tolist()):
+    while (u, int(neg[k])) in seen:
+      neg[k] = rng.integers(0, num_items)
+  return {'users': users[pick].astype(np.int64),
+          'pos': items[pick].astype(np.int64), 'neg': neg.astype(np.int64)}
+
+
+def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
+               batch_size: int, seed: int, out_path: str) -> float:
+  """Runs MMRec's loss and backward on one fixed batch; writes the .npz.
+
+  Returns:
+    MMRec's loss.
+  """
+  spec = SPECS[model_name]
+  cwd = os.getcwd()
+  data_path = patches.enter(mmrec_dir, os.path.join(
+      os.path.dirname(os.path.abspath(out_path)), 'mmrec_run'),
+                            os.path.abspath(data_dir), dataset)
+  try:
+    # pylint: disable=g-import-not-at-top,import-error
+    import torch
+    from utils import configurator
+    from utils import dataloader
+    from utils import dataset as mmrec_dataset
+    from utils import utils as mmrec_utils
+    # pylint: enable=g-import-not-at-top,import-error
+    config = configurator.Config(model_name, dataset, {
+        'gpu_id': 0, 'use_gpu': False, 'data_path': data_path,
+        'seed': seed, **spec.hparams})
+    patches.resolve_grid(config, spec.hparams)
+    ds = mmrec_dataset.RecDataset(config)
+    train_ds, _, _ = ds.split()
+    for part in (ds, train_ds):
+      str(part)  # Sets inter_num, as quick_start's logging does.
+    train_data = dataloader.TrainDataLoader(
+        config, train_ds, batch_size=config['train_batch_size'],
+        shuffle=False)
+    mmrec_utils.init_seed(seed)
+    model = mmrec_utils.get_model(model_name)(config, train_data)
+    model.train()
+    df = train_ds.df
+    users = df[config['USER_ID_FIELD']].values.astype(np.int64)
+    items = df[config['ITEM_ID_FIELD']].values.astype(np.int64)
+    batch = fixed_batch(users, items, ds.get_item_num(), batch_size, seed)
+    params = {name: p.detach().numpy().copy()
+              for name, p in model.named_parameters()}
+    interaction = torch.as_tensor(np.stack(
+        [batch['users'], batch['pos'], batch['neg']]))
+    model.zero_grad()
+    loss = model.calculate_loss(interaction)
+    if isinstance(loss, tuple):
+      loss = sum(loss)
+    loss = loss.reshape(())
+    loss.backward()
+    arrays = {f'param/{n}': v for n, v in params.items()}
+    arrays.update({f'grad/{n}': p.grad.numpy() for n, p in
+                   model.named_parameters() if p.grad is not None})
+    arrays.update({f'batch/{k}': v for k, v in batch.items()})
+    arrays.update({'train/users': users, 'train/items': items,
+                   'loss': np.float64(loss.item()),
+                   'num_users': ds.get_user_num(),
+                   'num_items': ds.get_item_num()})
+    for key, attr in (('image', 'v_feat'), ('text', 't_feat')):
+      value = getattr(model, attr, None)
+      if value is not None:
+        arrays[f'feat/{key}'] = value.numpy()
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    np.savez(out_path, **arrays)
+    return float(loss.item())
+  finally:
+    os.chdir(cwd)
+
+
+def our_params(npz, spec: Spec) -> dict[str, np.ndarray]:
+  """MMRec's initial weights as our parameter dict."""
+  return {ours: fn(npz[f'param/{name}'], npz)
+          for name, (ours, fn) in spec.params.items()}
+
+
+def compare(npz_path: str, model_name: str,
+            param_map: dict[str, tuple[str, Callable[..., np.ndarray]]]
+            | None = None) -> dict[str, Any]:
+  """Our loss and gradients from MMRec's weights and batch, against MMRec's.
+
+  Args:
+    npz_path: written by `mmrec_step`.
+    model_name: a key of SPECS.
+    param_map: overrides the spec's MMRec name -> (our key, transform)
+      mapping, for a model whose parameter names changed.
+
+  Returns:
+    A row: model, MMRec's and our loss, the absolute loss error, per
+    parameter the max absolute and relative gradient errors, the worst of
+    them and whether everything is within TOLERANCE.
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  import ml_collections
+  from mmjax.graph import sparse
+  from mmjax.models import context as ctx_lib
+  # pylint: enable=g-import-not-at-top
+  spec = SPECS[model_name]
+  if param_map is not None:
+    spec = dataclasses.replace(spec, params=param_map)
+  module = importlib.import_module(spec.module)
+  npz = np.load(npz_path)
+  num_users, num_items = int(npz['num_users']), int(npz['num_items'])
+  users, items = npz['train/users'], npz['train/items']
+  graph = sparse.sym_normalize(
+      sparse.bipartite(users, items, num_users, num_items))
+  features, masks = {}, {}
+  if spec.features:
+    for key in ('image', 'text'):  # Sorted, as make_context orders them.
+      if f'feat/{key}' in npz:
+        features[key] = npz[f'feat/{key}']
+        masks[key] = np.ones(num_items, bool)
+  ctx = ctx_lib.ModelContext(
+      graph=graph, features=features, masks=masks,
+      item_popularity=np.bincount(items, minlength=num_items).astype(
+          np.float32),
+      extras={}, num_users=num_users, num_items=num_items)
+  if hasattr(module, 'prepare'):
+    ctx = dataclasses.replace(ctx, extras={
+        spec.module.rsplit('.', 1)[1]: module.prepare(ctx, cfg_of(spec))})
+  cfg = cfg_of(spec)
+  params = jax.tree.map(jnp.asarray, our_params(npz, spec))
+  batch = {'users': jnp.asarray(npz['batch/users'], jnp.int32),
+           'pos': jnp.asarray(npz['batch/pos'], jnp.int32),
+           'neg': jnp.asarray(npz['batch/neg'], jnp.int32),
+           'mask': jnp.ones(len(npz['batch/users']), jnp.float32)}
+  del ml_collections
+
+  def loss_fn(p):
+    return module.loss(p, batch, ctx, jax.random.key(0), cfg)[0]
+
+  loss, grads = jax.jit(jax.value_and_grad(loss_fn))(params)
+  ref_loss = float(npz['loss'])
+  row = {'model': model_name, 'mmrec_loss': ref_loss,
+         'our_loss': float(loss), 'loss_abs_err': abs(float(loss) - ref_loss),
+         'grads': {}}
+  for name, (ours, fn) in spec.params.items():
+    ref = fn(npz[f'grad/{name}'], npz) if f'grad/{name}' in npz else None
+    if ref is None:
+      continue
+    got = np.asarray(grads[ours])
+    err = float(np.max(np.abs(got - ref))) if ref.size else 0.0
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    row['grads'][name] = {'ours': ours, 'max_abs_err': err,
+                          'rel_err': err / scale if scale else err,
+                          'max_abs_grad': scale}
+  row['max_grad_abs_err'] = max(
+      (g['max_abs_err'] for g in row['grads'].values()), default=0.0)
+  row['ok'] = bool(row['loss_abs_err'] <= TOLERANCE
+                   and row['max_grad_abs_err'] <= TOLERANCE)
+  return row
+
+
+def cfg_of(spec: Spec):
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return ml_collections.ConfigDict({'model': dict(spec.model_cfg)})
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+  lines = ['| model | MMRec loss | our loss | loss err | max grad err | '
+           'worst rel grad err | within 1e-4 |', '|' + '---|' * 7]
+  for r in rows:
+    rel = max((g['rel_err'] for g in r['grads'].values()), default=0.0)
+    lines.append(f"| {r['model']} | {r['mmrec_loss']:.6f} | "
+                 f"{r['our_loss']:.6f} | {r['loss_abs_err']:.1e} | "
+                 f"{r['max_grad_abs_err']:.1e} | {rel:.1e} | "
+                 f"{'yes' if r['ok'] else 'NO'} |")
+  return '\n'.join(lines)
+
+
+_MMREC_DIR = flags.DEFINE_string('mmrec_dir', os.environ.get('MMREC_DIR'),
+                                 'MMRec checkout; default $MMREC_DIR.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                'MMRec dataset folder (export.py).')
+_DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
+                               'the basename of --data_dir).')
+_MODELS = flags.DEFINE_list('models', ['LightGCN', 'VBPR'],
+                            f'Models, of {sorted(SPECS)}.')
+_BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.')
+_SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
+_OUT_DIR = flags.DEFINE_string('out_dir', '/tmp/mmrec_parity',
+                               'Where the .npz files and table go.')
+_SIDE = flags.DEFINE_enum('side', 'both', ['both', 'mmrec', 'ours'],
+                          'Which half to run.')
+
+
+def main(argv):
+  del argv
+  for name in _MODELS.value:
+    if name not in SPECS:
+      raise app.UsageError(f'--models: {name!r} not in {sorted(SPECS)}.')
+  if _SIDE.value in ('both', 'mmrec'):
+    reason = patches.check_mmrec_dir(_MMREC_DIR.value)
+    if reason:
+      print(f'step_parity: skipped: {reason}.')
+      return
+    if not _DATA_DIR.value or not os.path.isdir(_DATA_DIR.value):
+      raise app.UsageError(f'--data_dir {_DATA_DIR.value!r}: not a folder.')
+    dataset = _DATASET.value or os.path.basename(
+        os.path.abspath(_DATA_DIR.value).rstrip('/'))
+    for name in _MODELS.value:
+      loss = mmrec_step(_MMREC_DIR.value, _DATA_DIR.value, dataset, name,
+                        _BATCH.value, _SEED.value,
+                        os.path.join(_OUT_DIR.value, f'{name}.npz'))
+      print(f'{name}: MMRec loss {loss:.6f}')
+  if _SIDE.value in ('both', 'ours'):
+    rows = [compare(os.path.join(_OUT_DIR.value, f'{name}.npz'), name)
+            for name in _MODELS.value]
+    table = format_table(rows)
+    print(table)
+    with open(os.path.join(_OUT_DIR.value, 'parity.json'), 'w',
+              encoding='utf-8') as f:
+      json.dump({'rows': rows, 'date': datetime.datetime.now(
+          datetime.timezone.utc).isoformat(timespec='seconds')}, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)
