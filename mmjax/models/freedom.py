@@ -42,7 +42,8 @@ Differences from the references:
     has no per-epoch hook (yet). The per-modality weights generalise
     MMRec's `mm_image_weight * image + (1 - mm_image_weight) * text`: with
     convention 'mmrec', one modality gets weight 1 and several get
-    `mm_weights` (default (0.1, 0.9) for (visual, textual), MMRec's pair).
+    `mm_weights` ({'visual': 0.1, 'textual': 0.9} in the configs, MMRec's
+    pair; None gives uniform weights).
   * Elliot (Ducho-meets-Elliot external/models/freedom): `mm_adj =
     sum_m mm_weight[m] * Sim_m` for any number of modalities, so with one
     modality its graph is scaled by mm_weight[0]; convention 'elliot' does the
@@ -72,27 +73,35 @@ from mmjax.models import context as ctx_lib
 from mmjax.models import lightgcn
 from mmjax.models import vbpr
 
-_DEFAULT_MM_WEIGHTS = (0.1, 0.9)
+def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
+  """The weight of each modality's kNN graph in S (module doc).
 
-
-def mm_weights(cfg: Any, num_modalities: int) -> tuple[float, ...]:
-  """The weight of each modality's kNN graph in S (module doc)."""
+  `model.mm_weights` is a mapping {modality: weight} (the configs use
+  {'visual': 0.1, 'textual': 0.9}, MMRec's mm_image_weight 0.1), a sequence
+  in the context's (sorted) modality order, or None for uniform weights.
+  """
   weights = cfg.model.get('mm_weights', None)
   convention = cfg.model.get('convention', 'mmrec')
+  num = len(names)
   if weights is None:
-    weights = (
-        _DEFAULT_MM_WEIGHTS if num_modalities == 2
-        else (1.0 / num_modalities,) * num_modalities
-    )
+    weights = (1.0 / num,) * num
+  elif hasattr(weights, 'keys'):
+    missing = [n for n in names if n not in weights]
+    if missing:
+      raise ValueError(
+          f'model.mm_weights {dict(weights)} has no weight for modalities '
+          f'{missing}.'
+      )
+    weights = tuple(weights[n] for n in names)
   weights = tuple(float(w) for w in weights)
-  if convention == 'mmrec' and num_modalities == 1:
+  if convention == 'mmrec' and num == 1:
     return (1.0,)
-  if len(weights) < num_modalities:
+  if len(weights) < num:
     raise ValueError(
-        f'model.mm_weights={weights} has fewer entries than the '
-        f'{num_modalities} modalities.'
+        f'model.mm_weights={weights} has fewer entries than the {num} '
+        'modalities.'
     )
-  return weights[:num_modalities]
+  return weights[:num]
 
 
 def item_graph(
@@ -117,7 +126,7 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   feats = vbpr.modalities(ctx)
   return {
       'item_graph': item_graph(
-          feats, mm_weights(cfg, len(feats)), cfg.model.knn_k
+          feats, mm_weights(cfg, list(ctx.features)), cfg.model.knn_k
       ),
       'reverse': edges.reverse_edges_sorted(ctx.graph),
   }

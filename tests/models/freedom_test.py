@@ -150,12 +150,19 @@ class FreedomTest(parameterized.TestCase):
 
   def test_mm_weights_conventions(self):
     cfg = make_config(mm_weights=(0.1, 0.9))
-    self.assertEqual(freedom.mm_weights(cfg, 1), (1.0,))
-    self.assertEqual(freedom.mm_weights(cfg, 2), (0.1, 0.9))
+    self.assertEqual(freedom.mm_weights(cfg, ['a']), (1.0,))
+    self.assertEqual(freedom.mm_weights(cfg, ['a', 'b']), (0.1, 0.9))
     cfg = make_config(mm_weights=(0.1, 0.9), convention='elliot')
-    self.assertEqual(freedom.mm_weights(cfg, 1), (0.1,))
+    self.assertEqual(freedom.mm_weights(cfg, ['a']), (0.1,))
     with self.assertRaisesRegex(ValueError, 'mm_weights'):
-      freedom.mm_weights(cfg, 3)
+      freedom.mm_weights(cfg, ['a', 'b', 'c'])
+    cfg = make_config(mm_weights={'visual': 0.1, 'textual': 0.9})
+    self.assertEqual(freedom.mm_weights(cfg, ['textual', 'visual']),
+                     (0.9, 0.1))
+    with self.assertRaisesRegex(ValueError, "'audio'"):
+      freedom.mm_weights(cfg, ['audio', 'visual'])
+    self.assertEqual(freedom.mm_weights(make_config(), ['a', 'b']),
+                     (0.5, 0.5))
 
 
 if __name__ == '__main__':
