@@ -69,12 +69,21 @@ def make_train_step(model: Any, tx: optax.GradientTransformation, cfg: Any):
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss, 'l2_grads': optax.global_norm(grads),
-               'l2_updates': optax.global_norm(updates)}
+    metrics = {'loss': loss, 'l2_grads': optax.tree.norm(grads),
+               'l2_updates': optax.tree.norm(updates)}
     metrics.update(aux)
     return state_lib.TrainState(state.step + 1, params, opt_state), metrics
 
   return train_step
+
+
+def sharded_batch(td: sampler.TrainData, index: Any, mask: Any, key: Any,
+                  num_negatives: int, with_negatives: bool,
+                  rows: jax.sharding.Sharding) -> dict[str, Any]:
+  """A step's batch, split over the 'data' axis (params stay replicated)."""
+  batch = sampler.make_batch(td, index, mask, key, num_negatives,
+                             with_negatives)
+  return jax.lax.with_sharding_constraint(batch, rows)
 
 
 def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
@@ -103,17 +112,15 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
       index, mask = xs
       step_key = jax.random.fold_in(train_key, state.step)
       neg_key, model_key = jax.random.split(step_key)
-      batch = sampler.make_batch(td, index, mask, neg_key, num_negatives,
-                                 with_negatives)
-      # The batch is split over devices; params and ctx stay replicated.
-      batch = jax.lax.with_sharding_constraint(batch, rows)
+      batch = sharded_batch(td, index, mask, neg_key, num_negatives,
+                            with_negatives, rows)
       return train_step(state, batch, ctx, model_key)
 
     state, per_step = jax.lax.scan(body, state, (index, mask))
     weight = mask.sum(axis=1)  # [S]: real rows per step.
     out = {f'train/{name}': jnp.sum(v * weight) / jnp.sum(weight)
            for name, v in per_step.items()}
-    out['train/l2_params'] = optax.global_norm(state.params)
+    out['train/l2_params'] = optax.tree.norm(state.params)
     return state, out
 
   return jax.jit(epoch_fn, in_shardings=repl, out_shardings=repl,

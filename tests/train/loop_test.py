@@ -1,0 +1,226 @@
+"""The compiled epoch: determinism, 8 devices = 1, one compile, ctx as an
+argument, optimiser schedules, metrics-file rollback, config variants."""
+
+import dataclasses
+import importlib.util
+import os
+import tempfile
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax import models
+from mmjax.data import dataset as dataset_lib
+from mmjax.parallel import mesh as mesh_lib
+from mmjax.train import loop
+from mmjax.train import optim
+from mmjax.train import sampler
+from mmjax.utils import config_args
+from mmjax.utils import writers
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+P = jax.sharding.PartitionSpec
+
+
+def load_test_config(arg=None):
+  path = os.path.join(REPO, 'configs', 'test.py')
+  spec = importlib.util.spec_from_file_location('mmjax_test_config', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def random_dataset(seed=0, num_users=40, num_items=30, per_user=8,
+                   first_user=None):
+  rng = np.random.default_rng([seed, per_user])
+  users, items, split = [], [], []
+  for u in range(num_users):
+    count = first_user if u == 0 and first_user else per_user
+    chosen = rng.choice(num_items, count, replace=False)
+    users += [u] * count
+    items += list(chosen)
+    split += [0] * (count - 2) + [1, 2]
+  return dataset_lib.Dataset(
+      user=np.asarray(users, np.int32), item=np.asarray(items, np.int32),
+      split=np.asarray(split, np.int8),
+      user_ids=np.asarray([f'u{u}' for u in range(num_users)]),
+      item_ids=np.asarray([f'i{i}' for i in range(num_items)]))
+
+
+def small_config(name='lightgcn', optimizer='adam'):
+  cfg = load_test_config()
+  cfg.model.name = name
+  cfg.model.embed_dim = 8
+  cfg.optim.name = optimizer
+  cfg.optim.lr = 0.05
+  cfg.train.batch_size = 64
+  cfg.train.num_negatives = 2
+  cfg.eval.batch_users = 16
+  return cfg
+
+
+def train(cfg, ds, mesh, epochs):
+  trainer = loop.Trainer(cfg, ds, mesh=mesh)
+  state = trainer.init_state()
+  metrics = None
+  for epoch in range(1, epochs + 1):
+    state, metrics = trainer.run_epoch(state, epoch)
+  return trainer, state, metrics
+
+
+class EpochTest(parameterized.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.ds = random_dataset()
+
+  def test_same_seed_same_params_bitwise(self):
+    cfg = small_config()
+    _, a, _ = train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
+    trainer, b, _ = train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # Several epochs, one compile: the epoch index is an argument.
+    self.assertEqual(trainer.epoch_fn._cache_size(), 1)
+    cfg.seed = 1
+    _, c, _ = train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
+    self.assertFalse(np.array_equal(np.asarray(a.params['user_emb']),
+                                    np.asarray(c.params['user_emb'])))
+
+  def test_eight_devices_equal_one_sgd(self):
+    cfg = small_config(optimizer='sgd')
+    _, one, m1 = train(cfg, self.ds, mesh_lib.make_mesh(1), 3)
+    _, eight, m8 = train(cfg, self.ds, mesh_lib.make_mesh(8), 3)
+    np.testing.assert_array_equal(np.asarray(one.step), 3 * 4)
+    for x, y in zip(jax.tree.leaves(one.params), jax.tree.leaves(eight.params)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
+                                 atol=1e-6)
+    np.testing.assert_allclose(m1['train/loss'], m8['train/loss'], rtol=1e-5)
+
+  def test_step_loss_and_grads_eight_vs_one(self):
+    cfg = small_config()
+    model = models.get_model('lightgcn')
+    outs = []
+    for n in (1, 8):
+      mesh = mesh_lib.make_mesh(n)
+      trainer = loop.Trainer(cfg, self.ds, mesh=mesh)
+      params = trainer.init_state().params
+      rows = mesh_lib.data_sharded(mesh)
+
+      def step(params, ctx, td, key):
+        index = jnp.arange(64, dtype=jnp.int32)
+        mask = (index < 60).astype(jnp.float32)
+        batch = loop.sharded_batch(td, index, mask, key, 2, True, rows)
+        grad_fn = jax.value_and_grad(
+            lambda p: model.loss(p, batch, ctx, key, cfg)[0])
+        return grad_fn(params), batch
+
+      (loss, grads), batch = jax.jit(step)(
+          params, trainer.ctx, trainer.td, jax.random.key(5))
+      self.assertEqual(batch['users'].sharding.spec, P('data'))
+      self.assertLen(batch['users'].sharding.device_set, n)
+      outs.append((loss, grads))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-7)
+    for x, y in zip(jax.tree.leaves(outs[0][1]), jax.tree.leaves(outs[1][1])):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
+                                 atol=1e-7)
+
+  def test_program_size_does_not_grow_with_edges(self):
+    cfg = small_config()
+    mesh = mesh_lib.make_mesh(1)
+    sizes, edges = [], []
+    for per_user in (4, 24):
+      # The same largest degree, so the same binary-search depth.
+      ds = random_dataset(per_user=per_user, first_user=24)
+      trainer = loop.Trainer(cfg, ds, mesh=mesh)
+      state = trainer.init_state()
+      text = trainer.epoch_fn.lower(
+          state, trainer.ctx, trainer.td, np.int32(1), trainer._data_key,
+          trainer._train_key).as_text()
+      sizes.append(len(text))
+      edges.append(trainer.ctx.graph.num_edges)
+    self.assertGreater(edges[1], 4 * edges[0])
+    # Only shapes' digits differ; a graph folded in as a constant would add
+    # > 10 bytes per edge (> 10k here).
+    self.assertLess(abs(sizes[1] - sizes[0]), 500, (sizes, edges))
+
+  def test_batch_size_must_divide_devices(self):
+    cfg = small_config()
+    cfg.train.batch_size = 60
+    with self.assertRaisesRegex(ValueError, 'multiple of the 8 devices'):
+      loop.Trainer(cfg, self.ds, mesh=mesh_lib.make_mesh(8))
+
+
+class ScheduleTest(parameterized.TestCase):
+
+  def test_mmrec_schedule(self):
+    cfg = small_config()
+    cfg.optim.schedule = 'mmrec'
+    cfg.optim.lr = 0.1
+    cfg.optim.lr_decay = (0.5, 2.0)
+    schedule = optim.make_schedule(cfg, steps_per_epoch=10)
+    for step, epoch in ((0, 0), (9, 0), (10, 1), (45, 4)):
+      np.testing.assert_allclose(float(schedule(jnp.int32(step))),
+                                 0.1 * 0.5 ** (epoch / 2.0), rtol=1e-6)
+
+  def test_default_mmrec_decay_is_constant(self):
+    cfg = small_config()
+    cfg.optim.schedule = 'mmrec'
+    schedule = optim.make_schedule(cfg, steps_per_epoch=3)
+    np.testing.assert_allclose(float(schedule(jnp.int32(300))), cfg.optim.lr,
+                               rtol=1e-6)
+
+  @parameterized.parameters('adam', 'adamw', 'sgd')
+  def test_optimizers_step(self, name):
+    cfg = small_config(optimizer=name)
+    cfg.optim.weight_decay = 0.1
+    cfg.optim.clip_norm = 1.0
+    tx = optim.make_optimizer(cfg, 1)
+    params = {'w': jnp.ones(3)}
+    updates, _ = tx.update({'w': jnp.full(3, 10.0)}, tx.init(params), params)
+    self.assertTrue(np.all(np.asarray(updates['w']) < 0))
+
+  def test_unknown_optimizer(self):
+    cfg = small_config(optimizer='lion')
+    with self.assertRaisesRegex(ValueError, 'unknown optim.name'):
+      optim.make_optimizer(cfg, 1)
+
+
+class UtilsTest(absltest.TestCase):
+
+  def test_truncate_after(self):
+    path = os.path.join(tempfile.mkdtemp(), 'metrics.jsonl')
+    w = writers.JsonlWriter(path)
+    for e in (1, 2, 3):
+      w.write_scalars(e * 10, {'epoch': e, 'train/loss': 1.0 / e})
+    w.write_scalars(30, {'final': True, 'epoch': 3})
+    w.close()
+    with open(path, 'a') as f:
+      f.write('{"step": 40, "epo')  # A torn line of a killed write.
+    self.assertEqual(writers.truncate_after(path, 2), 3)
+    self.assertEqual([r['epoch'] for r in writers.read_jsonl(path)], [1, 2])
+
+  def test_parse_arg(self):
+    args = config_args.parse_arg('runlocal,features=clip,k=3', runlocal=False,
+                                 features='none', k=1)
+    self.assertEqual((args.runlocal, args.features, args.k),
+                     (True, 'clip', 3))
+    with self.assertRaisesRegex(ValueError, 'unknown config variant'):
+      config_args.parse_arg('nope', runlocal=False)
+    with self.assertRaisesRegex(ValueError, 'expected int'):
+      config_args.parse_arg('k=x', k=1)
+
+  def test_sampler_data_is_an_argument(self):
+    td = sampler.make_train_data(random_dataset())
+    leaves = jax.tree.leaves(td)
+    self.assertLen(leaves, 4)
+    self.assertTrue(dataclasses.is_dataclass(td))
+
+
+if __name__ == '__main__':
+  absltest.main()
