@@ -1,0 +1,152 @@
+"""BM3 (Zhou et al., WWW 2023): bootstrapped multimodal latent embeddings.
+
+Paper: X. Zhou, H. Zhou, Y. Liu, Z. Zeng, C. Miao, P. Wang, Y. You, F. Jiang,
+"Bootstrap Latent Representations for Multi-modal Recommendation", WWW 2023.
+
+No negative sampling (`USES_NEGATIVES = False`): a batch is (user, positive
+item) pairs, and the loss is self-supervised.
+
+Equations as implemented (m runs over the modalities in the context's order;
+cos(a, b) = a.b / (max(|a|, 1e-8) max(|b|, 1e-8)); drop(.) is dropout with
+rate `dropout`, scaled by 1/(1 - rate), drawn from the step's key; sg is
+stop-gradient):
+  E^0 = [e_user ; e_item],  E^{l+1} = A E^l,  E = mean_{l=0..L} E^l
+  u_o = E_users,  i_o = E_items + e_item                        [., D]
+  t_m = x_m W_m + b_m                                           [I, D]
+  pred(z) = z P + c                                    (the predictor, D->D)
+  targets: u_t = sg(drop(u_o)), i_t = sg(drop(i_o)), t_m^t = sg(drop(t_m))
+  for a batch of pairs (u, i), means over its real rows:
+  L_ui = 1 - mean cos(pred(u_o)[u], i_t[i])
+  L_iu = 1 - mean cos(pred(i_o)[i], u_t[u])
+  L_m  = 1 - mean cos(pred(t_m)[i], i_t[i])     (modality-to-ID alignment)
+  L_mm = 1 - mean cos(pred(t_m)[i], t_m^t[i])   (intra-modality)
+  L = L_ui + L_iu + reg_weight * (|u_o|_F + |i_o|_F) / I
+      + cl_weight * sum_m (L_m + L_mm)
+  embed: (pred(u_o), pred(i_o)).
+The regulariser is MMRec's EmbLoss over ALL users' and items' u_o, i_o (not
+the batch), divided by the number of items, norms not squared.
+
+Defaults (MMRec configs/model/BM3.yaml): embed_dim 64, num_layers in {1, 2},
+dropout in {0.3, 0.5}, reg_weight in {0.1, 0.01}, cl_weight 2.0; raw features
+trainable (`from_pretrained(freeze=False)`); xavier-uniform ID embeddings,
+xavier-normal predictor and projection weights, torch's default Linear bias.
+
+Items lacking a modality: their feature row stays zero (the mask is
+re-applied to the trainable copy) and their L_m, L_mm terms are left out of
+that modality's means (MMRec would align the bias b_m with the item).
+
+Differences from the references:
+  * MMRec (src/models/bm3.py) and Elliot (Ducho-meets-Elliot
+    external/models/bm3, the same equations with torch_geometric's LGConv on
+    the same normalised graph) fix two modalities named t and v; any number
+    works here. torch's cosine_similarity clamps each norm at 1e-8 as here
+    (torch >= 1.12); only all-zero vectors could differ.
+  * Dropout masks come from JAX's PRNG, so runs match MMRec in distribution,
+    not bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from mmjax import types
+from mmjax.models import lightgcn
+from mmjax.models import vbpr
+
+USES_NEGATIVES = False
+
+
+def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
+  d = cfg.model.embed_dim
+  pred = vbpr.linear_init(jax.random.fold_in(key, 2), d, d)
+  pred['w'] = vbpr.xavier_normal(jax.random.fold_in(key, 3), (d, d))
+  params = {
+      'user': vbpr.xavier_uniform(jax.random.fold_in(key, 0),
+                                  (ctx.num_users, d)),
+      'item': vbpr.xavier_uniform(jax.random.fold_in(key, 1),
+                                  (ctx.num_items, d)),
+      'predictor': pred,
+      'proj': [],
+  }
+  feats = vbpr.modalities(ctx)
+  for m, (x, _) in enumerate(feats):
+    lin = vbpr.linear_init(jax.random.fold_in(key, 10 + 2 * m), x.shape[1], d)
+    lin['w'] = vbpr.xavier_normal(jax.random.fold_in(key, 11 + 2 * m),
+                                  (x.shape[1], d))
+    params['proj'].append(lin)
+  if cfg.model.get('train_features', True):
+    params['features'] = [jnp.where(mask[:, None], x, 0.0)
+                          for x, mask in feats]
+  return params
+
+
+def _linear(p: dict, x: types.Array) -> types.Array:
+  return x @ p['w'] + p['b']
+
+
+def _cos(a: types.Array, b: types.Array) -> types.Array:
+  """torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-8)."""
+  return jnp.sum(vbpr.l2_normalize(a, 1e-8) * vbpr.l2_normalize(b, 1e-8), -1)
+
+
+def _dropout(key: types.PRNGKey, x: types.Array, rate: float) -> types.Array:
+  if rate <= 0.0:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def _online(params, ctx, cfg):
+  u, i = lightgcn.propagate_mean(
+      ctx.graph, params['user'], params['item'], cfg.model.num_layers
+  )
+  return u, i + params['item']
+
+
+def _modal(params, ctx):
+  feats = vbpr.modalities(ctx)
+  out = []
+  for m, (proj, (x, mask)) in enumerate(zip(params['proj'], feats)):
+    if 'features' in params:
+      x = params['features'][m]
+    out.append((_linear(proj, jnp.where(mask[:, None], x, 0.0)), mask))
+  return out
+
+
+def embed(params: types.Params, ctx: Any, cfg: Any):
+  u, i = _online(params, ctx, cfg)
+  return _linear(params['predictor'], u), _linear(params['predictor'], i)
+
+
+def loss(params, batch, ctx, key, cfg):
+  users, items, mask = batch['users'], batch['pos'], batch['mask']
+  rate = float(cfg.model.dropout)
+  u_o, i_o = _online(params, ctx, cfg)
+  modal = _modal(params, ctx)
+  u_t = jax.lax.stop_gradient(_dropout(jax.random.fold_in(key, 0), u_o, rate))
+  i_t = jax.lax.stop_gradient(_dropout(jax.random.fold_in(key, 1), i_o, rate))
+  pred = params['predictor']
+  loss_ui = 1.0 - vbpr.weighted_mean(
+      _cos(_linear(pred, u_o[users]), i_t[items]), mask)
+  loss_iu = 1.0 - vbpr.weighted_mean(
+      _cos(_linear(pred, i_o[items]), u_t[users]), mask)
+  cl = jnp.zeros((), jnp.float32)
+  for m, (t, m_mask) in enumerate(modal):
+    t_t = jax.lax.stop_gradient(
+        _dropout(jax.random.fold_in(key, 2 + m), t, rate))
+    online = _linear(pred, t[items])
+    ok = mask * m_mask[items]
+    cl = cl + (1.0 - vbpr.weighted_mean(_cos(online, i_t[items]), ok))
+    cl = cl + (1.0 - vbpr.weighted_mean(_cos(online, t_t[items]), ok))
+  reg = (_frobenius(u_o) + _frobenius(i_o)) / ctx.num_items
+  total = (loss_ui + loss_iu + cfg.model.reg_weight * reg
+           + cfg.model.cl_weight * cl)
+  return total, {'loss_ui': loss_ui, 'loss_iu': loss_iu, 'cl': cl,
+                 'reg': reg}
+
+
+def _frobenius(x: types.Array) -> types.Array:
+  return jnp.sqrt(jnp.sum(x * x))

@@ -1,0 +1,123 @@
+"""BM3: shapes, finite gradients, masked items, docstring equations."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mmjax import models
+from mmjax.graph import sparse
+from mmjax.models import bm3
+from tests.models import vbpr_test
+
+NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+
+
+def make_config(**model):
+  cfg = ml_collections.ConfigDict()
+  cfg.model = ml_collections.ConfigDict(dict(
+      name='bm3', embed_dim=4, reg_weight=0.1, num_layers=2, dropout=0.3,
+      cl_weight=2.0, train_features=True))
+  cfg.model.update(model)
+  return cfg
+
+
+def _pairs_batch(seed=0, size=8):
+  batch = vbpr_test.make_batch(seed, size)
+  del batch['neg']
+  return batch
+
+
+def _np_cos(a, b):
+  na = np.maximum(np.linalg.norm(a, axis=-1), 1e-8)
+  nb = np.maximum(np.linalg.norm(b, axis=-1), 1e-8)
+  return np.sum(a * b, -1) / (na * nb)
+
+
+class Bm3Test(parameterized.TestCase):
+
+  def test_no_negatives(self):
+    self.assertFalse(models.uses_negatives(bm3))
+
+  @parameterized.parameters(1, 2, 3)
+  def test_shapes_and_finite_grads(self, num_modalities):
+    ctx = vbpr_test.make_context(num_modalities)
+    cfg = make_config()
+    params = bm3.init(jax.random.key(0), ctx, cfg)
+    users, items = jax.jit(lambda p, c: bm3.embed(p, c, cfg))(params, ctx)
+    self.assertEqual(users.shape, (NUM_USERS, 4))
+    self.assertEqual(items.shape, (NUM_ITEMS, 4))
+    batch = _pairs_batch()
+    grads = jax.jit(jax.grad(lambda p, c: bm3.loss(
+        p, batch, c, jax.random.key(1), cfg)[0]))(params, ctx)
+    for g in jax.tree.leaves(grads):
+      self.assertTrue(np.isfinite(np.asarray(g)).all())
+    for m, mask in enumerate(ctx.masks.values()):
+      np.testing.assert_array_equal(
+          np.asarray(grads['features'][m])[~np.asarray(mask)], 0.0)
+
+  @parameterized.parameters(1, 2)
+  def test_equations(self, num_modalities):
+    # dropout 0 makes the targets deterministic (sg(x) == x in value).
+    ctx = vbpr_test.make_context(num_modalities, seed=9)
+    cfg = make_config(dropout=0.0, reg_weight=0.3, cl_weight=1.5)
+    params = bm3.init(jax.random.key(4), ctx, cfg)
+    batch = _pairs_batch(seed=2)
+    got, _ = bm3.loss(params, batch, ctx, jax.random.key(0), cfg)
+    got_u, got_i = bm3.embed(params, ctx, cfg)
+
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    a = sparse.to_dense(ctx.graph).astype(np.float64)
+    layers = [np.concatenate([p['user'], p['item']])]
+    for _ in range(2):
+      layers.append(a @ layers[-1])
+    e = np.mean(layers, axis=0)
+    u_o, i_o = e[:NUM_USERS], e[NUM_USERS:] + p['item']
+
+    def pred(z):
+      return z @ p['predictor']['w'] + p['predictor']['b']
+
+    u, i = np.asarray(batch['users']), np.asarray(batch['pos'])
+    w = np.asarray(batch['mask'])
+
+    def mean(x, wts):
+      return np.sum(wts * x) / max(wts.sum(), 1)
+
+    loss = (1 - mean(_np_cos(pred(u_o)[u], i_o[i]), w)
+            + 1 - mean(_np_cos(pred(i_o)[i], u_o[u]), w))
+    cl = 0.0
+    for m, name in enumerate(ctx.features):
+      mk = np.asarray(ctx.masks[name])
+      t = (p['features'][m] * mk[:, None]) @ p['proj'][m]['w'] + (
+          p['proj'][m]['b'])
+      ok = w * mk[i]
+      cl += 1 - mean(_np_cos(pred(t)[i], i_o[i]), ok)
+      cl += 1 - mean(_np_cos(pred(t)[i], t[i]), ok)
+    reg = (np.linalg.norm(u_o) + np.linalg.norm(i_o)) / NUM_ITEMS
+    np.testing.assert_allclose(float(got), loss + 0.3 * reg + 1.5 * cl,
+                               rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(got_u), pred(u_o), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got_i), pred(i_o), rtol=1e-5,
+                               atol=1e-6)
+
+  def test_targets_carry_no_gradient(self):
+    # The step's key redraws the targets' dropout, so it changes the loss;
+    # with cl_weight = 0 the modality projection gets no gradient at all.
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(cl_weight=0.0, reg_weight=0.0, dropout=0.5)
+    params = bm3.init(jax.random.key(0), ctx, cfg)
+    batch = _pairs_batch()
+    a, _ = bm3.loss(params, batch, ctx, jax.random.key(1), cfg)
+    b, _ = bm3.loss(params, batch, ctx, jax.random.key(2), cfg)
+    self.assertNotEqual(float(a), float(b))
+    grads = jax.grad(lambda q: bm3.loss(
+        q, batch, ctx, jax.random.key(1), cfg)[0])(params)
+    # Modality branches only enter through cl: no gradient at cl_weight 0.
+    np.testing.assert_array_equal(np.asarray(grads['proj'][0]['w']), 0.0)
+
+
+if __name__ == '__main__':
+  absltest.main()
