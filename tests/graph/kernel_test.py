@@ -94,6 +94,7 @@ class KernelTest(parameterized.TestCase):
       ('non_symmetric', False, 40, 250, 12),
       ('symmetric', True, 30, 120, 64),
       ('power_law', None, 300, 6000, 20),
+      ('d_tails', False, 30, 200, 64 + 32 + 16 + 8 + 3),
   )
   def test_gradients_match_reference(self, symmetric, n, e, d):
     g = (_power_law_graph(9, n, e) if symmetric is None
@@ -111,6 +112,23 @@ class KernelTest(parameterized.TestCase):
     for a, b in zip(got, want):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4,
                                  atol=1e-5)
+
+  def test_backward_computes_what_is_needed(self):
+    g = _graph(30, 12, 40)
+    x = jnp.asarray(_x(30, 12, 8))
+
+    def loss(w, x):
+      return jnp.sum(sparse.propagate(g.with_weights(w), x) ** 2)
+
+    def calls(argnums):
+      jaxpr = str(jax.make_jaxpr(jax.grad(loss, argnums))(g.weights, x))
+      return {t for t in ('mmjax_spmm_t_dw', 'mmjax_edge_dot')
+              if t in jaxpr}
+
+    # x only: A^T g alone; with the weights: one fused sweep over A^T.
+    self.assertEqual(calls(1), set())
+    self.assertEqual(calls((0, 1)), {'mmjax_spmm_t_dw'})
+    self.assertEqual(calls(0), {'mmjax_spmm_t_dw'})
 
   def test_gradients_float64_formula(self):
     # loss = sum(c * A x): dx = A^T c, dw[e] = <c[r_e], x[s_e]>, in float64.

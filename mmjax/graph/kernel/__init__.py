@@ -55,7 +55,8 @@ def _load() -> bool:
         build.build()
       lib = ctypes.CDLL(build.lib_path())
       for name, symbol in (('mmjax_spmm', lib.MmjaxSpmm),
-                           ('mmjax_edge_dot', lib.MmjaxEdgeDot)):
+                           ('mmjax_edge_dot', lib.MmjaxEdgeDot),
+                           ('mmjax_spmm_t_dw', lib.MmjaxSpmmTDw)):
         jax.ffi.register_ffi_target(
             name, jax.ffi.pycapsule(symbol), platform='cpu'
         )

@@ -4,8 +4,10 @@
 pattern and runtime values `w`, with a `custom_vjp`:
   dx = A^T g, the same kernel on the transposed CSR whose slot k reads
        w[t_perm[k]] (no transposed copy of the values is made);
-  dw[e] = <g[row(e)], x[cols[e]]>, a per-edge dot kernel. Under `jit`, XLA
-       drops this call when the weights need no gradient.
+  dw[e] = <g[row(e)], x[cols[e]]>, computed only when the weights need a
+       gradient (`symbolic_zeros` tells the forward pass which inputs are
+       perturbed); on one device in the same sweep over A^T as dx, so g is
+       read once.
 
 When a mesh with a 'data' axis of size P > 1 is active (`jax.set_mesh`) and
 not yet manual, each device computes a block of ceil(N / P) rows (or
@@ -130,16 +132,45 @@ def csr_matmul(pattern: Pattern, w: jax.Array, x: jax.Array) -> jax.Array:
   return spmm(pattern.indptr, pattern.cols, w, identity, x)
 
 
+def _spmm_t_dw(pattern: Pattern, w, g, x):
+  """(A^T g, dw) in one sweep over A^T, on one device."""
+  n, d = x.shape
+  return jax.ffi.ffi_call(
+      'mmjax_spmm_t_dw',
+      (jax.ShapeDtypeStruct((n, d), jnp.float32),
+       jax.ShapeDtypeStruct(w.shape, jnp.float32)),
+      vmap_method='sequential',
+  )(pattern.t_indptr, pattern.t_cols, pattern.t_perm, w, g, x)
+
+
 def _fwd(pattern, w, x):
-  return csr_matmul(pattern, w, x), (pattern, w, x)
+  # With symbolic_zeros, each input arrives as CustomVJPPrimal(value,
+  # perturbed); whether w is perturbed is static, kept as the residuals'
+  # structure (a trailing marker) since residuals must be arrays.
+  pattern = jax.tree.map(lambda p: p.value, pattern,
+                         is_leaf=lambda p: hasattr(p, 'perturbed'))
+  need_dw = w.perturbed
+  w, x = w.value, x.value
+  res = (pattern, w, x) + ((jnp.zeros((0,), jnp.float32),) if need_dw else ())
+  return csr_matmul(pattern, w, x), res
 
 
 def _bwd(res, g):
-  pattern, w, x = res
+  pattern, w, x = res[:3]
+  need_dw = len(res) == 4
+  if isinstance(g, jax.custom_derivatives.SymbolicZero):
+    return None, None, None
   g = g.astype(jnp.float32)
+  if not need_dw:
+    return None, None, spmm(pattern.t_indptr, pattern.t_cols, w,
+                            pattern.t_perm, g)
+  if _data_mesh() is None:
+    dx, dw = _spmm_t_dw(pattern, w, g, x)
+    return None, dw, dx
+  # Split over devices: dx by rows of A^T, dw by blocks of edges.
   dx = spmm(pattern.t_indptr, pattern.t_cols, w, pattern.t_perm, g)
   dw = edge_dot(pattern.indptr, pattern.cols, g, x)
   return None, dw, dx
 
 
-csr_matmul.defvjp(_fwd, _bwd)
+csr_matmul.defvjp(_fwd, _bwd, symbolic_zeros=True)

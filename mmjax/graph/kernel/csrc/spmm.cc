@@ -8,6 +8,8 @@
 //                    through its permutation, so A^T G needs no value copy).
 //   mmjax_edge_dot:  out[e] = <G[row(e)], X[cols[e]]> for one edge block; the
 //                    gradient of A X with respect to the edge values.
+//   mmjax_spmm_t_dw: both gradients in one sweep over A^T (one device), so G
+//                    is read once when the edge values need a gradient too.
 // Row and edge blocks let a caller split the work across devices: a block
 // starts at a runtime offset (a device's axis index times the block size) and
 // parts past the end of the matrix are written as zeros.
@@ -303,6 +305,87 @@ void EdgeDotRange(const int32_t* indptr, int64_t n, const int32_t* cols,
   }
 }
 
+// The backward pass in one sweep over A^T: for row s of A^T (sender s of A),
+// dx[s] = sum_k w[perm[k]] g[t_cols[k]] and, reading the same g row,
+// dw[perm[k]] = <g[t_cols[k]], x[s]>. Each edge has one slot, so the scattered
+// dw writes never collide.
+template <int DB>
+inline void FusedBlock(const int32_t* tcols, const int32_t* perm,
+                       const float* w, int64_t kb, int64_t ke, const float* g,
+                       const float* xs, int64_t d, int64_t c0, bool first,
+                       float* dx, float* dw) {
+  float acc[DB];
+  float xv[DB];
+  for (int j = 0; j < DB; ++j) {
+    acc[j] = 0.f;
+    xv[j] = xs[c0 + j];
+  }
+  for (int64_t k = kb; k < ke; ++k) {
+    if (k + kPrefetch < ke) {
+      const char* p = reinterpret_cast<const char*>(
+          g + static_cast<int64_t>(tcols[k + kPrefetch]) * d + c0);
+      for (int b = 0; b < DB * 4; b += 64) {
+        __builtin_prefetch(p + b, 0, kLocality);
+      }
+    }
+    const int32_t e = perm[k];
+    const float we = w[e];
+    const float* gr = g + static_cast<int64_t>(tcols[k]) * d + c0;
+    float part[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int j = 0; j < DB; j += 8) {
+      for (int t = 0; t < 8; ++t) {
+        acc[j + t] += we * gr[j + t];
+        part[t] += gr[j + t] * xv[j + t];
+      }
+    }
+    const float dot = ((part[0] + part[4]) + (part[1] + part[5])) +
+                      ((part[2] + part[6]) + (part[3] + part[7]));
+    dw[e] = first ? dot : dw[e] + dot;
+  }
+  std::memcpy(dx + c0, acc, sizeof(acc));
+}
+
+void FusedRows(const int32_t* tindptr, const int32_t* tcols,
+               const int32_t* perm, const float* w, const float* g,
+               const float* x, int64_t d, int64_t r0, int64_t r1, float* dx,
+               float* dw) {
+  for (int64_t s = r0; s < r1; ++s) {
+    const int64_t kb = tindptr[s], ke = tindptr[s + 1];
+    const float* xs = x + s * d;
+    float* dxs = dx + s * d;
+    int64_t c0 = 0;
+    for (; c0 + 64 <= d; c0 += 64) {
+      FusedBlock<64>(tcols, perm, w, kb, ke, g, xs, d, c0, c0 == 0, dxs, dw);
+    }
+    if (c0 + 32 <= d) {
+      FusedBlock<32>(tcols, perm, w, kb, ke, g, xs, d, c0, c0 == 0, dxs, dw);
+      c0 += 32;
+    }
+    if (c0 + 16 <= d) {
+      FusedBlock<16>(tcols, perm, w, kb, ke, g, xs, d, c0, c0 == 0, dxs, dw);
+      c0 += 16;
+    }
+    if (c0 + 8 <= d) {
+      FusedBlock<8>(tcols, perm, w, kb, ke, g, xs, d, c0, c0 == 0, dxs, dw);
+      c0 += 8;
+    }
+    if (c0 < d) {
+      const bool first = c0 == 0;
+      for (int64_t j = c0; j < d; ++j) dxs[j] = 0.f;
+      for (int64_t k = kb; k < ke; ++k) {
+        const int32_t e = perm[k];
+        const float* gr = g + static_cast<int64_t>(tcols[k]) * d;
+        float dot = 0.f;
+        for (int64_t j = c0; j < d; ++j) {
+          dxs[j] += w[e] * gr[j];
+          dot += gr[j] * xs[j];
+        }
+        dw[e] = first ? dot : dw[e] + dot;
+      }
+    }
+  }
+}
+
 // Cost of rows [0, r) in the row range's units: non-zeros plus one per row.
 inline int64_t RowCost(const int32_t* indptr, int64_t r) {
   return static_cast<int64_t>(indptr[r]) + r;
@@ -418,11 +501,45 @@ ffi::Error EdgeDotImpl(ffi::Buffer<ffi::S32> indptr, ffi::Buffer<ffi::S32> cols,
   return ffi::Error::Success();
 }
 
+
+ffi::Error SpmmTDwImpl(ffi::Buffer<ffi::S32> tindptr,
+                       ffi::Buffer<ffi::S32> tcols, ffi::Buffer<ffi::S32> perm,
+                       ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> g,
+                       ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> dx,
+                       ffi::ResultBuffer<ffi::F32> dw) {
+  auto xd = x.dimensions();
+  auto gd = g.dimensions();
+  const int64_t n = tindptr.element_count() - 1;
+  const int64_t num_edges = tcols.element_count();
+  if (xd.size() != 2 || gd.size() != 2 || xd[0] != n || gd[0] != n ||
+      xd[1] != gd[1] || perm.element_count() != num_edges ||
+      dw->element_count() != num_edges) {
+    return ffi::Error::InvalidArgument(
+        "mmjax_spmm_t_dw: g, x [N, D]; perm, dw [E]");
+  }
+  const int64_t d = xd[1];
+  if (n == 0) return ffi::Error::Success();
+  const int32_t* ip = tindptr.typed_data();
+  std::shared_ptr<Pool> pool = GetPool();
+  const int64_t chunks = NumChunks(
+      RowCost(ip, n) * std::max<int64_t>(d / 16, 1), pool->num_threads());
+  std::vector<int64_t> bounds = BalancedRows(ip, 0, n, chunks);
+  pool->ParallelFor(chunks, [&](int64_t c) {
+    if (bounds[c] < bounds[c + 1]) {
+      FusedRows(ip, tcols.typed_data(), perm.typed_data(), w.typed_data(),
+                g.typed_data(), x.typed_data(), d, bounds[c], bounds[c + 1],
+                dx->typed_data(), dw->typed_data());
+    }
+  });
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 // Declared first so that the symbols stay visible under -fvisibility=hidden.
 extern "C" MMJAX_EXPORT XLA_FFI_Error* MmjaxSpmm(XLA_FFI_CallFrame* frame);
 extern "C" MMJAX_EXPORT XLA_FFI_Error* MmjaxEdgeDot(XLA_FFI_CallFrame* frame);
+extern "C" MMJAX_EXPORT XLA_FFI_Error* MmjaxSpmmTDw(XLA_FFI_CallFrame* frame);
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(MmjaxSpmm, SpmmImpl,
                               ffi::Ffi::Bind()
@@ -442,6 +559,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MmjaxEdgeDot, EdgeDotImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // x
                                   .Arg<ffi::Buffer<ffi::S32>>()  // edge0
                                   .Ret<ffi::Buffer<ffi::F32>>());  // out
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(MmjaxSpmmTDw, SpmmTDwImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // t_indptr
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // t_cols
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // t_perm
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // w
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // x
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dx
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // dw
 
 extern "C" {
 
