@@ -52,6 +52,9 @@ from mmjax.data import dataset as dataset_lib
 IMAGE_FIELDS = ('image', 'image_path', 'imUrl', 'image_url')
 # Item-table columns whose '|' separates list entries (MovieLens, RecBole).
 PIPE_FIELDS = ('genres', 'genre', 'categories', 'category', 'tags')
+# The `BatchResult.extra` key of an LVLM's generated text; the store keeps it
+# as `<name>.generated_text.jsonl`, which `descriptions.py` reads.
+GENERATED_TEXT = 'generated_text'
 
 
 @dataclasses.dataclass
@@ -156,6 +159,15 @@ def make_extractor(
 
 def sha256_text(text: str) -> str:
   return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+def file_sha256(path: str) -> str:
+  """sha256 of a file's bytes."""
+  h = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for chunk in iter(lambda: f.read(1 << 22), b''):
+      h.update(chunk)
+  return h.hexdigest()
 
 
 def check_unique_items(item_ids: np.ndarray, where: str) -> None:
@@ -407,8 +419,9 @@ def versions(*names: str) -> dict[str, str]:
 def spec_fingerprint(spec: ml_collections.ConfigDict) -> str:
   """sha256 of a spec's JSON form, for checking that partials match it."""
   d = spec.to_dict() if hasattr(spec, 'to_dict') else dict(spec)
-  # Keys that do not change the numbers (throughput and placement only).
-  for k in ('batch_size', 'device'):
+  # Keys that do not change the numbers (throughput and placement only; a
+  # dataset moved to another folder keeps its features).
+  for k in ('batch_size', 'device', 'dataset_dir'):
     d.pop(k, None)
   return sha256_text(json.dumps(d, sort_keys=True, default=str))
 

@@ -2,9 +2,12 @@ r"""Representations from generated text: one-hot keywords and text embeddings.
 
 The text comes either from an external CSV (`asin,result`, e.g. the real
 outputs in ../shared/data/movielens-lvlm/lvlm/*.csv; `asin` is the raw item id)
-or from an LVLM run of this package (`<dataset_dir>/features/<name>.generated_
-text.jsonl`, written by `lvlm.py`). Either is mapped onto the dataset's item
-map by raw id; items the source lacks fail with that reason (masked).
+or from an LVLM run of this package: `texts_from: <lvlm representation name>`
+reads `<dataset_dir>/features/<name>.generated_text.jsonl` (written by
+`lvlm.py`; list that representation earlier in the same config), and
+`texts_jsonl` takes such a file by path. Either is mapped onto the dataset's
+item map by raw id; items the source lacks fail with that reason (masked).
+The manifest records the source and its sha256.
 
   method='keywords': parse each answer into its prompt's slots (`slots.py`),
     normalise, merge near-duplicates with MiniLM embeddings and one-hot
@@ -17,8 +20,9 @@ map by raw id; items the source lacks fail with that reason (masked).
   method='text': embed the whole generated text with a text encoder
     (`text.py`, all-MiniLM-L6-v2 by default).
 
-Spec keys: method; csv {path, key='asin', column='result', field='text'} or
-texts_jsonl (path to a `.generated_text.jsonl`); prompt {domain} or
+Spec keys: method; csv {path, key='asin', column='result', field='text'},
+texts_from (an LVLM representation of this dataset) or texts_jsonl (path to
+a `.generated_text.jsonl`); prompt {domain} or
 prompt_slots (slot names, for 'keywords'); min_slots (3); top_k (50);
 threshold (0.45); embed_model (the merging encoder); model (the 'text'
 encoder); plus `text.py`'s keys for 'text'.
@@ -34,6 +38,7 @@ import ml_collections
 import numpy as np
 
 from mmjax.data import dataset as dataset_lib
+from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import keywords
 from mmjax.features import prompts
@@ -44,7 +49,7 @@ TEXT_FIELD = 'text'
 
 
 def read_generated_jsonl(
-    path: str, item_ids: np.ndarray, key: str = 'generated_text'
+    path: str, item_ids: np.ndarray, key: str = base.GENERATED_TEXT
 ) -> tuple[list[str | None], dict[int, str]]:
   """Texts of an LVLM run (`<name>.generated_text.jsonl`) by raw item id.
 
@@ -89,18 +94,54 @@ def source_texts(
 ) -> tuple[list[str | None], dict[int, str], dict[str, Any]]:
   """Every item's generated text, the items that have none, source info."""
   csv_spec = spec.get('csv', None)
-  if csv_spec and csv_spec.get('path', None):
+  given = [k for k, v in (('csv.path', csv_spec and csv_spec.get('path', None)),
+                          ('texts_from', spec.get('texts_from', None)),
+                          ('texts_jsonl', spec.get('texts_jsonl', None)))
+           if v]
+  if len(given) != 1:
+    raise ValueError(
+        f'{spec.name}: descriptions need exactly one text source: `csv.path` '
+        '(asin,result), `texts_from` (an LVLM representation of this '
+        'dataset) or `texts_jsonl` (an LVLM run\'s generated text); got '
+        f'{given or "none"}.')
+  if given[0] == 'csv.path':
     texts, problems, counts = base.join_csv_column(
         csv_spec.path, ds.item_ids, key=csv_spec.get('key', None) or 'asin',
         column=csv_spec.get('column', None) or 'result')
     return texts, problems, {'source': os.path.abspath(csv_spec.path),
+                             'source_sha256': base.file_sha256(csv_spec.path),
                              'source_counts': counts}
-  path = spec.get('texts_jsonl', None)
-  if path:
-    texts, problems = read_generated_jsonl(path, ds.item_ids)
-    return texts, problems, {'source': os.path.abspath(path)}
-  raise ValueError(f'{spec.name}: descriptions need `csv.path` (asin,result) '
-                   'or `texts_jsonl` (an LVLM run\'s generated text).')
+  info = {}
+  if given[0] == 'texts_from':
+    path = generated_text_path(spec)
+    info['texts_from'] = spec.texts_from
+  else:
+    path = spec.texts_jsonl
+  texts, problems = read_generated_jsonl(path, ds.item_ids)
+  info.update(source=os.path.abspath(path), source_sha256=base.file_sha256(path))
+  return texts, problems, info
+
+
+def generated_text_path(spec: ml_collections.ConfigDict) -> str:
+  """The `.generated_text.jsonl` of the representation `spec.texts_from`.
+
+  Raises:
+    DataError: the spec has no dataset_dir (it is set by the extraction CLI),
+      or that representation has stored no generated text yet.
+  """
+  name = spec.texts_from
+  dataset_dir = spec.get('dataset_dir', None)
+  if not dataset_dir:
+    raise ValueError(f'{spec.name}: texts_from={name!r} needs the spec\'s '
+                     'dataset_dir (the extraction CLI sets it).')
+  path = os.path.join(dataset_dir, store.FEATURES_DIR,
+                      f'{name}.{base.GENERATED_TEXT}.jsonl')
+  if not os.path.exists(path):
+    raise dataset_lib.DataError(
+        f'{path}: no generated text of representation {name!r}. Extract '
+        f'{name!r} first (an LVLM representation, listed before '
+        f'{spec.name!r} in the config, or run with --config.only={name}).')
+  return path
 
 
 def slot_names(spec: ml_collections.ConfigDict) -> tuple[str, ...]:
@@ -179,8 +220,8 @@ class DescriptionTextExtractor(base.Extractor):
     self.name = spec.name
     self.texts, self.failed, self.source_info = source_texts(spec, ds)
     d = spec.to_dict()
-    d.pop('csv', None)
-    d.pop('texts_jsonl', None)
+    for k in ('csv', 'texts_jsonl', 'texts_from'):
+      d.pop(k, None)
     d.update(fields=[TEXT_FIELD], template=None)
     inner = ml_collections.ConfigDict(d)
     self.encoder = text.TextExtractor(inner)

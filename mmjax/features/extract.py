@@ -56,6 +56,9 @@ from mmjax.features import resolve
 PARTIAL_DIR = '.partial'
 SPEC_FILE = 'spec.json'
 # Keys a spec inherits from the top level of the config when it lacks them.
+# Every spec also gets `dataset_dir` (the resolved dataset directory), so an
+# extractor can read what an earlier representation stored there (e.g.
+# descriptions' `texts_from`).
 INHERITED = ('batch_size', 'device', 'dtype', 'image_root')
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Extraction config.')
@@ -120,11 +123,12 @@ def resolve_dataset_dir(config: ml_collections.ConfigDict) -> str:
 
 
 def _spec_for(
-    config: ml_collections.ConfigDict, name: str
+    config: ml_collections.ConfigDict, name: str, dataset_dir: str
 ) -> ml_collections.ConfigDict:
   spec = ml_collections.ConfigDict(config.representations[name].to_dict())
   with spec.unlocked():
     spec.name = spec.get('name', None) or name
+    spec.dataset_dir = dataset_dir
     for key in INHERITED:
       if spec.get(key, None) is None and config.get(key, None) is not None:
         spec[key] = config[key]
@@ -283,9 +287,16 @@ def _already_stored(dataset_dir: str, name: str, spec_sha: str,
     return False
   with open(js, encoding='utf-8') as f:
     m = json.load(f)
-  return (m.get('spec_sha256') == spec_sha and m.get('dtype') == store_dtype
+  if not (m.get('spec_sha256') == spec_sha and m.get('dtype') == store_dtype
           and
-          m.get('item_map_hash') == dataset_lib.item_map_hash(ds.item_ids))
+          m.get('item_map_hash') == dataset_lib.item_map_hash(ds.item_ids)):
+    return False
+  # A representation built from a file (descriptions of an LVLM run that was
+  # since re-extracted, an edited CSV) is stale when that file changed.
+  source, sha = m.get('source', None), m.get('source_sha256', None)
+  if source and sha and os.path.isfile(source):
+    return base.file_sha256(source) == sha
+  return True
 
 
 def run_one(
@@ -299,7 +310,7 @@ def run_one(
     on_shard: Callable[[str, int], None] | None = None,
 ) -> Outcome:
   """Extracts one representation (see the module docstring)."""
-  spec = _spec_for(config, name)
+  spec = _spec_for(config, name, dataset_dir)
   shard_size = int(config.get('shard_size', 1024))
   if shard_size < 1:
     raise ValueError(f'shard_size must be >= 1, got {shard_size}.')

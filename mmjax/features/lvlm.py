@@ -267,7 +267,7 @@ class LVLMExtractor(base.Extractor):
     texts: list[str | None] = [None] * len(batch)
     if not keep:
       return base.BatchResult(np.zeros((len(batch), 0), np.float32), failed,
-                              {'generated_text': texts})
+                              {base.GENERATED_TEXT: texts})
     enc = self.encode([pil[k] for k in keep])
     gen, gen_mask, prompt_hidden = self.generate(enc)
     prompt_len = enc['input_ids'].shape[1]
@@ -286,7 +286,7 @@ class LVLMExtractor(base.Extractor):
       # Half precision can overflow; say so rather than store NaN.
       failed[int(batch.items[keep[j]])] = 'non-finite hidden state'
     return base.BatchResult(base.zero_failed(values, batch.items, failed),
-                            failed, {'generated_text': texts})
+                            failed, {base.GENERATED_TEXT: texts})
 
   def close(self) -> None:
     del self.model

