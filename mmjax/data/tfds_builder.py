@@ -111,8 +111,12 @@ def data_source(data_dir: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
-  data_dir = build(flags.FLAGS.dataset_dir)
-  print(f'{len(data_source(data_dir)):,} user records in {data_dir}')
+  # TFDS locates a builder by its package; under `python -m` this file is
+  # `__main__`, so use the class from the importable module.
+  from mmjax.data import tfds_builder  # pylint: disable=g-import-not-at-top
+  data_dir = tfds_builder.build(flags.FLAGS.dataset_dir)
+  n = len(tfds_builder.data_source(data_dir))
+  print(f'{n:,} user records in {data_dir}')
 
 
 if __name__ == '__main__':
