@@ -26,6 +26,7 @@ import os
 import platform
 import statistics
 import time
+import warnings
 
 from absl import app
 from absl import flags
@@ -44,6 +45,9 @@ _DIMS = flags.DEFINE_list('dims', ['32', '64', '128'], 'Embedding sizes.')
 _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed runs per cell.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Graph and input seed.')
 _SKIP = flags.DEFINE_list('skip', [], 'Columns to skip (e.g. bcoo,reference).')
+_THREADS = flags.DEFINE_integer(
+    'threads', 0, 'Threads for our kernel and torch (0: the kernel default).'
+)
 
 
 def power_law_graph(nodes: int, nnz: int, seed: int) -> sparse.Graph:
@@ -98,39 +102,41 @@ def _timed(fn) -> float:
 
 
 def jax_columns(g: sparse.Graph, x: np.ndarray, gy: np.ndarray, repeats):
-  """Times of our kernel, the reference and BCOO: {name: (fwd, fwd+bwd)}."""
+  """Times of our kernel, the reference and BCOO: {name: (fwd, fwd+bwd)}.
+
+  The graph is a jit argument, as in a training step (a closed-over graph
+  would be constant-folded at compile time).
+  """
   xj, gyj = jnp.asarray(x), jnp.asarray(gy)
-  w = jnp.asarray(g.weights)
+  gj = jax.tree.map(jnp.asarray, g)
   out = {}
 
   def pair(prop, with_dw=False):
-    fwd = jax.jit(prop)
+    fwd = jax.jit(lambda g, x: prop(g, g.weights, x))
 
-    def loss(w, x):
-      return jnp.vdot(prop(w, x), gyj)
+    def loss(w, x, g):
+      return jnp.vdot(prop(g, w, x), gyj)
 
     bwd = jax.jit(jax.grad(loss, argnums=(0, 1) if with_dw else 1))
     return (
-        measure(lambda: fwd(w, xj).block_until_ready(), repeats),
-        measure(lambda: jax.block_until_ready(bwd(w, xj)), repeats),
+        measure(lambda: fwd(gj, xj).block_until_ready(), repeats),
+        measure(lambda: jax.block_until_ready(bwd(gj.weights, xj, gj)),
+                repeats),
     )
 
   if kernel.available():
-    def ours(w, x):
+    def ours(g, w, x):
       return sparse.propagate(g.with_weights(w), x)
 
     out['ours'] = pair(ours)
     out['ours+dw'] = (out['ours'][0], pair(ours, with_dw=True)[1])
   if 'reference' not in _SKIP.value:
     out['segment_sum'] = pair(
-        lambda w, x: sparse.propagate_reference(g.with_weights(w), x)
+        lambda g, w, x: sparse.propagate_reference(g.with_weights(w), x)
     )
   if 'bcoo' not in _SKIP.value:
-    idx = jnp.stack(
-        [jnp.asarray(g.receivers), jnp.asarray(g.senders)], axis=1
-    )
-
-    def bcoo(w, x):
+    def bcoo(g, w, x):
+      idx = jnp.stack([g.receivers, g.senders], axis=1)
       a = jsparse.BCOO((w, idx), shape=(g.num_nodes, g.num_nodes),
                        indices_sorted=True)
       return a @ x
@@ -157,6 +163,9 @@ def torch_columns(g, x, gy, repeats):
     print('torch is not installed: PyTorch columns skipped.')
     return {}
   torch.set_num_threads(max(kernel.num_threads(), 1))
+  # Quiet the beta-feature warnings; they are not results.
+  warnings.filterwarnings('ignore', module='torch')
+  warnings.filterwarnings('ignore', category=UserWarning)
   n = g.num_nodes
   w = torch.from_numpy(np.asarray(g.weights))
   coo = torch.sparse_coo_tensor(
@@ -183,6 +192,8 @@ def torch_columns(g, x, gy, repeats):
 
 def main(argv):
   del argv
+  if _THREADS.value:
+    kernel.set_num_threads(_THREADS.value)
   g = power_law_graph(_NODES.value, _NNZ.value, _SEED.value)
   n, e = g.num_nodes, g.num_edges
   bw = bandwidth()
