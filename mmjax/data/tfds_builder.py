@@ -47,7 +47,10 @@ def user_records(ds: dataset_lib.Dataset) -> Iterator[dict[str, Any]]:
     yield rec
 
 
-class MmjaxUserRecords(tfds.core.GeneratorBasedBuilder):
+# Under `python -m` this file also runs as `__main__`; only the importable
+# module's class is registered with TFDS (one name, one class).
+class MmjaxUserRecords(tfds.core.GeneratorBasedBuilder,
+                       skip_registration=__name__ == '__main__'):
   """Per-user records of an mmjax dataset directory."""
 
   name = NAME
