@@ -8,8 +8,8 @@ the flags and the jaxlib version; a library whose stamp differs is stale and is
 rebuilt (or, when it cannot be, not loaded).
 
 Environment:
-  MMJAX_KERNEL_DIR: where the library goes (default: this package directory,
-    in `_lib/`).
+  MMJAX_KERNEL_DIR: where the library goes (default: `_lib/` in this package
+    directory, or `~/.cache/mmjax/kernel` when that is not writable).
   CXX: the compiler.
   MMJAX_KERNEL_CFLAGS: replaces the default optimisation flags.
 """
@@ -34,7 +34,13 @@ DEFAULT_CFLAGS = ('-O3', '-march=native', '-funroll-loops')
 
 
 def lib_dir() -> str:
-  return os.environ.get('MMJAX_KERNEL_DIR') or os.path.join(_HERE, '_lib')
+  """MMJAX_KERNEL_DIR, else `_lib/` here, else (read-only install) a cache."""
+  if os.environ.get('MMJAX_KERNEL_DIR'):
+    return os.environ['MMJAX_KERNEL_DIR']
+  if os.access(_HERE, os.W_OK):
+    return os.path.join(_HERE, '_lib')
+  cache = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
+  return os.path.join(cache, 'mmjax', 'kernel')
 
 
 def lib_path() -> str:
