@@ -176,6 +176,12 @@ class KeywordExtractor(base.Extractor):
         reasons[p.reason] = reasons.get(p.reason, 0) + 1
         self.failed[i] = f'unparsed LVLM answer: {p.reason}'
     self.parse_counts = dict(counts, unparsed_reasons=reasons)
+    # Kept as one value each (see keywords.py); counted so a report can say
+    # how often a model answered a blank with several keywords.
+    self.multi_valued = {
+        s: sum(1 for a in answers if a and a.get(s) and
+               keywords.is_multi_valued(keywords.normalize(a[s])))
+        for s in self.slots}
     self.top_k = int(spec.get('top_k', keywords.DEFAULT_TOP_K))
     self.threshold = float(spec.get('threshold', keywords.DEFAULT_THRESHOLD))
     self.embed_manifest: dict[str, Any] = {}
@@ -196,6 +202,8 @@ class KeywordExtractor(base.Extractor):
         'cluster_threshold': self.threshold, 'cluster_linkage': 'average',
         'cluster_metric': 'cosine', 'lemmatizer': 'simplemma (en)',
         'parse_counts': self.parse_counts, 'vocabulary': self.vocab.manifest(),
+        'multi_valued': self.multi_valued,
+        'multi_value_policy': 'kept as one value per slot (keywords.py)',
         'merge_model': self.embed_manifest,
         'versions': base.versions('simplemma', 'scipy',
                                   'sentence-transformers'),

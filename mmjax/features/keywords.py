@@ -17,6 +17,18 @@ in the CIKM 2025 protocol:
      template order; a slot a partial answer lacks leaves its block zero.
      Items whose answer is unparsed are failed (masked), never guessed.
 
+Multi-valued slots ('Romance, Comedy', 'Horror/Comedy') are kept as ONE
+value, normalised to 'romance / comedy', not split into two columns. The
+prompt asks for five keywords, one per blank, and each slot's block is a
+one-hot: an item has one value per slot. Splitting would turn a block into a
+multi-hot whose row sums depend on how talkative a model is, and would count
+'romance' from 'Romance, Comedy' as if the model had answered 'Romance'. A
+joined value still merges with its nearest single value when their MiniLM
+embeddings are within the clustering threshold, or falls into 'Other' when
+rare. In the real MovieLens outputs 0.01% (Phi-3.5) to 3.7% (Qwen2.5-VL-7B)
+of slot values are multi-valued; the manifest counts them per slot
+(`multi_valued`). 'N/A' is one value ('n/a'), not 'n' and 'a'.
+
 The vocabulary (per slot: column labels, and which normalised values each
 column holds) goes into the feature manifest so every column is explained.
 """
@@ -38,6 +50,8 @@ DEFAULT_TOP_K = 50
 _SEPARATORS = re.compile(r'\s*[/,&+|;]\s*')
 _POSSESSIVE = re.compile(r"['’]s\b")
 _PUNCT = re.compile(r"[^\w\s/]", re.UNICODE)
+# 'N/A' is a non-answer, not the two values 'n' and 'a'.
+_NOT_APPLICABLE = re.compile(r'n\s*/\s*a\.?')
 
 # texts -> float32 [n, D] L2-normalised embeddings.
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -52,6 +66,8 @@ def _lemmatize(word: str) -> str:
 def normalize(value: str) -> str:
   """The normalised, lemmatised form of one slot value ('' if nothing left)."""
   s = unicodedata.normalize('NFKC', str(value)).lower().strip()
+  if _NOT_APPLICABLE.fullmatch(s):
+    return 'n/a'
   s = _POSSESSIVE.sub('', s)
   s = s.replace('_', ' ')
   s = _SEPARATORS.sub(' / ', s)
@@ -63,6 +79,11 @@ def normalize(value: str) -> str:
     if words:
       parts.append(' '.join(words))
   return ' / '.join(parts)
+
+
+def is_multi_valued(normalized: str) -> bool:
+  """Whether a normalised value joins several values ('romance / comedy')."""
+  return ' / ' in normalized
 
 
 def cluster_values(

@@ -109,6 +109,7 @@ class KeywordsFromCsvTest(absltest.TestCase):
     self.assertEqual(m['parse_counts']['partial'], 1)
     self.assertEqual(m['parse_counts']['unparsed_reasons'], {'refusal': 1})
     self.assertEqual(m['source_counts']['not_in_dataset'], 1)
+    self.assertEqual(m['multi_valued'], {s: 0 for s in cols})
 
   def test_from_generated_text_jsonl(self):
     d = extract_test.new_tempdir(self)

@@ -36,6 +36,8 @@ class NormalizeTest(parameterized.TestCase):
       ('Unknown (Generic)', 'unknown generic'),
       ('!!!', ''),
       ('Christmas Comedies', 'christmas comedy'),
+      ('N/A', 'n/a'),
+      ('n / a.', 'n/a'),
   )
   def test_normalize(self, raw, expected):
     self.assertEqual(keywords.normalize(raw), expected)
@@ -83,6 +85,21 @@ class VocabularyTest(absltest.TestCase):
     y = keywords.one_hot([{'Genre': 'brand new', 'Mood': 'Tense'}], vocab)
     self.assertEqual(y[0, other], 1.0)
     self.assertIn('columns', vocab.manifest())
+
+  def test_multi_valued_slot_is_one_value(self):
+    # 'Romance, Comedy' answers one blank: one column of its own (the block
+    # stays one-hot), not a bit for 'romance' and one for 'comedy'.
+    answers = [{'Genre': 'Romance, Comedy'}, {'Genre': 'romance/comedies'},
+               {'Genre': 'Romance'}, {'Genre': 'Comedy'}]
+    self.assertTrue(keywords.is_multi_valued(
+        keywords.normalize(answers[0]['Genre'])))
+    self.assertFalse(keywords.is_multi_valued(keywords.normalize('N/A')))
+    vocab = keywords.build_vocabulary(answers, ('Genre',), _exact_embedder)
+    self.assertEqual(vocab.columns['Genre'],
+                     ['romance / comedy', 'comedy', 'romance', keywords.OTHER])
+    x = keywords.one_hot(answers, vocab)
+    np.testing.assert_array_equal(x.sum(1), 1.0)
+    np.testing.assert_array_equal(x[:, 0], [1.0, 1.0, 0.0, 0.0])
 
 
 @absltest.skipUnless(_HAVE_MINILM, 'needs sentence-transformers and the '
