@@ -95,7 +95,17 @@ def internal_features(ds: dataset_lib.Dataset, raw_features
 
 def export(ds: dataset_lib.Dataset, features: dict[str, np.ndarray],
            out_dir: str, name: str) -> dict[str, int]:
-  """Writes `ds` as an MMRec folder with its dataset yaml; returns counts."""
+  """Writes `ds` as an MMRec folder with its dataset yaml; returns counts.
+
+  MMRec caches item graphs in the dataset folder (FREEDOM's
+  `mm_adj_freedomdsp_<k>_<w>.pt`, LATTICE's and others' `*.pt`) and reloads
+  them without checking the data, so those caches are removed here: a
+  stale one would silently pair new data with an old graph.
+  """
+  if os.path.isdir(out_dir):
+    for file in os.listdir(out_dir):
+      if file.endswith('.pt'):
+        os.remove(os.path.join(out_dir, file))
   writers.write_mmrec(ds, out_dir, name, features)
   with open(os.path.join(out_dir, f'{name}.yaml'), 'w',
             encoding='utf-8') as f:
