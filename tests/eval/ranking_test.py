@@ -115,6 +115,27 @@ class ReferenceTest(parameterized.TestCase):
       self.assertAlmostEqual(result.summary[name], v.mean(), places=6)
 
 
+class TopKTest(absltest.TestCase):
+
+  def test_random_ties_only_reorder_ties(self):
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(40).astype(np.int32)
+    key = jax.random.key(3)
+    top_k = jax.jit(ranking._top_k_random_ties, static_argnums=1)
+    distinct = rng.normal(size=(6, 40)).astype(np.float32)
+    want_s, want_i = jax.lax.top_k(distinct, 7)
+    got_s, got_i = top_k(distinct, 7, perm, key)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_s, want_s)
+    tied = np.round(distinct, 0)  # Few distinct values: many ties.
+    got_s, got_i = top_k(tied, 7, perm, key)
+    np.testing.assert_array_equal(got_s, jax.lax.top_k(tied, 7)[0])
+    np.testing.assert_array_equal(np.take_along_axis(tied, np.asarray(got_i),
+                                                     1), got_s)
+    for row in np.asarray(got_i):
+      self.assertLen(set(row.tolist()), 7)
+
+
 class EvaluatorTest(parameterized.TestCase):
 
   def test_mesh_of_8_equals_one_device(self):
