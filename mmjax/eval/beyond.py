@@ -13,6 +13,11 @@ Per user (computed on device, `top_items` int [U_b, K_max]):
     disc(k) = 1/log2(k + 1), rel binary, U_train = users with a training
     interaction (Elliot's `EPC`: relevance-aware, rank-discounted).
 
+Like every metric here, the per-user values are averaged over the evaluated
+users (those with at least one relevant held-out item); Elliot averages ARP
+and APLT over every user it recommends to, which differs only when some users
+have no relevant held-out item.
+
 Over all evaluated users (on the host, from the top-K lists):
   coverage@K = |union of the users' top K| / I.
   gini@K = sum_{j=1..I} (2j - I - 1) c_(j) / ((I - 1) sum_j c_j), where c_(j)
