@@ -132,18 +132,6 @@ def export_synthetic(out_dir: str, name: str, num_users: int, num_items: int,
   return stats
 
 
-_OUT = flags.DEFINE_string('out', None, 'Output folder (its basename is the '
-                           'dataset name unless --name is given).')
-_NAME = flags.DEFINE_string('name', None, 'Dataset name.')
-_NUM_USERS = flags.DEFINE_integer('num_users', 1600, 'Synthetic users.')
-_NUM_ITEMS = flags.DEFINE_integer('num_items', 1000, 'Synthetic items.')
-_PER_USER = flags.DEFINE_integer('per_user', 20,
-                                 'Interactions drawn per user.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Dataset seed.')
-_DIM = flags.DEFINE_integer('feature_dim', 64, 'Feature dimension.')
-_PRESET = flags.DEFINE_string('preset', 'both', 'Synthetic preset.')
-
-
 def main(argv):
   del argv
   out = os.path.abspath(_OUT.value)
@@ -155,5 +143,17 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Flags are defined only when run as a script, so that importing this
+  # module (tests, other scripts) defines none.
+  _OUT = flags.DEFINE_string('out', None, 'Output folder (its basename is the '
+                             'dataset name unless --name is given).')
+  _NAME = flags.DEFINE_string('name', None, 'Dataset name.')
+  _NUM_USERS = flags.DEFINE_integer('num_users', 1600, 'Synthetic users.')
+  _NUM_ITEMS = flags.DEFINE_integer('num_items', 1000, 'Synthetic items.')
+  _PER_USER = flags.DEFINE_integer('per_user', 20,
+                                   'Interactions drawn per user.')
+  _SEED = flags.DEFINE_integer('seed', 0, 'Dataset seed.')
+  _DIM = flags.DEFINE_integer('feature_dim', 64, 'Feature dimension.')
+  _PRESET = flags.DEFINE_string('preset', 'both', 'Synthetic preset.')
   flags.mark_flags_as_required(['out'])
   app.run(main)

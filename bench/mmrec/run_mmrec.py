@@ -44,30 +44,6 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import patches  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-_MMREC_DIR = flags.DEFINE_string(
-    'mmrec_dir', os.environ.get('MMREC_DIR'),
-    'MMRec checkout (the folder holding src/); default $MMREC_DIR.')
-_DATA_DIR = flags.DEFINE_string('data_dir', None,
-                                'MMRec dataset folder (export.py).')
-_DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
-                               'the basename of --data_dir).')
-_MODEL = flags.DEFINE_string('model', 'LightGCN',
-                             'MMRec model class name, or MostPop.')
-_EPOCHS = flags.DEFINE_integer('epochs', 5, 'Training epochs.')
-_SEED = flags.DEFINE_integer('seed', 999, 'Seed (MMRec default 999).')
-_HPARAMS = flags.DEFINE_multi_string(
-    'hparams', [], 'key=value config overrides (value parsed as YAML).')
-_EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
-                                   'Evaluate every this many epochs.')
-_STOPPING_STEP = flags.DEFINE_integer(
-    'stopping_step', None, 'MMRec early stopping patience (default: off).')
-_THREADS = flags.DEFINE_integer('threads', None,
-                                'torch.set_num_threads (default: torch).')
-_RUN_DIR = flags.DEFINE_string('run_dir', None, 'Working folder for MMRec '
-                               '(configs copy, data link); default: temp.')
-_OUT = flags.DEFINE_string('out', None, 'Write the JSON record here.')
-
-
 def _metrics(result: dict[str, float]) -> dict[str, float]:
   return {k: float(result[k]) for k in ('recall@20', 'ndcg@20', 'recall@10',
                                          'ndcg@10') if k in result}
@@ -157,7 +133,8 @@ def run(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     for epoch in range(epochs):
       t0, c0 = time.perf_counter(), time.process_time()
       model.pre_epoch_processing()
-      loss, _ = trainer._train_epoch(train_data, epoch)  # pylint: disable=protected-access
+      # pylint: disable-next=protected-access
+      loss, _ = trainer._train_epoch(train_data, epoch)
       if torch.is_tensor(loss):
         raise FloatingPointError(f'{model_name}: NaN loss in epoch {epoch}.')
       trainer.lr_scheduler.step()
@@ -274,4 +251,28 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Flags are defined only when run as a script, so that importing this
+  # module (tests, other scripts) defines none.
+  _MMREC_DIR = flags.DEFINE_string(
+      'mmrec_dir', os.environ.get('MMREC_DIR'),
+      'MMRec checkout (the folder holding src/); default $MMREC_DIR.')
+  _DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                  'MMRec dataset folder (export.py).')
+  _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
+                                 'the basename of --data_dir).')
+  _MODEL = flags.DEFINE_string('model', 'LightGCN',
+                               'MMRec model class name, or MostPop.')
+  _EPOCHS = flags.DEFINE_integer('epochs', 5, 'Training epochs.')
+  _SEED = flags.DEFINE_integer('seed', 999, 'Seed (MMRec default 999).')
+  _HPARAMS = flags.DEFINE_multi_string(
+      'hparams', [], 'key=value config overrides (value parsed as YAML).')
+  _EVAL_EVERY = flags.DEFINE_integer('eval_every', 1,
+                                     'Evaluate every this many epochs.')
+  _STOPPING_STEP = flags.DEFINE_integer(
+      'stopping_step', None, 'MMRec early stopping patience (default: off).')
+  _THREADS = flags.DEFINE_integer('threads', None,
+                                  'torch.set_num_threads (default: torch).')
+  _RUN_DIR = flags.DEFINE_string('run_dir', None, 'Working folder for MMRec '
+                                 '(configs copy, data link); default: temp.')
+  _OUT = flags.DEFINE_string('out', None, 'Write the JSON record here.')
   app.run(main)

@@ -353,22 +353,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
   return '\n'.join(lines)
 
 
-_MMREC_DIR = flags.DEFINE_string('mmrec_dir', os.environ.get('MMREC_DIR'),
-                                 'MMRec checkout; default $MMREC_DIR.')
-_DATA_DIR = flags.DEFINE_string('data_dir', None,
-                                'MMRec dataset folder (export.py).')
-_DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
-                               'the basename of --data_dir).')
-_MODELS = flags.DEFINE_list('models', ['LightGCN', 'VBPR', 'FREEDOM'],
-                            f'Models, of {sorted(SPECS)}.')
-_BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
-_OUT_DIR = flags.DEFINE_string('out_dir', '/tmp/mmrec_parity',
-                               'Where the .npz files and table go.')
-_SIDE = flags.DEFINE_enum('side', 'both', ['both', 'mmrec', 'ours'],
-                          'Which half to run.')
-
-
 def main(argv):
   del argv
   for name in _MODELS.value:
@@ -400,4 +384,20 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Flags are defined only when run as a script, so that importing this
+  # module (tests, other scripts) defines none.
+  _MMREC_DIR = flags.DEFINE_string('mmrec_dir', os.environ.get('MMREC_DIR'),
+                                   'MMRec checkout; default $MMREC_DIR.')
+  _DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                  'MMRec dataset folder (export.py).')
+  _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
+                                 'the basename of --data_dir).')
+  _MODELS = flags.DEFINE_list('models', ['LightGCN', 'VBPR', 'FREEDOM'],
+                              f'Models, of {sorted(SPECS)}.')
+  _BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.')
+  _SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
+  _OUT_DIR = flags.DEFINE_string('out_dir', '/tmp/mmrec_parity',
+                                 'Where the .npz files and table go.')
+  _SIDE = flags.DEFINE_enum('side', 'both', ['both', 'mmrec', 'ours'],
+                            'Which half to run.')
   app.run(main)

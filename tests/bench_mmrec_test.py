@@ -1,0 +1,183 @@
+"""Tests of the MMRec comparison harness (bench/mmrec).
+
+Everything except `MMRecParityTest` runs without MMRec. That class needs a
+MMRec checkout in $MMREC_DIR (see bench/mmrec/README.md) and skips without
+one; it also installs bench/mmrec/patches.py's library shims in this process.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+import yaml
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.data import readers
+
+_BENCH = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'bench', 'mmrec')
+sys.path.insert(0, _BENCH)
+import export  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import patches  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import step_parity  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+_MMREC_DIR = os.environ.get('MMREC_DIR')
+
+
+def _tmpdir(test: absltest.TestCase) -> str:
+  # absltest's create_tempdir needs parsed absl flags, which pytest lacks.
+  tmp = tempfile.TemporaryDirectory()
+  test.addCleanup(tmp.cleanup)
+  return tmp.name
+
+
+def _tiny_export(out_dir: str, name: str = 'tiny'):
+  return export.export_synthetic(out_dir, name, num_users=120, num_items=60,
+                                 per_user=10, seed=3, feature_dim=8)
+
+
+class ExportTest(absltest.TestCase):
+
+  def test_folder_reads_back_with_the_same_interactions_and_features(self):
+    out = os.path.join(_tmpdir(self), 'tiny')
+    stats = _tiny_export(out)
+    with open(os.path.join(out, 'tiny.inter'), encoding='utf-8') as f:
+      header = f.readline().rstrip('\n').split('\t')
+      rows = sum(1 for _ in f)
+    self.assertEqual(header, ['userID', 'itemID', 'rating', 'timestamp',
+                              'x_label'])
+    self.assertEqual(rows, stats['interactions'])
+    self.assertEqual(stats['train'] + stats['valid'] + stats['test'], rows)
+    raw = readers.read('mmrec', out, name='tiny')
+    self.assertLen(raw.users, rows)
+    self.assertCountEqual(raw.features, ['image', 'text'])
+    for values, rows in raw.features.values():
+      self.assertEqual(values.shape, (stats['items'], 8))
+      self.assertLen(rows, stats['items'])
+      self.assertTrue(np.isfinite(values).all())
+
+  def test_features_follow_internal_item_ids(self):
+    out = os.path.join(_tmpdir(self), 'tiny')
+    _tiny_export(out)
+    cfg = export.synthetic_config(120, 60, 10, 3, 8)
+    from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
+    ds, raw_features = prepare.build(cfg)
+    values, rows = raw_features['synthetic_visual']
+    written = np.load(os.path.join(out, 'image_feat.npy'))
+    by_raw = {str(r): values[k] for k, r in enumerate(rows)}
+    for item in range(ds.num_items):
+      np.testing.assert_array_equal(written[item],
+                                    by_raw[str(ds.item_ids[item])])
+
+  def test_yaml_names_the_files_mmrec_loads(self):
+    cfg = yaml.safe_load(export.dataset_yaml('synth'))
+    self.assertEqual(cfg['inter_file_name'], 'synth.inter')
+    self.assertEqual(cfg['USER_ID_FIELD'], 'userID')
+    self.assertEqual(cfg['ITEM_ID_FIELD'], 'itemID')
+    self.assertEqual(cfg['vision_feature_file'], 'image_feat.npy')
+    self.assertEqual(cfg['text_feature_file'], 'text_feat.npy')
+    self.assertEqual(cfg['field_separator'], '\t')
+
+  def test_stale_mmrec_graph_caches_are_removed(self):
+    out = os.path.join(_tmpdir(self), 'tiny')
+    os.makedirs(out)
+    stale = os.path.join(out, 'mm_adj_freedomdsp_10_1.pt')
+    with open(stale, 'wb') as f:
+      f.write(b'old graph')
+    _tiny_export(out)
+    self.assertFalse(os.path.exists(stale))
+
+  def test_missing_feature_row_is_an_error(self):
+    ds = dataset_lib.Dataset(
+        user=np.array([0, 1]), item=np.array([0, 1]), split=np.array([0, 0]),
+        user_ids=np.array(['u0', 'u1']), item_ids=np.array(['a', 'b']))
+    raw = {'synthetic_visual': (np.ones((1, 4), np.float32),
+                                np.array(['a']))}
+    with self.assertRaisesRegex(dataset_lib.DataError, "'b'"):
+      export.internal_features(ds, raw)
+
+
+class HarnessTest(absltest.TestCase):
+
+  def test_parse_hparams_reads_values_as_mmrec_does(self):
+    got = patches.parse_hparams(['reg_weight=1e-4', 'n_layers=2',
+                                 'dropout=[0.8, 0.9]', 'learner=adam'])
+    self.assertEqual(got, {'reg_weight': 1e-4, 'n_layers': 2,
+                           'dropout': [0.8, 0.9], 'learner': 'adam'})
+    with self.assertRaisesRegex(ValueError, 'key=value'):
+      patches.parse_hparams(['reg_weight'])
+
+  def test_resolve_grid_takes_override_else_first_listed_value(self):
+    config = {'hyper_parameters': ['n_layers', 'reg_weight', 'seed'],
+              'n_layers': [1, 2, 3], 'reg_weight': [1e-2, 1e-3], 'seed': 7}
+    used = patches.resolve_grid(config, {'reg_weight': 1e-3})
+    self.assertEqual(used, {'n_layers': 1, 'reg_weight': 1e-3, 'seed': 7})
+    self.assertEqual(config['n_layers'], 1)
+
+  def test_check_mmrec_dir(self):
+    self.assertIn('no --mmrec_dir', patches.check_mmrec_dir(None))
+    root = _tmpdir(self)
+    self.assertIn('not a MMRec checkout', patches.check_mmrec_dir(root))
+    os.makedirs(os.path.join(root, 'src', 'common'))
+    open(os.path.join(root, 'src', 'common', 'trainer.py'), 'w').close()
+    self.assertIsNone(patches.check_mmrec_dir(root))
+
+  def test_run_mmrec_skips_without_checkout(self):
+    env = dict(os.environ, MMREC_DIR='')
+    out = subprocess.run(
+        [sys.executable, os.path.join(_BENCH, 'run_mmrec.py'),
+         '--mmrec_dir', '/nonexistent/mmrec', '--data_dir', '/nonexistent'],
+        capture_output=True, text=True, env=env, timeout=120, check=False)
+    self.assertEqual(out.returncode, 0, out.stderr)
+    self.assertIn('skipped', out.stdout)
+    self.assertIn('not a MMRec checkout', out.stdout)
+
+  def test_fixed_batch_is_seeded_and_negatives_are_unseen(self):
+    rng = np.random.default_rng([0, 1])
+    users = rng.integers(0, 30, 400)
+    items = rng.integers(0, 20, 400)
+    a = step_parity.fixed_batch(users, items, 20, 64, seed=5)
+    b = step_parity.fixed_batch(users, items, 20, 64, seed=5)
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+    seen = set(zip(users.tolist(), items.tolist()))
+    self.assertLen(a['users'], 64)
+    for u, i, j in zip(a['users'], a['pos'], a['neg']):
+      self.assertIn((u, i), seen)
+      self.assertNotIn((u, j), seen)
+
+  def test_nest_builds_lists_for_integer_levels(self):
+    tree = step_parity._nest({('user',): 1, ('proj', 1, 'w'): 3,
+                              ('proj', 0, 'w'): 2, ('proj', 0, 'b'): 4})
+    self.assertEqual(tree, {'user': 1, 'proj': [{'w': 2, 'b': 4}, {'w': 3}]})
+    self.assertEqual(step_parity._get(tree, ('proj', 1, 'w')), 3)
+
+  def test_vbpr_weight_mapping_swaps_text_and_image_blocks(self):
+    npz = {'feat/text': np.zeros((5, 2)), 'feat/image': np.zeros((5, 3))}
+    w = np.arange(4 * 5).reshape(4, 5)  # [D=4, F_t + F_v = 2 + 3]
+    got = step_parity._linear_text_image(w, npz)
+    np.testing.assert_array_equal(got, np.concatenate([w.T[2:], w.T[:2]]))
+
+
+@absltest.skipUnless(
+    _MMREC_DIR and patches.check_mmrec_dir(_MMREC_DIR) is None,
+    'needs a MMRec checkout in $MMREC_DIR (bench/mmrec/README.md)')
+class MMRecParityTest(absltest.TestCase):
+
+  def test_one_step_matches_mmrec(self):
+    root = _tmpdir(self)
+    data = os.path.join(root, 'tiny')
+    _tiny_export(data)
+    for model in ('LightGCN', 'VBPR'):
+      path = os.path.join(root, f'{model}.npz')
+      step_parity.mmrec_step(_MMREC_DIR, data, 'tiny', model, 64, 0, path)
+      row = step_parity.compare(path, model)
+      self.assertTrue(row['ok'], row)
+      self.assertLess(row['loss_abs_err'], 1e-5, row)
+
+
+if __name__ == '__main__':
+  absltest.main()
