@@ -251,6 +251,11 @@ def compare_table(
   return rows
 
 
+def _num(x: float, spec: str) -> str:
+  # NaN: no users to compare (e.g. a cold-item metric without cold items).
+  return '-' if math.isnan(x) else format(x, spec)
+
+
 def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
   """A fixed-width text table of `compare` rows."""
   head = ('metric', 'baseline', 'run', 'n', 'mean_base', 'mean_run', 'diff',
@@ -258,10 +263,11 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
   lines = [head]
   for r in rows:
     lines.append((
-        r['metric'], r['a'], r['b'], str(r['n']), f'{r["mean_a"]:.4f}',
-        f'{r["mean_b"]:.4f}', f'{r["diff"]:+.4f}',
-        f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]', f'{r["cohen_d"]:+.3f}',
-        f'{r["p_ttest_holm"]:.2g}', f'{r["p_wilcoxon_holm"]:.2g}',
+        r['metric'], r['a'], r['b'], str(r['n']), _num(r['mean_a'], '.4f'),
+        _num(r['mean_b'], '.4f'), _num(r['diff'], '+.4f'),
+        f'[{_num(r["ci_low"], "+.4f")}, {_num(r["ci_high"], "+.4f")}]',
+        _num(r['cohen_d'], '+.3f'), _num(r['p_ttest_holm'], '.2g'),
+        _num(r['p_wilcoxon_holm'], '.2g'),
     ))
   widths = [max(len(line[c]) for line in lines) for c in range(len(head))]
   out = ['  '.join(s.ljust(w) for s, w in zip(line, widths)).rstrip()
