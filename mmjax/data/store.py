@@ -62,7 +62,8 @@ def list_features(dataset_dir: str) -> list[str]:
 def check_values(values: np.ndarray, where: str) -> None:
   """Raises DataError for a non-2-D, non-float or non-finite matrix."""
   if values.ndim != 2:
-    raise dataset_lib.DataError(f'{where}: expected [I, D], got {values.shape}.')
+    raise dataset_lib.DataError(
+        f'{where}: expected [I, D], got {values.shape}.')
   if values.dtype not in (np.float32, np.float16):
     raise dataset_lib.DataError(
         f'{where}: expected float32 or float16, got {values.dtype}.'

@@ -165,7 +165,7 @@ def file_sha256(path: str) -> str:
   """sha256 of a file's bytes."""
   h = hashlib.sha256()
   with open(path, 'rb') as f:
-    for chunk in iter(lambda: f.read(1 << 22), b''):
+    while chunk := f.read(1 << 22):
       h.update(chunk)
   return h.hexdigest()
 
@@ -360,6 +360,92 @@ def join_csv_column(
   return texts, problems, counts
 
 
+def batch_texts(
+    batch: ItemBatch,
+    fields: Sequence[str],
+    template: str | None = None,
+    failed: dict[int, str] | None = None,
+) -> tuple[list[str], dict[int, str]]:
+  """Each item's text (`item_text`) and the items whose text cannot be used.
+
+  Args:
+    batch: the items.
+    fields: item-table columns, joined as in `item_text`.
+    template: optional format template over the fields.
+    failed: reasons found earlier (e.g. a missing image); an item keeps its
+      first reason. Not modified.
+
+  Returns:
+    (texts, failed): b texts ('' for failed items) and item -> reason.
+  """
+  failed = dict(failed or {})
+  texts = []
+  for item, row in zip(batch.items, batch.rows):
+    text = item_text(row, fields, template=template)
+    problem = text_problem(text)
+    if problem:
+      failed.setdefault(int(item), f'{problem} in fields {list(fields)}')
+      text = ''
+    texts.append(text)
+  return texts, failed
+
+
+def scatter_result(
+    batch: ItemBatch,
+    keep: Sequence[int],
+    encoded: np.ndarray | None,
+    failed: dict[int, str],
+    extra: dict[str, list[Any]] | None = None,
+) -> BatchResult:
+  """A BatchResult from the rows computed for some positions of a batch.
+
+  Rows that came out NaN or inf (half precision overflows) fail with that
+  reason instead of stopping the run or being stored.
+
+  Args:
+    batch: the whole batch.
+    keep: batch positions that were encoded, in the order of `encoded`.
+    encoded: float [len(keep), D], or None when `keep` is empty.
+    failed: item -> reason for the other positions (updated in place).
+    extra: per-item extra outputs, as in BatchResult.
+
+  Returns:
+    values [b, D] (zeros outside `keep`), or [b, 0] when nothing was encoded.
+  """
+  extra = extra or {}
+  if not len(keep):
+    return BatchResult(np.zeros((len(batch), 0), np.float32), failed, extra)
+  encoded = np.asarray(encoded, np.float32)
+  values = np.zeros((len(batch), encoded.shape[1]), np.float32)
+  values[list(keep)] = encoded
+  bad = ~np.isfinite(encoded).all(axis=1)
+  for j in np.flatnonzero(bad):
+    failed[int(batch.items[keep[j]])] = (
+        'non-finite model output (half-precision overflow?)')
+  return BatchResult(zero_failed(values, batch.items, failed), failed, extra)
+
+
+def image_processor_manifest(processor: Any) -> dict[str, Any]:
+  """Preprocessing facts of an image processor (size, crop, mean/std)."""
+  out = {}
+  for key in ('size', 'crop_size', 'do_center_crop', 'do_resize',
+              'do_normalize', 'image_mean', 'image_std', 'rescale_factor',
+              'resample', 'min_pixels', 'max_pixels', 'max_image_size',
+              'do_image_splitting'):
+    value = getattr(processor, key, None)
+    if value is None:
+      continue
+    if hasattr(value, 'items'):
+      value = dict(value)
+    elif isinstance(value, (list, tuple)):
+      value = [float(v) for v in value]
+    elif not isinstance(value, (bool, int, float, str)):
+      value = str(value)
+    out[key] = value
+  out['processor'] = type(processor).__name__
+  return out
+
+
 def zero_failed(values: np.ndarray, items: np.ndarray,
                 failed: dict[int, str]) -> np.ndarray:
   """Zeroes the rows of failed items (in place) and returns `values`."""
@@ -399,7 +485,8 @@ def check_result(result: BatchResult, batch: ItemBatch, where: str) -> None:
   for key, values in result.extra.items():
     if len(values) != len(batch):
       raise ValueError(
-          f'{where}: extra[{key!r}] has {len(values)} entries, batch {len(batch)}.'
+          f'{where}: extra[{key!r}] has {len(values)} entries, batch '
+          f'{len(batch)}.'
       )
 
 
@@ -430,7 +517,7 @@ def spec_fingerprint(spec: ml_collections.ConfigDict) -> str:
 
 
 def torch_device(name: str | None):
-  """A torch.device for 'cpu' | 'cuda' | 'cuda:1' | 'auto' (torch imported here)."""
+  """A torch.device for 'cpu' | 'cuda' | 'cuda:1' | 'auto' (imports torch)."""
   import torch  # pylint: disable=g-import-not-at-top
 
   name = name or 'auto'

@@ -31,7 +31,6 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.features import base
 from mmjax.features import images
 from mmjax.features import resolve
-from mmjax.features import visual
 
 FUSIONS = ('concat', 'sum', 'mean', 'mul')
 
@@ -113,7 +112,7 @@ class ClipExtractor(base.Extractor):
       m.update(fields=self.fields, template=self.template,
                text_padding=self.text_padding, max_length=self.max_length)
     if self.image_processor is not None:
-      m.update(visual.processor_manifest(self.image_processor))
+      m.update(base.image_processor_manifest(self.image_processor))
       m['max_side_on_load'] = self.max_side
     return m
 
@@ -163,25 +162,18 @@ class ClipExtractor(base.Extractor):
       ims, failed = images.load_batch(batch.image_paths, batch.items,
                                       self.max_side)
     if self.tokenizer is not None:
-      texts = []
-      for item, row in zip(batch.items, batch.rows):
-        text = base.item_text(row, self.fields, template=self.template)
-        problem = base.text_problem(text)
-        if problem and int(item) not in failed:
-          failed[int(item)] = f'{problem} in fields {self.fields}'
-        texts.append(text)
+      texts, failed = base.batch_texts(batch, self.fields, self.template,
+                                       failed)
     keep = [k for k, it in enumerate(batch.items) if int(it) not in failed]
     if not keep:
-      return base.BatchResult(np.zeros((len(batch), 0), np.float32), failed)
+      return base.scatter_result(batch, keep, None, failed)
     parts = []
     if ims is not None:
       parts.append(self.image_features([ims[k] for k in keep]))
     if texts is not None:
       parts.append(self.text_features([texts[k] for k in keep]))
     enc = parts[0] if len(parts) == 1 else self.fuse(*parts)
-    values = np.zeros((len(batch), enc.shape[1]), np.float32)
-    values[keep] = enc
-    return base.BatchResult(values, failed)
+    return base.scatter_result(batch, keep, enc, failed)
 
   def close(self) -> None:
     del self.model

@@ -118,7 +118,8 @@ def source_texts(
   else:
     path = spec.texts_jsonl
   texts, problems = read_generated_jsonl(path, ds.item_ids)
-  info.update(source=os.path.abspath(path), source_sha256=base.file_sha256(path))
+  info.update(source=os.path.abspath(path),
+              source_sha256=base.file_sha256(path))
   return texts, problems, info
 
 

@@ -203,9 +203,8 @@ def _make_batch(
     for col, values in joined.items():
       row[col] = values[it]
     rows.append(row)
-    paths.append(
-        base.resolve_image_path(row.get(image_col), roots) if image_col else None
-    )
+    paths.append(base.resolve_image_path(row.get(image_col), roots)
+                 if image_col else None)
   return base.ItemBatch(
       items=items.astype(np.int32),
       raw_ids=np.asarray(ds.item_ids)[items],

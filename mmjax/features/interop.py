@@ -213,7 +213,8 @@ def main(argv=None) -> None:
   parser.add_argument('--path', required=True,
                       help='the .npy matrix (MMRec) or the folder (Ducho).')
   parser.add_argument('--row_ids', default=None,
-                      help='import-mmrec: .npy or text file of raw ids per row.')
+                      help='import-mmrec: .npy or text file of raw ids per '
+                      'row.')
   args = parser.parse_args(argv)
   if args.command == 'import-mmrec':
     row_ids = None

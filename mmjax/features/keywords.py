@@ -38,8 +38,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import re
-import unicodedata
 from typing import Callable, Sequence
+import unicodedata
 
 import numpy as np
 
@@ -103,7 +103,7 @@ def cluster_values(
   values = list(values)
   if len(values) <= 1:
     return {v: v for v in values}
-  import scipy.cluster.hierarchy as hierarchy  # pylint: disable=g-import-not-at-top
+  from scipy.cluster import hierarchy  # pylint: disable=g-import-not-at-top
 
   emb = np.asarray(embed(values), np.float64)  # [n, D]
   assert emb.shape[0] == len(values), emb.shape

@@ -60,7 +60,8 @@ def prompt_from_spec(spec: ml_collections.ConfigDict) -> prompts.Prompt:
   """The prompt a spec names: `prompt_text` verbatim, or {domain, kind}."""
   text = spec.get('prompt_text', None)
   if text:
-    return prompts.custom_prompt(text, tuple(spec.get('prompt_slots', ()) or ()))
+    slots = tuple(spec.get('prompt_slots', ()) or ())
+    return prompts.custom_prompt(text, slots)
   p = spec.get('prompt', None) or {}
   return prompts.get_prompt(p.get('domain', 'movies'), p.get('kind', 'fitb'))
 
@@ -169,6 +170,10 @@ class LVLMExtractor(base.Extractor):
         compute_dtype=str(self.dtype).replace('torch.', ''),
         versions=base.versions('torch', 'transformers'),
     )
+    image_processor = getattr(self.processor, 'image_processor', None)
+    if image_processor is not None:
+      # Image size and normalisation, as the checkpoint's processor sets them.
+      m['image_preprocessing'] = base.image_processor_manifest(image_processor)
     return m
 
   # ------------------------------------------------------------ internals
@@ -266,8 +271,8 @@ class LVLMExtractor(base.Extractor):
     keep = [k for k, im in enumerate(pil) if im is not None]
     texts: list[str | None] = [None] * len(batch)
     if not keep:
-      return base.BatchResult(np.zeros((len(batch), 0), np.float32), failed,
-                              {base.GENERATED_TEXT: texts})
+      return base.scatter_result(batch, keep, None, failed,
+                                 {base.GENERATED_TEXT: texts})
     enc = self.encode([pil[k] for k in keep])
     gen, gen_mask, prompt_hidden = self.generate(enc)
     prompt_len = enc['input_ids'].shape[1]
@@ -279,14 +284,8 @@ class LVLMExtractor(base.Extractor):
     for j, k in enumerate(keep):
       ids = gen[j][gen_mask[j]].tolist()
       texts[k] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-    values = np.zeros((len(batch), emb.shape[1]), np.float32)
-    values[keep] = emb
-    bad = ~np.isfinite(values[keep]).all(axis=1)
-    for j in np.nonzero(bad)[0]:
-      # Half precision can overflow; say so rather than store NaN.
-      failed[int(batch.items[keep[j]])] = 'non-finite hidden state'
-    return base.BatchResult(base.zero_failed(values, batch.items, failed),
-                            failed, {base.GENERATED_TEXT: texts})
+    return base.scatter_result(batch, keep, emb, failed,
+                               {base.GENERATED_TEXT: texts})
 
   def close(self) -> None:
     del self.model

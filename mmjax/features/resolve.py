@@ -182,6 +182,6 @@ def weights_fingerprint(path: str) -> str:
         fh.seek(max(size - (1 << 20), 0))
         h.update(fh.read(1 << 20))
       else:
-        for chunk in iter(lambda: fh.read(1 << 22), b''):  # pylint: disable=cell-var-from-loop
+        while chunk := fh.read(1 << 22):
           h.update(chunk)
   return ('sampled:' if sampled else '') + h.hexdigest()

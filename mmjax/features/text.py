@@ -93,15 +93,7 @@ class TextExtractor(base.Extractor):
     return m
 
   def texts(self, batch: base.ItemBatch) -> tuple[list[str], dict[int, str]]:
-    texts, failed = [], {}
-    for item, row in zip(batch.items, batch.rows):
-      text = base.item_text(row, self.fields, template=self.template)
-      problem = base.text_problem(text)
-      if problem:
-        failed[int(item)] = f'{problem} in fields {self.fields}'
-        text = ''
-      texts.append(text)
-    return texts, failed
+    return base.batch_texts(batch, self.fields, self.template)
 
   def encode(self, texts: list[str]) -> np.ndarray:
     """float32 [len(texts), D] embeddings of non-empty texts."""
@@ -129,13 +121,8 @@ class TextExtractor(base.Extractor):
   def extract(self, batch: base.ItemBatch) -> base.BatchResult:
     texts, failed = self.texts(batch)
     keep = [k for k, it in enumerate(batch.items) if int(it) not in failed]
-    if keep:
-      enc = self.encode([texts[k] for k in keep])
-      values = np.zeros((len(batch), enc.shape[1]), np.float32)
-      values[keep] = enc
-    else:
-      values = np.zeros((len(batch), 0), np.float32)
-    return base.BatchResult(values, failed)
+    enc = self.encode([texts[k] for k in keep]) if keep else None
+    return base.scatter_result(batch, keep, enc, failed)
 
   def close(self) -> None:
     del self.model

@@ -31,26 +31,6 @@ from mmjax.features import images
 from mmjax.features import resolve
 
 
-def processor_manifest(processor: Any) -> dict[str, Any]:
-  """Preprocessing facts of an image processor, for the manifest."""
-  out = {}
-  for key in ('size', 'crop_size', 'do_center_crop', 'do_resize',
-              'do_normalize', 'image_mean', 'image_std', 'rescale_factor',
-              'resample'):
-    value = getattr(processor, key, None)
-    if value is None:
-      continue
-    if hasattr(value, 'items'):
-      value = dict(value)
-    elif isinstance(value, (list, tuple)):
-      value = [float(v) for v in value]
-    elif not isinstance(value, (bool, int, float, str)):
-      value = str(value)
-    out[key] = value
-  out['processor'] = type(processor).__name__
-  return out
-
-
 class VisualExtractor(base.Extractor):
   """Pooled features of an image backbone."""
 
@@ -89,7 +69,7 @@ class VisualExtractor(base.Extractor):
         max_side_on_load=self.max_side,
         versions=base.versions('torch', 'transformers', 'pillow'),
     )
-    m.update(processor_manifest(self.processor))
+    m.update(base.image_processor_manifest(self.processor))
     return m
 
   def forward(self, ims: list[Any]) -> np.ndarray:
@@ -131,12 +111,8 @@ class VisualExtractor(base.Extractor):
     ims, failed = images.load_batch(batch.image_paths, batch.items,
                                     self.max_side)
     keep = [k for k, im in enumerate(ims) if im is not None]
-    if not keep:
-      return base.BatchResult(np.zeros((len(batch), 0), np.float32), failed)
-    enc = self.forward([ims[k] for k in keep])
-    values = np.zeros((len(batch), enc.shape[1]), np.float32)
-    values[keep] = enc
-    return base.BatchResult(values, failed)
+    enc = self.forward([ims[k] for k in keep]) if keep else None
+    return base.scatter_result(batch, keep, enc, failed)
 
   def close(self) -> None:
     del self.model

@@ -70,7 +70,8 @@ class ImageExtractor(base.Extractor):
     self.hist_side = int(spec.get('hist_side', 256))
     self.size = int(spec.get('size', 16))
     if self.method == 'color_histogram' and not 1 <= self.bins <= 64:
-      raise ValueError(f'{self.name}: bins must be in [1, 64], got {self.bins}.')
+      raise ValueError(
+          f'{self.name}: bins must be in [1, 64], got {self.bins}.')
     if self.method == 'pixels' and self.size < 1:
       raise ValueError(f'{self.name}: size must be >= 1, got {self.size}.')
     self.dim = self.bins**3 if self.method == 'color_histogram' else (

@@ -372,6 +372,41 @@ class CheckResultTest(absltest.TestCase):
       base.check_result(base.BatchResult(ok, {}, {'t': ['a']}), batch, 'x')
 
 
+class BatchHelpersTest(absltest.TestCase):
+
+  def _batch(self, rows):
+    n = len(rows)
+    return base.ItemBatch(np.arange(10, 10 + n, dtype=np.int32),
+                          np.array([f'm{i}' for i in range(n)]), rows,
+                          [None] * n)
+
+  def test_scatter_result_places_rows_and_fails_non_finite(self):
+    batch = self._batch([{}] * 4)
+    enc = np.array([[1.0, 2.0], [np.nan, 1.0], [3.0, np.inf]], np.float32)
+    r = base.scatter_result(batch, [0, 2, 3], enc, {11: 'no image'},
+                            {'t': list('abcd')})
+    base.check_result(r, batch, 'test')
+    np.testing.assert_array_equal(r.values, [[1, 2], [0, 0], [0, 0], [0, 0]])
+    self.assertEqual(r.failed[11], 'no image')
+    self.assertIn('non-finite', r.failed[12])
+    self.assertIn('non-finite', r.failed[13])
+    self.assertEqual(r.extra, {'t': list('abcd')})
+    empty = base.scatter_result(batch, [], None,
+                                {i: 'x' for i in range(10, 14)})
+    self.assertEqual(empty.values.shape, (4, 0))
+    base.check_result(empty, batch, 'test')
+
+  def test_batch_texts_keeps_the_first_reason(self):
+    batch = self._batch([{'title': 'Heat', 'genres': 'Action|Crime'},
+                         {'title': '  ', 'genres': None},
+                         {'title': '', 'genres': ''}])
+    texts, failed = base.batch_texts(batch, ['title', 'genres'],
+                                     failed={12: 'image file missing'})
+    self.assertEqual(texts, ['Heat. Action, Crime', '', ''])
+    self.assertEqual(failed, {11: "empty text in fields ['title', 'genres']",
+                              12: 'image file missing'})
+
+
 class ParseShardTest(absltest.TestCase):
 
   def test_parse(self):

