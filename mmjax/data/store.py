@@ -185,7 +185,15 @@ def load(
     )
   mask = np.ones(len(item_ids), bool)
   for item in manifest.get('failed', {}):
-    mask[int(item)] = False
+    try:
+      k = int(item)
+    except ValueError:
+      k = -1
+    if not 0 <= k < len(item_ids):
+      raise dataset_lib.DataError(
+          f'{js}: failed item {item!r} is not an internal item id in '
+          f'[0, {len(item_ids)}).')
+    mask[k] = False
   if not keep_dtype:
     values = values.astype(np.float32)
   return Feature(name=name, values=values, mask=mask, manifest=manifest)

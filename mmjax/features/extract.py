@@ -248,6 +248,13 @@ def _merge(
         f'{name}: every item failed, nothing to store (reasons: {reasons}).'
     )
   values[np.fromiter(failed, np.int64, len(failed))] = 0.0
+  if store_dtype == 'float16':
+    big = np.flatnonzero(np.abs(values).max(axis=1) > np.finfo(np.float16).max)
+    if len(big):
+      raise ValueError(
+          f'{name}: {len(big)} items (first {big[0]}) have values beyond '
+          'float16 range; store them as float32 (--config.store_dtype='
+          'float32). The shards are kept.')
   values = values.astype(np.dtype(store_dtype))
   manifest = dict(header['manifest'])
   reason_counts: dict[str, int] = {}

@@ -71,11 +71,18 @@ def to_rgb(im: Image.Image) -> Image.Image:
   if im.mode == 'P':
     im = im.convert('RGBA' if 'transparency' in im.info else 'RGB')
   if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
-    # 16-bit or float grayscale: rescale to 0..255 before the 8-bit convert.
+    # High bit-depth grayscale: scale by the format's range, not by the
+    # image's own min and max (a stretch would make a dark image look like
+    # a bright one). 16-bit: /257; 32-bit int or float: 0..255 data is kept,
+    # 0..65535 data is scaled as 16-bit, 0..1 floats are scaled by 255.
     a = np.asarray(im, dtype=np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
-    im = Image.fromarray(a.round().astype(np.uint8), mode='L')
+    hi = float(a.max()) if a.size else 0.0
+    if im.mode.startswith('I;16') or hi > 255.0:
+      a = a / 257.0
+    elif im.mode == 'F' and hi <= 1.0:
+      a = a * 255.0
+    im = Image.fromarray(np.clip(a, 0.0, 255.0).round().astype(np.uint8),
+                         mode='L')
   if im.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
     rgba = im.convert('RGBA')
     background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))

@@ -105,6 +105,7 @@ class TitleStatsExtractor(base.Extractor):
 
   def __init__(self, spec):
     self.name = spec.name
+    self.scale = float(spec.get('scale', 1.0))
 
   def manifest(self):
     return {'extractor': 'title_stats'}
@@ -116,7 +117,8 @@ class TitleStatsExtractor(base.Extractor):
       if 'Heat' in row['title']:
         failed[int(it)] = 'no parsable answer'
       else:
-        values[k] = [len(row['title']), len(row['title'].split())]
+        values[k] = [len(row['title']) * self.scale,
+                     len(row['title'].split())]
     upper = [row['title'].upper() for row in batch.rows]
     return base.BatchResult(values, failed, {'generated_text': upper})
 
@@ -285,6 +287,22 @@ class ExtractTest(absltest.TestCase):
     f32 = store.load(self.dir, 'hist', keep_dtype=True)
     self.assertEqual(f32.values.dtype, np.float32)
     np.testing.assert_allclose(f32.values, f16.values, rtol=1e-3, atol=1e-4)
+
+  def test_float16_overflow_is_an_error_that_keeps_the_shards(self):
+    cfg = weightfree_config(self.dir)
+    cfg.store_dtype = 'float16'
+    cfg.representations = ml_collections.ConfigDict({'big': {
+        'extractor': 'tests.features.extract_test', 'scale': 1e4}})
+    with self.assertRaisesRegex(ValueError, 'beyond float16 range'):
+      extract.run(cfg)
+    self.assertEqual(store.list_features(self.dir), [])
+    # The finished shards are merged as float32 without recomputing.
+    cfg.store_dtype = 'float32'
+    computed = []
+    (o,) = extract.run(cfg, on_shard=lambda n, k: computed.append(k))
+    self.assertEqual((o.status, computed), ('stored', []))
+    f = store.load(self.dir, 'big')
+    self.assertEqual(f.values[0, 0], len(TITLES[0]) * 1e4)
 
   def test_duplicate_item_ids_refused(self):
     ds = dataset_lib.load(self.dir)

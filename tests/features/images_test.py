@@ -75,6 +75,16 @@ class LoadRgbTest(absltest.TestCase):
     im, reason = images.load_rgb(self._path('i16.png'))
     self.assertIsNone(reason)
     self.assertEqual(np.asarray(im)[..., 0].tolist(), [[0, 4], [117, 255]])
+    # A dark 16-bit image stays dark: scaled by the format's range (/257),
+    # not stretched to its own min and max.
+    dark = np.array([[0, 257], [514, 1028]], np.uint16)
+    Image.fromarray(dark).save(self._path('dark16.png'))
+    im, _ = images.load_rgb(self._path('dark16.png'))
+    self.assertEqual(np.asarray(im)[..., 0].tolist(), [[0, 1], [2, 4]])
+    f = np.array([[0.0, 0.5], [1.0, 0.25]], np.float32)
+    Image.fromarray(f, mode='F').save(self._path('f.tiff'))
+    im, _ = images.load_rgb(self._path('f.tiff'))
+    self.assertEqual(np.asarray(im)[..., 0].tolist(), [[0, 128], [255, 64]])
 
   def test_rgba_and_palette_transparency_composited_on_white(self):
     a = np.zeros((4, 4, 4), np.uint8)

@@ -43,6 +43,17 @@ class StoreTest(absltest.TestCase):
     self.assertEqual(f.values.dtype, np.float32)
     np.testing.assert_allclose(f.values, self.values, rtol=1e-3, atol=1e-3)
 
+  def test_failed_item_out_of_range_refused(self):
+    store.save(self.dir, 'f', self.values, {}, ITEMS)
+    _, js = store.feature_paths(self.dir, 'f')
+    with open(js, encoding='utf-8') as f:
+      m = json.load(f)
+    m['failed'] = {'7': 'no image'}
+    with open(js, 'w', encoding='utf-8') as f:
+      json.dump(m, f)
+    with self.assertRaisesRegex(dataset_lib.DataError, r"failed item '7'"):
+      store.load(self.dir, 'f', ITEMS)
+
   def test_item_map_mismatch_refused(self):
     store.save(self.dir, 'f', self.values, {}, ITEMS)
     with self.assertRaisesRegex(dataset_lib.DataError, 'another item map'):
