@@ -6,7 +6,8 @@ after installing). When the library is missing or stale and a compiler exists,
 the first use builds it (about 10 s, logged); when it cannot be built or
 loaded, `propagate` uses the `segment_sum` reference and logs one warning.
 
-Environment:
+Environment (read when a function is traced; a jitted function keeps the
+path it was traced with):
   MMJAX_KERNEL=0: never use the kernel (reference everywhere).
   MMJAX_KERNEL_BUILD=0: never compile on first use (load a built one only).
   MMJAX_KERNEL_THREADS: threads per call (default: the CPU count).

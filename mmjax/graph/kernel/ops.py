@@ -13,7 +13,10 @@ When a mesh with a 'data' axis of size P > 1 is active (`jax.set_mesh`) and
 not yet manual, each device computes a block of ceil(N / P) rows (or
 ceil(E / P) edges) and the blocks are all-gathered, so the propagation is
 split across devices instead of repeated on each. Graph and x are replicated
-inputs there, as parameters are in the training step.
+inputs there, as parameters are in the training step. The mesh is read at
+trace time: trace the step under `with jax.set_mesh(mesh):`; a step jitted
+with sharded arguments but no mesh context computes the whole product on
+every device (correct, P times the work).
 
 `vmap` runs the kernel once per batch element (`vmap_method='sequential'`).
 """
