@@ -135,6 +135,17 @@ class HarnessTest(absltest.TestCase):
     self.assertIn('skipped', out.stdout)
     self.assertIn('not a MMRec checkout', out.stdout)
 
+  def test_scatter_add_stub_sums_like_bincount(self):
+    import torch  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng([0, 2])
+    index = rng.integers(0, 7, 50)
+    src = rng.standard_normal(50).astype(np.float32)
+    got = patches._scatter_add(torch.as_tensor(src), torch.as_tensor(index),
+                               dim=0, dim_size=9)
+    np.testing.assert_allclose(
+        got.numpy(), np.bincount(index, weights=src, minlength=9), rtol=1e-5,
+        atol=1e-6)
+
   def test_fixed_batch_is_seeded_and_negatives_are_unseen(self):
     rng = np.random.default_rng([0, 1])
     users = rng.integers(0, 30, 400)

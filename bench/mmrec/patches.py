@@ -17,7 +17,10 @@ directory). The shims, each needed by at least one model we run:
 4. `lmdb` and `torchvision` (only used by MMRec's raw-image pipeline,
    which precomputed features never reach) are stub modules, so that
    utils/dataset.py and utils/data_utils.py import.
-5. `use_gpu: False` in the config dict (run_mmrec.py): MMRec's configurator
+5. `torch_scatter` (a compiled extension; MGCN's sparse kNN graph calls its
+   `scatter_add` in utils/utils.py) is a stub whose `scatter_add` is
+   torch's own `index_add` (the same sums).
+6. `use_gpu: False` in the config dict (run_mmrec.py): MMRec's configurator
    then picks `torch.device('cpu')`.
 """
 
@@ -34,6 +37,7 @@ SHIMS = (
     'scipy: dok_matrix._update restored (dict update of the dok entries)',
     'torch: Tensor.cuda() is the identity without CUDA',
     'lmdb, torchvision: stub modules (raw-image pipeline only)',
+    'torch_scatter: stub, scatter_add = torch index_add',
     'config: use_gpu=False so the device is CPU',
 )
 
@@ -53,6 +57,15 @@ def _unavailable(what: str):
     raise RuntimeError(f'{what} is a stub in bench/mmrec/patches.py: '
                        'the raw-image pipeline is not supported here.')
   return fail
+
+
+def _scatter_add(src, index, dim=0, dim_size=None):
+  """torch_scatter.scatter_add for the case MMRec uses (1-D, dim 0)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  if dim != 0 or src.dim() != 1:
+    raise NotImplementedError('torch_scatter stub: only 1-D, dim=0.')
+  size = int(index.max()) + 1 if dim_size is None else dim_size
+  return torch.zeros(size, dtype=src.dtype).index_add_(0, index, src)
 
 
 def install() -> None:
@@ -86,6 +99,11 @@ def install() -> None:
       sys.modules[name] = _stub(name, pad=_unavailable(name + '.pad'),
                                 resize=_unavailable(name + '.resize'),
                                 open=_unavailable(name + '.open'))
+  try:
+    import torch_scatter  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    sys.modules['torch_scatter'] = _stub('torch_scatter',
+                                         scatter_add=_scatter_add)
   sys.modules['torchvision'].transforms = sys.modules['torchvision.transforms']
   sys.modules['torchvision.transforms'].functional = sys.modules[
       'torchvision.transforms.functional']
