@@ -45,6 +45,12 @@ _DIMS = flags.DEFINE_list('dims', ['32', '64', '128'], 'Embedding sizes.')
 _REPEATS = flags.DEFINE_integer('repeats', 10, 'Timed runs per cell.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Graph and input seed.')
 _SKIP = flags.DEFINE_list('skip', [], 'Columns to skip (e.g. bcoo,reference).')
+_CLOCK = flags.DEFINE_enum(
+    'clock', 'wall', ['wall', 'cpu'],
+    'wall: elapsed time; cpu: process CPU time, which a loaded machine '
+    'disturbs less (meaningful with --threads 1: spinning worker threads '
+    'would count too).',
+)
 _THREADS = flags.DEFINE_integer(
     'threads', 0, 'Threads for our kernel and torch (0: the kernel default).'
 )
@@ -74,14 +80,15 @@ def power_law_graph(nodes: int, nnz: int, seed: int) -> sparse.Graph:
 
 
 def measure(fn, repeats: int) -> float:
-  """Median milliseconds of fn() after two warm-up calls."""
+  """Median milliseconds of fn() after two warm-up calls (see --clock)."""
+  clock = time.process_time if _CLOCK.value == 'cpu' else time.perf_counter
   for _ in range(2):
     fn()
   times = []
   for _ in range(repeats):
-    t = time.perf_counter()
+    t = clock()
     fn()
-    times.append(time.perf_counter() - t)
+    times.append(clock() - t)
   return 1e3 * statistics.median(times)
 
 
@@ -200,7 +207,8 @@ def main(argv):
   threads = kernel.num_threads()
   print(f'# propagation, {datetime.date.today()}, {platform.node()}, '
         f'{platform.processor() or platform.machine()}, '
-        f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}')
+        f'{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, '
+        f'{_CLOCK.value} clock')
   print(f'# jax {jax.__version__}; kernel {kernel.status()["reason"]}, '
         f'{threads} threads; N={n}, nnz={e}, '
         f'copy bandwidth {bw / 1e9:.1f} GB/s')
