@@ -44,6 +44,17 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import patches  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+def _cpu_name() -> str:
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          return line.split(':', 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
 def _metrics(result: dict[str, float]) -> dict[str, float]:
   return {k: float(result[k]) for k in ('recall@20', 'ndcg@20', 'recall@10',
                                          'ndcg@10') if k in result}
@@ -209,8 +220,7 @@ def run(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
         'load_avg': os.getloadavg()[0],
         'per_epoch': record_epochs,
         'final': final, 'best': best,
-        'machine': f'{platform.node()}, {platform.processor() or "cpu"}, '
-                   f'{os.cpu_count()} cores',
+        'machine': f'{_cpu_name()}, {os.cpu_count()} cores',
         'torch_threads': torch.get_num_threads(),
         'versions': {'python': platform.python_version(),
                      'torch': torch.__version__, 'numpy': np.__version__},
