@@ -253,6 +253,18 @@ def load_dataset(cfg: Any) -> tuple[dataset_lib.Dataset, str]:
   return dataset_lib.load(data_dir), data_dir
 
 
+def _pause_for_tests(epoch: int, writer: writers.MetricWriter) -> None:
+  """Test hook: MMJAX_PAUSE_AFTER_EPOCH=e sleeps after epoch e's log lines.
+
+  The resume test SIGKILLs a run paused there, between two checkpoints,
+  which no timing-based kill can do reliably on a loaded machine.
+  """
+  if os.environ.get('MMJAX_PAUSE_AFTER_EPOCH') == str(epoch):
+    writer.flush()
+    print(f'paused after epoch {epoch}', flush=True)
+    time.sleep(3600)
+
+
 def _initial_loop_state() -> dict[str, Any]:
   return {'epoch': 0, 'best_metric': None, 'best_epoch': 0,
           'evals_since_best': 0, 'best': {}, 'done': False}
@@ -368,6 +380,7 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
             loop['done'] = True
             line += f' (early stop: {patience} evaluations without gain)'
       print(line, flush=True)
+      _pause_for_tests(epoch, writer)
       if epoch % every == 0 or loop['done'] or epoch == num_epochs:
         loop['epoch'] = epoch
         ckpt.save(epoch, state, loop)
