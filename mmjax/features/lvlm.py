@@ -41,8 +41,11 @@ processor_kwargs, device, dtype, batch_size.
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
+from absl import logging
 import ml_collections
 import numpy as np
 
@@ -79,8 +82,15 @@ def load_model_and_processor(spec: ml_collections.ConfigDict, device, dtype):
         f'model; give the model as a local directory you have checked (got '
         f'{spec.model!r} from {resolved.source}).'
     )
-  processor = transformers.AutoProcessor.from_pretrained(
-      resolved.path, trust_remote_code=trust, local_files_only=True)
+  try:
+    processor = transformers.AutoProcessor.from_pretrained(
+        resolved.path, trust_remote_code=trust, local_files_only=True)
+  except ImportError as e:
+    # Qwen2-VL's processor also builds a video processor, which needs
+    # torchvision; items are images, so build it without one.
+    if 'torchvision' not in str(e).lower():
+      raise
+    processor = image_only_processor(resolved.path, e)
   name = spec.get('model_class', None) or 'auto'
   if name == 'auto':
     name = 'AutoModelForImageTextToText'
@@ -91,6 +101,54 @@ def load_model_and_processor(spec: ml_collections.ConfigDict, device, dtype):
                               local_files_only=True, dtype=dtype)
   model.to(device).eval()
   return model, processor, resolved
+
+
+def image_only_processor(path: str, error: ImportError):
+  """The checkpoint's processor class with no video processor.
+
+  Args:
+    path: the model directory.
+    error: why AutoProcessor failed; re-raised when this cannot help.
+  """
+  import transformers  # pylint: disable=g-import-not-at-top
+
+  name = None
+  for fname in ('processor_config.json', 'preprocessor_config.json',
+                'tokenizer_config.json'):
+    cfg = os.path.join(path, fname)
+    if os.path.exists(cfg):
+      with open(cfg, encoding='utf-8') as f:
+        name = json.load(f).get('processor_class', None)
+      if name:
+        break
+  cls = getattr(transformers, name, None) if name else None
+  if cls is None or 'video_processor' not in cls.get_attributes():
+    raise error
+
+  class ImageOnlyProcessor(cls):
+    # The base class insists that every attribute has its declared type.
+    def check_argument_for_proper_class(self, argument_name, argument):
+      if argument_name == 'video_processor' and argument is None:
+        return None
+      return super().check_argument_for_proper_class(argument_name, argument)
+
+  tokenizer = transformers.AutoTokenizer.from_pretrained(
+      path, local_files_only=True)
+  chat_template = None
+  jinja = os.path.join(path, 'chat_template.jinja')
+  if os.path.exists(jinja):
+    with open(jinja, encoding='utf-8') as f:
+      chat_template = f.read()
+  elif os.path.exists(os.path.join(path, 'chat_template.json')):
+    with open(os.path.join(path, 'chat_template.json'), encoding='utf-8') as f:
+      chat_template = json.load(f).get('chat_template', None)
+  chat_template = chat_template or getattr(tokenizer, 'chat_template', None)
+  logging.warning('%s: torchvision is not installed; using %s without its '
+                  'video processor (items are images).', path, name)
+  return ImageOnlyProcessor(
+      image_processor=transformers.AutoImageProcessor.from_pretrained(
+          path, local_files_only=True),
+      tokenizer=tokenizer, video_processor=None, chat_template=chat_template)
 
 
 class LVLMExtractor(base.Extractor):

