@@ -20,6 +20,7 @@ from mmjax.data import readers
 _BENCH = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'bench', 'mmrec')
 sys.path.insert(0, _BENCH)
+import outcome  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import export  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import patches  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import step_parity  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
@@ -171,6 +172,26 @@ class HarnessTest(absltest.TestCase):
     w = np.arange(4 * 5).reshape(4, 5)  # [D=4, F_t + F_v = 2 + 3]
     got = step_parity._linear_text_image(w, npz)
     np.testing.assert_array_equal(got, np.concatenate([w.T[2:], w.T[:2]]))
+
+
+class OutcomeTest(absltest.TestCase):
+
+  def test_parity_by_hand(self):
+    # means 0.5 and 0.4; SEMs 0.1/sqrt(3) and 0 -> z = 0.1 / 0.0577 = 1.73.
+    got = outcome.parity([0.4, 0.5, 0.6], [0.4, 0.4, 0.4])
+    self.assertAlmostEqual(got['diff'], 0.1)
+    self.assertAlmostEqual(got['diff_se'], 0.1 / np.sqrt(3))
+    self.assertAlmostEqual(got['z'], np.sqrt(3))
+    self.assertTrue(got['ok'])
+    self.assertFalse(outcome.parity([0.4, 0.5, 0.6], [0.3, 0.3, 0.3])['ok'])
+
+  def test_identical_constant_values_are_in_parity(self):
+    self.assertTrue(outcome.parity([0.2, 0.2], [0.2, 0.2])['ok'])
+    self.assertFalse(outcome.parity([0.2, 0.2], [0.3, 0.3])['ok'])
+
+  def test_record_without_evaluation_is_an_error(self):
+    with self.assertRaisesRegex(ValueError, 'no evaluation'):
+      outcome.record_metric({'model': 'LightGCN', 'final': None})
 
 
 @absltest.skipUnless(
