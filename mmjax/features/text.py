@@ -8,7 +8,9 @@ Spec keys:
   backend: 'auto' (Sentence-Transformers when the model folder has a
     modules.json, else plain HF), 'sentence_transformers' or 'hf'.
   pooling ('hf' backend): 'mean' over non-padding tokens (default) or 'cls'.
-  normalize: L2-normalise the embeddings (default True).
+  normalize: L2-normalise the embeddings (default True). A
+    Sentence-Transformers model with a Normalize module (all-MiniLM-L6-v2)
+    always does; the manifest then says normalize=True whatever was asked.
   max_length: token limit (default: the model's own for Sentence-Transformers,
     256 for plain HF encoders); longer texts are truncated, as the model was
     trained.
@@ -19,9 +21,11 @@ Empty or non-UTF-8 texts fail (masked) instead of being encoded as ''.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+from absl import logging
 import ml_collections
 import numpy as np
 
@@ -70,6 +74,14 @@ class TextExtractor(base.Extractor):
         self.model.max_seq_length = int(max_length)
       self.max_length = int(self.model.max_seq_length)
       self.pooling = _st_pooling(self.resolved.path)
+      if _st_normalizes(self.resolved.path):
+        # The model's own Normalize module (all-MiniLM-L6-v2 has one): its
+        # output is unit-length whatever the spec says; record the truth.
+        if not self.normalize:
+          logging.warning('%s: %s L2-normalises in its Normalize module; '
+                          'normalize=False has no effect.', self.name,
+                          self.resolved.model_id)
+        self.normalize = True
     else:
       import transformers  # pylint: disable=g-import-not-at-top
 
@@ -128,10 +140,18 @@ class TextExtractor(base.Extractor):
     del self.model
 
 
+def _st_normalizes(path: str) -> bool:
+  """Whether a Sentence-Transformers folder ends in a Normalize module."""
+  cfg = os.path.join(path, 'modules.json')
+  if not os.path.exists(cfg):
+    return False
+  with open(cfg, encoding='utf-8') as f:
+    return any(str(m.get('type', '')).endswith('.Normalize')
+               for m in json.load(f))
+
+
 def _st_pooling(path: str) -> str:
   """The pooling a Sentence-Transformers folder declares (1_Pooling)."""
-  import json  # pylint: disable=g-import-not-at-top
-
   cfg = os.path.join(path, '1_Pooling', 'config.json')
   if not os.path.exists(cfg):
     return 'sentence_transformers modules'

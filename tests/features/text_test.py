@@ -122,6 +122,17 @@ class MiniLMTest(absltest.TestCase):
     np.testing.assert_allclose(a, b, atol=1e-5)
     self.assertEqual(self.st.manifest()['pooling'], 'mean')
 
+  def test_manifest_says_the_model_normalises(self):
+    # all-MiniLM-L6-v2 ends in a Normalize module: asking for raw vectors
+    # changes nothing, and the manifest must not claim it did.
+    spec = ml_collections.ConfigDict({
+        'name': 'raw', 'extractor': 'text', 'device': 'cpu',
+        'normalize': False})
+    ex = text.TextExtractor(spec)
+    self.assertTrue(ex.manifest()['normalize'])
+    v = ex.extract(rows_batch(ROWS[:2])).values
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+
   def test_batch_size_invariant_and_deterministic(self):
     full = self.hf.extract(rows_batch(ROWS[:4])).values
     singles = np.concatenate(

@@ -13,8 +13,13 @@ from absl.testing import parameterized
 import ml_collections
 import numpy as np
 from PIL import Image
-import torch
-import transformers
+
+try:
+  # The `extract` extra; without it these tests skip.
+  import torch
+  import transformers
+except ImportError:
+  torch = None
 
 from mmjax.data import store
 from mmjax.features import base
@@ -74,6 +79,8 @@ def batch_of(paths, start=0):
                         [{} for _ in range(n)], list(paths))
 
 
+@absltest.skipUnless(torch is not None,
+                     'needs torch and transformers (the extract extra)')
 class VisualTest(parameterized.TestCase):
 
   @classmethod
