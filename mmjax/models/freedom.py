@@ -73,6 +73,7 @@ from mmjax.models import context as ctx_lib
 from mmjax.models import lightgcn
 from mmjax.models import vbpr
 
+
 def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
   """The weight of each modality's kNN graph in S (module doc).
 
@@ -83,6 +84,8 @@ def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
   weights = cfg.model.get('mm_weights', None)
   convention = cfg.model.get('convention', 'mmrec')
   num = len(names)
+  if convention == 'mmrec' and num == 1:
+    return (1.0,)
   if weights is None:
     weights = (1.0 / num,) * num
   elif hasattr(weights, 'keys'):
@@ -94,8 +97,6 @@ def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
       )
     weights = tuple(weights[n] for n in names)
   weights = tuple(float(w) for w in weights)
-  if convention == 'mmrec' and num == 1:
-    return (1.0,)
   if len(weights) < num:
     raise ValueError(
         f'model.mm_weights={weights} has fewer entries than the {num} '

@@ -3,7 +3,6 @@
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 

@@ -5,7 +5,6 @@ import dataclasses
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
