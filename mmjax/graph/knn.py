@@ -175,7 +175,7 @@ def normalize(
 
 
 def to_graph(indices: types.Array, weights: types.Array) -> sparse.Graph:
-  """A `Graph` with an edge `j -> i` of weight `weights[i, s]`, `j = indices[i, s]`.
+  """The Graph with edges `indices[i, s] -> i` of weight `weights[i, s]`.
 
   Jittable: row `i` of the top-k matrix becomes receiver `i`, so edges are
   already sorted by receiver; within a row they are sorted by sender, the

@@ -54,8 +54,9 @@ Differences from the references:
 
 The precomputed, non-trainable data (the frozen S and the reverse-edge index
 of the user-item graph) comes from `prepare(ctx, cfg)`. When the context
-carries it (`ctx.extras[cfg.model.name]`, filled by the engine), it is used; otherwise it is recomputed
-inside the step, which is exact but costs an I x I similarity per step.
+carries it (`ctx.extras[cfg.model.name]`, filled by the engine), it is used;
+otherwise it is recomputed inside the step, which is exact but costs an
+I x I similarity per step.
 """
 
 from __future__ import annotations

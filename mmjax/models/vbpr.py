@@ -31,7 +31,8 @@ references, and here.
 
 Defaults (MMRec configs/model/VBPR.yaml): embed_dim 64, reg_weight from
 {2.0, 1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5}; init xavier-uniform embeddings and
-xavier-normal projection with zero bias (MMRec's `xavier_normal_initialization`).
+xavier-normal projection with zero bias (MMRec's
+`xavier_normal_initialization`).
 
 Items lacking a modality: their block of f_i is zero (the store writes zero
 rows and the mask is applied again in case a feature transform moved them),
