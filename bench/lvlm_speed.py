@@ -10,10 +10,10 @@ image decode, processor, chat template, generation loop, the forward pass
 after generation); 'qwen2vl_2b' is the full-size Qwen2-VL-2B architecture
 (1536 hidden, 28 layers, 675M-parameter vision tower, 151,936-token
 vocabulary) built from its config with random weights: speed depends on
-shapes, not weights. Greedy decoding generates up to --new_tokens tokens
-(random models rarely stop early). Images are random 256x256 PNGs, resized by
-the processor to at most --max_pixels. Timings exclude model building and
-one warm-up batch. Prints a Markdown table with the machine and date.
+shapes, not weights. Greedy decoding generates exactly --new_tokens tokens
+per item (min_new_tokens = max_new_tokens). Images are random 256x256 PNGs,
+resized by the processor to at most --max_pixels. Timings exclude model
+building and one warm-up batch. Prints a Markdown table with the machine and date.
 
 Measured 2026-11-23 on the 2-core x86_64 CPU dev machine (torch 2.13.0+cpu,
 2 threads, quiet machine), 16 items, batch 8, 8 new tokens, images
@@ -87,7 +87,10 @@ def measure(arch: str, args) -> float:
     model, processor = lvlm_test.BUILDERS[arch]()
     if arch == 'qwen2vl':
       processor.image_processor.max_pixels = args.max_pixels
+  # Exactly --new_tokens per item: speed must not depend on when a random
+  # model happens to emit end-of-sequence.
   spec = lvlm_test.lvlm_spec(max_new_tokens=args.new_tokens,
+                             min_new_tokens=args.new_tokens,
                              device=args.device, dtype=args.dtype)
   if args.dtype != 'float32':
     model.to(base.torch_dtype(args.dtype, base.torch_device(args.device)))

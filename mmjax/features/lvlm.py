@@ -32,7 +32,8 @@ Spec keys: model, revision, model_class ('auto' -> AutoModelForImageTextToText,
 or a transformers class name, e.g. 'AutoModelForCausalLM' for Phi-3.5-vision),
 trust_remote_code, prompt ({domain, kind}) or prompt_text, system_prompt,
 image_placeholder (models whose chat template takes a string with an image tag
-such as '<|image_1|>'), max_new_tokens, layer, position, source, max_side,
+such as '<|image_1|>'), max_new_tokens, min_new_tokens (default 0; benchmarks
+set it to max_new_tokens for a fixed length), layer, position, source, max_side,
 processor_kwargs, device, dtype, batch_size.
 
   python -m mmjax.features.extract --config configs/features/lvlm_qwen2vl.py \
@@ -170,6 +171,12 @@ class LVLMExtractor(base.Extractor):
     self.system_prompt = spec.get('system_prompt', None)
     self.image_placeholder = spec.get('image_placeholder', None)
     self.max_new_tokens = int(spec.get('max_new_tokens', None) or 64)
+    # Benchmarks set it to max_new_tokens, so every item generates exactly
+    # that many tokens (end-of-sequence is suppressed until then).
+    self.min_new_tokens = int(spec.get('min_new_tokens', None) or 0)
+    if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+      raise ValueError(f'{spec.name}: need 0 <= min_new_tokens <= '
+                       f'max_new_tokens, got {self.min_new_tokens}.')
     self.layer = int(spec.get('layer', -1) if spec.get('layer', None)
                      is not None else -1)
     self.position = spec.get('position', None) or 'last'
@@ -222,6 +229,7 @@ class LVLMExtractor(base.Extractor):
         extractor='lvlm', input='image+prompt', model_class=type(
             self.model).__name__, layer=self.layer, position=self.position,
         source=self.source, max_new_tokens=self.max_new_tokens,
+        min_new_tokens=self.min_new_tokens,
         decoding='greedy', system_prompt=self.system_prompt,
         image_placeholder=self.image_placeholder, max_side=self.max_side,
         processor=type(self.processor).__name__,
@@ -265,7 +273,8 @@ class LVLMExtractor(base.Extractor):
 
     with torch.inference_mode():
       out = self.model.generate(
-          **enc, max_new_tokens=self.max_new_tokens, do_sample=False,
+          **enc, max_new_tokens=self.max_new_tokens,
+          min_new_tokens=self.min_new_tokens or None, do_sample=False,
           num_beams=1, pad_token_id=self.pad_id,
           output_hidden_states=self.source == 'prompt_only',
           return_dict_in_generate=True)

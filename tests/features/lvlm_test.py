@@ -378,6 +378,28 @@ class LVLMExtractorTest(parameterized.TestCase):
     np.testing.assert_allclose(cut[0], ref, atol=1e-5, rtol=1e-4)
     self.assertFalse(np.allclose(cut[0], full[0], atol=1e-4))
 
+  def test_min_new_tokens_fixes_the_answer_length(self):
+    model, _ = self.models['qwen2vl']
+    im = __import__('mmjax.features.images', fromlist=['x']).load_rgb(
+        self.paths[0])[0]
+    first = int(self.extractor('qwen2vl').generate(
+        self.extractor('qwen2vl').encode([im]))[0][0, 0])
+    old = model.generation_config.eos_token_id
+    # Make the token the model emits first an end-of-sequence token.
+    model.generation_config.eos_token_id = first
+    self.addCleanup(setattr, model.generation_config, 'eos_token_id', old)
+    ex = self.extractor('qwen2vl', max_new_tokens=5)
+    enc = ex.encode([im])
+    _, mask, _ = ex.generate(enc)
+    self.assertEqual(mask[0].tolist(), [True] + [False] * (mask.shape[1] - 1))
+    ex = self.extractor('qwen2vl', max_new_tokens=5, min_new_tokens=5)
+    gen, mask, _ = ex.generate(enc)
+    self.assertEqual(gen.shape[1], 5)
+    self.assertTrue(mask.all())
+    self.assertNotIn(first, gen[0].tolist())
+    with self.assertRaisesRegex(ValueError, 'min_new_tokens'):
+      self.extractor('qwen2vl', max_new_tokens=5, min_new_tokens=6)
+
   def test_missing_image_fails_and_text_is_stored(self):
     ex = self.extractor('qwen2vl')
     paths = [self.paths[0], os.path.join(self.tmp, 'nope.png'), None]
