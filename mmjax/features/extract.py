@@ -25,7 +25,11 @@ items that succeeded) plus `shard_<k>.json` (failed items and reasons, extra
 outputs), the JSON last, so a shard is complete iff its JSON exists. An
 interrupted run resumes at the first missing shard. `--shard i/n` computes the
 shards k with k % n == i; whichever run finds every shard complete (or is
-given `--merge`) joins them into the store and removes the partials.
+given `--merge`) joins them into the store and removes the partials. A lock
+directory (`merging.lock`) keeps two processes from merging at once; an
+explicit `--merge` takes over the lock of a process that died merging. The
+manifest's `compute_seconds` sums the shards' extraction time; `time` is when
+the merge finished.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from mmjax.features import resolve
 
 PARTIAL_DIR = '.partial'
 SPEC_FILE = 'spec.json'
+MERGE_LOCK = 'merging.lock'
 # Keys a spec inherits from the top level of the config when it lacks them.
 # Every spec also gets `dataset_dir` (the resolved dataset directory), so an
 # extractor can read what an earlier representation stored there (e.g.
@@ -226,6 +231,7 @@ def _merge(
   values = None
   failed: dict[int, str] = {}
   extra: dict[str, dict[int, Any]] = {}
+  seconds = 0.0
   for k in range(header['num_shards']):
     npz, js = _shard_paths(partial, k)
     with open(js, encoding='utf-8') as f:
@@ -240,6 +246,7 @@ def _merge(
                          f'{values.shape[1]}.')
       values[items] = vals
     failed.update({int(i): r for i, r in meta['failed'].items()})
+    seconds += float(meta.get('seconds', 0.0))
     for key, per_item in meta.get('extra', {}).items():
       extra.setdefault(key, {}).update({int(i): v for i, v in per_item.items()})
   if values is None:
@@ -270,6 +277,8 @@ def _merge(
       num_failed=len(failed),
       failed_reasons=reason_counts,
       extra_files=[f'{name}.{key}.jsonl' for key in sorted(extra)],
+      # Summed over shards (and processes): what the extraction cost.
+      compute_seconds=round(seconds, 3),
       time=datetime.datetime.now(datetime.timezone.utc).isoformat(),
   )
   features = os.path.join(dataset_dir, store.FEATURES_DIR)
@@ -378,6 +387,7 @@ def run_one(
                          np.int64)
         done_items, done_vals = [], []
         extra: dict[str, dict[str, Any]] = {}
+        shard_start = time.perf_counter()
         for s in range(0, len(items), batch_size):
           batch = _make_batch(ds, items[s:s + batch_size], joined, image_col,
                               roots)
@@ -402,7 +412,8 @@ def run_one(
           np.savez(f, items=its, values=vals.astype(np.float32))
         os.replace(npz + '.tmp', npz)
         _write_json(js, {'failed': {str(i): r for i, r in failed.items()},
-                         'extra': extra})
+                         'extra': extra,
+                         'seconds': time.perf_counter() - shard_start})
         computed.append(k)
         if on_shard is not None:
           on_shard(name, k)
@@ -419,9 +430,26 @@ def run_one(
       )
     logging.info('%s: %d shards left for other processes.', name, len(missing))
     return Outcome(name, 'pending', computed)
-  with open(os.path.join(partial, SPEC_FILE), encoding='utf-8') as f:
-    header = json.load(f)
-  path = _merge(dataset_dir, name, partial, header, ds, store_dtype)
+  # Two `--shard i/n` processes can finish at the same moment and both find
+  # every shard complete: the one that creates the lock merges, the other
+  # leaves it pending. An explicit --merge takes over a lock left by a
+  # process that died while merging.
+  lock = os.path.join(partial, MERGE_LOCK)
+  try:
+    os.mkdir(lock)
+  except FileExistsError:
+    if not merge:
+      logging.info('%s: another process is merging (%s); if it died, rerun '
+                   'with --merge.', name, lock)
+      return Outcome(name, 'pending', computed)
+  try:
+    with open(os.path.join(partial, SPEC_FILE), encoding='utf-8') as f:
+      header = json.load(f)
+    path = _merge(dataset_dir, name, partial, header, ds, store_dtype)
+  except BaseException:
+    # Leave the shards, free the lock: a rerun merges them again.
+    shutil.rmtree(lock, ignore_errors=True)
+    raise
   return Outcome(name, 'stored', computed, path)
 
 

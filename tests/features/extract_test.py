@@ -204,6 +204,25 @@ class ExtractTest(absltest.TestCase):
       np.testing.assert_allclose(self._load(name).values,
                                  self._load(name, ref_dir).values, atol=1e-7)
 
+  def test_merge_lock_lets_one_process_merge(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist'
+    extract.run(cfg, shard=(0, 2))
+    # Another process is merging (its lock exists) when shard 1/2 finishes:
+    # this one leaves the representation pending instead of racing it.
+    lock = os.path.join(self.dir, 'features', extract.PARTIAL_DIR, 'hist',
+                        extract.MERGE_LOCK)
+    os.mkdir(lock)
+    (o,) = extract.run(cfg, shard=(1, 2))
+    self.assertEqual((o.status, o.computed_shards), ('pending', [1, 3]))
+    self.assertNotIn('hist', store.list_features(self.dir))
+    # That process died: an explicit --merge takes over its lock.
+    (o,) = extract.run(cfg, merge=True)
+    self.assertEqual(o.status, 'stored')
+    m = self._load('hist').manifest
+    self.assertGreater(m['compute_seconds'], 0.0)
+    self.assertFalse(os.path.exists(lock))
+
   def test_explicit_merge_joins_complete_shards(self):
     cfg = weightfree_config(self.dir)
     cfg.only = 'tfidf'
