@@ -17,10 +17,10 @@ $MMJAX_SHARED_DATA/movielens-lvlm/lvlm (default ../shared/data, relative to
 the repository); run a subset with --config.only=name1,name2.
 """
 
-import importlib.util
 import os
 
 import ml_collections
+from ml_collections import config_dict
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -40,15 +40,24 @@ OTHER_FILES = (
 MINILM = 'sentence-transformers/all-MiniLM-L6-v2'
 
 
-def _data_config():
-  """configs/data/ml_lvlm.py's config, when that file exists."""
-  path = os.path.join(_REPO, 'configs', 'data', 'ml_lvlm.py')
-  if not os.path.exists(path):
+def data_section() -> ml_collections.ConfigDict | None:
+  """The `data` section `mmjax.data.prepare.ensure_dataset` reads.
+
+  The same keys as a training config's `data` (STYLE.md): `name` picks
+  configs/data/<name>.py; empty/None fields keep that file's values. None
+  when configs/data/ml_lvlm.py is absent (then set dataset_dir).
+  """
+  if not os.path.exists(os.path.join(_REPO, 'configs', 'data',
+                                     'ml_lvlm.py')):
     return None
-  spec = importlib.util.spec_from_file_location('_ml_lvlm_data', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  data = ml_collections.ConfigDict()
+  data.name = 'ml_lvlm'
+  data.root = ''  # '' = the data config's root (<repo>/data).
+  data.split = config_dict.placeholder(str)
+  data.implicit_threshold = config_dict.placeholder(float)
+  data.min_user = config_dict.placeholder(int)
+  data.min_item = config_dict.placeholder(int)
+  return data
 
 
 def representations(lvlm_dir: str = LVLM_DIR) -> dict[str, dict]:
@@ -76,7 +85,7 @@ def representations(lvlm_dir: str = LVLM_DIR) -> dict[str, dict]:
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.dataset_dir = ''
-  data = _data_config()
+  data = data_section()
   if data is not None:
     config.data = data
   config.batch_size = 256

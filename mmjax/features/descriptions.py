@@ -4,7 +4,7 @@ The text comes either from an external CSV (`asin,result`, e.g. the real
 outputs in ../shared/data/movielens-lvlm/lvlm/*.csv; `asin` is the raw item id)
 or from an LVLM run of this package: `texts_from: <lvlm representation name>`
 reads `<dataset_dir>/features/<name>.generated_text.jsonl` (written by
-`lvlm.py`; list that representation earlier in the same config), and
+`lvlm.py`; in the same config it is extracted first), and
 `texts_jsonl` takes such a file by path. Either is mapped onto the dataset's
 item map by raw id; items the source lacks fail with that reason (masked).
 The manifest records the source and its sha256.
@@ -140,8 +140,8 @@ def generated_text_path(spec: ml_collections.ConfigDict) -> str:
   if not os.path.exists(path):
     raise dataset_lib.DataError(
         f'{path}: no generated text of representation {name!r}. Extract '
-        f'{name!r} first (an LVLM representation, listed before '
-        f'{spec.name!r} in the config, or run with --config.only={name}).')
+        f'{name!r} first (an LVLM representation: put it in the same config, '
+        f'or run it with --config.only={name}).')
   return path
 
 

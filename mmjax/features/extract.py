@@ -453,6 +453,38 @@ def run_one(
   return Outcome(name, 'stored', computed, path)
 
 
+def run_order(representations: ml_collections.ConfigDict) -> list[str]:
+  """Representation names, each after the one it reads (`texts_from`).
+
+  ConfigDict iterates its keys sorted, so config order cannot express that
+  descriptions of an LVLM run must come after it; this does. Otherwise the
+  order is alphabetical.
+
+  Raises:
+    ValueError: a cycle of texts_from references.
+  """
+  names = list(representations.keys())
+  order: list[str] = []
+  visiting: list[str] = []
+
+  def visit(name: str) -> None:
+    if name in order:
+      return
+    if name in visiting:
+      raise ValueError('texts_from references form a cycle: '
+                       + ' -> '.join(visiting + [name]))
+    visiting.append(name)
+    source = representations[name].get('texts_from', None)
+    if source in representations:
+      visit(source)
+    visiting.pop()
+    order.append(name)
+
+  for name in names:
+    visit(name)
+  return order
+
+
 def run(
     config: ml_collections.ConfigDict,
     *,
@@ -475,7 +507,7 @@ def run(
   dataset_dir = resolve_dataset_dir(config)
   ds = dataset_lib.load(dataset_dir)
   base.check_unique_items(ds.item_ids, dataset_dir)
-  names = list(config.representations.keys())
+  names = run_order(config.representations)
   only = config.get('only', '')
   if only:
     wanted = [x.strip() for x in only.split(',') if x.strip()]

@@ -136,18 +136,21 @@ class KeywordsFromCsvTest(absltest.TestCase):
     extract_test.make_dataset(d, num_items=7, with_images=False)
     gen = {'extractor': 'tests.features.descriptions_test', 'shift': 0}
     kw = {'extractor': 'descriptions', 'method': 'keywords', 'merge': False,
-          'top_k': 50, 'texts_from': 'gen'}
+          'top_k': 50, 'texts_from': 'lvlm'}
     # Without the LVLM representation stored: a clear error, no partials.
     with self.assertRaisesRegex(dataset_lib.DataError,
-                                r"Extract 'gen' first"):
+                                r"Extract 'lvlm' first"):
       extract.run(_config(d, {'kw': kw}))
     self.assertEqual(store.list_features(d), [])
-    out = extract.run(_config(d, {'gen': gen, 'kw': kw}))
+    # 'lvlm' sorts after 'kw' (ConfigDict iterates sorted keys): the run
+    # order puts the representation a texts_from names first.
+    out = extract.run(_config(d, {'lvlm': gen, 'kw': kw}))
+    self.assertEqual([o.name for o in out], ['lvlm', 'kw'])
     self.assertEqual([o.status for o in out], ['stored', 'stored'])
     f = store.load(d, 'kw')
-    self.assertEqual(f.manifest['texts_from'], 'gen')
+    self.assertEqual(f.manifest['texts_from'], 'lvlm')
     self.assertTrue(f.manifest['source'].endswith(
-        os.path.join('features', 'gen.generated_text.jsonl')))
+        os.path.join('features', 'lvlm.generated_text.jsonl')))
     # Item i's answer has genre GENRES[i % 5] (normalised, unmerged).
     genre_cols = f.manifest['vocabulary']['columns']['Genre']
     for i in range(7):
@@ -158,12 +161,12 @@ class KeywordsFromCsvTest(absltest.TestCase):
     # The same spec again: skipped; the dataset_dir every spec inherits is
     # placement only, not part of the spec fingerprint.
     self.assertEqual(f.manifest['spec']['dataset_dir'], d)
-    again = extract.run(_config(d, {'gen': gen, 'kw': kw}))
+    again = extract.run(_config(d, {'lvlm': gen, 'kw': kw}))
     self.assertEqual([o.status for o in again], ['skipped', 'skipped'])
     # The LVLM representation re-extracted with other answers: the keywords
     # built from its old text are stale and are rebuilt, not skipped.
     gen2 = dict(gen, shift=1)
-    again = extract.run(_config(d, {'gen': gen2, 'kw': kw}))
+    again = extract.run(_config(d, {'lvlm': gen2, 'kw': kw}))
     self.assertEqual([o.status for o in again], ['stored', 'stored'])
     g = store.load(d, 'kw')
     genre_cols = g.manifest['vocabulary']['columns']['Genre']
@@ -171,6 +174,16 @@ class KeywordsFromCsvTest(absltest.TestCase):
     self.assertEqual(g.values[3, genre_cols.index('comedy')], 1.0)
     self.assertNotEqual(g.manifest['source_sha256'],
                         f.manifest['source_sha256'])
+
+  def test_texts_from_cycle_refused(self):
+    reps = ml_collections.ConfigDict({
+        'a': {'extractor': 'descriptions', 'texts_from': 'b'},
+        'b': {'extractor': 'descriptions', 'texts_from': 'a'},
+        'c': {'extractor': 'weightfree'}})
+    with self.assertRaisesRegex(ValueError, 'cycle: a -> b -> a'):
+      extract.run_order(reps)
+    del reps['b']['texts_from']
+    self.assertEqual(extract.run_order(reps), ['b', 'a', 'c'])
 
   def test_exactly_one_text_source(self):
     d = extract_test.new_tempdir(self)
