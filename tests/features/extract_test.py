@@ -371,6 +371,12 @@ class ExtractTest(absltest.TestCase):
         '  app.run(extract.main)\n'
         'except SystemExit:\n'
         '  pass\n'
+        # Every module imports without torch: only building a neural
+        # extractor loads it.
+        'import importlib, pkgutil\n'
+        'for m in pkgutil.iter_modules(mmjax.features.__path__):\n'
+        '  importlib.import_module("mmjax.features." + m.name)\n'
+        'import mmjax.data.store\n'
         'assert "torch" not in sys.modules, "torch was imported"\n'
         'assert "transformers" not in sys.modules\n'
         'print("NO_TORCH_OK")\n' % (config_path, self.dir))
