@@ -29,6 +29,8 @@ def maybe_initialize_distributed(mesh_cfg: Any) -> bool:
   """
   if mesh_cfg is None or not mesh_cfg.get('coordinator'):
     return False
+  # CPU processes exchange collectives through gloo (the default has none).
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(
       coordinator_address=mesh_cfg.coordinator,
       num_processes=int(mesh_cfg.num_processes),

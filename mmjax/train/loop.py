@@ -161,10 +161,8 @@ class Trainer:
       self.steps_per_epoch = -(-self.num_train // batch)
       self.tx = optim.make_optimizer(cfg, self.steps_per_epoch)
       self.epoch_fn = make_epoch_fn(self.model, self.tx, cfg, self.mesh, batch)
-      self._data_key = jax.device_put(
-          seeds.stream(cfg.seed, seeds.STREAM_DATA), self.repl)
-      self._train_key = jax.device_put(
-          seeds.stream(cfg.seed, seeds.STREAM_TRAIN), self.repl)
+      self._data_key = self._key(seeds.STREAM_DATA)
+      self._train_key = self._key(seeds.STREAM_TRAIN)
     if hasattr(self.model, 'score'):
       model = self.model
       self.score_fn = lambda p, c, u: model.score(p, c, u, cfg)
@@ -184,13 +182,19 @@ class Trainer:
                                                 self.score_fn)
     self.split_hash = dataset_lib.split_hash(ds)
 
+  def _key(self, stream: int) -> Any:
+    # Made by a jitted function: device_put of a committed single-device
+    # key to a mesh spanning several processes is not allowed.
+    seed = int(self.cfg.seed)
+    return jax.jit(lambda: seeds.stream(seed, stream),
+                   out_shardings=self.repl)()
+
   def _create(self, key, ctx):
     return state_lib.create_train_state(self.model, self.tx, key, ctx,
                                         self.cfg)
 
   def init_state(self) -> state_lib.TrainState:
-    key = jax.device_put(seeds.stream(self.cfg.seed, seeds.STREAM_INIT),
-                         self.repl)
+    key = self._key(seeds.STREAM_INIT)
     return jax.jit(self._create, out_shardings=self.repl)(key, self.ctx)
 
   def abstract_state(self) -> Any:

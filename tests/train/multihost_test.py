@@ -1,0 +1,75 @@
+"""2 processes x 4 CPU devices (jax.distributed on localhost) train to the
+same params as 1 process x 8 devices."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from mmjax.parallel import mesh as mesh_lib
+from tests.train import loop_test
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+WORKER = r'''
+import os, sys
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
+os.environ['JAX_PLATFORMS'] = 'cpu'
+sys.path.insert(0, {repo!r})
+import ml_collections
+from mmjax.parallel import mesh as mesh_lib
+pid = int(sys.argv[1])
+mesh_lib.maybe_initialize_distributed(ml_collections.ConfigDict(dict(
+    coordinator='localhost:{port}', num_processes=2, process_id=pid)))
+import jax
+import numpy as np
+from mmjax.train import loop
+from tests.train import loop_test
+assert jax.device_count() == 8 and jax.local_device_count() == 4
+cfg = loop_test.small_config(optimizer='sgd')
+trainer = loop.Trainer(cfg, loop_test.random_dataset(), mesh=mesh_lib.make_mesh(8))
+state = trainer.init_state()
+for epoch in (1, 2):
+  state, metrics = trainer.run_epoch(state, epoch)
+if pid == 0:
+  np.savez({out!r}, loss=metrics['train/loss'],
+           **{{k: np.asarray(v) for k, v in state.params.items()}})
+'''
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+class MultiHostTest(absltest.TestCase):
+
+  def test_two_processes_equal_one(self):
+    out = os.path.join(tempfile.mkdtemp(), 'params.npz')
+    code = WORKER.format(repo=REPO, port=free_port(), out=out)
+    env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+    procs = [subprocess.Popen([sys.executable, '-c', code, str(pid)], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+             for pid in (0, 1)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, log in zip(procs, logs):
+      self.assertEqual(p.returncode, 0, log[-3000:])
+    cfg = loop_test.small_config(optimizer='sgd')
+    _, state, metrics = loop_test.train(cfg, loop_test.random_dataset(),
+                                        mesh_lib.make_mesh(8), 2)
+    got = np.load(out)
+    np.testing.assert_allclose(got['loss'], metrics['train/loss'], rtol=1e-5)
+    for name, value in state.params.items():
+      np.testing.assert_allclose(got[name], np.asarray(value), rtol=1e-5,
+                                 atol=1e-6)
+
+
+if __name__ == '__main__':
+  absltest.main()
