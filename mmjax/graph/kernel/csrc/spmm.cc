@@ -196,6 +196,8 @@ inline void RowBlock(const int32_t* cols, const float* w, const int32_t* perm,
       for (int b = 0; b < DB * 4; b += 64) {
         __builtin_prefetch(p + b, 0, kLocality);
       }
+      // The transposed CSR reads its values at random: fetch them early too.
+      if (kPerm) __builtin_prefetch(w + perm[k + kPrefetch], 0, kLocality);
     }
     const float wk = kPerm ? w[perm[k]] : w[k];
     const float* xr = x + static_cast<int64_t>(cols[k]) * d + c0;
@@ -327,6 +329,8 @@ inline void FusedBlock(const int32_t* tcols, const int32_t* perm,
       for (int b = 0; b < DB * 4; b += 64) {
         __builtin_prefetch(p + b, 0, kLocality);
       }
+      __builtin_prefetch(w + perm[k + kPrefetch], 0, kLocality);
+      __builtin_prefetch(dw + perm[k + kPrefetch], 1, kLocality);
     }
     const int32_t e = perm[k];
     const float we = w[e];
