@@ -6,7 +6,7 @@ a copy of microsoft/Phi-3.5-vision-instruct):
 
   python -m mmjax.features.extract --config configs/features/lvlm_phi35.py \
       --config.dataset_dir=DATA --config.device=cuda \
-      --config.representations.lvlm_phi35_fitb.model=/models/Phi35V
+      --config.model=/models/Phi35V
 """
 
 import importlib.util
@@ -29,10 +29,14 @@ lvlm_qwen2vl = _sibling('lvlm_qwen2vl')
 
 def get_config() -> ml_collections.ConfigDict:
   config = lvlm_qwen2vl.get_config()
+  config.model = 'models/Phi-3.5-vision-instruct'
   config.representations = ml_collections.ConfigDict({
       'lvlm_phi35_fitb': lvlm_qwen2vl.lvlm_spec(
-          'models/Phi-3.5-vision-instruct', model_class='AutoModelForCausalLM',
+          '', model_class='AutoModelForCausalLM',
           trust_remote_code=True, image_placeholder='<|image_1|>',
           processor_kwargs={'num_crops': 4}),
   })
+  spec = config.representations.lvlm_phi35_fitb
+  spec.model = config.get_ref('model')
+  spec.prompt.domain = config.get_ref('domain')
   return config

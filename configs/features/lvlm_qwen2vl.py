@@ -1,14 +1,17 @@
-r"""LVLM item embeddings with Qwen2-VL-2B-Instruct (FITB prompt, GPU).
+r"""LVLM representations with Qwen2-VL-2B-Instruct (GPU), all three prompts.
 
   python -m mmjax.features.extract --config configs/features/lvlm_qwen2vl.py \
-      --config.dataset_dir=DATA --config.device=cuda --config.dtype=bfloat16
+      --config.dataset_dir=DATA --config.device=cuda --config.dtype=bfloat16 \
+      --config.model=models/Qwen2-VL-2B-Instruct --config.domain=movies
 
 The model resolves offline (a local path, the HF cache, then a packaged
-copy; see mmjax/features/resolve.py); point
---config.representations.lvlm_qwen2vl_fitb.model=/path/to/Qwen2-VL-2B-Instruct
-at a downloaded copy. Writes the embedding (last generated token, final
-layer) and `<name>.generated_text.jsonl`; turn the text into keywords with
-the 'descriptions' extractor (texts_jsonl=...).
+copy; see mmjax/features/resolve.py); `config.model` sets it for every LVLM
+representation below. Each writes its embedding (last generated token, final
+layer) and `<name>.generated_text.jsonl`; the 'descriptions' representations
+then read that text (`texts_from`, run after their source):
+  lvlm_qwen2vl_{fitb,description,misaligned}  LVLM embeddings;
+  keywords_qwen2vl_fitb    one-hot FITB keywords (top 50 per slot + Other);
+  minilm_qwen2vl_{fitb,description}  MiniLM of the generated text.
 """
 
 import ml_collections
@@ -38,11 +41,29 @@ def get_config() -> ml_collections.ConfigDict:
   config.only = ''
   config.overwrite = False
   config.quiet = False
+  config.model = 'Qwen/Qwen2-VL-2B-Instruct'
+  config.domain = 'movies'
+  minilm = 'sentence-transformers/all-MiniLM-L6-v2'
   config.representations = ml_collections.ConfigDict({
-      'lvlm_qwen2vl_fitb': lvlm_spec('Qwen/Qwen2-VL-2B-Instruct'),
-      'lvlm_qwen2vl_description': lvlm_spec(
-          'Qwen/Qwen2-VL-2B-Instruct', kind='description'),
-      'lvlm_qwen2vl_misaligned': lvlm_spec(
-          'Qwen/Qwen2-VL-2B-Instruct', kind='misaligned'),
+      'lvlm_qwen2vl_fitb': lvlm_spec(''),
+      'lvlm_qwen2vl_description': lvlm_spec('', kind='description'),
+      'lvlm_qwen2vl_misaligned': lvlm_spec('', kind='misaligned'),
+      'keywords_qwen2vl_fitb': {
+          'extractor': 'descriptions', 'method': 'keywords',
+          'texts_from': 'lvlm_qwen2vl_fitb', 'prompt': {'domain': ''},
+          'min_slots': 3, 'top_k': 50, 'threshold': 0.45,
+          'embed_model': minilm},
+      'minilm_qwen2vl_fitb': {
+          'extractor': 'descriptions', 'method': 'text', 'model': minilm,
+          'texts_from': 'lvlm_qwen2vl_fitb'},
+      'minilm_qwen2vl_description': {
+          'extractor': 'descriptions', 'method': 'text', 'model': minilm,
+          'texts_from': 'lvlm_qwen2vl_description'},
   })
+  for spec in config.representations.values():
+    if spec.extractor == 'lvlm':
+      spec.model = config.get_ref('model')
+      spec.prompt.domain = config.get_ref('domain')
+    elif 'prompt' in spec:
+      spec.prompt.domain = config.get_ref('domain')
   return config

@@ -1,7 +1,8 @@
 r"""LVLM item embeddings with SmolVLM (Idefics3 architecture), FITB prompt.
 
   python -m mmjax.features.extract --config configs/features/lvlm_smolvlm.py \
-      --config.dataset_dir=DATA --config.device=cuda
+      --config.dataset_dir=DATA --config.device=cuda \
+      [--config.model=models/SmolVLM-256M-Instruct] [--config.domain=baby]
 """
 
 import importlib.util
@@ -24,8 +25,11 @@ lvlm_qwen2vl = _sibling('lvlm_qwen2vl')
 
 def get_config() -> ml_collections.ConfigDict:
   config = lvlm_qwen2vl.get_config()
+  config.model = 'HuggingFaceTB/SmolVLM-256M-Instruct'
   config.representations = ml_collections.ConfigDict({
-      'lvlm_smolvlm_fitb': lvlm_qwen2vl.lvlm_spec(
-          'HuggingFaceTB/SmolVLM-256M-Instruct'),
+      'lvlm_smolvlm_fitb': lvlm_qwen2vl.lvlm_spec(''),
   })
+  spec = config.representations.lvlm_smolvlm_fitb
+  spec.model = config.get_ref('model')
+  spec.prompt.domain = config.get_ref('domain')
   return config

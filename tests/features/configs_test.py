@@ -49,6 +49,23 @@ class ConfigsTest(parameterized.TestCase):
     # a key it does not have).
     self.assertIn('dataset_dir', config)
 
+  @parameterized.parameters('lvlm_qwen2vl.py', 'lvlm_smolvlm.py',
+                            'lvlm_phi35.py')
+  def test_lvlm_model_and_domain_set_every_spec(self, name):
+    config = load(os.path.join(_ROOT, 'configs', 'features', name))
+    config.model = '/models/x'
+    config.domain = 'baby'
+    reps = {k: v.to_dict() for k, v in config.representations.items()}
+    for rep, spec in reps.items():
+      if spec['extractor'] == 'lvlm':
+        self.assertEqual(spec['model'], '/models/x', rep)
+      if 'prompt' in spec:
+        self.assertEqual(spec['prompt']['domain'], 'baby', rep)
+      source = spec.get('texts_from')
+      if source:
+        # Descriptions read an LVLM representation of the same config.
+        self.assertEqual(reps[source]['extractor'], 'lvlm', rep)
+
   def test_ml_lvlm_is_the_done_means_command(self):
     config = load(os.path.join(_ROOT, 'configs', 'features', 'ml_lvlm.py'))
     names = list(config.representations)
