@@ -5,6 +5,10 @@ fallback tests run everywhere.
 """
 
 import os
+import subprocess
+import sys
+import tempfile
+import textwrap
 from unittest import mock
 
 from absl.testing import absltest
@@ -272,6 +276,36 @@ class FallbackTest(absltest.TestCase):
     a = sparse.to_dense(g)
     np.testing.assert_allclose(got, a @ x, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, 2 * a.T @ (a @ x), rtol=1e-4, atol=1e-4)
+
+
+  def test_missing_library_falls_back_with_one_warning(self):
+    # A fresh process with no library and building forbidden: the reference
+    # serves propagate, status says why, and the warning comes once.
+    script = textwrap.dedent("""
+        import numpy as np
+        from mmjax.graph import kernel, sparse
+        g = sparse.from_edges(np.array([0, 1]), np.array([1, 1]), None, 2)
+        x = np.array([[1.0], [2.0]], np.float32)
+        y1 = sparse.propagate(g, x)
+        y2 = sparse.propagate(g, 2 * x)
+        st = kernel.status()
+        assert not st['in_use'] and not st['built'], st
+        assert 'MMJAX_KERNEL_BUILD=0' in st['reason'], st
+        assert np.allclose(y1, [[0.0], [3.0]]), y1
+        assert np.allclose(y2, [[0.0], [6.0]]), y2
+        print('ok')
+    """)
+    with tempfile.TemporaryDirectory() as tmp:
+      env = dict(os.environ, MMJAX_KERNEL_DIR=tmp, MMJAX_KERNEL_BUILD='0',
+                 JAX_PLATFORMS='cpu')
+      env.pop('MMJAX_KERNEL', None)
+      proc = subprocess.run([sys.executable, '-c', script], env=env,
+                            capture_output=True, text=True, check=False,
+                            cwd=os.path.dirname(os.path.dirname(
+                                os.path.dirname(os.path.abspath(__file__)))))
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    self.assertIn('ok', proc.stdout)
+    self.assertEqual(proc.stderr.count('kernel unavailable'), 1, proc.stderr)
 
 
 if __name__ == '__main__':
