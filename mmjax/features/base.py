@@ -446,6 +446,44 @@ def image_processor_manifest(processor: Any) -> dict[str, Any]:
   return out
 
 
+@dataclasses.dataclass
+class JoinedColumn:
+  """A spec's `csv` column joined onto the dataset's items.
+
+  Attributes:
+    field: the item-row key the texts go under.
+    texts: per internal item, the text or None (see `join_csv_column`).
+    problems: item -> reason for each None.
+    info: manifest entries: the CSV's path, sha256 and row counts.
+  """
+
+  field: str
+  texts: list[str | None]
+  problems: dict[int, str]
+  info: dict[str, Any]
+
+
+def spec_csv_column(spec: ml_collections.ConfigDict,
+                    item_ids: np.ndarray) -> JoinedColumn | None:
+  """Joins `spec.csv` {path, key='asin', column='result', field='text'}.
+
+  The one reader of a spec's external text column (the CLI, TF-IDF's
+  vocabulary and the descriptions extractor all use it). None when the
+  spec has no `csv.path`.
+  """
+  csv_spec = spec.get('csv', None)
+  if not csv_spec or not csv_spec.get('path', None):
+    return None
+  texts, problems, counts = join_csv_column(
+      csv_spec.path, item_ids, key=csv_spec.get('key', None) or 'asin',
+      column=csv_spec.get('column', None) or 'result')
+  return JoinedColumn(
+      field=csv_spec.get('field', None) or 'text', texts=texts,
+      problems=problems,
+      info={'csv': os.path.abspath(csv_spec.path),
+            'csv_sha256': file_sha256(csv_spec.path), 'csv_counts': counts})
+
+
 def zero_failed(values: np.ndarray, items: np.ndarray,
                 failed: dict[int, str]) -> np.ndarray:
   """Zeroes the rows of failed items (in place) and returns `values`."""

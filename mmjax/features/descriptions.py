@@ -105,12 +105,11 @@ def source_texts(
         'dataset) or `texts_jsonl` (an LVLM run\'s generated text); got '
         f'{given or "none"}.')
   if given[0] == 'csv.path':
-    texts, problems, counts = base.join_csv_column(
-        csv_spec.path, ds.item_ids, key=csv_spec.get('key', None) or 'asin',
-        column=csv_spec.get('column', None) or 'result')
-    return texts, problems, {'source': os.path.abspath(csv_spec.path),
-                             'source_sha256': base.file_sha256(csv_spec.path),
-                             'source_counts': counts}
+    joined = base.spec_csv_column(spec, ds.item_ids)
+    return joined.texts, joined.problems, {
+        'source': joined.info['csv'],
+        'source_sha256': joined.info['csv_sha256'],
+        'source_counts': joined.info['csv_counts']}
   info = {}
   if given[0] == 'texts_from':
     path = generated_text_path(spec)

@@ -144,19 +144,11 @@ def _prefailed(
     spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
 ) -> tuple[dict[str, list[Any]], dict[int, str], dict[str, Any]]:
   """Joined CSV columns, items that fail before extraction, and counts."""
-  csv_spec = spec.get('csv', None)
-  if not csv_spec or not csv_spec.get('path', None):
+  joined = base.spec_csv_column(spec, ds.item_ids)
+  if joined is None:
     return {}, {}, {}
-  field = csv_spec.get('field', None) or 'text'
-  texts, problems, counts = base.join_csv_column(
-      csv_spec.path,
-      ds.item_ids,
-      key=csv_spec.get('key', None) or 'asin',
-      column=csv_spec.get('column', None) or 'result',
-  )
-  info = {'csv': os.path.abspath(csv_spec.path), 'csv_field': field,
-          'csv_counts': counts}
-  return {field: texts}, problems, info
+  info = dict(joined.info, csv_field=joined.field)
+  return {joined.field: joined.texts}, joined.problems, info
 
 
 def _shard_paths(partial: str, k: int) -> tuple[str, str]:
@@ -308,9 +300,12 @@ def _already_stored(dataset_dir: str, name: str, spec_sha: str,
     return False
   # A representation built from a file (descriptions of an LVLM run that was
   # since re-extracted, an edited CSV) is stale when that file changed.
-  source, sha = m.get('source', None), m.get('source_sha256', None)
-  if source and sha and os.path.isfile(source):
-    return base.file_sha256(source) == sha
+  for path_key, sha_key in (('source', 'source_sha256'), ('csv', 'csv_sha256')):
+    source, sha = m.get(path_key, None), m.get(sha_key, None)
+    if source and sha and os.path.isfile(source) and (
+        base.file_sha256(source) != sha):
+      logging.info('%s: %s changed since it was extracted.', name, source)
+      return False
   return True
 
 

@@ -112,14 +112,10 @@ class TfidfExtractor(base.Extractor):
     self.max_features = int(spec.get('max_features', 4096))
     self.min_df = int(spec.get('min_df', 1))
     self.sublinear = bool(spec.get('sublinear_tf', False))
-    csv_spec = spec.get('csv', None)
-    joined: dict[str, list[Any]] = {}
-    if csv_spec and csv_spec.get('path', None):
-      texts, _, _ = base.join_csv_column(
-          csv_spec.path, ds.item_ids,
-          key=csv_spec.get('key', None) or 'asin',
-          column=csv_spec.get('column', None) or 'result')
-      joined[csv_spec.get('field', None) or 'text'] = texts
+    # The vocabulary needs every item's text, so the CSV column the CLI
+    # joins per batch is joined here for all items too.
+    column = base.spec_csv_column(spec, ds.item_ids)
+    joined = {column.field: column.texts} if column else {}
     df = collections.Counter()
     for i in range(ds.num_items):
       row = {c: v[i] for c, v in ds.item_table.items()}

@@ -357,6 +357,15 @@ class ExtractTest(absltest.TestCase):
                      {'rows': 13, 'not_in_dataset': 1, 'duplicate_rows': 0})
     vocab_has_second = f.values[0].any()
     self.assertTrue(vocab_has_second)
+    self.assertLen(f.manifest['csv_sha256'], 64)
+    # Same spec, same CSV: skipped. The CSV edited (item 7 added): stale,
+    # so it is extracted again rather than skipped.
+    self.assertEqual(extract.run(cfg)[0].status, 'skipped')
+    with open(csv_path, 'ab') as fh:
+      fh.write(b'm7,a late answer poster\n')
+    self.assertEqual(extract.run(cfg)[0].status, 'stored')
+    self.assertEqual(sorted(self._load('lvlm_tfidf').manifest['failed']),
+                     ['2'])
 
   def test_cli_and_no_torch_on_weightfree_path(self):
     config_path = os.path.join(_ROOT, 'configs', 'features', 'weightfree.py')
