@@ -20,8 +20,8 @@ from mmjax.data import readers
 _BENCH = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'bench', 'mmrec')
 sys.path.insert(0, _BENCH)
-import outcome  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import export  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import outcome  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import patches  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import step_parity  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -27,6 +27,7 @@ directory). The shims, each needed by at least one model we run:
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import os
 import shutil
 import sys
@@ -99,9 +100,7 @@ def install() -> None:
       sys.modules[name] = _stub(name, pad=_unavailable(name + '.pad'),
                                 resize=_unavailable(name + '.resize'),
                                 open=_unavailable(name + '.open'))
-  try:
-    import torch_scatter  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
+  if importlib.util.find_spec('torch_scatter') is None:
     sys.modules['torch_scatter'] = _stub('torch_scatter',
                                          scatter_add=_scatter_add)
   sys.modules['torchvision'].transforms = sys.modules['torchvision.transforms']

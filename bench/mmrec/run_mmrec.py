@@ -44,6 +44,7 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import patches  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+
 def _cpu_name() -> str:
   try:
     with open('/proc/cpuinfo', encoding='utf-8') as f:

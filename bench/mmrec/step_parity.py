@@ -288,7 +288,7 @@ def compare(npz_path: str, model_name: str,
   # pylint: disable=g-import-not-at-top
   import jax
   import jax.numpy as jnp
-  import ml_collections
+
   from mmjax.graph import sparse
   from mmjax.models import context as ctx_lib
   # pylint: enable=g-import-not-at-top
@@ -327,7 +327,6 @@ def compare(npz_path: str, model_name: str,
            'pos': jnp.asarray(npz['batch/pos'], jnp.int32),
            'neg': jnp.asarray(npz['batch/neg'], jnp.int32),
            'mask': jnp.ones(len(npz['batch/users']), jnp.float32)}
-  del ml_collections
 
   def loss_fn(p, ctx, batch):
     return module.loss(p, batch, ctx, jax.random.key(0), cfg)[0]
