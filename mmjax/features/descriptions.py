@@ -165,17 +165,22 @@ class KeywordExtractor(base.Extractor):
     self.failed: dict[int, str] = dict(problems)
     counts = {'ok': 0, 'partial': 0, 'unparsed': 0}
     reasons: dict[str, int] = {}
+    rejected: dict[str, int] = {}
     for i, t in enumerate(texts):
       if t is None:
         continue
       p = parser.parse(t)
       counts[p.status] += 1
+      for r in p.rejected.values():
+        rejected[r] = rejected.get(r, 0) + 1
       if p.parsed:
         answers[i] = p.slots
       else:
         reasons[p.reason] = reasons.get(p.reason, 0) + 1
         self.failed[i] = f'unparsed LVLM answer: {p.reason}'
-    self.parse_counts = dict(counts, unparsed_reasons=reasons)
+    # Slot values not kept (degenerate, or prose too long for a keyword).
+    self.parse_counts = dict(counts, unparsed_reasons=reasons,
+                             rejected_values=rejected)
     # Kept as one value each (see keywords.py); counted so a report can say
     # how often a model answered a blank with several keywords.
     self.multi_valued = {

@@ -62,11 +62,15 @@ class Parsed:
     slots: slot name (as in the template) -> value, for the slots found.
     status: 'ok' | 'partial' | 'unparsed'.
     reason: why the answer is unparsed (None otherwise).
+    rejected: slot -> why a value given for it was not kept ('degenerate'
+      or 'too long': prose that swallowed the slot); counted, not dropped
+      silently.
   """
 
   slots: dict[str, str]
   status: str
   reason: str | None = None
+  rejected: dict[str, str] = dataclasses.field(default_factory=dict)
 
   @property
   def parsed(self) -> bool:
@@ -184,6 +188,7 @@ class SlotParser:
     found: dict[str, str] = {}
     key_counts = collections.Counter()
     conflict = degenerate = False
+    rejected: dict[str, str] = {}
     unknown = []  # (marker index, value) of unknown keys with braced values
     for k, (_, end, slot, _) in enumerate(markers):
       stop = markers[k + 1][0] if k + 1 < len(markers) else len(s)
@@ -200,8 +205,10 @@ class SlotParser:
         continue
       if is_degenerate(value):
         degenerate = True
+        rejected[slot] = 'degenerate'
         continue
       if len(_WORD.findall(value)) > MAX_VALUE_WORDS:
+        rejected[slot] = 'too long'
         continue
       if slot in found and found[slot].casefold() != value.casefold():
         conflict = True
@@ -222,17 +229,18 @@ class SlotParser:
       if order == list(self.slots[:want]) and not is_degenerate(value):
         found[missing[0]] = value
     found = {x: found[x] for x in self.slots if x in found}
+    rejected = {x: r for x, r in rejected.items() if x not in found}
     if len(found) == len(self.slots):
       return Parsed(found, OK)
     if len(found) >= self.min_slots:
-      return Parsed(found, PARTIAL)
+      return Parsed(found, PARTIAL, rejected=rejected)
     if _REFUSAL.search(s):
       reason = 'refusal'
     elif degenerate or is_degenerate(s):
       reason = 'degenerate'
     else:
       reason = 'too few slots'
-    return Parsed({}, UNPARSED, reason)
+    return Parsed({}, UNPARSED, reason, rejected)
 
   def parse_many(
       self, texts: Iterable[str | None]

@@ -116,6 +116,17 @@ class PerturbationTest(parameterized.TestCase):
     self.assertEqual(p.status, slots.PARTIAL)
     self.assertEqual(p.slots, {'Genre': 'Drama', 'Mood': 'Tense',
                                'Setting': 'Urban'})
+    self.assertEqual(p.rejected, {})
+
+  def test_rejected_values_are_reported(self):
+    prose = ' '.join(f'w{i}' for i in range(slots.MAX_VALUE_WORDS + 1))
+    p = self.parser.parse(
+        f'[Genre] {{Drama}}, [Audience] {{{prose}}}, [Visual Format] '
+        '{Film Film Film Film Film}, [Mood] {Tense}, [Setting] {Urban}')
+    self.assertEqual(p.status, slots.PARTIAL)
+    self.assertEqual(p.rejected, {'Audience': 'too long',
+                                  'Visual Format': 'degenerate'})
+    self.assertNotIn('Audience', p.slots)
 
   @parameterized.named_parameters(
       ('empty', '   ', 'empty'),
