@@ -10,7 +10,8 @@ or timm. Spec keys:
     pooler is the global average pool, e.g. ResNet-50's 2048-d vector; 'cls'
     for transformers), 'pooler' (the model's pooler_output, flattened), 'cls'
     (the first token of the chosen layer), or 'mean' (mean over the patch
-    tokens, or over H and W for feature maps).
+    tokens after CLS and any register tokens, or over H and W for feature
+    maps).
   layer: -1 (default: the last hidden state) or an index into hidden_states
     (0 = embeddings). 'pooler' needs the last layer.
   normalize: L2-normalise the vectors (default False, the raw features that
@@ -100,8 +101,10 @@ class VisualExtractor(base.Extractor):
     elif hidden.ndim == 4:
       pooled = hidden.mean(dim=(2, 3))
     else:
-      # Patch tokens only: the CLS token is a summary, not a patch.
-      pooled = hidden[:, 1:].mean(dim=1)
+      # Patch tokens only: the CLS token is a summary, and register tokens
+      # (DINOv2 with registers) are not patches either.
+      skip = 1 + int(getattr(self.model.config, 'num_register_tokens', 0) or 0)
+      pooled = hidden[:, skip:].mean(dim=1)
     pooled = pooled.float()
     if self.normalize:
       pooled = torch.nn.functional.normalize(pooled, dim=-1)

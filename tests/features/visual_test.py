@@ -58,6 +58,14 @@ def save_tiny_backbone(kind: str, path: str, seed: int = 0) -> None:
     proc = transformers.BitImageProcessor(
         size={'shortest_edge': 32}, crop_size={'height': 28, 'width': 28},
         do_center_crop=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+  elif kind == 'dinov2_with_registers':
+    cfg = transformers.Dinov2WithRegistersConfig(
+        hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        mlp_ratio=2, image_size=28, patch_size=14, num_register_tokens=2)
+    model = transformers.Dinov2WithRegistersModel(cfg)
+    proc = transformers.BitImageProcessor(
+        size={'shortest_edge': 32}, crop_size={'height': 28, 'width': 28},
+        do_center_crop=True, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
   else:
     raise ValueError(kind)
   model.eval()
@@ -90,7 +98,7 @@ class VisualTest(parameterized.TestCase):
     cls._tmp = tempfile.TemporaryDirectory()
     cls.root = cls._tmp.name
     cls.models = {}
-    for kind in ('resnet', 'vit', 'dinov2'):
+    for kind in ('resnet', 'vit', 'dinov2', 'dinov2_with_registers'):
       cls.models[kind] = os.path.join(cls.root, kind)
       save_tiny_backbone(kind, cls.models[kind])
     rng = np.random.default_rng([5, 2])
@@ -111,6 +119,7 @@ class VisualTest(parameterized.TestCase):
       ('vit_cls', 'vit', 'auto', 16),
       ('vit_mean', 'vit', 'mean', 16),
       ('dinov2_cls', 'dinov2', 'cls', 16),
+      ('dinov2_registers_mean', 'dinov2_with_registers', 'mean', 16),
   )
   def test_matches_direct_forward(self, kind, pooling, dim):
     ext = visual.VisualExtractor(spec_for(self.models[kind], pooling=pooling))
@@ -129,7 +138,12 @@ class VisualTest(parameterized.TestCase):
       np.testing.assert_allclose(
           ref.numpy(), out.last_hidden_state.mean((2, 3)).numpy(), atol=1e-5)
     elif pooling == 'mean':
-      ref = out.last_hidden_state[:, 1:].mean(1)
+      # Patch tokens: after CLS and the register tokens, if any (2 here).
+      skip = 1
+      if kind == 'dinov2_with_registers':
+        skip = 3
+        self.assertEqual(out.last_hidden_state.shape[1], 3 + 4)  # 2x2 patches.
+      ref = out.last_hidden_state[:, skip:].mean(1)
     else:
       ref = out.last_hidden_state[:, 0]
     np.testing.assert_allclose(result.values, ref.numpy(), atol=1e-5)
