@@ -106,7 +106,8 @@ def run_one(size: str) -> dict:
                                  users=evaluator.data.users[:eval_users])
       evaluator = ranking.Evaluator(data, trainer.cfg.eval, mesh,
                                     trainer.score_fn)
-    params = trainer._eval_params(state.params)  # pylint: disable=protected-access
+    # The embeddings the evaluator scores with (models without `score`).
+    params = trainer._eval_params(state.params)  # pylint: disable=W0212
     key = jax.random.key(0)
     evaluator(params, trainer.ctx, key)  # compile
     t0 = time.perf_counter()
@@ -142,7 +143,8 @@ def main(argv):
     proc = subprocess.run(
         [sys.executable, __file__, f'--one={size}'], capture_output=True,
         text=True, check=False)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+    lines = [ln for ln in proc.stdout.splitlines()
+             if ln.startswith('RESULT ')]
     if proc.returncode or not lines:
       print(f'{size}: failed\n{proc.stderr[-2000:]}')
       continue

@@ -15,6 +15,7 @@ What was done is returned as a record that the run info stores.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import jax
@@ -92,7 +93,8 @@ def transform_features(
     try:
       k = int(how.split(':', 1)[1])
     except ValueError as e:
-      raise ValueError(f'features.transform {how!r}: expected pca:<int>.') from e
+      raise ValueError(
+          f'features.transform {how!r}: expected pca:<int>.') from e
     if not 0 < k <= min(present.shape):
       raise ValueError(f'features.transform {how!r} needs 0 < k <= '
                        f'{min(present.shape)} (items x dims present).')
@@ -109,6 +111,11 @@ def transform_features(
                      'standardize or pca:k.')
   out = np.where(mask[:, None], out, 0.0).astype(np.float32)
   return out, record
+
+
+def _sha256(path: str) -> str:
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
 
 
 def make_context(
@@ -147,7 +154,7 @@ def make_context(
     _, js = store.feature_paths(dataset_dir, name)
     record[modality] = {
         'representation': name,
-        'manifest_sha256': dataset_lib._file_sha256(js),  # pylint: disable=protected-access
+        'manifest_sha256': _sha256(js),
         'extractor': feat.manifest.get('extractor'),
         'dim': int(values.shape[1]),
         'failed_items': int((~feat.mask).sum()),

@@ -12,10 +12,10 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.graph import sparse
 from mmjax.models import context as context_lib
 
-U, I = 7, 9
+NU, NI = 7, 9
 
 
-def tiny_dataset(seed=0, num_users=U, num_items=I, per_user=4):
+def tiny_dataset(seed=0, num_users=NU, num_items=NI, per_user=4):
   """Each user has `per_user` distinct items; the first 3 are TRAIN."""
   rng = np.random.default_rng([seed])
   users, items, split = [], [], []
@@ -43,9 +43,9 @@ def make_batch(rng, size=6, k=2, padded=1):
   mask = np.ones(size, np.float32)
   mask[size - padded:] = 0.0
   return {
-      'users': jnp.asarray(rng.integers(0, U, size), jnp.int32),
-      'pos': jnp.asarray(rng.integers(0, I, size), jnp.int32),
-      'neg': jnp.asarray(rng.integers(0, I, (size, k)), jnp.int32),
+      'users': jnp.asarray(rng.integers(0, NU, size), jnp.int32),
+      'pos': jnp.asarray(rng.integers(0, NI, size), jnp.int32),
+      'neg': jnp.asarray(rng.integers(0, NI, (size, k)), jnp.int32),
       'mask': jnp.asarray(mask),
   }
 
@@ -77,8 +77,8 @@ class ModelsTest(parameterized.TestCase):
     cfg = make_cfg(name)
     params = model.init(jax.random.key(0), self.ctx, cfg)
     u, i = model.embed(params, self.ctx, cfg)
-    self.assertEqual(u.shape, (U, 4))
-    self.assertEqual(i.shape, (I, 4))
+    self.assertEqual(u.shape, (NU, 4))
+    self.assertEqual(i.shape, (NI, 4))
     batch = make_batch(np.random.default_rng(1))
     (loss, aux), grads = jax.jit(jax.value_and_grad(
         lambda p, c: model.loss(p, batch, c, jax.random.key(0), cfg),
@@ -93,8 +93,8 @@ class ModelsTest(parameterized.TestCase):
     model = models.get_model(name)
     cfg = make_cfg(name, num_layers=2, reg_weight=0.3)
     rng = np.random.default_rng([2, k])
-    eu = rng.normal(size=(U, 4)).astype(np.float32)
-    ei = rng.normal(size=(I, 4)).astype(np.float32)
+    eu = rng.normal(size=(NU, 4)).astype(np.float32)
+    ei = rng.normal(size=(NI, 4)).astype(np.float32)
     params = {'user_emb': jnp.asarray(eu), 'item_emb': jnp.asarray(ei)}
     batch = make_batch(rng, k=k)
     if name == 'lightgcn':
@@ -104,7 +104,7 @@ class ModelsTest(parameterized.TestCase):
       for _ in range(2):
         layers.append(a @ layers[-1])
       e = np.mean(layers, 0)
-      u_all, i_all = e[:U], e[U:]
+      u_all, i_all = e[:NU], e[NU:]
     else:
       u_all, i_all = eu.astype(np.float64), ei.astype(np.float64)
     expected = np_loss(u_all, i_all, eu.astype(np.float64),
@@ -128,9 +128,9 @@ class ModelsTest(parameterized.TestCase):
   def test_mostpop_scores_are_train_counts(self):
     model = models.get_model('mostpop')
     params = model.fit(self.ctx, make_cfg('mostpop'))
-    counts = np.bincount(self.ds.select(dataset_lib.TRAIN)[1], minlength=I)
+    counts = np.bincount(self.ds.select(dataset_lib.TRAIN)[1], minlength=NI)
     scores = model.score(params, self.ctx, jnp.arange(3), None)
-    self.assertEqual(scores.shape, (3, I))
+    self.assertEqual(scores.shape, (3, NI))
     np.testing.assert_array_equal(np.asarray(scores), np.tile(counts, (3, 1)))
     u, i = model.embed(params, self.ctx, None)
     np.testing.assert_array_equal(np.asarray(u @ i.T)[:3], np.asarray(scores))

@@ -32,7 +32,8 @@ from mmjax.train import loop
 from tests.train import loop_test
 assert jax.device_count() == 8 and jax.local_device_count() == 4
 cfg = loop_test.small_config(optimizer='sgd')
-trainer = loop.Trainer(cfg, loop_test.random_dataset(), mesh=mesh_lib.make_mesh(8))
+trainer = loop.Trainer(cfg, loop_test.random_dataset(),
+                       mesh=mesh_lib.make_mesh(8))
 state = trainer.init_state()
 for epoch in (1, 2):
   state, metrics = trainer.run_epoch(state, epoch)
