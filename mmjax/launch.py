@@ -25,7 +25,15 @@ config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                 lock_config=True)
 
 
+class _QuietLibraries:
+  """Keeps orbax's per-save INFO chatter out of the run's log (warnings pass)."""
+
+  def filter(self, record) -> bool:
+    return record.levelno >= 30 or '/orbax/' not in record.pathname
+
+
 def main(argv):
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
   if _RERUN.value:

@@ -78,11 +78,18 @@ class JsonlWriter(MetricWriter):
 
 
 class LoggingWriter(MetricWriter):
-  """Logs scalars through absl (one line per write)."""
+  """Logs scalars through absl (one line per write).
+
+  At verbosity 1 (`--verbosity=1`): every metric of an evaluation is a line of
+  hundreds of fields, which buries the per-epoch progress line at the default
+  level; metrics.jsonl holds them all anyway.
+  """
 
   def write_scalars(self, step: int, scalars: Mapping[str, Any]) -> None:
+    if not logging.vlog_is_on(1):
+      return
     text = ', '.join(f'{k}={_fmt(v)}' for k, v in scalars.items())
-    logging.info('[%d] %s', step, text)
+    logging.vlog(1, '[%d] %s', step, text)
 
   def write_hparams(self, hparams: Mapping[str, Any]) -> None:
     logging.info('hparams: %s', dict(hparams))
