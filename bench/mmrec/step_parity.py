@@ -127,19 +127,53 @@ SPECS = {
                 'text_trs.weight': (('proj', 1, 'w'), _transpose),
                 'text_trs.bias': (('proj', 1, 'b'), _identity)},
         features=True),
+    # Target dropout off: MMRec's F.dropout and ours draw different masks.
+    'BM3': Spec(
+        module='mmjax.models.bm3',
+        hparams={'embedding_size': 64, 'feat_embed_dim': 64, 'n_layers': 1,
+                 'dropout': 0.0, 'reg_weight': 0.1, 'cl_weight': 2.0},
+        model_cfg={'name': 'bm3', 'embed_dim': 64, 'num_layers': 1,
+                   'dropout': 0.0, 'reg_weight': 0.1, 'cl_weight': 2.0,
+                   'train_features': True},
+        params={'user_embedding.weight': ('user', _identity),
+                'item_id_embedding.weight': ('item', _identity),
+                'predictor.weight': (('predictor', 'w'), _transpose),
+                'predictor.bias': (('predictor', 'b'), _identity),
+                'image_embedding.weight': (('features', 0), _identity),
+                'text_embedding.weight': (('features', 1), _identity),
+                'image_trs.weight': (('proj', 0, 'w'), _transpose),
+                'image_trs.bias': (('proj', 0, 'b'), _identity),
+                'text_trs.weight': (('proj', 1, 'w'), _transpose),
+                'text_trs.bias': (('proj', 1, 'b'), _identity)},
+        features=True),
+    # MMRec divides LATTICE's regulariser by the configured batch size,
+    # ours by the batch's rows: mmrec_step sets train_batch_size to the
+    # parity batch's size, so both divide by the same number.
+    'LATTICE': Spec(
+        module='mmjax.models.lattice',
+        hparams={'embedding_size': 64, 'feat_embed_dim': 64, 'knn_k': 10,
+                 'lambda_coeff': 0.9, 'n_layers': 1, 'reg_weight': 1e-3,
+                 'learning_rate': 1e-3, 'cf_model': 'lightgcn'},
+        model_cfg={'name': 'lattice', 'embed_dim': 64, 'knn_k': 10,
+                   'lambda_coeff': 0.9, 'num_mm_layers': 1, 'num_layers': 2,
+                   'reg_weight': 1e-3, 'convention': 'mmrec',
+                   'train_features': True},
+        params={'user_embedding.weight': ('user', _identity),
+                'item_id_embedding.weight': ('item', _identity),
+                'image_embedding.weight': (('features', 0), _identity),
+                'text_embedding.weight': (('features', 1), _identity),
+                'image_trs.weight': (('proj', 0, 'w'), _transpose),
+                'image_trs.bias': (('proj', 0, 'b'), _identity),
+                'text_trs.weight': (('proj', 1, 'w'), _transpose),
+                'text_trs.bias': (('proj', 1, 'b'), _identity),
+                'modal_weight': ('modal_weight', _identity)},
+        features=True),
 }
 
 
 # MMRec side only, until our models land: one grid point each, every
 # dropout off so that the step is deterministic.
 SPECS.update({
-    'BM3': Spec(module=None, hparams={
-        'embedding_size': 64, 'feat_embed_dim': 64, 'n_layers': 1,
-        'dropout': 0.0, 'reg_weight': 0.1, 'cl_weight': 2.0}),
-    'LATTICE': Spec(module=None, hparams={
-        'embedding_size': 64, 'feat_embed_dim': 64, 'knn_k': 10,
-        'lambda_coeff': 0.9, 'n_layers': 1, 'reg_weight': 1e-4,
-        'learning_rate': 1e-3}),
     'MGCN': Spec(module=None, hparams={
         'embedding_size': 64, 'n_ui_layers': 2, 'n_layers': 1, 'knn_k': 10,
         'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_loss': 0.01}),
@@ -216,7 +250,7 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     # pylint: enable=g-import-not-at-top,import-error
     config = configurator.Config(model_name, dataset, {
         'gpu_id': 0, 'use_gpu': False, 'data_path': data_path,
-        'seed': seed, **spec.hparams})
+        'seed': seed, 'train_batch_size': batch_size, **spec.hparams})
     patches.resolve_grid(config, spec.hparams)
     ds = mmrec_dataset.RecDataset(config)
     train_ds, _, _ = ds.split()
@@ -420,7 +454,8 @@ if __name__ == '__main__':
                                   'MMRec dataset folder (export.py).')
   _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
                                  'the basename of --data_dir).')
-  _MODELS = flags.DEFINE_list('models', ['LightGCN', 'VBPR', 'FREEDOM'],
+  _MODELS = flags.DEFINE_list('models', ['LightGCN', 'VBPR', 'FREEDOM',
+                                          'BM3', 'LATTICE'],
                               f'Models, of {sorted(SPECS)}.')
   _BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.')
   _SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
