@@ -203,7 +203,7 @@ class MMRecParityTest(absltest.TestCase):
     root = _tmpdir(self)
     data = os.path.join(root, 'tiny')
     _tiny_export(data)
-    for model in ('LightGCN', 'VBPR'):
+    for model in ('LightGCN', 'VBPR', 'FREEDOM', 'BM3', 'LATTICE'):
       path = os.path.join(root, f'{model}.npz')
       step_parity.mmrec_step(_MMREC_DIR, data, 'tiny', model, 64, 0, path)
       row = step_parity.compare(path, model)
