@@ -439,6 +439,9 @@ def train_and_evaluate(cfg: Any, workdir: str) -> list[dict[str, Any]]:
   """
   names = tuple(cfg.get('models') or ())
   ds, dataset_dir = load_dataset(cfg)
+  from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    print(prepare.format_summary(ds), flush=True)
   mesh = mesh_lib.make_mesh(cfg.mesh.data)
   rows = []
   if names:
