@@ -16,6 +16,8 @@ then read that text (`texts_from`, run after their source):
 
 import ml_collections
 
+from mmjax.features import base
+
 
 def lvlm_spec(model: str, domain: str = 'movies', kind: str = 'fitb',
               **kw) -> dict:
@@ -30,17 +32,7 @@ def lvlm_spec(model: str, domain: str = 'movies', kind: str = 'fitb',
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.dataset_dir = ''
-  config.batch_size = 8
-  config.shard_size = 512
-  config.device = 'auto'
-  config.dtype = 'bfloat16'
-  config.store_dtype = 'float32'
-  config.image_root = ''
-  config.only = ''
-  config.overwrite = False
-  config.quiet = False
+  config = base.run_config(batch_size=8, shard_size=512, dtype='bfloat16')
   config.model = 'Qwen/Qwen2-VL-2B-Instruct'
   config.domain = 'movies'
   minilm = 'sentence-transformers/all-MiniLM-L6-v2'

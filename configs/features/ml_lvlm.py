@@ -22,6 +22,8 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
+from mmjax.features import base
+
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 SHARED = os.environ.get('MMJAX_SHARED_DATA',
@@ -83,19 +85,9 @@ def representations(lvlm_dir: str = LVLM_DIR) -> dict[str, dict]:
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.dataset_dir = ''
+  config = base.run_config(batch_size=256, shard_size=4096, device='cpu')
   data = data_section()
   if data is not None:
     config.data = data
-  config.batch_size = 256
-  config.shard_size = 4096
-  config.device = 'cpu'
-  config.dtype = 'float32'
-  config.store_dtype = 'float32'
-  config.image_root = ''
-  config.only = ''
-  config.overwrite = False
-  config.quiet = False
   config.representations = ml_collections.ConfigDict(representations())
   return config

@@ -11,19 +11,11 @@ preprocessor_config.json. Offline: pass a local copy of the checkpoint.
 
 import ml_collections
 
+from mmjax.features import base
+
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.dataset_dir = ''
-  config.batch_size = 32
-  config.shard_size = 2048
-  config.device = 'auto'
-  config.dtype = 'float32'
-  config.store_dtype = 'float32'
-  config.image_root = ''
-  config.only = ''
-  config.overwrite = False
-  config.quiet = False
+  config = base.run_config(batch_size=32, shard_size=2048)
   config.representations = ml_collections.ConfigDict({
       'image_resnet50': {
           'extractor': 'visual',

@@ -9,19 +9,11 @@ The model resolves offline (a local path, the HF cache, or the copy the
 
 import ml_collections
 
+from mmjax.features import base
+
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.dataset_dir = ''
-  config.batch_size = 64
-  config.shard_size = 4096
-  config.device = 'auto'
-  config.dtype = 'float32'
-  config.store_dtype = 'float32'
-  config.image_root = ''
-  config.only = ''
-  config.overwrite = False
-  config.quiet = False
+  config = base.run_config(batch_size=64, shard_size=4096)
   config.representations = ml_collections.ConfigDict({
       'text_minilm': {
           'extractor': 'text',

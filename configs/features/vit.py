@@ -9,19 +9,11 @@ Run only the DINO-style backbone with --config.only=image_dinov2.
 
 import ml_collections
 
+from mmjax.features import base
+
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.dataset_dir = ''
-  config.batch_size = 32
-  config.shard_size = 2048
-  config.device = 'auto'
-  config.dtype = 'float32'
-  config.store_dtype = 'float32'
-  config.image_root = ''
-  config.only = 'image_vit'
-  config.overwrite = False
-  config.quiet = False
+  config = base.run_config(batch_size=32, shard_size=2048, only='image_vit')
   config.representations = ml_collections.ConfigDict({
       'image_vit': {
           'extractor': 'visual',

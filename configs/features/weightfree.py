@@ -11,19 +11,11 @@ text representation only when run with --config.only=text_tfidf.
 
 import ml_collections
 
+from mmjax.features import base
+
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-  config.dataset_dir = ''
-  config.batch_size = 64
-  config.shard_size = 4096
-  config.device = 'cpu'
-  config.dtype = 'float32'
-  config.store_dtype = 'float32'
-  config.image_root = ''
-  config.only = ''
-  config.overwrite = False
-  config.quiet = False
+  config = base.run_config(batch_size=64, shard_size=4096, device='cpu')
   config.representations = ml_collections.ConfigDict({
       'image_color_hist': {
           'extractor': 'weightfree', 'method': 'color_histogram', 'bins': 8,

@@ -582,3 +582,29 @@ def torch_dtype(name: str | None, device):
   if device.type == 'cpu' and name == 'float16':
     return torch.float32
   return table[name]
+
+
+def run_config(*, batch_size: int = 32, shard_size: int = 2048,
+               device: str = 'auto', dtype: str = 'float32',
+               only: str = '') -> ml_collections.ConfigDict:
+  """The run section every configs/features/*.py shares (before its specs).
+
+  Args:
+    batch_size: items per extractor call.
+    shard_size: items per resumable shard.
+    device: 'auto', 'cpu' or 'cuda'.
+    dtype: compute dtype of the neural extractors.
+    only: comma-separated representation names to run ('' = all).
+  """
+  config = ml_collections.ConfigDict()
+  config.dataset_dir = ''
+  config.batch_size = batch_size
+  config.shard_size = shard_size
+  config.device = device
+  config.dtype = dtype
+  config.store_dtype = 'float32'
+  config.image_root = ''
+  config.only = only
+  config.overwrite = False
+  config.quiet = False
+  return config
