@@ -53,29 +53,30 @@ import jax
 import jax.numpy as jnp
 
 from mmjax import types
+from mmjax.models import layers
 from mmjax.models import lightgcn
-from mmjax.models import vbpr
 
 USES_NEGATIVES = False
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
-  pred = vbpr.linear_init(jax.random.fold_in(key, 2), d, d)
-  pred['w'] = vbpr.xavier_normal(jax.random.fold_in(key, 3), (d, d))
+  pred = layers.linear_init(jax.random.fold_in(key, 2), d, d)
+  pred['w'] = layers.xavier_normal(jax.random.fold_in(key, 3), (d, d))
   params = {
-      'user': vbpr.xavier_uniform(jax.random.fold_in(key, 0),
-                                  (ctx.num_users, d)),
-      'item': vbpr.xavier_uniform(jax.random.fold_in(key, 1),
-                                  (ctx.num_items, d)),
+      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
+                                    (ctx.num_users, d)),
+      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
+                                    (ctx.num_items, d)),
       'predictor': pred,
       'proj': [],
   }
-  feats = vbpr.modalities(ctx)
+  feats = layers.modalities(ctx)
   for m, (x, _) in enumerate(feats):
-    lin = vbpr.linear_init(jax.random.fold_in(key, 10 + 2 * m), x.shape[1], d)
-    lin['w'] = vbpr.xavier_normal(jax.random.fold_in(key, 11 + 2 * m),
-                                  (x.shape[1], d))
+    lin = layers.linear_init(jax.random.fold_in(key, 10 + 2 * m),
+                             x.shape[1], d)
+    lin['w'] = layers.xavier_normal(jax.random.fold_in(key, 11 + 2 * m),
+                                    (x.shape[1], d))
     params['proj'].append(lin)
   if cfg.model.get('train_features', True):
     params['features'] = [jnp.where(mask[:, None], x, 0.0)
@@ -89,7 +90,8 @@ def _linear(p: dict, x: types.Array) -> types.Array:
 
 def _cos(a: types.Array, b: types.Array) -> types.Array:
   """torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-8)."""
-  return jnp.sum(vbpr.l2_normalize(a, 1e-8) * vbpr.l2_normalize(b, 1e-8), -1)
+  a, b = layers.l2_normalize(a, 1e-8), layers.l2_normalize(b, 1e-8)
+  return jnp.sum(a * b, -1)
 
 
 def _dropout(key: types.PRNGKey, x: types.Array, rate: float) -> types.Array:
@@ -107,7 +109,7 @@ def _online(params, ctx, cfg):
 
 
 def _modal(params, ctx):
-  feats = vbpr.modalities(ctx)
+  feats = layers.modalities(ctx)
   out = []
   for m, (proj, (x, mask)) in enumerate(zip(params['proj'], feats)):
     if 'features' in params:
@@ -129,9 +131,9 @@ def loss(params, batch, ctx, key, cfg):
   u_t = jax.lax.stop_gradient(_dropout(jax.random.fold_in(key, 0), u_o, rate))
   i_t = jax.lax.stop_gradient(_dropout(jax.random.fold_in(key, 1), i_o, rate))
   pred = params['predictor']
-  loss_ui = 1.0 - vbpr.weighted_mean(
+  loss_ui = 1.0 - layers.weighted_mean(
       _cos(_linear(pred, u_o[users]), i_t[items]), mask)
-  loss_iu = 1.0 - vbpr.weighted_mean(
+  loss_iu = 1.0 - layers.weighted_mean(
       _cos(_linear(pred, i_o[items]), u_t[users]), mask)
   cl = jnp.zeros((), jnp.float32)
   for m, (t, m_mask) in enumerate(modal):
@@ -139,8 +141,8 @@ def loss(params, batch, ctx, key, cfg):
         _dropout(jax.random.fold_in(key, 2 + m), t, rate))
     online = _linear(pred, t[items])
     ok = mask * m_mask[items]
-    cl = cl + (1.0 - vbpr.weighted_mean(_cos(online, i_t[items]), ok))
-    cl = cl + (1.0 - vbpr.weighted_mean(_cos(online, t_t[items]), ok))
+    cl = cl + (1.0 - layers.weighted_mean(_cos(online, i_t[items]), ok))
+    cl = cl + (1.0 - layers.weighted_mean(_cos(online, t_t[items]), ok))
   reg = (_frobenius(u_o) + _frobenius(i_o)) / ctx.num_items
   total = (loss_ui + loss_iu + cfg.model.reg_weight * reg
            + cfg.model.cl_weight * cl)

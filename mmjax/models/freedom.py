@@ -71,8 +71,8 @@ from mmjax.graph import edges
 from mmjax.graph import knn
 from mmjax.graph import sparse
 from mmjax.models import context as ctx_lib
+from mmjax.models import layers
 from mmjax.models import lightgcn
-from mmjax.models import vbpr
 
 
 def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
@@ -125,7 +125,7 @@ def item_graph(
 
 def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   """FREEDOM's frozen data: the item graph S and the graph's reverse edges."""
-  feats = vbpr.modalities(ctx)
+  feats = layers.modalities(ctx)
   return {
       'item_graph': item_graph(
           feats, mm_weights(cfg, list(ctx.features)), cfg.model.knn_k
@@ -144,25 +144,25 @@ def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
   params = {
-      'user': vbpr.xavier_uniform(jax.random.fold_in(key, 0),
-                                  (ctx.num_users, d)),
-      'item': vbpr.xavier_uniform(jax.random.fold_in(key, 1),
-                                  (ctx.num_items, d)),
+      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
+                                    (ctx.num_users, d)),
+      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
+                                    (ctx.num_items, d)),
       'proj': [],
   }
-  for m, (x, mask) in enumerate(vbpr.modalities(ctx)):
+  for m, (x, mask) in enumerate(layers.modalities(ctx)):
     params['proj'].append(
-        vbpr.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
+        layers.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
     )
   if cfg.model.get('train_features', True):
     params['features'] = [
-        jnp.where(mask[:, None], x, 0.0) for x, mask in vbpr.modalities(ctx)
+        jnp.where(mask[:, None], x, 0.0) for x, mask in layers.modalities(ctx)
     ]
   return params
 
 
 def _features(params, ctx):
-  feats = vbpr.modalities(ctx)
+  feats = layers.modalities(ctx)
   if 'features' in params:
     return [(params['features'][m], mask) for m, (_, mask) in
             enumerate(feats)]
@@ -199,12 +199,12 @@ def loss(params, batch, ctx, key, cfg):
     s_neg = jnp.sum(u[:, None] * items[neg], -1)
     return s_pos, s_neg
 
-  mf = vbpr.bpr_logsigmoid(*bpr(i_all), mask)
+  mf = layers.bpr_logsigmoid(*bpr(i_all), mask)
   aux = jnp.zeros((), jnp.float32)
   for proj, (x, m) in zip(params['proj'], _features(params, ctx)):
     p = jnp.where(m[:, None], x, 0.0) @ proj['w'] + proj['b']
     # Pairs with an item lacking this modality are left out of its term.
     ok = mask * m[pos] * jnp.all(m[neg], axis=1)
-    aux = aux + vbpr.bpr_logsigmoid(*bpr(p), ok)
+    aux = aux + layers.bpr_logsigmoid(*bpr(p), ok)
   total = mf + cfg.model.reg_weight * aux
   return total, {'bpr': mf, 'mm_bpr': aux}

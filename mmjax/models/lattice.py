@@ -63,18 +63,18 @@ from mmjax import types
 from mmjax.graph import knn
 from mmjax.graph import sparse
 from mmjax.models import context as ctx_lib
-from mmjax.models import vbpr
+from mmjax.models import layers
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
-  feats = vbpr.modalities(ctx)
+  feats = layers.modalities(ctx)
   params = {
-      'user': vbpr.xavier_uniform(jax.random.fold_in(key, 0),
-                                  (ctx.num_users, d)),
-      'item': vbpr.xavier_uniform(jax.random.fold_in(key, 1),
-                                  (ctx.num_items, d)),
-      'proj': [vbpr.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
+      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
+                                    (ctx.num_users, d)),
+      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
+                                    (ctx.num_items, d)),
+      'proj': [layers.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
                for m, (x, _) in enumerate(feats)],
       'modal_weight': jnp.full((len(feats),), 1.0 / len(feats), jnp.float32),
   }
@@ -87,7 +87,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
 def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   """The frozen original graphs S_m: (indices [I, k], weights [I, k]) each."""
   out = []
-  for x, mask in vbpr.modalities(ctx):
+  for x, mask in layers.modalities(ctx):
     idx, val = knn.cosine_topk(x, cfg.model.knn_k, mask)
     out.append((idx, knn.normalize(idx, val, weighted=True)))
   return {'original': out}
@@ -104,7 +104,7 @@ def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
   """S = (1 - lambda) S~ + lambda sum_m alpha_m S_m, I * 2 M k edges."""
   lam = float(cfg.model.lambda_coeff)
   alpha = jax.nn.softmax(params['modal_weight'])
-  feats = vbpr.modalities(ctx)
+  feats = layers.modalities(ctx)
   learnt_idx, learnt_val = [], []
   for m, (proj, (x, mask)) in enumerate(zip(params['proj'], feats)):
     if 'features' in params:
@@ -147,7 +147,7 @@ def _ui_propagate(ctx, cfg, x):
   for _ in range(cfg.model.num_layers):
     x = sparse.propagate(graph, x) + self_w[:, None] * x
     if elliot:
-      x = vbpr.l2_normalize(x)
+      x = layers.l2_normalize(x)
     total = total + x
   return total / (cfg.model.num_layers + 1)
 
@@ -159,7 +159,7 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
     h = sparse.propagate(s, h)
   e = _ui_propagate(ctx, cfg,
                     jnp.concatenate([params['user'], params['item']], 0))
-  return e[:ctx.num_users], e[ctx.num_users:] + vbpr.l2_normalize(h)
+  return e[:ctx.num_users], e[ctx.num_users:] + layers.l2_normalize(h)
 
 
 def loss(params, batch, ctx, key, cfg):
@@ -170,7 +170,7 @@ def loss(params, batch, ctx, key, cfg):
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]
   s_pos = jnp.sum(u * i_pos, -1)
   s_neg = jnp.sum(u[:, None] * i_neg, -1)
-  bpr = vbpr.bpr_logsigmoid(s_pos, s_neg, mask)
+  bpr = layers.bpr_logsigmoid(s_pos, s_neg, mask)
   sq = (jnp.sum(mask[:, None] * u * u) + jnp.sum(mask[:, None] * i_pos * i_pos)
         + jnp.sum(mask[:, None, None] * i_neg * i_neg))
   reg = 0.5 * sq / jnp.maximum(mask.sum(), 1.0)

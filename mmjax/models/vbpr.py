@@ -65,18 +65,19 @@ import jax.numpy as jnp
 
 from mmjax import types
 from mmjax.models import context as ctx_lib
+from mmjax.models import layers
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   """Parameters for `ctx.num_users` users and `ctx.num_items` items."""
   d = cfg.model.embed_dim
-  feats = modalities(ctx)
+  feats = layers.modalities(ctx)
   in_dim = sum(x.shape[1] for x, _ in feats)
   k_user, k_item, k_proj = (jax.random.fold_in(key, i) for i in range(3))
   return {
-      'user': xavier_uniform(k_user, (ctx.num_users, 2 * d)),
-      'item': xavier_uniform(k_item, (ctx.num_items, d)),
-      'proj_w': xavier_normal(k_proj, (in_dim, d)),
+      'user': layers.xavier_uniform(k_user, (ctx.num_users, 2 * d)),
+      'item': layers.xavier_uniform(k_item, (ctx.num_items, d)),
+      'proj_w': layers.xavier_normal(k_proj, (in_dim, d)),
       'proj_b': jnp.zeros((d,), jnp.float32),
   }
 
@@ -92,7 +93,7 @@ def content(
   )
   p = f @ params['proj_w'] + params['proj_b']
   if normalize_projection:
-    p = l2_normalize(p)
+    p = layers.l2_normalize(p)
   return p
 
 
@@ -107,7 +108,7 @@ def embed(
     params: types.Params, ctx: Any, cfg: Any
 ) -> tuple[types.Array, types.Array]:
   """User [U, 2D] and item [I, 2D] embeddings; scores are their dot product."""
-  p = content(params, modalities(ctx), _normalize_projection(cfg))
+  p = content(params, layers.modalities(ctx), _normalize_projection(cfg))
   return params['user'], jnp.concatenate([params['item'], p], axis=1)
 
 
@@ -119,7 +120,7 @@ def loss(
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
   d = cfg.model.embed_dim
-  p = content(params, modalities(ctx), _normalize_projection(cfg))
+  p = content(params, layers.modalities(ctx), _normalize_projection(cfg))
   u = params['user'][users]  # [B, 2D]
   i_pos = jnp.concatenate([params['item'][pos], p[pos]], axis=-1)  # [B, 2D]
   i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=-1)  # [B,k,2D]
@@ -127,7 +128,7 @@ def loss(
   s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
   if cfg.model.get('convention', 'mmrec') == 'elliot':
     per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
-    bpr_value = weighted_mean(per.mean(axis=1), mask)
+    bpr_value = layers.weighted_mean(per.mean(axis=1), mask)
     sq = 0.0
     for t in (u[..., :d], u[..., d:], i_pos[..., :d], i_pos[..., d:],
               i_neg[..., :d], i_neg[..., d:]):
@@ -139,68 +140,3 @@ def loss(
     reg = ctx_lib.emb_loss(mask, u, i_pos, i_neg)
   total = bpr_value + cfg.model.reg_weight * reg
   return total, {'bpr': bpr_value, 'reg': reg}
-
-
-# Helpers shared by the multimodal models (freedom, bm3 and lattice import
-# them from here until the engine offers a common module).
-
-
-def modalities(ctx: Any) -> list[tuple[types.Array, types.Array]]:
-  """(features [I, F_m], mask [I]) per modality, in the context's order."""
-  names = list(ctx.features)
-  if not names:
-    raise ValueError('this model needs at least one item feature modality.')
-  return [(ctx.features[n], ctx.masks[n]) for n in names]
-
-
-def xavier_uniform(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
-  """torch.nn.init.xavier_uniform_ for a [fan_a, fan_b] matrix."""
-  bound = (6.0 / (shape[0] + shape[1])) ** 0.5
-  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
-
-
-def xavier_normal(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
-  """torch.nn.init.xavier_normal_ for a [fan_a, fan_b] matrix."""
-  std = (2.0 / (shape[0] + shape[1])) ** 0.5
-  return std * jax.random.normal(key, shape, jnp.float32)
-
-
-def linear_init(key: types.PRNGKey, in_dim: int, out_dim: int) -> dict:
-  """torch.nn.Linear's default init: U(-1/sqrt(in), 1/sqrt(in)), W and b."""
-  bound = 1.0 / max(in_dim, 1) ** 0.5
-  k_w, k_b = jax.random.split(key)
-  return {
-      'w': jax.random.uniform(k_w, (in_dim, out_dim), jnp.float32, -bound,
-                              bound),
-      'b': jax.random.uniform(k_b, (out_dim,), jnp.float32, -bound, bound),
-  }
-
-
-def l2_normalize(x: types.Array, eps: float = 1e-12) -> types.Array:
-  """torch.nn.functional.normalize(x, p=2, dim=-1)."""
-  sq = jnp.sum(x * x, axis=-1, keepdims=True)
-  # sqrt at 0 has an infinite derivative; a zero row (an item without
-  # content, zero bias at init) must not turn the gradient into NaN.
-  norm = jnp.sqrt(jnp.maximum(sq, eps * eps))
-  return x / norm
-
-
-def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
-  """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
-  return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
-
-
-def bpr_logsigmoid(
-    s_pos: types.Array, s_neg: types.Array, mask: types.Array
-) -> types.Array:
-  """-log sigmoid(s_pos - s_neg), mean over the k negatives, then the rows.
-
-  FREEDOM's and LATTICE's own `bpr_loss` (no 1e-10 inside the log).
-
-  Args:
-    s_pos: [B] positive scores.
-    s_neg: [B, k] negative scores.
-    mask: float32 [B], 1 for real rows.
-  """
-  per = -jax.nn.log_sigmoid(s_pos[:, None] - s_neg).mean(axis=1)
-  return weighted_mean(per, mask)
