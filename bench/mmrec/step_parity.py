@@ -179,6 +179,32 @@ SPECS.update({
         'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_loss': 0.01}),
 })
 
+TRANSFORMS = {'identity': _identity, 'transpose': _transpose,
+              'linear_text_image': _linear_text_image}
+
+
+def _load_spec_files() -> None:
+  """Adds the specs of `parity_specs/<model>.py` (one file per model).
+
+  Each file defines `NAME` (MMRec's model name) and `SPEC`, a dict of
+  `Spec`'s fields whose parameter transforms may be names of TRANSFORMS.
+  A file's spec replaces a same-named one above.
+  """
+  folder = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        'parity_specs')
+  for filename in sorted(os.listdir(folder)):
+    if not filename.endswith('.py') or filename.startswith('_'):
+      continue
+    module = importlib.import_module(f'parity_specs.{filename[:-3]}')
+    fields = dict(module.SPEC)
+    fields['params'] = {
+        name: (ours, TRANSFORMS[fn] if isinstance(fn, str) else fn)
+        for name, (ours, fn) in (fields.get('params') or {}).items()}
+    SPECS[module.NAME] = Spec(**fields)
+
+
+_load_spec_files()
+
 
 def _path(ours) -> tuple:
   return ours if isinstance(ours, tuple) else (ours,)
