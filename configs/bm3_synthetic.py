@@ -15,17 +15,6 @@ from mmjax.train import defaults
 from mmjax.utils import config_args
 
 
-def _vbpr_config():
-  # The shared grid and tiny-data helpers live beside VBPR's config.
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(__file__), 'vbpr_synthetic.py')
-  spec = importlib.util.spec_from_file_location('vbpr_synthetic', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, runlocal=False)
   c = defaults.base_config()
@@ -40,9 +29,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.train_features = True
   c.optim.lr = 1e-3
   if args.runlocal:
-    _vbpr_config().tiny_data(c)
+    defaults.tiny_data(c)
   return c
 
 
 def get_sweep() -> list[dict[str, Any]]:
-  return _vbpr_config().sweep(_vbpr_config().GRID)
+  return defaults.sweep(defaults.CIKM_GRID)

