@@ -8,8 +8,8 @@ the knobs that set how much signal each modality carries:
 
   visual_signal   pick an item of the user's preferred colour;
   text_signal     pick an item of the user's preferred material;
-  collaborative   pick an item of the user's cluster (a latent group that no
-                  content reveals);
+  collaborative   pick an item of the user's cluster (a latent group of
+                  `cluster_size` items that no content reveals);
   the remainder   pick an item by global popularity (Zipf).
 
 Presets: `visual` (signal only in images), `text` (only in text), `none` (no
@@ -54,7 +54,7 @@ PRESETS = {
     'visual': dict(visual_signal=0.5, text_signal=0.0, collaborative=0.3),
     'text': dict(visual_signal=0.0, text_signal=0.5, collaborative=0.3),
     'none': dict(visual_signal=0.0, text_signal=0.0, collaborative=0.5),
-    'both': dict(visual_signal=0.3, text_signal=0.3, collaborative=0.25),
+    'both': dict(visual_signal=0.25, text_signal=0.25, collaborative=0.4),
 }
 
 
@@ -68,7 +68,11 @@ def default_config() -> ml_collections.ConfigDict:
       'visual_signal': ml_collections.config_dict.placeholder(float),
       'text_signal': ml_collections.config_dict.placeholder(float),
       'collaborative': ml_collections.config_dict.placeholder(float),
-      'num_clusters': 20,
+      # Items per collaborative cluster (num_items // cluster_size clusters).
+      # Small clusters make the collaborative signal learnable from ~20
+      # interactions per user: on the default data EASE reaches 4.6x
+      # MostPop's Recall@20 (20-item clusters gave 1.4x).
+      'cluster_size': 10,
       'zipf': 1.0,
       'image_size': 32,
       'max_images': 5000,
@@ -117,21 +121,24 @@ def sample(cfg, seed: int) -> dict[str, Any]:
   weights = mixture(cfg)
   rng = np.random.default_rng([seed, 0x5717])
   num_users, num_items = int(cfg.num_users), int(cfg.num_items)
-  if num_items < 2 * max(len(COLOURS), len(MATERIALS), cfg.num_clusters):
+  if num_items < 2 * max(len(COLOURS), len(MATERIALS)):
     raise ValueError(f'num_items={num_items} is too small for the attribute '
-                     'groups; use at least 40.')
+                     'groups; use at least 16.')
+  if cfg.cluster_size < 1:
+    raise ValueError(f'cluster_size={cfg.cluster_size}: expected >= 1.')
+  num_clusters = max(1, num_items // int(cfg.cluster_size))
   # Item attributes: every value occurs (the first rows cycle through them).
   items = {
       'colour': rng.permutation(np.arange(num_items) % len(COLOURS)),
       'shape': rng.integers(0, len(SHAPES), num_items),
       'material': rng.permutation(np.arange(num_items) % len(MATERIALS)),
       'style': rng.integers(0, len(STYLES), num_items),
-      'cluster': rng.permutation(np.arange(num_items) % cfg.num_clusters),
+      'cluster': rng.permutation(np.arange(num_items) % num_clusters),
   }
   users = {
       'colour': rng.integers(0, len(COLOURS), num_users),
       'material': rng.integers(0, len(MATERIALS), num_users),
-      'cluster': rng.integers(0, cfg.num_clusters, num_users),
+      'cluster': rng.integers(0, num_clusters, num_users),
   }
   n = num_users * int(cfg.interactions_per_user)
   user = np.repeat(np.arange(num_users), int(cfg.interactions_per_user))
@@ -142,7 +149,7 @@ def sample(cfg, seed: int) -> dict[str, Any]:
   item = np.empty(n, np.int64)
   for c, attr, k in ((0, 'colour', len(COLOURS)),
                      (1, 'material', len(MATERIALS)),
-                     (2, 'cluster', cfg.num_clusters)):
+                     (2, 'cluster', num_clusters)):
     idx = np.flatnonzero(component == c)
     order, offsets = _grouped(items[attr], k)
     item[idx] = _pick_in_group(rng, order, offsets, users[attr][user[idx]])

@@ -1,13 +1,10 @@
 """End to end on the synthetic default data: LightGCN beats MostPop.
 
-The issue asks for Recall@20 >= 1.5x MostPop. On the current default data
-(configs/data/synthetic.py, preset 'both', 2000 users x 1000 items, ~15
-training interactions per user) that is out of reach for an ID-only model:
-an oracle that knows every user's true colour, material and cluster
-preferences and the popularity mixture reaches val Recall@20 = 0.141, i.e.
-1.8x MostPop's 0.0785, and LightGCN reaches 0.088 (1.12x) at its best
-hyperparameters of a small sweep. The test pins the margin that is measured
-(>= 1.08x, seed 0); see the engine report for the data change it needs.
+The issue asks for Recall@20 >= 1.5x MostPop with the test config on the
+synthetic default (configs/data/synthetic.py: preset 'both', 2000 users x
+1000 items, 20 interactions per user, collaborative clusters of 10 items).
+Measured at seed 0 on 2026-11-23: MostPop val Recall@20 0.069, LightGCN
+0.263 at epoch 8 (3.8x); EASE, a strong closed-form reference, reaches 4.6x.
 """
 
 import importlib.util
@@ -60,7 +57,7 @@ class EndToEndTest(absltest.TestCase):
         best = max(best, trainer.evaluate(state.params, epoch)['val']
                    .summary['recall@20'])
     self.assertGreater(pop_recall, 0.05)
-    self.assertGreaterEqual(best, 1.08 * pop_recall, (best, pop_recall))
+    self.assertGreaterEqual(best, 1.5 * pop_recall, (best, pop_recall))
 
 
 if __name__ == '__main__':
