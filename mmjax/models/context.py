@@ -10,6 +10,15 @@ Features come from the feature store (`mmjax/data/store.py`) for
 the JAX side of the pipeline (`features.transform`: none | l2 | standardize |
 pca:k); items the extractor failed on keep a zero row and `False` in `masks`.
 What was done is returned as a record that the run info stores.
+
+Controls (`features.control`: none | shuffle | noise, on the modalities in
+`features.control_modalities`, all when empty) replace the real features by
+ones that carry no item information, to show whether a model uses content:
+`shuffle` permutes the rows among the items that have the modality (the same
+values and the same missing items, attached to the wrong items); `noise`
+draws each present row from a Gaussian with the real features' per-dimension
+mean and standard deviation. Both happen before the transform and are seeded
+by `seed` and the modality's name.
 """
 
 from __future__ import annotations
@@ -113,6 +122,42 @@ def transform_features(
   return out, record
 
 
+CONTROLS = ('none', 'shuffle', 'noise')
+
+
+def control_features(values: np.ndarray, mask: np.ndarray, how: str,
+                     seed: int, modality: str) -> np.ndarray:
+  """A control in place of real features (module doc).
+
+  Args:
+    values: float [I, F], the real features.
+    mask: bool [I], True where the item has the modality.
+    how: 'none', 'shuffle' or 'noise'.
+    seed: the run's seed.
+    modality: the modality's name (each modality gets its own stream).
+
+  Returns:
+    float [I, F]; rows of items without the modality are unchanged.
+  """
+  if how == 'none':
+    return values
+  if how not in CONTROLS:
+    raise ValueError(f'unknown features.control {how!r}; use one of '
+                     f'{CONTROLS}.')
+  stream = int.from_bytes(hashlib.sha256(modality.encode()).digest()[:4],
+                          'little')
+  rng = np.random.default_rng([seed, 0xC0417, stream])
+  present = np.flatnonzero(mask)
+  out = np.array(values, copy=True)
+  if how == 'shuffle':
+    out[present] = values[rng.permutation(present)]
+  else:
+    real = np.asarray(values[present], np.float64)
+    noise = rng.standard_normal(real.shape)
+    out[present] = real.mean(0) + noise * real.std(0)
+  return out
+
+
 def _sha256(path: str) -> str:
   with open(path, 'rb') as f:
     return hashlib.sha256(f.read()).hexdigest()
@@ -122,6 +167,7 @@ def make_context(
     ds: dataset_lib.Dataset,
     dataset_dir: str | None = None,
     features_cfg: Any = None,
+    seed: int = 0,
 ) -> tuple[ModelContext, dict[str, Any]]:
   """Builds the context of a dataset on the host (numpy leaves).
 
@@ -130,6 +176,7 @@ def make_context(
     dataset_dir: its directory (for the feature store); may be None when no
       feature is configured.
     features_cfg: the `features` config section or None.
+    seed: seeds the feature controls (the run's `config.seed`).
 
   Returns:
     (context, record): the record maps each modality to its representation,
@@ -140,6 +187,12 @@ def make_context(
       sparse.bipartite(users, items, ds.num_users, ds.num_items))
   features, masks, record = {}, {}, {}
   sources = dict(features_cfg.sources or {}) if features_cfg else {}
+  controlled = tuple(features_cfg.get('control_modalities') or ()
+                     ) if features_cfg else ()
+  if set(controlled) - set(sources):
+    raise ValueError(f'features.control_modalities {controlled} names '
+                     f'modalities that are not in features.sources '
+                     f'{sorted(sources)}.')
   for modality, name in sorted(sources.items()):
     if not name:
       continue
@@ -147,8 +200,11 @@ def make_context(
       raise ValueError(f'features.sources.{modality}={name!r} needs a '
                        'dataset directory.')
     feat = store.load(dataset_dir, name, ds.item_ids)
-    values, rec = transform_features(feat.values, feat.mask,
-                                     features_cfg.transform)
+    control = 'none'
+    if modality in (controlled or sources):
+      control = features_cfg.get('control') or 'none'
+    raw = control_features(feat.values, feat.mask, control, seed, modality)
+    values, rec = transform_features(raw, feat.mask, features_cfg.transform)
     features[modality] = values
     masks[modality] = feat.mask
     _, js = store.feature_paths(dataset_dir, name)
@@ -158,6 +214,7 @@ def make_context(
         'extractor': feat.manifest.get('extractor'),
         'dim': int(values.shape[1]),
         'failed_items': int((~feat.mask).sum()),
+        'control': control,
         **rec,
     }
   popularity = np.bincount(items, minlength=ds.num_items).astype(np.float32)

@@ -34,6 +34,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.features = ml_collections.ConfigDict({
       'sources': ml_collections.ConfigDict(),  # modality -> representation
       'transform': 'none',                     # none | l2 | standardize | pca:k
+      # Null controls (mmjax/models/context.py): none | shuffle | noise, on
+      # `control_modalities` (empty: every modality).
+      'control': 'none',
+      'control_modalities': (),
   })
   c.model = ml_collections.ConfigDict({
       'name': 'bprmf', 'embed_dim': 64, 'num_layers': 0, 'reg_weight': 1e-4})

@@ -143,8 +143,8 @@ class Trainer:
     self.model = models.get_model(cfg.model.name)
     self.mesh = mesh or mesh_lib.make_mesh(cfg.mesh.data)
     self.repl = mesh_lib.replicated(self.mesh)
-    ctx, self.feature_record = context_lib.make_context(ds, dataset_dir,
-                                                         cfg.features)
+    ctx, self.feature_record = context_lib.make_context(
+        ds, dataset_dir, cfg.features, seed=int(cfg.seed))
     ctx = jax.device_put(ctx, self.repl)
     if hasattr(self.model, 'prepare'):
       prepared = jax.jit(lambda c: self.model.prepare(c, cfg),
