@@ -211,7 +211,10 @@ class Trainer:
                 ) -> tuple[state_lib.TrainState, dict[str, float]]:
     """Trains one epoch (1-based); returns the new state and host metrics."""
     epoch_arr = jax.device_put(np.int32(epoch), self.repl)
-    with jax.transfer_guard('disallow'):
+    # Traced under the mesh so that graph propagation splits its rows over
+    # the 'data' axis (mmjax/graph/kernel/ops.py) instead of repeating the
+    # whole product on every device.
+    with jax.set_mesh(self.mesh), jax.transfer_guard('disallow'):
       state, metrics = self.epoch_fn(state, self.ctx, self.td, epoch_arr,
                                      self._data_key, self._train_key)
     return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -221,10 +224,12 @@ class Trainer:
     """Validation and test results of `params` (tie-break keyed by epoch)."""
     key = jax.random.fold_in(seeds.stream(self.cfg.seed, seeds.STREAM_EVAL),
                              epoch)
-    eval_params = self._eval_params(params)
     out = {}
-    for i, (name, evaluator) in enumerate(self.evaluators.items()):
-      out[name] = evaluator(eval_params, self.ctx, jax.random.fold_in(key, i))
+    with jax.set_mesh(self.mesh):
+      eval_params = self._eval_params(params)
+      for i, (name, evaluator) in enumerate(self.evaluators.items()):
+        out[name] = evaluator(eval_params, self.ctx,
+                              jax.random.fold_in(key, i))
     return out
 
 

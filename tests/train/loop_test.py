@@ -14,6 +14,7 @@ import numpy as np
 
 from mmjax import models
 from mmjax.data import dataset as dataset_lib
+from mmjax.graph import kernel
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import loop
 from mmjax.train import optim
@@ -132,6 +133,22 @@ class EpochTest(parameterized.TestCase):
     for x, y in zip(jax.tree.leaves(outs[0][1]), jax.tree.leaves(outs[1][1])):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
                                  atol=1e-7)
+
+  def test_epoch_splits_propagation_rows_over_devices(self):
+    if not kernel.available():
+      self.skipTest(f'propagation kernel not in use: {kernel.status()}')
+    cfg = small_config()
+    trainer = loop.Trainer(cfg, self.ds, mesh=mesh_lib.make_mesh(8))
+    state = trainer.init_state()
+    epoch = jax.device_put(np.int32(1), trainer.repl)
+    with jax.set_mesh(trainer.mesh):
+      text = trainer.epoch_fn.lower(state, trainer.ctx, trainer.td, epoch,
+                                    trainer._data_key,
+                                    trainer._train_key).as_text()
+    # The kernel computes a block of ceil(N / 8) rows per device, gathered.
+    nodes = self.ds.num_users + self.ds.num_items
+    self.assertIn('all_gather', text)
+    self.assertIn(f'tensor<{-(-nodes // 8)}x{cfg.model.embed_dim}xf32>', text)
 
   def test_program_size_does_not_grow_with_edges(self):
     cfg = small_config()
