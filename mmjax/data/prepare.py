@@ -216,14 +216,18 @@ def _write(cfg: ml_collections.ConfigDict, tmp: str, quiet: bool
 
 
 def load_data_config(name: str) -> ml_collections.ConfigDict:
-  """Loads configs/data/<name>.py's get_config()."""
+  """Loads configs/data/<name>.py's get_config(); 'name:arg' passes arg.
+
+  E.g. 'synthetic:large' is configs/data/synthetic.py's `large` variant.
+  """
+  name, _, arg = name.partition(':')
   path = os.path.join(REPO, 'configs', 'data', f'{name}.py')
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path}: no data config named {name!r}.')
   spec = importlib.util.spec_from_file_location(f'mmjax_data_cfg_{name}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(arg or None)
 
 
 def resolve_training_data(data_cfg: ml_collections.ConfigDict

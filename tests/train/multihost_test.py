@@ -1,5 +1,6 @@
 """2 processes x 4 CPU devices (jax.distributed on localhost) train to the
-same params as 1 process x 8 devices."""
+same params, and evaluate to the same per-user metrics and rankings, as 1
+process x 8 devices."""
 
 import os
 import socket
@@ -37,8 +38,11 @@ trainer = loop.Trainer(cfg, loop_test.random_dataset(),
 state = trainer.init_state()
 for epoch in (1, 2):
   state, metrics = trainer.run_epoch(state, epoch)
+val = trainer.evaluate(state.params, 2)['val']
 if pid == 0:
   np.savez({out!r}, loss=metrics['train/loss'],
+           eval_users=val.users, eval_recall=val.per_user['recall@20'],
+           eval_top=val.top_items,
            **{{k: np.asarray(v) for k, v in state.params.items()}})
 '''
 
@@ -63,9 +67,14 @@ class MultiHostTest(absltest.TestCase):
     for p, log in zip(procs, logs):
       self.assertEqual(p.returncode, 0, log[-3000:])
     cfg = loop_test.small_config(optimizer='sgd')
-    _, state, metrics = loop_test.train(cfg, loop_test.random_dataset(),
-                                        mesh_lib.make_mesh(8), 2)
+    trainer, state, metrics = loop_test.train(
+        cfg, loop_test.random_dataset(), mesh_lib.make_mesh(8), 2)
+    val = trainer.evaluate(state.params, 2)['val']
     got = np.load(out)
+    np.testing.assert_array_equal(got['eval_users'], val.users)
+    np.testing.assert_allclose(got['eval_recall'], val.per_user['recall@20'],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(got['eval_top'], val.top_items)
     np.testing.assert_allclose(got['loss'], metrics['train/loss'], rtol=1e-5)
     for name, value in state.params.items():
       np.testing.assert_allclose(got[name], np.asarray(value), rtol=1e-5,
