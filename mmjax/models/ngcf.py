@@ -1,0 +1,261 @@
+"""NGCF (Wang et al., SIGIR 2019): graph layers with a bi-interaction message.
+
+Paper: X. Wang, X. He, M. Wang, F. Feng, T.-S. Chua, "Neural Graph
+Collaborative Filtering", SIGIR 2019.
+
+Transcribed from Elliot's PyTorch-Geometric NGCF as the Ducho-meets-Elliot
+benchmark runs it (sisinflab/Ducho-meets-Elliot external/models/ngcf:
+NGCF.py, NGCFModel.py, NGCFLayer.py).
+
+Equations as implemented (`model.adjacency='elliot'`, the default):
+  A     = the symmetric bipartite TRAIN graph on N = U + I nodes (binary)
+  L~    = D~^-1 (A + I),  D~ = diag(deg + 1)   (`apply_norm`: self-loops, then
+          each ROW divided by its sum; row r is what node r receives)
+  E^0   = [E_u ; E_i]                                      [N, D]
+  for l = 0 .. L-1 (input H^0 = E^0):
+    S^l     = L~ H^l                                       (side embeddings)
+    O^l     = LeakyReLU_0.2(S^l W1_l + b1_l + (S^l * H^l) W2_l + b2_l)
+    O^l     <- message_dropout(O^l)           (training only, inverted)
+    E^{l+1} = O^l / max(|O^l|_2, 1e-12)       (row-wise)
+    H^{l+1} = E^{l+1}                          (`feed_normalized`, Elliot)
+  G     = concat_l E^l                     [N, D + L W]   (`aggregation`)
+  s(u, i) = G[u] . G[U + i]
+  L = mean_b -log sigmoid(s(u, i) - s(u, j))
+      + reg_weight / 2 * (|G_u[b]|^2 + |G_i[pos_b]|^2 + |G_i[neg_b]|^2) / B
+The regulariser is on the batch's PROPAGATED rows (squared Frobenius norms),
+not on the ego embeddings, and not on W, b. B counts the real (unpadded)
+rows; with k negatives per positive the BPR term is averaged over them per
+row and the regulariser sums all B k negative rows.
+
+Node dropout (training only, `model.node_dropout` = rate r): every stored
+entry of L~, self-loops included, is kept with probability 1 - r and scaled
+by 1 / (1 - r) (Elliot's `sparse_dropout`); E stays static here (dropped
+entries get weight 0, `mmjax.graph.edges.edge_dropout`, mode 'scale').
+
+Parameters: `user_emb` [U, D], `item_emb` [I, D] (xavier-uniform), and per
+layer `layer_<l>` = {w1, w2: [W_l, W_{l+1}], b1, b2: [W_{l+1}]}, all
+xavier-uniform (the biases as torch draws a [1, W] tensor:
+U(+-sqrt(6 / (1 + W)))), W_0 = D and W_l = `weight_size` (None: D).
+
+Defaults (Elliot's class defaults / the Ducho-meets-Elliot benchmark grid):
+embed_dim (factors) 64, num_layers 3, weight_size 64, reg_weight (l_w) 0.01
+(benchmark grid {1e-5, 1e-2}), lr 5e-4 (grid {1e-4 .. 1e-2}), batch 1024,
+node_dropout 0.0 / 0.1 (class default / benchmark), message_dropout 0.5 / 0.1.
+Our configs use the benchmark's 0.1 / 0.1.
+
+Differences from Elliot's version:
+  * Dropout masks are drawn from each step's key: node dropout is redrawn
+    every training step, while Elliot draws one sampled graph per epoch (the
+    engine has no per-epoch hook). Message dropout is per step in both.
+  * With k > 1 negatives (Elliot samples one), the BPR term is averaged over
+    the k negatives per row.
+  * Elliot's sampler draws B distinct users and one positive and one negative
+    each; the engine's sampler is the shared BPR one (over interactions).
+  * The layer nonlinearity, normalisation and loss are Elliot's; our L~ is
+    built on device from the engine's graph structure, identical to Elliot's
+    `apply_norm(fill_diag(A, 1))`.
+
+Differences between Elliot's version and the paper (switches):
+  * `model.adjacency`: 'elliot' (default) is above. 'paper' uses the paper's
+    Laplacian L = D^-1/2 A D^-1/2 (the engine's graph, no self-loops) and
+    eq. (7)'s matrix form: O = LeakyReLU((L + I) H W1 + b1 + ((L H) * H) W2
+    + b2), so the self-connection enters the first term only and the
+    bi-interaction term only sees neighbours. Elliot instead puts the
+    self-loop inside L~ and thus into both terms, and row-normalises.
+  * `model.feed_normalized`: True (Elliot) feeds the L2-normalised (and
+    dropped) output to the next layer; False feeds the un-normalised output
+    after message dropout, as the original NGCF code does (there only the
+    stored copy is normalised).
+  * The paper regularises all parameters (lambda |Theta|^2); its code, like
+    Elliot's TensorFlow NGCF, regularises the batch's ego embeddings. Elliot's
+    PyTorch version, reproduced here, regularises the propagated rows.
+  * The original code applies LeakyReLU to each of the two terms separately;
+    Elliot (and the paper's equation) applies it once to their sum.
+  * `model.aggregation`: 'concat' (NGCF) or 'mean' (the layer mean that
+    Elliot's NGCF-M uses, `mmjax.models.ngcf_m`; needs weight_size = D).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from mmjax import types
+from mmjax.graph import edges
+from mmjax.graph import sparse
+from mmjax.models import context as ctx_lib
+from mmjax.models import layers
+
+# Key streams inside a step (fold_in constants).
+_NODE_DROPOUT = 0
+_MESSAGE_DROPOUT = 1
+
+ADJACENCIES = ('elliot', 'paper')
+AGGREGATIONS = ('concat', 'mean')
+
+
+def _opt(cfg: Any, name: str, default: Any) -> Any:
+  value = cfg.model.get(name, None)
+  return default if value is None else value
+
+
+def layer_sizes(cfg: Any) -> list[int]:
+  """[W_0 = D, W_1, ..., W_L]: the input and output widths of the layers."""
+  d = cfg.model.embed_dim
+  w = _opt(cfg, 'weight_size', d)
+  return [d] + [w] * cfg.model.num_layers
+
+
+def init_layers(key: types.PRNGKey, sizes: list[int]) -> dict[str, Any]:
+  """Xavier-uniform W1, W2 [in, out] and b1, b2 [out] per layer."""
+  out = {}
+  for l, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    k1, k2, k3, k4 = (jax.random.fold_in(jax.random.fold_in(key, l), j)
+                      for j in range(4))
+    out[f'layer_{l}'] = {
+        'w1': layers.xavier_uniform(k1, (d_in, d_out)),
+        # torch's xavier on a [1, out] tensor: fans 1 and out.
+        'b1': layers.xavier_uniform(k2, (1, d_out))[0],
+        'w2': layers.xavier_uniform(k3, (d_in, d_out)),
+        'b2': layers.xavier_uniform(k4, (1, d_out))[0],
+    }
+  return out
+
+
+def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
+  """Parameters for `ctx.num_users` users and `ctx.num_items` items."""
+  d = cfg.model.embed_dim
+  k_user, k_item, k_layers = (jax.random.fold_in(key, i) for i in range(3))
+  return {
+      'user_emb': layers.xavier_uniform(k_user, (ctx.num_users, d)),
+      'item_emb': layers.xavier_uniform(k_item, (ctx.num_items, d)),
+      **init_layers(k_layers, layer_sizes(cfg)),
+  }
+
+
+def elliot_adjacency(graph: sparse.Graph
+                     ) -> tuple[sparse.Graph, types.Array]:
+  """L~ = D~^-1 (A + I) split into its edges and its diagonal.
+
+  Args:
+    graph: the user-item graph; its non-zero weights define A's structure.
+
+  Returns:
+    (graph with weights 1 / (deg_r + 1) on present edges, float32 [N] self
+    weights 1 / (deg + 1)).
+  """
+  present = (graph.weights != 0).astype(jnp.float32)  # [E]
+  deg = jax.ops.segment_sum(present, graph.receivers,
+                            num_segments=graph.num_nodes,
+                            indices_are_sorted=True)  # [N]
+  inv = 1.0 / (deg + 1.0)
+  return graph.with_weights(present * inv[graph.receivers]), inv
+
+
+def propagate(
+    params: types.Params,
+    ctx: Any,
+    cfg: Any,
+    key: types.PRNGKey | None = None,
+    default_aggregation: str = 'concat',
+) -> tuple[types.Array, types.Array]:
+  """The NGCF layers on [user_emb; item_emb] (module doc).
+
+  Args:
+    params: from `init`.
+    ctx: model context (its graph).
+    cfg: config with `model.*` (module doc).
+    key: PRNG key for node and message dropout; None (evaluation) turns both
+      off.
+    default_aggregation: used when `model.aggregation` is None or absent
+      ('mean' for NGCF-M).
+
+  Returns:
+    (users [U, D'], items [I, D']) with D' = D + sum_l W_l for 'concat' and
+    D for 'mean'.
+  """
+  adjacency = _opt(cfg, 'adjacency', 'elliot')
+  aggregation = _opt(cfg, 'aggregation', default_aggregation)
+  if adjacency not in ADJACENCIES:
+    raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
+                     f'{ADJACENCIES}.')
+  if aggregation not in AGGREGATIONS:
+    raise ValueError(f'model.aggregation={aggregation!r}; expected one of '
+                     f'{AGGREGATIONS}.')
+  sizes = layer_sizes(cfg)
+  if aggregation == 'mean' and len(set(sizes)) > 1:
+    raise ValueError(f'model.aggregation=mean needs every layer width equal '
+                     f'to embed_dim; got widths {sizes}.')
+  node_rate = float(_opt(cfg, 'node_dropout', 0.0))
+  msg_rate = float(_opt(cfg, 'message_dropout', 0.0))
+  feed_normalized = bool(_opt(cfg, 'feed_normalized', True))
+
+  if adjacency == 'elliot':
+    graph, self_w = elliot_adjacency(ctx.graph)
+  else:
+    graph, self_w = ctx.graph, None
+  if key is not None and node_rate > 0.0:
+    k_node = jax.random.fold_in(key, _NODE_DROPOUT)
+    graph = edges.edge_dropout(jax.random.fold_in(k_node, 0), graph,
+                               node_rate, renormalize='scale')
+    if self_w is not None:
+      # The self-loops are entries of L~ too; Elliot drops them alike.
+      u = jax.random.uniform(jax.random.fold_in(k_node, 1), self_w.shape)
+      self_w = jnp.where(u >= node_rate, self_w / (1.0 - node_rate), 0.0)
+
+  ego = jnp.concatenate([params['user_emb'], params['item_emb']], 0)  # [N, D]
+  outs, h = [ego], ego
+  for l in range(cfg.model.num_layers):
+    p = params[f'layer_{l}']
+    side = sparse.propagate(graph, h)  # [N, W_l]
+    if adjacency == 'elliot':
+      side = side + self_w[:, None] * h
+      first = side
+    else:
+      first = side + h  # (L + I) H
+    o = jax.nn.leaky_relu(
+        first @ p['w1'] + p['b1'] + (side * h) @ p['w2'] + p['b2'],
+        negative_slope=0.2)  # [N, W_{l+1}]
+    if key is not None and msg_rate > 0.0:
+      k_msg = jax.random.fold_in(jax.random.fold_in(key, _MESSAGE_DROPOUT), l)
+      keep = jax.random.bernoulli(k_msg, 1.0 - msg_rate, o.shape)
+      o = jnp.where(keep, o / (1.0 - msg_rate), 0.0)
+    e = layers.l2_normalize(o)
+    outs.append(e)
+    h = e if feed_normalized else o
+  if aggregation == 'concat':
+    g = jnp.concatenate(outs, axis=1)  # [N, D + sum W]
+  else:
+    g = jnp.mean(jnp.stack(outs, axis=1), axis=1)  # [N, D]
+  return g[:ctx.num_users], g[ctx.num_users:]
+
+
+def embed(params: types.Params, ctx: Any, cfg: Any
+          ) -> tuple[types.Array, types.Array]:
+  """Users [U, D'] and items [I, D'] without dropout; scores are dots."""
+  return propagate(params, ctx, cfg)
+
+
+def squared_rows(mask: types.Array, *tensors: types.Array) -> types.Array:
+  """sum of |t|^2 over the real rows of [B, ...] tensors, divided by B."""
+  total = jnp.zeros((), jnp.float32)
+  for t in tensors:
+    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
+    total = total + jnp.sum(m * t * t)
+  return total / jnp.maximum(mask.sum(), 1.0)
+
+
+def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
+         cfg: Any) -> tuple[types.Array, dict[str, types.Array]]:
+  """BPR over the propagated embeddings plus Elliot's regulariser."""
+  gu, gi = propagate(params, ctx, cfg, key)
+  users, pos, mask = batch['users'], batch['pos'], batch['mask']
+  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  u, i_pos, i_neg = gu[users], gi[pos], gi[neg]  # [B, D'], [B, D'], [B,k,D']
+  s_pos = jnp.sum(u * i_pos, -1)  # [B]
+  s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
+  bpr = layers.bpr_logsigmoid(s_pos, s_neg, mask)
+  reg = 0.5 * squared_rows(mask, u, i_pos, i_neg)
+  return bpr + cfg.model.reg_weight * reg, {'bpr': bpr, 'reg': reg}

@@ -1,0 +1,199 @@
+"""NGCF: Elliot's equations in numpy, shapes, gradients and dropout."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mmjax.graph import sparse
+from mmjax.models import ngcf
+from tests.models import vbpr_test
+
+NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+N = NUM_USERS + NUM_ITEMS
+
+
+def make_config(**model):
+  cfg = ml_collections.ConfigDict()
+  cfg.model = ml_collections.ConfigDict(dict(
+      name='ngcf', embed_dim=4, num_layers=2, weight_size=None,
+      reg_weight=0.1, node_dropout=0.0, message_dropout=0.0,
+      adjacency='elliot', feed_normalized=True, aggregation=None))
+  cfg.model.update(model)
+  return cfg
+
+
+def hand_params(cfg, seed=0):
+  """Parameters set from a numpy generator (not `init`), as float32."""
+  rng = np.random.default_rng([seed, 7])
+  d = cfg.model.embed_dim
+  w = cfg.model.weight_size or d
+  sizes = [d] + [w] * cfg.model.num_layers
+  params = {
+      'user_emb': rng.normal(0, 0.5, (NUM_USERS, d)),
+      'item_emb': rng.normal(0, 0.5, (NUM_ITEMS, d)),
+  }
+  for l in range(cfg.model.num_layers):
+    params[f'layer_{l}'] = {
+        'w1': rng.normal(0, 0.5, (sizes[l], sizes[l + 1])),
+        'b1': rng.normal(0, 0.1, sizes[l + 1]),
+        'w2': rng.normal(0, 0.5, (sizes[l], sizes[l + 1])),
+        'b2': rng.normal(0, 0.1, sizes[l + 1]),
+    }
+  return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+
+
+def dense_binary(ctx):
+  """The binary user-item adjacency [N, N] from the context's graph."""
+  a = (sparse.to_dense(ctx.graph) != 0).astype(np.float64)
+  assert np.allclose(a, a.T)
+  return a
+
+
+# --- Elliot's NGCF in numpy, written from Ducho-meets-Elliot
+# external/models/ngcf (NGCF.py apply_norm, NGCFLayer, NGCFModel), not from
+# mmjax.models.ngcf.
+
+
+def np_leaky_relu(x, slope=0.2):
+  return np.where(x >= 0, x, slope * x)
+
+
+def np_normalize(x):
+  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def np_propagate(params, a, cfg, aggregation='concat'):
+  """numpy NGCF forward without dropout; `a` is the binary [N, N] graph."""
+  p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
+  if cfg.model.adjacency == 'elliot':
+    adj = a + np.eye(len(a))  # fill_diag(adj, 1.)
+    lap = adj / adj.sum(1, keepdims=True)  # mul(adj, deg_inv.view(-1, 1))
+  else:  # the paper's L = D^-1/2 A D^-1/2 (deg clamped at 1 for isolated)
+    dinv = 1.0 / np.sqrt(np.maximum(a.sum(1), 1.0))
+    lap = dinv[:, None] * a * dinv[None, :]
+  x = np.concatenate([p['user_emb'], p['item_emb']], 0)
+  all_embeddings, h = [x], x
+  for l in range(cfg.model.num_layers):
+    lw = p[f'layer_{l}']
+    side = lap @ h
+    first = side if cfg.model.adjacency == 'elliot' else side + h
+    out = np_leaky_relu(first @ lw['w1'] + lw['b1']
+                        + (side * h) @ lw['w2'] + lw['b2'])
+    norm = np_normalize(out)
+    all_embeddings.append(norm)
+    h = norm if cfg.model.feed_normalized else out
+  if aggregation == 'concat':
+    g = np.concatenate(all_embeddings, 1)
+  else:
+    g = np.stack(all_embeddings, 1).mean(1)
+  return g[:NUM_USERS], g[NUM_USERS:]
+
+
+def np_loss(gu, gi, batch, reg_weight):
+  """mf_loss = -mean logsigmoid(x_pos - x_neg) + l_w/2 (|.|^2) / B."""
+  users = np.asarray(batch['users'])
+  pos = np.asarray(batch['pos'])
+  neg = np.asarray(batch['neg'])
+  neg = neg[:, None] if neg.ndim == 1 else neg
+  real = np.asarray(batch['mask']) > 0
+  users, pos, neg = users[real], pos[real], neg[real]
+  u = gu[users]
+  x_pos = (u * gi[pos]).sum(1)
+  x_neg = (u[:, None] * gi[neg]).sum(2)
+  log_sig = -np.logaddexp(0.0, -(x_pos[:, None] - x_neg))
+  mf = -log_sig.mean(1).mean()
+  reg = 0.5 * ((u ** 2).sum() + (gi[pos] ** 2).sum()
+               + (gi[neg] ** 2).sum()) / len(users)
+  return mf + reg_weight * reg
+
+
+class NgcfTest(parameterized.TestCase):
+
+  def test_elliot_adjacency_is_row_normalised_with_self_loops(self):
+    ctx = vbpr_test.make_context(1)
+    g, self_w = ngcf.elliot_adjacency(ctx.graph)
+    dense = sparse.to_dense(g) + np.diag(np.asarray(self_w))
+    a = dense_binary(ctx) + np.eye(N)
+    np.testing.assert_allclose(dense, a / a.sum(1, keepdims=True),
+                               rtol=1e-6)
+
+  @parameterized.product(
+      adjacency=['elliot', 'paper'], feed_normalized=[True, False],
+      aggregation=['concat', 'mean'], num_negatives=[None, 3])
+  def test_matches_numpy_transcription(self, adjacency, feed_normalized,
+                                       aggregation, num_negatives):
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(adjacency=adjacency, feed_normalized=feed_normalized,
+                      aggregation=aggregation)
+    params = hand_params(cfg)
+    batch = vbpr_test.make_batch(num_negatives=num_negatives)
+    gu_np, gi_np = np_propagate(params, dense_binary(ctx), cfg, aggregation)
+    gu, gi = ngcf.embed(params, ctx, cfg)
+    np.testing.assert_allclose(gu, gu_np, atol=1e-5)
+    np.testing.assert_allclose(gi, gi_np, atol=1e-5)
+    total, aux = ngcf.loss(params, batch, ctx, jax.random.key(0), cfg)
+    np.testing.assert_allclose(
+        total, np_loss(gu_np, gi_np, batch, 0.1), atol=1e-5, rtol=1e-5)
+    self.assertGreater(float(aux['reg']), 0.0)
+
+  @parameterized.parameters(None, 6)
+  def test_init_shapes_and_finite_grads(self, weight_size):
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(num_layers=3, weight_size=weight_size,
+                      node_dropout=0.1, message_dropout=0.1)
+    params = ngcf.init(jax.random.key(0), ctx, cfg)
+    w = weight_size or 4
+    self.assertEqual(params['user_emb'].shape, (NUM_USERS, 4))
+    self.assertEqual(params['layer_0']['w1'].shape, (4, w))
+    self.assertEqual(params['layer_2']['b2'].shape, (w,))
+    users, items = ngcf.embed(params, ctx, cfg)
+    self.assertEqual(users.shape, (NUM_USERS, 4 + 3 * w))
+    self.assertEqual(items.shape, (NUM_ITEMS, 4 + 3 * w))
+    grads = jax.grad(lambda p: ngcf.loss(
+        p, vbpr_test.make_batch(num_negatives=2), ctx, jax.random.key(1),
+        cfg)[0])(params)
+    for g in jax.tree.leaves(grads):
+      self.assertTrue(np.all(np.isfinite(g)))
+    self.assertGreater(float(jnp.abs(grads['layer_2']['w2']).sum()), 0.0)
+
+  def test_bias_init_bound_is_torch_xavier_on_one_by_out(self):
+    cfg = make_config(embed_dim=50, num_layers=1)
+    params = ngcf.init(jax.random.key(3), vbpr_test.make_context(1), cfg)
+    b = np.asarray(params['layer_0']['b1'])
+    bound = np.sqrt(6.0 / (1 + 50))
+    self.assertLessEqual(np.abs(b).max(), bound)
+    self.assertGreater(np.abs(b).max(), 0.7 * bound)
+
+  def test_mean_aggregation_needs_equal_widths(self):
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(weight_size=6, aggregation='mean')
+    params = hand_params(cfg)
+    with self.assertRaisesRegex(ValueError, 'layer width'):
+      ngcf.embed(params, ctx, cfg)
+
+  @parameterized.parameters(('node_dropout',), ('message_dropout',))
+  def test_dropout_is_keyed_static_and_training_only(self, which):
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(**{which: 0.3})
+    params = hand_params(cfg)
+    batch = vbpr_test.make_batch()
+    loss_fn = jax.jit(lambda p, k: ngcf.loss(p, batch, ctx, k, cfg)[0])
+    a = loss_fn(params, jax.random.key(1))
+    b = loss_fn(params, jax.random.key(1))
+    c = loss_fn(params, jax.random.key(2))
+    self.assertEqual(float(a), float(b))
+    self.assertNotEqual(float(a), float(c))
+    self.assertEqual(loss_fn._cache_size(), 1)  # pylint: disable=protected-access
+    # Without dropout the loss is the numpy one; embed never drops.
+    gu_np, gi_np = np_propagate(params, dense_binary(ctx), cfg)
+    np.testing.assert_allclose(ngcf.embed(params, ctx, cfg)[1], gi_np,
+                               atol=1e-5)
+    self.assertNotAlmostEqual(float(a), np_loss(gu_np, gi_np, batch, 0.1),
+                              places=4)
+
+
+if __name__ == '__main__':
+  absltest.main()
