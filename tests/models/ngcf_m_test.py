@@ -1,0 +1,145 @@
+"""NGCF-M: Elliot's equations in numpy for 1-3 modalities, masks, dropout."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mmjax.models import ngcf_m
+from tests.models import ngcf_test
+from tests.models import vbpr_test
+
+NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+
+
+def make_config(**model):
+  cfg = ngcf_test.make_config(name='ngcf_m', **model)
+  return cfg
+
+
+def hand_params(ctx, cfg, seed=0):
+  params = ngcf_test.hand_params(cfg, seed)
+  rng = np.random.default_rng([seed, 11])
+  d = cfg.model.embed_dim
+  f = sum(x.shape[1] for x in ctx.features.values())
+  params['theta'] = jnp.asarray(rng.normal(0, 0.5, (NUM_USERS, d)),
+                                jnp.float32)
+  params['proj_w'] = jnp.asarray(rng.normal(0, 0.5, (f, d)), jnp.float32)
+  params['proj_b'] = jnp.asarray(rng.normal(0, 0.1, d), jnp.float32)
+  return params
+
+
+# --- Elliot's NGCF-M in numpy, written from Ducho-meets-Elliot
+# external/models/ngcf_m/NGCFMModel.py (forward, predict, train_step).
+
+
+def np_content(params, ctx):
+  feats = [np.asarray(ctx.features[m], np.float64)
+           * np.asarray(ctx.masks[m])[:, None] for m in ctx.features]
+  f = np.concatenate(feats, 1)  # the modalities' features side by side
+  proj = f @ np.asarray(params['proj_w'], np.float64) + np.asarray(
+      params['proj_b'], np.float64)
+  return ngcf_test.np_normalize(proj)
+
+
+def np_loss(params, ctx, cfg, batch):
+  gu, gi = ngcf_test.np_propagate(params, ngcf_test.dense_binary(ctx), cfg,
+                                  'mean')
+  p = np_content(params, ctx)
+  theta = np.asarray(params['theta'], np.float64)
+  real = np.asarray(batch['mask']) > 0
+  users = np.asarray(batch['users'])[real]
+  pos = np.asarray(batch['pos'])[real]
+  neg = np.asarray(batch['neg'])
+  neg = (neg[:, None] if neg.ndim == 1 else neg)[real]
+  x_pos = (gu[users] * gi[pos]).sum(1) + (theta[users] * p[pos]).sum(1)
+  x_neg = ((gu[users][:, None] * gi[neg]).sum(2)
+           + (theta[users][:, None] * p[neg]).sum(2))
+  diff = np.clip(x_pos[:, None] - x_neg, -80.0, 1e8)
+  bpr = np.logaddexp(0.0, -diff).mean(1).mean()
+  reg = 0.5 * sum((t ** 2).sum() for t in (
+      gu[users], gi[pos], gi[neg], theta[users], p[pos], p[neg])
+                  ) / len(users)
+  scores = gu @ gi.T + theta @ p.T
+  return bpr + cfg.model.reg_weight * reg, scores
+
+
+class NgcfMTest(parameterized.TestCase):
+
+  @parameterized.product(num_modalities=[1, 2, 3], num_negatives=[None, 2])
+  def test_matches_numpy_transcription(self, num_modalities, num_negatives):
+    ctx = vbpr_test.make_context(num_modalities)
+    cfg = make_config()
+    params = hand_params(ctx, cfg)
+    batch = vbpr_test.make_batch(num_negatives=num_negatives)
+    want_loss, want_scores = np_loss(params, ctx, cfg, batch)
+    total, aux = ngcf_m.loss(params, batch, ctx, jax.random.key(0), cfg)
+    np.testing.assert_allclose(total, want_loss, rtol=1e-5, atol=1e-5)
+    self.assertGreater(float(aux['reg']), 0.0)
+    users, items = ngcf_m.embed(params, ctx, cfg)
+    self.assertEqual(users.shape, (NUM_USERS, 8))
+    self.assertEqual(items.shape, (NUM_ITEMS, 8))
+    np.testing.assert_allclose(users @ items.T, want_scores, atol=1e-5)
+    # The embeddings themselves: [G_u ; theta] and [G_i ; p].
+    np.testing.assert_allclose(items[:, 4:], np_content(params, ctx),
+                               atol=1e-5)
+    np.testing.assert_allclose(users[:, 4:], params['theta'])
+
+  @parameterized.parameters(1, 2, 3)
+  def test_init_shapes_and_finite_grads(self, num_modalities):
+    ctx = vbpr_test.make_context(num_modalities)
+    cfg = make_config(num_layers=3, node_dropout=0.1, message_dropout=0.1)
+    params = ngcf_m.init(jax.random.key(0), ctx, cfg)
+    f = sum(x.shape[1] for x in ctx.features.values())
+    self.assertEqual(params['proj_w'].shape, (f, 4))
+    self.assertEqual(params['theta'].shape, (NUM_USERS, 4))
+    grads = jax.grad(lambda p: ngcf_m.loss(
+        p, vbpr_test.make_batch(num_negatives=2), ctx, jax.random.key(1),
+        cfg)[0])(params)
+    for name, g in jax.tree_util.tree_leaves_with_path(grads):
+      self.assertTrue(np.all(np.isfinite(g)), name)
+    self.assertGreater(float(jnp.abs(grads['proj_w']).sum()), 0.0)
+    self.assertGreater(float(jnp.abs(grads['layer_2']['w1']).sum()), 0.0)
+
+  def test_masked_items(self):
+    ctx = vbpr_test.make_context(2, masked_share=0.3)
+    cfg = make_config()
+    params = hand_params(ctx, cfg)
+    _, items = ngcf_m.embed(params, ctx, cfg)
+    p = np.asarray(items[:, 4:])
+    masks = [np.asarray(m) for m in ctx.masks.values()]
+    none = ~masks[0] & ~masks[1]
+    only_first = masks[0] & ~masks[1]
+    # An item lacking a modality is projected from the others alone.
+    x0 = np.asarray(ctx.features[list(ctx.features)[0]])
+    w0 = np.asarray(params['proj_w'])[:x0.shape[1]]
+    for i in np.flatnonzero(only_first):
+      v = x0[i] @ w0 + np.asarray(params['proj_b'])
+      np.testing.assert_allclose(p[i], v / np.linalg.norm(v), atol=1e-5)
+    # An item with no modality gets b / |b|, shared by all such items.
+    b = np.asarray(params['proj_b'])
+    for i in np.flatnonzero(none):
+      np.testing.assert_allclose(p[i], b / np.linalg.norm(b), atol=1e-6)
+    self.assertTrue(only_first.any())
+
+  def test_message_dropout_keyed_and_static(self):
+    ctx = vbpr_test.make_context(2)
+    cfg = make_config(message_dropout=0.3, node_dropout=0.2)
+    params = hand_params(ctx, cfg)
+    batch = vbpr_test.make_batch()
+    loss_fn = jax.jit(lambda p, k: ngcf_m.loss(p, batch, ctx, k, cfg)[0])
+    a = loss_fn(params, jax.random.key(4))
+    self.assertEqual(float(a), float(loss_fn(params, jax.random.key(4))))
+    self.assertNotEqual(float(a), float(loss_fn(params, jax.random.key(5))))
+    self.assertEqual(loss_fn._cache_size(), 1)  # pylint: disable=protected-access
+
+  def test_mean_needs_weight_size_equal_to_embed_dim(self):
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(weight_size=6)
+    with self.assertRaisesRegex(ValueError, 'layer width'):
+      ngcf_m.embed(ngcf_m.init(jax.random.key(0), ctx, cfg), ctx, cfg)
+
+
+if __name__ == '__main__':
+  absltest.main()
