@@ -1,0 +1,210 @@
+"""ItemKNN: dense numpy reference, [I, k] memory, planted co-consumption."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mmjax.graph import sparse
+from mmjax.models import context
+from mmjax.models import itemknn
+
+NUM_USERS, NUM_ITEMS = 15, 23
+
+
+def make_context(seed=0, num_users=NUM_USERS, num_items=NUM_ITEMS, n=70,
+                 cold=2):
+  """Random training interactions; the last `cold` items have none."""
+  rng = np.random.default_rng([seed, 7])
+  users = rng.integers(0, num_users, n)
+  items = rng.integers(0, num_items - cold, n)
+  graph = sparse.sym_normalize(
+      sparse.bipartite(users, items, num_users, num_items))
+  r = np.zeros((num_users, num_items))
+  r[users, items] = 1.0
+  ctx = context.ModelContext(
+      graph=graph, features={}, masks={},
+      item_popularity=jnp.asarray(r.sum(0), jnp.float32), extras={},
+      num_users=num_users, num_items=num_items)
+  return ctx, r
+
+
+def make_config(**model):
+  cfg = ml_collections.ConfigDict()
+  cfg.seed = 0
+  cfg.model = ml_collections.ConfigDict(dict(
+      name='itemknn', neighbors=5, shrink=0.0, implementation='aiolli',
+      direction='candidate', block_size=8))
+  cfg.model.update(model)
+  return cfg
+
+
+def reference_topk(sim, k, valid, exclude_self=True):
+  """Dense top-k per row, ties to the lower id; -inf slots weigh 0."""
+  sim = np.array(sim, np.float64)
+  sim[~valid, :] = -np.inf
+  sim[:, ~valid] = -np.inf
+  if exclude_self:
+    np.fill_diagonal(sim, -np.inf)
+  order = np.argsort(-sim, axis=1, kind='stable')[:, :k]
+  vals = np.take_along_axis(sim, order, axis=1)
+  return order, np.where(np.isfinite(vals), vals, 0.0)
+
+
+def reference_scores(r, nbr, w, direction='candidate', classic=False):
+  num_items = r.shape[1]
+  s = np.zeros((num_items, num_items))  # s[i, j]: j in N_k(i)
+  for i in range(num_items):
+    for j, v in zip(nbr[i], w[i]):
+      s[i, j] += v
+  out = r @ s.T if direction == 'candidate' else r @ s
+  if classic:
+    den = w.sum(1)
+    out = np.where(den != 0, out / np.where(den != 0, den, 1.0), 0.0)
+  return out
+
+
+def reference_cosine(r, shrink, eps):
+  c = r.T @ r
+  n = np.sqrt(np.diag(c))
+  den = n[:, None] * n[None, :] + shrink + eps
+  return c / np.where(den > 0, den, 1.0), n > 0
+
+
+class ItemKnnTest(parameterized.TestCase):
+
+  @parameterized.product(
+      implementation=['aiolli', 'classic'], shrink=[0.0, 2.0],
+      neighbors=[1, 5, 40])
+  def test_matches_dense_reference(self, implementation, shrink, neighbors):
+    ctx, r = make_context()
+    # Several blocks with a padded last one, and a single block.
+    block_size = 64 if neighbors == 40 else 8
+    cfg = make_config(implementation=implementation, shrink=shrink,
+                      neighbors=neighbors, block_size=block_size)
+    params = jax.jit(lambda c: itemknn.fit(c, cfg))(ctx)
+    k = min(neighbors, NUM_ITEMS)
+    # The memory-shaped arrays are [I, k], never [I, I].
+    self.assertEqual(params['neighbors'].shape, (NUM_ITEMS, k))
+    self.assertEqual(params['weights'].shape, (NUM_ITEMS, k))
+    eps = itemknn.AIOLLI_EPS if implementation == 'aiolli' else 0.0
+    sim, valid = reference_cosine(r, shrink, eps)
+    nbr, w = reference_topk(sim, k, valid)
+    np.testing.assert_allclose(params['weights'], w, rtol=1e-5, atol=1e-6)
+    # Neighbour ids are compared where the similarity is not tied with
+    # another candidate (binary co-occurrences tie often).
+    got = np.asarray(params['neighbors'])
+    for i in range(NUM_ITEMS):
+      for s in range(k):
+        if w[i, s] == 0:
+          continue
+        if np.sum(np.isclose(sim[i], w[i, s], rtol=1e-6)) == 1:
+          self.assertEqual(got[i, s], nbr[i, s], (i, s))
+    users = jnp.arange(NUM_USERS, dtype=jnp.int32)
+    scores = jax.jit(lambda p, c, u: itemknn.score(p, c, u, cfg))(
+        params, ctx, users)
+    self.assertEqual(scores.shape, (NUM_USERS, NUM_ITEMS))
+    # Scores from OUR neighbour sets (ties may pick another, equally
+    # similar, neighbour than the reference's sort).
+    want = reference_scores(r, got, np.asarray(params['weights']),
+                            classic=implementation == 'classic')
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
+    # And, with all neighbours kept, exactly the dense formula.
+    if k == NUM_ITEMS:
+      full = sim.copy()
+      full[~valid] = 0.0
+      full[:, ~valid] = 0.0
+      np.fill_diagonal(full, 0.0)
+      dense = r @ full.T
+      if implementation == 'classic':
+        den = full.sum(1)
+        dense = np.where(den != 0, dense / np.where(den != 0, den, 1.0), 0)
+      np.testing.assert_allclose(scores, dense, rtol=1e-5, atol=1e-6)
+
+  def test_cold_items_have_no_neighbours_and_score_zero(self):
+    ctx, _ = make_context(cold=2)
+    cfg = make_config(neighbors=4)
+    params = itemknn.fit(ctx, cfg)
+    w = np.asarray(params['weights'])
+    nbr = np.asarray(params['neighbors'])
+    np.testing.assert_array_equal(w[-2:], 0.0)
+    # No item lists a cold item with a non-zero weight.
+    self.assertFalse(np.any((nbr >= NUM_ITEMS - 2) & (w != 0)))
+    scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg)
+    np.testing.assert_array_equal(np.asarray(scores)[:, -2:], 0.0)
+
+  def test_history_direction(self):
+    ctx, r = make_context(seed=3)
+    cfg = make_config(neighbors=3, direction='history')
+    params = itemknn.fit(ctx, cfg)
+    scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg)
+    want = reference_scores(r, np.asarray(params['neighbors']),
+                            np.asarray(params['weights']), 'history')
+    np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
+
+  def test_history_of_repeated_and_permuted_users(self):
+    ctx, r = make_context(seed=1)
+    users = jnp.asarray([4, 0, 4, 14, 4, 2], jnp.int32)
+    hist = jax.jit(itemknn.user_history)(ctx, users)
+    np.testing.assert_array_equal(hist, r[np.asarray(users)])
+
+  def test_planted_co_consumption(self):
+    # Items 0-4 are always consumed together; a user who saw 0 and 1
+    # (held out: 2, 3, 4) gets 2, 3, 4 as the top three.
+    rng = np.random.default_rng([5])
+    users, items = [], []
+    for u in range(30):
+      if u < 12:
+        chosen = [0, 1, 2, 3, 4]
+      else:
+        chosen = list(rng.choice(np.arange(5, 40), 5, replace=False))
+      users += [u] * len(chosen)
+      items += chosen
+    users += [30, 30]
+    items += [0, 1]
+    graph = sparse.sym_normalize(sparse.bipartite(
+        np.asarray(users), np.asarray(items), 31, 40))
+    ctx = context.ModelContext(
+        graph=graph, features={}, masks={},
+        item_popularity=jnp.ones(40), extras={}, num_users=31, num_items=40)
+    cfg = make_config(neighbors=4)
+    params = itemknn.fit(ctx, cfg)
+    scores = np.array(itemknn.score(params, ctx, jnp.asarray([30]), cfg))
+    scores[0, [0, 1]] = -np.inf  # the evaluator masks training items
+    self.assertEqual(set(np.argsort(-scores[0])[:3]), {2, 3, 4})
+
+  def test_sharded_scores_equal_single_device(self):
+    ctx, _ = make_context(seed=2)
+    cfg = make_config(neighbors=4)
+    params = itemknn.fit(ctx, cfg)
+    users = np.arange(16, dtype=np.int32) % NUM_USERS
+    one = itemknn.score(params, ctx, jnp.asarray(users), cfg)
+    mesh = jax.make_mesh((8,), ('data',),
+                         axis_types=(jax.sharding.AxisType.Auto,))
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+        'data'))
+    repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    with jax.set_mesh(mesh):
+      many = jax.jit(lambda p, c, u: itemknn.score(p, c, u, cfg))(
+          jax.device_put(params, repl), jax.device_put(ctx, repl),
+          jax.device_put(users, rows))
+    np.testing.assert_allclose(many, one, rtol=1e-6)
+
+  def test_bad_options(self):
+    ctx, _ = make_context()
+    with self.assertRaisesRegex(ValueError, 'implementation'):
+      itemknn.fit(ctx, make_config(implementation='fancy'))
+    params = itemknn.fit(ctx, make_config())
+    with self.assertRaisesRegex(ValueError, 'direction'):
+      itemknn.score(params, ctx, jnp.arange(3),
+                    make_config(direction='sideways'))
+    with self.assertRaisesRegex(ValueError, 'classic'):
+      itemknn.score(params, ctx, jnp.arange(3),
+                    make_config(implementation='classic',
+                                direction='history'))
+
+
+if __name__ == '__main__':
+  absltest.main()
