@@ -76,7 +76,8 @@ DIRECTIONS = ('candidate', 'history')
 AIOLLI_EPS = 1e-6
 
 
-def _get(cfg: Any, name: str, default: Any) -> Any:
+def model_option(cfg: Any, name: str, default: Any) -> Any:
+  """cfg.model.<name>, or `default` when absent or None."""
   value = cfg.model.get(name, None)
   return default if value is None else value
 
@@ -214,7 +215,7 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
   Returns:
     {'neighbors': int32 [I, k], 'weights': float32 [I, k]}.
   """
-  impl = _get(cfg, 'implementation', 'aiolli')
+  impl = model_option(cfg, 'implementation', 'aiolli')
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f'model.implementation={impl!r}; use one of '
                      f'{IMPLEMENTATIONS}.')
@@ -234,18 +235,18 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
     return z[num_users:].T
 
   return dict(zip(('neighbors', 'weights'), topk_similarity(
-      dots, counts, counts > 0, int(_get(cfg, 'neighbors', 40)),
-      shrink=float(_get(cfg, 'shrink', 0.0)),
+      dots, counts, counts > 0, int(model_option(cfg, 'neighbors', 40)),
+      shrink=float(model_option(cfg, 'shrink', 0.0)),
       eps=AIOLLI_EPS if impl == 'aiolli' else 0.0,
       exclude_self=True,
-      block_size=int(_get(cfg, 'block_size', 256)))))
+      block_size=int(model_option(cfg, 'block_size', 256)))))
 
 
 def score(params: types.Params, ctx: ctx_lib.ModelContext,
           users: types.Array, cfg: Any) -> types.Array:
   """[U_b, I] neighbourhood scores of a user block (module docstring)."""
-  direction = _get(cfg, 'direction', 'candidate')
-  classic = _get(cfg, 'implementation', 'aiolli') == 'classic'
+  direction = model_option(cfg, 'direction', 'candidate')
+  classic = model_option(cfg, 'implementation', 'aiolli') == 'classic'
   if classic and direction != 'candidate':
     raise ValueError("model.implementation='classic' normalises by the "
                      "candidate's neighbours; it needs model.direction="
