@@ -5,6 +5,8 @@ MMRec checkout in $MMREC_DIR (see bench/mmrec/README.md) and skips without
 one; it also installs bench/mmrec/patches.py's library shims in this process.
 """
 
+import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +22,8 @@ from mmjax.data import readers
 _BENCH = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'bench', 'mmrec')
 sys.path.insert(0, _BENCH)
+sys.path.insert(0, os.path.dirname(_BENCH))
+import model_speed  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import export  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import outcome  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import patches  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
@@ -192,6 +196,135 @@ class OutcomeTest(absltest.TestCase):
   def test_record_without_evaluation_is_an_error(self):
     with self.assertRaisesRegex(ValueError, 'no evaluation'):
       outcome.record_metric({'model': 'LightGCN', 'final': None})
+
+
+class OutcomeFolderTest(absltest.TestCase):
+
+  def _write(self, folder, tool, model, seed, value):
+    record = {'model': model, 'seed': seed, 'epochs': 50,
+              'final': {'valid': {'recall@20': value}}}
+    path = os.path.join(folder, f'{tool}_{model}_s{seed}.json')
+    with open(path, 'w', encoding='utf-8') as f:
+      json.dump(record, f)
+
+  def test_rows_pair_seeds_of_each_model(self):
+    folder = _tmpdir(self)
+    for seed, (a, b) in enumerate([(0.4, 0.4), (0.5, 0.4), (0.6, 0.4)]):
+      self._write(folder, 'ours', 'VBPR', seed, a)
+      self._write(folder, 'mmrec', 'VBPR', seed, b)
+    self._write(folder, 'ours', 'BM3', 0, 0.3)  # No MMRec side: no row.
+    rows = outcome.folder_rows(folder)
+    self.assertLen(rows, 1)
+    row = rows[0]
+    self.assertEqual(row['model'], 'VBPR')
+    self.assertEqual(row['ours_seeds'], [0, 1, 2])
+    self.assertEqual(row['epochs'], [50])
+    self.assertAlmostEqual(row['z'], np.sqrt(3))  # As test_parity_by_hand.
+    text = outcome.table(rows, mostpop=0.2)
+    self.assertIn('| VBPR | 0.5000 +- 0.0577 | 0.4000 +- 0.0000 | +0.1000 | '
+                  '1.73 | yes | 0,1,2 | 50 | 2.00 |', text)
+
+
+class ModelSpeedTest(absltest.TestCase):
+
+  def test_prepared_export_keeps_splits_and_features(self):
+    root = _tmpdir(self)
+    data = os.path.join(root, 'tiny')
+    stats = _tiny_export(data)
+    ds_dir = model_speed.prepare_exported(data, root)
+    ds = dataset_lib.load(ds_dir)
+    self.assertEqual(np.bincount(ds.split, minlength=3).tolist(),
+                     [stats['train'], stats['valid'], stats['test']])
+    from mmjax.data import store  # pylint: disable=g-import-not-at-top
+    image = store.load(ds_dir, 'image', ds.item_ids)
+    written = np.load(os.path.join(data, 'image_feat.npy'))
+    # Our item k is MMRec's row int(item_ids[k]).
+    np.testing.assert_array_equal(
+        image.values, written[ds.item_ids.astype(np.int64)])
+    self.assertTrue(image.mask.all())
+
+  def test_changed_export_counts_are_an_error(self):
+    root = _tmpdir(self)
+    data = os.path.join(root, 'tiny')
+    _tiny_export(data)
+    path = os.path.join(data, 'export.json')
+    with open(path, encoding='utf-8') as f:
+      record = json.load(f)
+    record['stats']['valid'] += 1
+    with open(path, 'w', encoding='utf-8') as f:
+      json.dump(record, f)
+    with self.assertRaisesRegex(dataset_lib.DataError, 'valid'):
+      model_speed.prepare_exported(data, root)
+
+  def test_every_grid_model_builds_with_its_config(self):
+    import jax  # pylint: disable=g-import-not-at-top
+    from mmjax import models  # pylint: disable=g-import-not-at-top
+    from mmjax.models import context  # pylint: disable=g-import-not-at-top
+    root = _tmpdir(self)
+    data = os.path.join(root, 'tiny')
+    _tiny_export(data)
+    ds_dir = model_speed.prepare_exported(data, root)
+    ds = dataset_lib.load(ds_dir)
+    for name, spec in model_speed.GRID.items():
+      try:
+        module = models.get_model(spec['ours'])
+      except (KeyError, ValueError, ImportError):
+        continue  # Not landed yet (MGCN).
+      cfg = model_speed.our_config(name, 1e-3, 64)
+      ctx, record = context.make_context(ds, ds_dir, cfg.features)
+      if spec['features']:
+        self.assertEqual(sorted(record), ['image', 'text'])
+      if hasattr(module, 'prepare'):
+        ctx = dataclasses.replace(ctx, extras={
+            spec['ours']: module.prepare(ctx, cfg)})
+      params = jax.eval_shape(
+          lambda k, c, m=module, g=cfg: m.init(k, c, g),
+          jax.random.key(0), ctx)
+      self.assertTrue(jax.tree.leaves(params), name)
+      # Tracing the loss reads every hyper-parameter the step uses.
+      batch = {k: np.zeros(4, np.int32) for k in ('users', 'pos', 'neg')}
+      batch['mask'] = np.ones(4, np.float32)
+      loss, _ = jax.eval_shape(
+          lambda p, c, m=module, g=cfg: m.loss(p, batch, c,
+                                               jax.random.key(1), g),
+          params, ctx)
+      self.assertEqual(loss.shape, (), name)
+
+  def test_time_ours_records_medians_after_the_compiling_epoch(self):
+    root = _tmpdir(self)
+    data = os.path.join(root, 'tiny')
+    stats = _tiny_export(data)
+    ds_dir = model_speed.prepare_exported(data, root)
+    rec = model_speed.time_ours(ds_dir, 'FREEDOM', epochs=3, evals=2,
+                                lr=1e-3, batch_size=256)
+    self.assertEqual(rec['train_interactions'], stats['train'])
+    self.assertEqual(rec['steps_per_epoch'], -(-stats['train'] // 256))
+    self.assertLen(rec['per_epoch'], 3)
+    self.assertEqual(rec['train_s_median'], float(np.median(
+        [r['train_s'] for r in rec['per_epoch'][1:]])))
+    self.assertEqual(rec['eval_s_median'], rec['per_eval'][1]['eval_s'])
+    self.assertTrue(all(np.isfinite(r['loss']) for r in rec['per_epoch']))
+    self.assertBetween(rec['per_eval'][-1]['recall@20'], 0.0, 1.0)
+    self.assertEqual(rec['model_config']['mm_weights'],
+                     {'image': 0.1, 'text': 0.9})
+
+  def test_mmrec_medians_and_table_ratio(self):
+    mmrec = {'per_epoch': [
+        {'train_s': 9.0, 'train_cpu_s': 9.0, 'eval_s': 5.0, 'eval_cpu_s': 5},
+        {'train_s': 2.0, 'train_cpu_s': 1.0, 'eval_s': 1.0, 'eval_cpu_s': 1},
+        {'train_s': 4.0, 'train_cpu_s': 3.0, 'eval_s': 3.0, 'eval_cpu_s': 3}],
+             'peak_rss_mb': 500.0}
+    got = model_speed.mmrec_medians(mmrec)
+    self.assertEqual(got, {'train_s': 3.0, 'train_cpu_s': 2.0,
+                           'eval_s': 2.0, 'eval_cpu_s': 2.0})
+    ours = {'train_interactions': 1000, 'train_s_median': 0.3,
+            'eval_s_median': 0.5, 'train_cpu_s_median': 0.2,
+            'eval_cpu_s_median': 0.4, 'peak_rss_mb': 400.0}
+    row = model_speed.table([{'dataset': 'd', 'model': 'VBPR',
+                              'ours': ours, 'mmrec': mmrec,
+                              'load_ours': 1.0, 'load_mmrec': 1.5}])
+    self.assertIn('| d | 1,000 | VBPR | 0.300 | 3.000 | 10.0 | 0.500 | '
+                  '2.000 | 4.0 |', row)
 
 
 @absltest.skipUnless(

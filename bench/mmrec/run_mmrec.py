@@ -34,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -219,6 +220,9 @@ def run(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
         'train_cpu_s_median': median(train_cpu),
         'eval_cpu_s_median': median(eval_cpu),
         'load_avg': os.getloadavg()[0],
+        # This process's peak resident memory (Linux reports KiB).
+        'peak_rss_mb': resource.getrusage(
+            resource.RUSAGE_SELF).ru_maxrss / 1024,
         'per_epoch': record_epochs,
         'final': final, 'best': best,
         'machine': f'{_cpu_name()}, {os.cpu_count()} cores',

@@ -1,0 +1,483 @@
+r"""Per-model epoch and full-ranking evaluation time, ours against MMRec.
+
+  # one cell: ours, then MMRec, back to back, on a folder from
+  # bench/mmrec/export.py; JSON records and a Markdown table in --out_dir
+  .venv/bin/python bench/model_speed.py --data_dir /tmp/mmrec_data/synth30k \
+      --models LightGCN,VBPR,FREEDOM,BM3,LATTICE --mmrec_dir $MMREC_DIR \
+      --out_dir /tmp/speed
+  # ours only, 5 seeds x 50 epochs, validation Recall@20 at the end
+  # (outcome parity: bench/mmrec/outcome.py --ours_json ...)
+  .venv/bin/python bench/model_speed.py --mode outcome \
+      --data_dir /tmp/mmrec_data/outcome --models VBPR --seeds 0,1,2,3,4 \
+      --epochs 50 --lr 0.01 --batch_size 1024 --out_dir /tmp/outcome
+
+Our side reads the exported MMRec folder through our own pipeline (the
+`mmrec` reader, split `fixed` from its `x_label`, no k-core, our feature
+store), so both tools train on the same users, items, splits and features.
+Each model runs with the hyper-parameters of `GRID` (one point of MMRec's
+yaml grid, the same on both sides) at MMRec's default batch 2048.
+
+Timing (ours): `Trainer.run_epoch` of the training loop (one compiled
+program per epoch: shuffling, negative sampling, forward, backward, Adam,
+FREEDOM's pruning), and the validation evaluation of `Trainer.evaluate`
+(embeddings, scores of all items for every validation user, training items
+masked, top-k metrics). The first epoch and the first evaluation compile
+and are left out of the medians. MMRec: `bench/mmrec/run_mmrec.py` (its
+`Trainer` pieces; the epoch's median after the first epoch, its validation
+pass). Wall and process-CPU seconds, peak RSS of each process (each model
+runs in its own process on each side), and the 1-minute load average
+before each run are recorded. `--threads` sets torch.set_num_threads,
+our kernel's threads and XLA's intra-op threads alike (0: every core).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_RUN_MMREC = os.path.join(_REPO, 'bench', 'mmrec', 'run_mmrec.py')
+
+# One grid point per model, identical on both sides: MMRec's yaml keys
+# (`hparams`, passed to run_mmrec.py) and ours (`model`, `optim`). Feature
+# modalities are named as MMRec names them, so FREEDOM's weights map by name.
+GRID = {
+    'LightGCN': dict(
+        ours='lightgcn', features=False,
+        hparams={'n_layers': 2, 'reg_weight': 1e-4},
+        model={'num_layers': 2, 'reg_weight': 1e-4}),
+    'VBPR': dict(
+        ours='vbpr', features=True,
+        hparams={'reg_weight': 0.01},
+        model={'reg_weight': 0.01, 'convention': 'mmrec'}),
+    'FREEDOM': dict(
+        ours='freedom', features=True,
+        hparams={'dropout': 0.8, 'reg_weight': 0.0, 'knn_k': 10,
+                 'n_mm_layers': 1, 'n_ui_layers': 2, 'mm_image_weight': 0.1},
+        model={'dropout': 0.8, 'reg_weight': 0.0, 'knn_k': 10,
+               'num_mm_layers': 1, 'num_layers': 2,
+               'mm_weights': {'image': 0.1, 'text': 0.9},
+               'train_features': True, 'convention': 'mmrec'}),
+    'BM3': dict(
+        ours='bm3', features=True,
+        hparams={'n_layers': 1, 'reg_weight': 0.1, 'dropout': 0.3,
+                 'cl_weight': 2.0},
+        model={'num_layers': 1, 'reg_weight': 0.1, 'dropout': 0.3,
+               'cl_weight': 2.0, 'train_features': True}),
+    'LATTICE': dict(
+        ours='lattice', features=True,
+        hparams={'reg_weight': 1e-3, 'knn_k': 10, 'lambda_coeff': 0.9,
+                 'n_layers': 1, 'cf_model': 'lightgcn'},
+        model={'reg_weight': 1e-3, 'knn_k': 10, 'lambda_coeff': 0.9,
+               'num_mm_layers': 1, 'num_layers': 2, 'train_features': True,
+               'convention': 'mmrec'},
+        # MMRec's LATTICE.yaml: learning_rate_scheduler [0.96, 50].
+        optim={'schedule': 'mmrec', 'lr_decay': (0.96, 50.0)}),
+    'MGCN': dict(
+        ours='mgcn', features=True,
+        hparams={'n_ui_layers': 2, 'n_layers': 1, 'knn_k': 10,
+                 'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_loss': 0.01},
+        model={'num_layers': 2, 'num_mm_layers': 1, 'knn_k': 10,
+               'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_weight': 0.01},
+        optim={'schedule': 'mmrec', 'lr_decay': (0.96, 50.0)}),
+}
+
+
+def set_threads(threads: int) -> None:
+  """Caps XLA's intra-op threads and our kernel's (before JAX starts)."""
+  if threads > 0:
+    os.environ['XLA_FLAGS'] = (
+        os.environ.get('XLA_FLAGS', '') +
+        f' --xla_cpu_multi_thread_eigen={"true" if threads > 1 else "false"}'
+        f' intra_op_parallelism_threads={threads}').strip()
+    os.environ['MMJAX_KERNEL_THREADS'] = str(threads)
+
+
+def export_stats(data_dir: str) -> dict[str, int]:
+  """The counts export.py recorded for the folder (train/valid/test...)."""
+  path = os.path.join(data_dir, 'export.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    return json.load(f)['stats']
+
+
+def prepare_exported(data_dir: str, out_dir: str) -> str:
+  """Our dataset directory for an exported MMRec folder (always rebuilt).
+
+  Raises:
+    DataError: our preparation does not keep exactly the exported
+      interactions of each split (the comparison would be on other data).
+  """
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from mmjax.data import dataset as dataset_lib
+  from mmjax.data import prepare
+  # pylint: enable=g-import-not-at-top
+  name = os.path.basename(os.path.abspath(data_dir).rstrip('/'))
+  cfg = prepare.base_config()
+  cfg.name = f'mmrec_{name}'
+  cfg.format = 'mmrec'
+  cfg.path = os.path.abspath(data_dir)
+  cfg.reader_name = name
+  cfg.split.kind = 'fixed'
+  cfg.min_user = cfg.min_item = 0
+  ds_dir = prepare.prepare(cfg, os.path.join(out_dir, f'dataset_{name}'),
+                           quiet=True)
+  ds = dataset_lib.load(ds_dir)
+  counts = np.bincount(ds.split, minlength=3)
+  got = {'users': ds.num_users, 'items': ds.num_items,
+         'train': int(counts[0]), 'valid': int(counts[1]),
+         'test': int(counts[2])}
+  want = export_stats(data_dir)
+  diff = {k: (got[k], want[k]) for k in got if k in want and got[k] != want[k]}
+  if diff:
+    raise dataset_lib.DataError(
+        f'{data_dir}: our preparation of the MMRec folder differs from '
+        f'export.json (ours, exported): {diff}.')
+  return ds_dir
+
+
+def our_config(model: str, lr: float, batch_size: int, seed: int = 0):
+  """Our training config for `GRID[model]` (one device)."""
+  # pylint: disable=g-import-not-at-top
+  import ml_collections
+  from mmjax.train import defaults
+  # pylint: enable=g-import-not-at-top
+  spec = GRID[model]
+  c = defaults.base_config()
+  c.seed = seed
+  c.model.name = spec['ours']
+  c.model.embed_dim = 64
+  for key, value in spec['model'].items():
+    c.model[key] = (ml_collections.ConfigDict(value)
+                    if isinstance(value, dict) else value)
+  if spec['features']:
+    c.features.sources = ml_collections.ConfigDict(
+        {'image': 'image', 'text': 'text'})
+  c.optim.lr = lr
+  for key, value in spec.get('optim', {}).items():
+    c.optim[key] = value
+  c.train.batch_size = batch_size
+  c.mesh.data = 1
+  return c
+
+
+def _median(xs):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return float(np.median(xs)) if len(xs) else None
+
+
+def _peak_rss_mb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_ours(ds_dir: str, model: str, epochs: int, evals: int, lr: float,
+              batch_size: int, seed: int = 0) -> dict[str, Any]:
+  """Builds our trainer, times `epochs` epochs and `evals` validations."""
+  # pylint: disable=g-import-not-at-top
+  import jax
+  from mmjax.data import dataset as dataset_lib
+  from mmjax.graph import kernel
+  from mmjax.parallel import mesh as mesh_lib
+  from mmjax.train import loop
+  from mmjax.utils import seeds
+  # pylint: enable=g-import-not-at-top
+  cfg = our_config(model, lr, batch_size, seed)
+  ds = dataset_lib.load(ds_dir)
+  t0 = time.perf_counter()
+  trainer = loop.Trainer(cfg, ds, ds_dir, mesh_lib.make_mesh(1))
+  state = trainer.init_state()
+  jax.block_until_ready(state)
+  setup_s = time.perf_counter() - t0
+  per_epoch = []
+  for epoch in range(1, epochs + 1):
+    t0, c0 = time.perf_counter(), time.process_time()
+    state, metrics = trainer.run_epoch(state, epoch)  # host floats: synced
+    per_epoch.append({'epoch': epoch, 'train_s': time.perf_counter() - t0,
+                      'train_cpu_s': time.process_time() - c0,
+                      'loss': metrics['train/loss']})
+  evaluator = trainer.evaluators['val']
+  key = seeds.stream(cfg.seed, seeds.STREAM_EVAL)
+  per_eval = []
+  for k in range(evals):
+    t0, c0 = time.perf_counter(), time.process_time()
+    with jax.set_mesh(trainer.mesh):
+      # pylint: disable-next=protected-access
+      result = evaluator(trainer._eval_params(state.params), trainer.ctx,
+                         jax.random.fold_in(key, k))
+    per_eval.append({'eval_s': time.perf_counter() - t0,
+                     'eval_cpu_s': time.process_time() - c0,
+                     'recall@20': float(result.summary['recall@20'])})
+  timed, timed_eval = per_epoch[1:], per_eval[1:]
+  return {
+      'tool': 'mmjax', 'model': model, 'ours': cfg.model.name,
+      'dataset_dir': ds_dir, 'users': ds.num_users, 'items': ds.num_items,
+      'train_interactions': trainer.num_train,
+      'valid_users': int(len(evaluator.data.users)),
+      'batch_size': batch_size, 'lr': lr, 'seed': seed,
+      'steps_per_epoch': trainer.steps_per_epoch,
+      'model_config': cfg.model.to_dict(), 'optim': cfg.optim.to_dict(),
+      'setup_s': setup_s,
+      'first_epoch_s': per_epoch[0]['train_s'],
+      'first_eval_s': per_eval[0]['eval_s'],
+      'train_s_median': _median([r['train_s'] for r in timed]),
+      'train_cpu_s_median': _median([r['train_cpu_s'] for r in timed]),
+      'eval_s_median': _median([r['eval_s'] for r in timed_eval]),
+      'eval_cpu_s_median': _median([r['eval_cpu_s'] for r in timed_eval]),
+      'per_epoch': per_epoch, 'per_eval': per_eval,
+      'peak_rss_mb': _peak_rss_mb(),
+      'kernel': kernel.status(),
+      'versions': {'python': platform.python_version(),
+                   'jax': jax.__version__},
+      'devices': str(jax.devices()),
+  }
+
+
+def outcome_ours(ds_dir: str, model: str, epochs: int, lr: float,
+                 batch_size: int, seed: int) -> dict[str, Any]:
+  """Trains `epochs` epochs, then validation (and test) Recall@20 / NDCG@20.
+
+  The record has run_mmrec.py's 'final' layout, so outcome.py reads both.
+  """
+  # pylint: disable=g-import-not-at-top
+  from mmjax.data import dataset as dataset_lib
+  from mmjax.parallel import mesh as mesh_lib
+  from mmjax.train import loop
+  # pylint: enable=g-import-not-at-top
+  cfg = our_config(model, lr, batch_size, seed)
+  ds = dataset_lib.load(ds_dir)
+  trainer = loop.Trainer(cfg, ds, ds_dir, mesh_lib.make_mesh(1))
+  state = trainer.init_state()
+  losses = []
+  t0 = time.perf_counter()
+  for epoch in range(1, epochs + 1):
+    state, metrics = trainer.run_epoch(state, epoch)
+    losses.append(metrics['train/loss'])
+  train_s = time.perf_counter() - t0
+  results = trainer.evaluate(state.params, epochs)
+  keys = ('recall@20', 'ndcg@20', 'recall@10', 'ndcg@10')
+  final = {split: {k: float(results[name].summary[k]) for k in keys
+                   if k in results[name].summary}
+           for name, split in (('val', 'valid'), ('test', 'test'))}
+  return {'tool': 'mmjax', 'model': model, 'ours': cfg.model.name,
+          'seed': seed, 'epochs': epochs, 'lr': lr,
+          'batch_size': batch_size, 'model_config': cfg.model.to_dict(),
+          'optim': cfg.optim.to_dict(), 'dataset_dir': ds_dir,
+          'split_hash': trainer.split_hash, 'loss': losses,
+          'train_s': train_s, 'final': final}
+
+
+def _subprocess_json(cmd: list[str], env: dict[str, str] | None = None
+                     ) -> dict[str, Any]:
+  """Runs a command whose last stdout line starting with RESULT is JSON."""
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                        env=env)
+  lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+  if proc.returncode or not lines:
+    raise RuntimeError(f'{" ".join(cmd)} failed (exit {proc.returncode}):\n'
+                       f'{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}')
+  return json.loads(lines[-1][len('RESULT '):])
+
+
+def run_mmrec(mmrec_dir: str, data_dir: str, model: str, epochs: int,
+              lr: float, batch_size: int, threads: int, out: str,
+              seed: int = 0, eval_every: int = 1) -> dict[str, Any]:
+  """MMRec's run of `GRID[model]` through run_mmrec.py; its JSON record."""
+  cmd = [sys.executable, _RUN_MMREC, '--mmrec_dir', mmrec_dir, '--data_dir',
+         data_dir, '--model', model, '--epochs', str(epochs), '--seed',
+         str(seed), '--threads', str(threads or os.cpu_count()),
+         '--eval_every', str(eval_every),
+         '--out', out, '--hparams', f'learning_rate={lr}',
+         '--hparams', f'train_batch_size={batch_size}']
+  for key, value in GRID[model]['hparams'].items():
+    cmd += ['--hparams', f'{key}={value}']
+  proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  if proc.returncode or not os.path.exists(out):
+    raise RuntimeError(f'MMRec {model} failed (exit {proc.returncode}):\n'
+                       f'{proc.stderr[-4000:]}')
+  with open(out, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def mmrec_medians(record: dict[str, Any]) -> dict[str, float | None]:
+  """MMRec's medians over the epochs after the first (as ours)."""
+  rows = record['per_epoch']
+  timed = rows[1:] if len(rows) > 1 else rows
+  evals = [r for r in rows if 'eval_s' in r]
+  timed_eval = evals[1:] if len(evals) > 1 else evals
+  return {'train_s': _median([r['train_s'] for r in timed]),
+          'train_cpu_s': _median([r['train_cpu_s'] for r in timed]),
+          'eval_s': _median([r['eval_s'] for r in timed_eval]),
+          'eval_cpu_s': _median([r['eval_cpu_s'] for r in timed_eval])}
+
+
+def _fmt(x, spec='.3f'):
+  return '-' if x is None else format(x, spec)
+
+
+def _ratio(a, b):
+  return '-' if not a or not b else f'{a / b:.1f}'
+
+
+def table(cells: list[dict[str, Any]]) -> str:
+  """Markdown: one row per (dataset, model), MMRec/ours ratios."""
+  lines = [
+      '| data | train inter. | model | ours epoch s | MMRec epoch s | '
+      'epoch x | ours eval s | MMRec eval s | eval x | ours CPU-s '
+      'epoch/eval | MMRec CPU-s epoch/eval | RSS MB ours/MMRec | load |',
+      '|' + '---|' * 13]
+  for c in cells:
+    o, m = c['ours'], c.get('mmrec')
+    mm = mmrec_medians(m) if m else {}
+    lines.append(
+        f"| {c['dataset']} | {o['train_interactions']:,} | {c['model']} | "
+        f"{_fmt(o['train_s_median'])} | {_fmt(mm.get('train_s'))} | "
+        f"{_ratio(mm.get('train_s'), o['train_s_median'])} | "
+        f"{_fmt(o['eval_s_median'])} | {_fmt(mm.get('eval_s'))} | "
+        f"{_ratio(mm.get('eval_s'), o['eval_s_median'])} | "
+        f"{_fmt(o['train_cpu_s_median'], '.2f')}/"
+        f"{_fmt(o['eval_cpu_s_median'], '.2f')} | "
+        f"{_fmt(mm.get('train_cpu_s'), '.2f')}/"
+        f"{_fmt(mm.get('eval_cpu_s'), '.2f')} | "
+        f"{o['peak_rss_mb']:.0f}/"
+        f"{_fmt(m.get('peak_rss_mb') if m else None, '.0f')} | "
+        f"{c['load_ours']:.1f}/{_fmt(c.get('load_mmrec'), '.1f')} |")
+  return '\n'.join(lines)
+
+
+def machine() -> str:
+  name = platform.processor() or platform.machine()
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      for line in f:
+        if line.startswith('model name'):
+          name = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return f'{name}, {os.cpu_count()} cores'
+
+
+def _child_cmd(mode: str, ds_dir: str, model: str, seed: int) -> list[str]:
+  return [sys.executable, os.path.abspath(__file__), f'--child={mode}',
+          f'--dataset_dir={ds_dir}', f'--models={model}', f'--seed={seed}',
+          f'--epochs={_EPOCHS.value}', f'--evals={_EVALS.value}',
+          f'--lr={_LR.value}', f'--batch_size={_BATCH.value}',
+          f'--threads={_THREADS.value}']
+
+
+def main(argv):
+  del argv
+  if _CHILD.value:
+    set_threads(_THREADS.value)
+    sys.path.insert(0, _REPO)
+    model = _MODELS.value[0]
+    if _CHILD.value == 'speed':
+      out = time_ours(_DATASET_DIR.value, model, _EPOCHS.value, _EVALS.value,
+                      _LR.value, _BATCH.value, _SEED.value)
+    else:
+      out = outcome_ours(_DATASET_DIR.value, model, _EPOCHS.value, _LR.value,
+                         _BATCH.value, _SEED.value)
+    print('RESULT ' + json.dumps(out), flush=True)
+    return
+  if not _DATA_DIR.value or not os.path.isdir(_DATA_DIR.value):
+    raise app.UsageError(f'--data_dir {_DATA_DIR.value!r}: not a folder.')
+  data_dir = os.path.abspath(_DATA_DIR.value)
+  name = os.path.basename(data_dir.rstrip('/'))
+  out_dir = os.path.abspath(_OUT_DIR.value)
+  os.makedirs(out_dir, exist_ok=True)
+  env_repo = dict(os.environ, PYTHONPATH=_REPO)
+  ds_dir = prepare_exported(data_dir, out_dir)
+  date = datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec='seconds')
+  if _MODE.value == 'outcome':
+    # Per model and seed: ours, then MMRec (unless skipped), the same
+    # epochs and hyper-parameters; bench/mmrec/outcome.py --dir compares.
+    # Seeds differ only in jit arguments (keys), so a persistent compilation
+    # cache spares every seed after the first its compilation.
+    env_repo.update(
+        JAX_COMPILATION_CACHE_DIR=os.path.join(out_dir, 'jax_cache'),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+    for model in _MODELS.value:
+      for seed in map(int, _SEEDS.value):
+        path = os.path.join(out_dir, f'ours_{model}_s{seed}.json')
+        if not os.path.exists(path):
+          rec = _subprocess_json(
+              _child_cmd('outcome', ds_dir, model, seed), env_repo)
+          rec.update(date=date, machine=machine(), data_dir=data_dir)
+          with open(path, 'w', encoding='utf-8') as f:
+            json.dump(rec, f, indent=1)
+        mm_path = os.path.join(out_dir, f'mmrec_{model}_s{seed}.json')
+        if (_MMREC_DIR.value and not _SKIP_MMREC.value
+            and not os.path.exists(mm_path)):
+          run_mmrec(_MMREC_DIR.value, data_dir, model, _EPOCHS.value,
+                    _LR.value, _BATCH.value, _THREADS.value, mm_path, seed,
+                    eval_every=_EPOCHS.value)
+        print(f'outcome {model} seed {seed} done', flush=True)
+    return
+  cells = []
+  for model in _MODELS.value:
+    cell = {'dataset': name, 'model': model, 'machine': machine(),
+            'date': date, 'threads': _THREADS.value or os.cpu_count()}
+    cell['load_ours'] = os.getloadavg()[0]
+    cell['ours'] = _subprocess_json(_child_cmd('speed', ds_dir, model, 0),
+                                    env_repo)
+    if _MMREC_DIR.value and not _SKIP_MMREC.value:
+      cell['load_mmrec'] = os.getloadavg()[0]
+      cell['mmrec'] = run_mmrec(
+          _MMREC_DIR.value, data_dir, model, _MMREC_EPOCHS.value, _LR.value,
+          _BATCH.value, _THREADS.value,
+          os.path.join(out_dir, f'mmrec_{model}_{name}.json'))
+    path = os.path.join(out_dir, f'speed_{model}_{name}.json')
+    with open(path, 'w', encoding='utf-8') as f:
+      json.dump(cell, f, indent=1)
+    cells.append(cell)
+    print(table([cell]).splitlines()[-1], flush=True)
+  text = (f'# model speed, {date}, {machine()}, threads '
+          f'{_THREADS.value or os.cpu_count()}\n' + table(cells))
+  with open(os.path.join(out_dir, f'table_{name}.md'), 'w',
+            encoding='utf-8') as f:
+    f.write(text + '\n')
+  print(text)
+
+
+if __name__ == '__main__':
+  _DATA_DIR = flags.DEFINE_string('data_dir', None,
+                                  'MMRec folder from bench/mmrec/export.py.')
+  _OUT_DIR = flags.DEFINE_string('out_dir', '/tmp/mmjax_model_speed',
+                                 'Records, tables and our prepared dataset.')
+  _MODELS = flags.DEFINE_list('models', ['LightGCN'],
+                              f'MMRec model names: {sorted(GRID)}.')
+  _MODE = flags.DEFINE_enum('mode', 'speed', ['speed', 'outcome'],
+                            'speed: time both tools; outcome: train ours '
+                            'over --seeds and record Recall@20.')
+  _MMREC_DIR = flags.DEFINE_string('mmrec_dir', os.environ.get('MMREC_DIR'),
+                                   'MMRec checkout (empty: ours only).')
+  _SKIP_MMREC = flags.DEFINE_bool('skip_mmrec', False, 'Time ours only.')
+  _EPOCHS = flags.DEFINE_integer('epochs', 5, 'Our epochs (the first '
+                                 'compiles and is not in the median).')
+  _EVALS = flags.DEFINE_integer('evals', 4, 'Our validation passes (the '
+                                'first compiles).')
+  _MMREC_EPOCHS = flags.DEFINE_integer('mmrec_epochs', 3, 'MMRec epochs, '
+                                       'each followed by an evaluation.')
+  _LR = flags.DEFINE_float('lr', 1e-3, 'Learning rate (both sides).')
+  _BATCH = flags.DEFINE_integer('batch_size', 2048, 'Batch (both sides).')
+  _THREADS = flags.DEFINE_integer('threads', 0, 'Threads for both tools '
+                                  '(0: every core).')
+  _SEEDS = flags.DEFINE_list('seeds', ['0'], 'Seeds (outcome mode).')
+  _SEED = flags.DEFINE_integer('seed', 0, 'Internal (child process).')
+  _CHILD = flags.DEFINE_string('child', None, 'Internal: speed | outcome.')
+  _DATASET_DIR = flags.DEFINE_string('dataset_dir', None,
+                                     'Internal: our prepared dataset.')
+  app.run(main)
