@@ -246,7 +246,8 @@ def embed(params: types.Params, ctx: Any, cfg: Any
           ) -> tuple[types.Array, types.Array]:
   noise = None
   if cfg.model.get('gumbel', True) and cfg.model.get('eval_gumbel', True):
-    noise = jax.random.key(0)  # One fixed draw: evaluation is repeatable.
+    # One fixed draw (a training step's with key 0): repeatable evaluation.
+    noise = jax.random.fold_in(jax.random.key(0), 0)
   users, items, _ = forward(params, ctx, cfg, noise, None)
   return users, items
 
