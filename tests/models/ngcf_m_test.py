@@ -132,7 +132,9 @@ class NgcfMTest(parameterized.TestCase):
     a = loss_fn(params, jax.random.key(4))
     self.assertEqual(float(a), float(loss_fn(params, jax.random.key(4))))
     self.assertNotEqual(float(a), float(loss_fn(params, jax.random.key(5))))
-    self.assertEqual(loss_fn._cache_size(), 1)  # pylint: disable=protected-access
+    # One compile for every key: the dropout masks keep shapes static.
+    self.assertEqual(
+        loss_fn._cache_size(), 1)  # pylint: disable=protected-access
 
   def test_mean_needs_weight_size_equal_to_embed_dim(self):
     ctx = vbpr_test.make_context(1)

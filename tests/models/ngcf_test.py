@@ -1,5 +1,8 @@
 """NGCF: Elliot's equations in numpy, shapes, gradients and dropout."""
 
+import importlib
+import os
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
@@ -9,6 +12,7 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import ngcf
+from mmjax.train import defaults
 from tests.models import vbpr_test
 
 NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
@@ -186,13 +190,43 @@ class NgcfTest(parameterized.TestCase):
     c = loss_fn(params, jax.random.key(2))
     self.assertEqual(float(a), float(b))
     self.assertNotEqual(float(a), float(c))
-    self.assertEqual(loss_fn._cache_size(), 1)  # pylint: disable=protected-access
+    # One compile for every key: the dropout masks keep shapes static.
+    self.assertEqual(
+        loss_fn._cache_size(), 1)  # pylint: disable=protected-access
     # Without dropout the loss is the numpy one; embed never drops.
     gu_np, gi_np = np_propagate(params, dense_binary(ctx), cfg)
     np.testing.assert_allclose(ngcf.embed(params, ctx, cfg)[1], gi_np,
                                atol=1e-5)
     self.assertNotAlmostEqual(float(a), np_loss(gu_np, gi_np, batch, 0.1),
                               places=4)
+
+
+class ConfigTest(parameterized.TestCase):
+
+  @parameterized.product(
+      name=['ngcf_synthetic', 'ngcf_ml_lvlm', 'ngcf_m_synthetic',
+            'ngcf_m_ml_lvlm'],
+      arg=['', 'runlocal', 'paper'])
+  def test_configs_build_a_model_that_runs(self, name, arg):
+    here = os.path.dirname(os.path.abspath(__file__))
+    module = defaults.sibling_config(
+        os.path.join(here, '..', '..', 'configs', 'x.py'), name)
+    cfg = module.get_config(arg)
+    self.assertEqual(cfg.model.adjacency,
+                     'paper' if arg == 'paper' else 'elliot')
+    self.assertLen(module.get_sweep(), 30)  # the CIKM grid: 5 x 3 x 2
+    multimodal = cfg.model.name == 'ngcf_m'
+    self.assertEqual(bool(cfg.features.sources), multimodal)
+    if arg:
+      return  # The model runs once per config, with its defaults.
+    ctx = vbpr_test.make_context(2 if multimodal else 1)
+    with cfg.unlocked():
+      cfg.model.embed_dim = 4
+    model = importlib.import_module(f'mmjax.models.{cfg.model.name}')
+    params = model.init(jax.random.key(0), ctx, cfg)
+    value, _ = model.loss(params, vbpr_test.make_batch(), ctx,
+                          jax.random.key(1), cfg)
+    self.assertTrue(np.isfinite(float(value)))
 
 
 if __name__ == '__main__':
