@@ -80,6 +80,12 @@ Differences from MMRec (src/models/grcn.py):
   * The configured layer count `n_layers` is MMRec's number of routings;
     its ID convolution always has 2 layers (num_layers here).
   * MMRec computes `reg_confid_loss` and never adds it; neither do we.
+  * MMRec ranks with `self.result`, the representation of the last
+    training batch's forward pass, i.e. from the parameters before the
+    epoch's last optimiser step; `embed` recomputes it from the current
+    parameters.
+  * BPR as -log_sigmoid (MMRec: log(sigmoid), which underflows to -inf for
+    margins below about -88; equal otherwise).
   * Several negatives per positive: the BPR term and the negatives' share
     of the regulariser are averaged over them (MMRec has one).
 Differences from Elliot (sisinflab/elliot external/models/grcn, whose
