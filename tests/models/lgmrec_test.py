@@ -1,6 +1,7 @@
 """LGMRec: shapes, finite gradients, masked items, docstring equations."""
 
 import dataclasses
+import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -10,7 +11,11 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import lgmrec
+from mmjax.train import defaults
 from tests.models import vbpr_test
+
+_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'configs', 'x.py')
 
 NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
 DIM, HYPER = 4, 3
@@ -301,6 +306,31 @@ class LgmrecTest(parameterized.TestCase):
     params = lgmrec.init(jax.random.key(0), ctx, cfg)
     with self.assertRaisesRegex(ValueError, 'cf_model'):
       lgmrec.embed(params, ctx, cfg)
+
+
+
+class LgmrecConfigTest(parameterized.TestCase):
+
+  @parameterized.parameters('lgmrec_synthetic', 'lgmrec_ml_lvlm')
+  def test_configs(self, name):
+    module = defaults.sibling_config(_CONFIGS, name)
+    c = module.get_config()
+    self.assertEqual(c.model.name, 'lgmrec')
+    # MMRec LGMRec.yaml's 'baby' point.
+    self.assertEqual((c.model.num_layers, c.model.num_mm_layers,
+                      c.model.num_hyper_layers, c.model.hyper_num,
+                      c.model.keep_rate, c.model.alpha, c.model.cl_weight,
+                      c.model.reg_weight), (2, 2, 1, 4, 0.5, 0.3, 1e-4, 1e-6))
+    self.assertEqual(c.data.name,
+                     'ml_lvlm' if name.endswith('ml_lvlm') else 'synthetic')
+    self.assertLen(c.features.sources, 2)
+    sweep = module.get_sweep()
+    self.assertLen(sweep, 3)
+    for point in sweep:
+      for dotted in point:
+        section, field = dotted.split('.')
+        self.assertIn(field, c[section])
+    self.assertEqual(module.get_config('runlocal').train.num_epochs, 3)
 
 
 if __name__ == '__main__':
