@@ -69,8 +69,9 @@ Differences from the references:
     modality L_hcl = 0.
   * Randomness: the Gumbel noise and the dropout masks come from the step's
     key (JAX's PRNG), so runs match MMRec in distribution, not bit for bit.
-    MMRec also draws fresh Gumbel noise at every evaluation
-    (`full_sort_predict` calls `forward`); `embed` has no key, so with
+    MMRec also draws fresh Gumbel noise at every evaluation, for every
+    batch of users (`full_sort_predict` calls `forward`, and dropout is off
+    there as here); `embed` has no key, so with
     `eval_gumbel` True (default) it uses one fixed draw (key 0) and is
     deterministic, and with False it uses the noise-free softmax(z / tau).
     `gumbel` False removes the noise in training too (step parity against

@@ -33,16 +33,20 @@ SPEC = dict(
 )
 
 
-def mmrec_patch() -> None:
+def mmrec_patch():
   """Makes MMRec's LGMRec deterministic: Gumbel-softmax without the noise.
 
   To be called on the MMRec side before `calculate_loss` (only LGMRec calls
   `F.gumbel_softmax` in MMRec).
+
+  Returns:
+    A function that restores torch's own `gumbel_softmax`.
   """
   # pylint: disable=g-import-not-at-top
   import torch
   from torch.nn import functional
   # pylint: enable=g-import-not-at-top
+  original = functional.gumbel_softmax
 
   def softmax_only(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
     del eps
@@ -50,4 +54,8 @@ def mmrec_patch() -> None:
       raise NotImplementedError('hard Gumbel-softmax is not patched.')
     return torch.softmax(logits / tau, dim=dim)
 
+  def undo():
+    functional.gumbel_softmax = original
+
   functional.gumbel_softmax = softmax_only
+  return undo
