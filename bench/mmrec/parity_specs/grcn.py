@@ -5,9 +5,14 @@ which the bench environment lacks: put PyG 2.4.0 (pure Python, no compiled
 extensions needed for this model) on the path for the MMRec side:
 `pip install --target <dir> --no-deps torch_geometric==2.4.0`, then
 PYTHONPATH=.:<dir>. (PyG 2.8 imports transformers through torch_geometric.llm,
-which fails on patches.py's torchvision stub, whose __spec__ is None.) Edge dropout is 0 in MMRec's GRCN (hard-coded); MMRec's
-visual modality is `image` here, whose whole preference table MMRec also
-regularises.
+which fails on patches.py's torchvision stub, whose __spec__ is None.)
+Edge dropout is 0 in MMRec's GRCN (hard-coded). MMRec's visual modality is
+`image` here, whose whole preference table MMRec also regularises.
+
+Measured 2026-11-23 (2-core AMD EPYC, CPU, float32, batch 256, seed 0):
+300 x 200 export (3,199 training pairs): loss err 0.0, max grad err 1.9e-9,
+worst relative grad err 4.9e-7; synth30k (1600 x 1000): loss err 6.0e-8,
+max grad err 3.7e-9, worst relative grad err 1.1e-6. All 8 parameters.
 """
 
 NAME = 'GRCN'
