@@ -28,6 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.num_mm_layers = 1    # MMRec n_mm_layers
   c.model.knn_k = 10
   c.model.dropout = 0.8        # degree-sensitive pruning ratio
+  c.model.prune_every = 'epoch'  # MMRec's pre_epoch_processing; or 'step'
   c.model.mm_weights = ml_collections.ConfigDict(
       {'visual': 0.1, 'textual': 0.9})
   c.model.train_features = True

@@ -9,6 +9,11 @@ and optionally
   fit(ctx, cfg) -> params       (closed form; the training loop is skipped)
   prepare(ctx, cfg) -> pytree   (frozen precomputed data, put in
                                  ctx.extras[cfg.model.name] once per run)
+  pre_epoch(ctx, key, cfg) -> ctx
+                                (called inside the compiled epoch before
+                                 its steps; the returned context, e.g. with
+                                 a graph resampled once per epoch in its
+                                 extras, is what the epoch's steps see)
   USES_NEGATIVES = False        (the batch then has no 'neg' entry)
 
 A BPR batch is {'users': int32 [B], 'pos': int32 [B], 'neg': int32 [B, k],

@@ -37,9 +37,12 @@ modality's mean (MMRec would score the bias of P_m for it). MMRec itself has
 no mask: a zero feature row gives NaN similarities.
 
 Differences from the references:
-  * MMRec (src/models/freedom.py): pruning is redrawn every training step from
-    the step's key, not once per epoch (`pre_epoch_processing`); the engine
-    has no per-epoch hook (yet). The per-modality weights generalise
+  * MMRec (src/models/freedom.py) prunes once per epoch
+    (`pre_epoch_processing`); so do we by default (`pre_epoch`, with
+    `model.prune_every='epoch'`); `prune_every='step'` redraws it every
+    training step from the step's key instead. MMRec's draw itself uses
+    torch's multinomial; ours `jax.random` (the same distribution, other
+    numbers). The per-modality weights generalise
     MMRec's `mm_image_weight * image + (1 - mm_image_weight) * text`: with
     convention 'mmrec', one modality gets weight 1 and several get
     `mm_weights` ({'visual': 0.1, 'textual': 0.9} in the configs, MMRec's
@@ -61,6 +64,7 @@ I x I similarity per step.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -184,13 +188,38 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
   return _forward(params, ctx, cfg, ctx.graph, extras['item_graph'])
 
 
+def _prune(key, ctx, cfg, extras):
+  return edges.degree_sensitive_prune(
+      key, ctx.graph, extras['reverse'], float(cfg.model.dropout)
+  )
+
+
+def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
+  """The epoch's pruned user-item graph, in the model's extras.
+
+  With `model.prune_every='step'` the context is returned unchanged and
+  `loss` prunes with each step's key.
+  """
+  every = cfg.model.get('prune_every', 'epoch')
+  if every not in ('epoch', 'step'):
+    raise ValueError(f"model.prune_every={every!r}: expected 'epoch' or "
+                     "'step'.")
+  if every == 'step':
+    return ctx
+  extras = dict(_extras(ctx, cfg))
+  extras['train_graph'] = _prune(key, ctx, cfg, extras)
+  return dataclasses.replace(
+      ctx, extras={**ctx.extras, cfg.model.name: extras})
+
+
 def loss(params, batch, ctx, key, cfg):
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
   extras = _extras(ctx, cfg)
-  graph = edges.degree_sensitive_prune(
-      key, ctx.graph, extras['reverse'], float(cfg.model.dropout)
-  )
+  # The epoch's graph from `pre_epoch`, else a draw from this step's key.
+  graph = extras.get('train_graph')
+  if graph is None:
+    graph = _prune(key, ctx, cfg, extras)
   u_all, i_all = _forward(params, ctx, cfg, graph, extras['item_graph'])
   u = u_all[users]  # [B, D]
 

@@ -86,6 +86,11 @@ def sharded_batch(td: sampler.TrainData, index: Any, mask: Any, key: Any,
   return jax.lax.with_sharding_constraint(batch, rows)
 
 
+# Folded into the training key for the per-epoch hook's keys; step keys fold
+# in the step count, which never reaches this value.
+PRE_EPOCH_STREAM = 2**31 - 1
+
+
 def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
                   mesh: jax.sharding.Mesh, batch_size: int):
   """The jitted epoch `(state, ctx, td, epoch, data_key, train_key)`.
@@ -104,9 +109,17 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
   rows = mesh_lib.data_sharded(mesh)
   repl = mesh_lib.replicated(mesh)
 
+  pre_epoch = getattr(model, 'pre_epoch', None)
+
   def epoch_fn(state, ctx, td, epoch, data_key, train_key):
     index, mask = sampler.epoch_order(
         td, jax.random.fold_in(data_key, epoch), batch_size)  # [S, B]
+    if pre_epoch is not None:
+      # Once per epoch (MMRec's `pre_epoch_processing`), from a key that
+      # depends on the epoch alone, so a resumed run redraws the same.
+      epoch_key = jax.random.fold_in(
+          jax.random.fold_in(train_key, PRE_EPOCH_STREAM), epoch)
+      ctx = pre_epoch(ctx, epoch_key, cfg)
 
     def body(state, xs):
       index, mask = xs

@@ -137,6 +137,29 @@ class FreedomTest(parameterized.TestCase):
     cached, _ = freedom.loss(params, batch, rich, jax.random.key(3), cfg)
     self.assertEqual(float(plain), float(cached))
 
+  def test_pre_epoch_fixes_the_pruned_graph_for_the_epoch(self):
+    ctx = vbpr_test.make_context(2, seed=3)
+    cfg = make_config(dropout=0.5)
+    params = freedom.init(jax.random.key(0), ctx, cfg)
+    batch = vbpr_test.make_batch(seed=3)
+    loss = jax.jit(lambda p, c, k: freedom.loss(p, batch, c, k, cfg)[0])
+    epoch_a = freedom.pre_epoch(ctx, jax.random.key(10), cfg)
+    epoch_b = freedom.pre_epoch(ctx, jax.random.key(11), cfg)
+    # Within an epoch the step key no longer changes the graph...
+    self.assertEqual(float(loss(params, epoch_a, jax.random.key(1))),
+                     float(loss(params, epoch_a, jax.random.key(2))))
+    # ...another epoch draws another graph, and per-step pruning (no
+    # pre_epoch) follows the step key.
+    self.assertNotEqual(float(loss(params, epoch_a, jax.random.key(1))),
+                        float(loss(params, epoch_b, jax.random.key(1))))
+    self.assertNotEqual(float(loss(params, ctx, jax.random.key(1))),
+                        float(loss(params, ctx, jax.random.key(2))))
+    step_cfg = make_config(dropout=0.5, prune_every='step')
+    self.assertIs(freedom.pre_epoch(ctx, jax.random.key(10), step_cfg), ctx)
+    with self.assertRaisesRegex(ValueError, 'prune_every'):
+      freedom.pre_epoch(ctx, jax.random.key(10),
+                        make_config(prune_every='batch'))
+
   def test_masked_item_has_no_item_graph_neighbours(self):
     ctx = vbpr_test.make_context(1, masked_share=0.1)
     cfg = make_config()
