@@ -39,7 +39,8 @@ used):
                          + mean(P_v^2) )
     where E = E_id (raw, not normalised) and P_v is the preference table of
     `model.full_preference_reg` (MMRec's visual modality), regularised over
-    ALL users as MMRec does; None leaves this term out.
+    ALL users as MMRec does; None, or a modality the context lacks (MMRec
+    without `v_feat`), leaves this term out.
   embed: (r[:U], r[U:]) with every edge kept.
 
 Defaults (MMRec GRCN.yaml and the constants in grcn.py): embed_dim 64
@@ -62,7 +63,7 @@ Items lacking a modality (mask False): f_i^m is 0, and every edge touching
 such an item is left out of modality m: it takes no share of any softmax
 (alpha^m_e = 0) and does not enter the max/mean of the edge weight, which
 runs over the modalities the item has (an item with none has weight-0
-edges and keeps only its own x^0 and content rows). So c_i^m = 0 for it,
+edges: z_i = x^0_i and its content rows are 0). So c_i^m = 0 for it,
 and its users' refined preferences ignore it. MMRec has no mask: a zero
 feature row would pass its bias b_m through the MLP as if it were content.
 
