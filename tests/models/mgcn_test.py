@@ -202,9 +202,17 @@ class MgcnTest(parameterized.TestCase):
     a = rng.normal(size=(6, 3)).astype(np.float32)
     b = rng.normal(size=(6, 3)).astype(np.float32)
     w = np.array([1, 1, 0, 1, 1, 0], np.float32)
-    got = mgcn.info_nce(jnp.asarray(a), jnp.asarray(b), jnp.asarray(w), 0.5)
-    np.testing.assert_allclose(float(got), _np_info_nce(a, b, w, 0.5),
-                               rtol=1e-5)
+    # 0.5 takes the shifted-exp path, 0.03 the logsumexp one.
+    for tau in (0.5, 0.03):
+      got = mgcn.info_nce(jnp.asarray(a), jnp.asarray(b), jnp.asarray(w),
+                          tau)
+      np.testing.assert_allclose(float(got), _np_info_nce(a, b, w, tau),
+                                 rtol=1e-5)
+    # A batch with no real row gives 0 and finite gradients.
+    value, grad = jax.value_and_grad(lambda x: mgcn.info_nce(
+        x, jnp.asarray(b), jnp.zeros(6), 0.5))(jnp.asarray(a))
+    self.assertEqual(float(value), 0.0)
+    self.assertTrue(np.isfinite(np.asarray(grad)).all())
     # Hand-computed: two identical unit rows; the positive is 1 of 2 terms.
     e = jnp.asarray([[1.0, 0.0], [1.0, 0.0]])
     np.testing.assert_allclose(
