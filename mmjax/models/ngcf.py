@@ -5,7 +5,8 @@ Collaborative Filtering", SIGIR 2019.
 
 Transcribed from Elliot's PyTorch-Geometric NGCF as the Ducho-meets-Elliot
 benchmark runs it (sisinflab/Ducho-meets-Elliot external/models/ngcf:
-NGCF.py, NGCFModel.py, NGCFLayer.py).
+NGCF.py, NGCFModel.py, NGCFLayer.py). ID-only: item features in the context
+are ignored (NGCF-M, `mmjax.models.ngcf_m`, adds them).
 
 Equations as implemented (`model.adjacency='elliot'`, the default):
   A     = the symmetric bipartite TRAIN graph on N = U + I nodes (binary)
