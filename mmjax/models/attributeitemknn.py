@@ -95,7 +95,8 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
   """The top-k cosine neighbours of every item over its representation.
 
   Returns:
-    {'neighbors': int32 [I, k], 'weights': float32 [I, k]}.
+    {'neighbors': int32 [I, k], 'weights': float32 [I, k], 'graph'} as
+    ItemKNN's `fit`.
   """
   x, present = item_representation(ctx, cfg)
   x = jnp.where(present[:, None], x, 0.0)
@@ -110,13 +111,11 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
       shrink=float(get('shrink', 0.0)), eps=0.0,
       exclude_self=bool(get('exclude_self', False)),
       block_size=int(get('block_size', 256)))
-  return {'neighbors': neighbors, 'weights': weights}
+  return itemknn.make_params(neighbors, weights, cfg)
 
 
 def score(params: types.Params, ctx: ctx_lib.ModelContext,
           users: types.Array, cfg: Any) -> types.Array:
   """[U_b, I] neighbourhood scores of a user block (module docstring)."""
   hist = itemknn.user_history(ctx, users)
-  return itemknn.neighbourhood_scores(
-      hist, params['neighbors'], params['weights'],
-      itemknn.model_option(cfg, 'direction', 'candidate'))
+  return itemknn.neighbourhood_scores(hist, params['graph'])

@@ -32,10 +32,15 @@ default 'candidate' is the neighbours of the candidate item, as Elliot.
 Computation, memory I*k (never I*I): item blocks of `model.block_size` get
 their co-occurrence rows C[B, :] = (R^T (R e_B))^T by two sparse
 propagations over the unit-weight user-item graph ([N, B] at a time), and are
-reduced to their top-k at once: `fit` returns neighbours int32 [I, k] and
-weights float32 [I, k]. `score` builds the user block's dense binary history
-[U_b, I] from the graph's edges (one scatter over E) and accumulates the k
-neighbour slots one at a time, so it holds [U_b, I], never [U_b, I, k].
+reduced to their top-k at once: `fit` returns neighbours int32 [I, k],
+weights float32 [I, k] and the same as a sparse Graph (I * k edges). `score`
+builds the user block's dense binary history [U_b, I] from the graph's edges
+(one scatter over E) and multiplies it by the sparse similarity with
+`propagate` (the compiled CSR kernel on CPU): I * k * U_b work, memory
+[U_b, I]. The co-occurrence step costs E * I work in all (two propagations
+of width B per block), more than a host-side sparse R^T R (sum of squared
+user degrees) on very sparse data, but it runs on device with static shapes
+and bounded memory.
 
 Defaults: Elliot's (`neighbors` 40, `shrink` 0, cosine). `neighbors` larger
 than I - 1 leaves the extra slots empty.
@@ -60,6 +65,7 @@ Config: `model.neighbors` (k), `model.shrink`, `model.implementation`
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import jax
@@ -67,7 +73,9 @@ from jax import lax
 import jax.numpy as jnp
 
 from mmjax import types
+from mmjax.graph import knn
 from mmjax.graph import sparse
+from mmjax.graph.kernel import ops
 from mmjax.models import context as ctx_lib
 
 IMPLEMENTATIONS = ('aiolli', 'classic')
@@ -175,50 +183,76 @@ def user_history(ctx: ctx_lib.ModelContext, users: types.Array
   return hist[first[users]]  # [U_b, I]
 
 
-def neighbourhood_scores(
-    hist: types.Array,
-    neighbors: types.Array,
-    weights: types.Array,
-    direction: str = 'candidate',
-) -> types.Array:
-  """[U_b, I] scores from a history and a sparse top-k similarity.
+def neighbourhood_graph(neighbors: types.Array, weights: types.Array,
+                        direction: str = 'candidate') -> sparse.Graph:
+  """The sparse similarity as a Graph on I nodes, for `propagate`.
 
-  'candidate': out[b, i] = sum_s hist[b, neighbors[i, s]] * weights[i, s].
-  'history':   out[b, neighbors[j, s]] += hist[b, j] * weights[j, s].
-  The k slots are added one at a time (memory [U_b, I]).
+  'candidate': row i gathers from its neighbours (edges neighbors[i, s] -> i
+  of weight weights[i, s]), so `propagate(g, h)[i] = sum_s weights[i, s] *
+  h[neighbors[i, s]]`. 'history': the transpose (edges i -> neighbors[i, s]).
+  Jittable; the transpose pattern is computed here once, so no call of
+  `propagate` sorts.
 
   Args:
-    hist: float32 [U_b, I].
     neighbors: int32 [I, k].
     weights: float32 [I, k].
     direction: 'candidate' or 'history'.
+
+  Returns:
+    Graph with I nodes and I * k edges.
   """
   if direction not in DIRECTIONS:
     raise ValueError(f'model.direction={direction!r}; use one of '
                      f'{DIRECTIONS}.')
-  num_items, k = neighbors.shape
-  assert hist.shape[1] == num_items, (hist.shape, neighbors.shape)
+  g = knn.to_graph(neighbors, weights)
+  t_indptr, t_cols, t_perm = ops.transpose_pattern(g.indptr, g.senders,
+                                                   g.receivers)
+  if direction == 'candidate':
+    return dataclasses.replace(g, t_indptr=t_indptr, t_cols=t_cols,
+                               t_perm=t_perm)
+  # Slot s of the transpose holds edge t_perm[s] of g, reversed.
+  inverse = jnp.zeros_like(t_perm).at[t_perm].set(
+      jnp.arange(t_perm.shape[0], dtype=t_perm.dtype))
+  return sparse.Graph(
+      senders=t_cols, receivers=g.senders[t_perm],
+      weights=g.weights[t_perm], indptr=t_indptr, num_nodes=g.num_nodes,
+      t_indptr=g.indptr, t_cols=g.senders, t_perm=inverse)
 
-  def slot(s, acc):
-    nb = lax.dynamic_index_in_dim(neighbors, s, axis=1, keepdims=False)
-    w = lax.dynamic_index_in_dim(weights, s, axis=1, keepdims=False)
-    if direction == 'candidate':
-      return acc + jnp.take(hist, nb, axis=1) * w[None, :]  # [U_b, I]
-    return acc.at[:, nb].add(hist * w[None, :])
 
-  return lax.fori_loop(0, k, slot, jnp.zeros_like(hist))
+def neighbourhood_scores(hist: types.Array, graph: sparse.Graph
+                         ) -> types.Array:
+  """[U_b, I] scores: out[b, i] = sum_j hist[b, j] * A[i, j].
+
+  With `graph` from `neighbourhood_graph`: 'candidate' gives
+  out[b, i] = sum_s hist[b, neighbors[i, s]] * weights[i, s], 'history'
+  gives out[b, neighbors[j, s]] += hist[b, j] * weights[j, s]. One sparse
+  product over the I * k edges (the compiled kernel on CPU), [I, U_b] at a
+  time.
+
+  Args:
+    hist: float32 [U_b, I].
+    graph: Graph on I nodes.
+  """
+  assert hist.shape[1] == graph.num_nodes, (hist.shape, graph.num_nodes)
+  return sparse.propagate(graph, hist.T).T  # [I, U_b] -> [U_b, I]
 
 
 def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
   """The top-k cosine neighbours of every item over the training matrix.
 
   Returns:
-    {'neighbors': int32 [I, k], 'weights': float32 [I, k]}.
+    {'neighbors': int32 [I, k], 'weights': float32 [I, k], 'graph': the same
+    as a Graph for `model.direction` (`neighbourhood_graph`)}.
   """
   impl = model_option(cfg, 'implementation', 'aiolli')
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f'model.implementation={impl!r}; use one of '
                      f'{IMPLEMENTATIONS}.')
+  if impl == 'classic' and model_option(cfg, 'direction',
+                                        'candidate') != 'candidate':
+    raise ValueError("model.implementation='classic' normalises by the "
+                     "candidate's neighbours; it needs model.direction="
+                     "'candidate'.")
   g = unit_graph(ctx)
   num_users, num_items = ctx.num_users, ctx.num_items
   # Distinct training users per item: |i|^2 of the binary column.
@@ -234,27 +268,31 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
     z = sparse.propagate(g, y)  # item rows: R^T R[:, B] = C[:, B]
     return z[num_users:].T
 
-  return dict(zip(('neighbors', 'weights'), topk_similarity(
+  neighbors, weights = topk_similarity(
       dots, counts, counts > 0, int(model_option(cfg, 'neighbors', 40)),
       shrink=float(model_option(cfg, 'shrink', 0.0)),
       eps=AIOLLI_EPS if impl == 'aiolli' else 0.0,
       exclude_self=True,
-      block_size=int(model_option(cfg, 'block_size', 256)))))
+      block_size=int(model_option(cfg, 'block_size', 256)))
+  return make_params(neighbors, weights, cfg)
+
+
+def make_params(neighbors: types.Array, weights: types.Array, cfg: Any
+                ) -> types.Params:
+  """The fitted model: the [I, k] arrays and their graph for `score`."""
+  return {
+      'neighbors': neighbors, 'weights': weights,
+      'graph': neighbourhood_graph(
+          neighbors, weights, model_option(cfg, 'direction', 'candidate')),
+  }
 
 
 def score(params: types.Params, ctx: ctx_lib.ModelContext,
           users: types.Array, cfg: Any) -> types.Array:
   """[U_b, I] neighbourhood scores of a user block (module docstring)."""
-  direction = model_option(cfg, 'direction', 'candidate')
-  classic = model_option(cfg, 'implementation', 'aiolli') == 'classic'
-  if classic and direction != 'candidate':
-    raise ValueError("model.implementation='classic' normalises by the "
-                     "candidate's neighbours; it needs model.direction="
-                     "'candidate'.")
   hist = user_history(ctx, users)
-  out = neighbourhood_scores(hist, params['neighbors'], params['weights'],
-                             direction)
-  if classic:
+  out = neighbourhood_scores(hist, params['graph'])  # [U_b, I]
+  if model_option(cfg, 'implementation', 'aiolli') == 'classic':
     den = params['weights'].sum(axis=1)  # [I]
     out = jnp.where(den[None, :] != 0, out / jnp.where(den != 0, den, 1.0),
                     0.0)

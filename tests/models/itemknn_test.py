@@ -152,6 +152,18 @@ class ItemKnnTest(parameterized.TestCase):
     want = reference_scores(r, np.asarray(params['neighbors']),
                             np.asarray(params['weights']), 'history')
     np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
+    # The two graphs are each other's transpose, and so are the transpose
+    # patterns they carry (checked through propagate's gradient, A^T g).
+    cand = itemknn.neighbourhood_graph(params['neighbors'], params['weights'])
+    hist = params['graph']
+    a = sparse.to_dense(cand)
+    np.testing.assert_allclose(sparse.to_dense(hist), a.T)
+    g = np.random.default_rng([1]).normal(size=(NUM_ITEMS, 3)).astype(
+        np.float32)
+    for graph, dense in ((cand, a), (hist, a.T)):
+      grad = jax.grad(lambda x, gr=graph: jnp.sum(
+          sparse.propagate(gr, x) * g))(jnp.zeros((NUM_ITEMS, 3)))
+      np.testing.assert_allclose(grad, dense.T @ g, rtol=1e-5, atol=1e-6)
 
   def test_history_of_repeated_and_permuted_users(self):
     ctx, r = make_context(seed=1)
@@ -205,15 +217,11 @@ class ItemKnnTest(parameterized.TestCase):
     ctx, _ = make_context()
     with self.assertRaisesRegex(ValueError, 'implementation'):
       itemknn.fit(ctx, make_config(implementation='fancy'))
-    params = itemknn.fit(ctx, make_config())
     with self.assertRaisesRegex(ValueError, 'direction'):
-      itemknn.score(params, ctx, jnp.arange(3),
-                    make_config(direction='sideways'))
+      itemknn.fit(ctx, make_config(direction='sideways'))
     with self.assertRaisesRegex(ValueError, 'classic'):
-      itemknn.score(params, ctx, jnp.arange(3),
-                    make_config(implementation='classic',
-                                direction='history'))
-
+      itemknn.fit(ctx, make_config(implementation='classic',
+                                   direction='history'))
 
 def load_config(name, arg='runlocal'):
   path = os.path.join(REPO, 'configs', f'{name}.py')
