@@ -136,6 +136,27 @@ class NgcfMTest(parameterized.TestCase):
     self.assertEqual(
         loss_fn._cache_size(), 1)  # pylint: disable=protected-access
 
+  def test_sharded_batch_gives_the_single_device_loss_and_grads(self):
+    ctx = vbpr_test.make_context(2)
+    cfg = make_config(message_dropout=0.3, node_dropout=0.2)
+    params = hand_params(ctx, cfg)
+    batch = vbpr_test.make_batch(size=16, num_negatives=2)
+    key = jax.random.key(7)
+    fn = jax.jit(jax.value_and_grad(
+        lambda p, b: ngcf_m.loss(p, b, ctx, key, cfg)[0]))
+    want_value, want_grads = fn(params, batch)
+    mesh = jax.make_mesh((8,), ('data',),
+                         axis_types=(jax.sharding.AxisType.Auto,))
+    rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+        'data'))
+    with jax.set_mesh(mesh):
+      sharded = jax.device_put(batch, rows)
+      self.assertLen(sharded['users'].sharding.device_set, 8)
+      value, grads = fn(params, sharded)
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)
+    for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads)):
+      np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
+
   def test_mean_needs_weight_size_equal_to_embed_dim(self):
     ctx = vbpr_test.make_context(1)
     cfg = make_config(weight_size=6)
