@@ -101,16 +101,19 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
   x, present = item_representation(ctx, cfg)
   x = jnp.where(present[:, None], x, 0.0)
   sq_norms = jnp.sum(x * x, axis=1)  # [I]
-  get = lambda name, default: itemknn.model_option(cfg, name, default)
 
   def dots(ids):  # [B] -> [B, I]
     return x[ids] @ x.T
 
+  def option(name, default):
+    return itemknn.model_option(cfg, name, default)
+
   neighbors, weights = itemknn.topk_similarity(
-      dots, sq_norms, present & (sq_norms > 0), int(get('neighbors', 40)),
-      shrink=float(get('shrink', 0.0)), eps=0.0,
-      exclude_self=bool(get('exclude_self', False)),
-      block_size=int(get('block_size', 256)))
+      dots, sq_norms, present & (sq_norms > 0),
+      int(option('neighbors', 40)),
+      shrink=float(option('shrink', 0.0)), eps=0.0,
+      exclude_self=bool(option('exclude_self', False)),
+      block_size=int(option('block_size', 256)))
   return itemknn.make_params(neighbors, weights, cfg)
 
 

@@ -42,16 +42,22 @@ of width B per block), more than a host-side sparse R^T R (sum of squared
 user degrees) on very sparse data, but it runs on device with static shapes
 and bounded memory.
 
-Defaults: Elliot's (`neighbors` 40, `shrink` 0, cosine). `neighbors` larger
-than I - 1 leaves the extra slots empty.
+Defaults: Elliot's `neighbors` 40, `shrink` 0, cosine, and
+implementation 'aiolli' (the one Elliot's documented example names, and the
+plain neighbourhood sum of Sarwar et al.; Elliot's code falls back to
+'standard', our 'classic', when none is given: the `classic` variant of
+configs/itemknn_synthetic.py).
+`neighbors` larger than I - 1 leaves the extra slots empty.
 
 Differences from the references:
-  * Elliot 'standard'/'classic' (item_knn_similarity.py): the same equations
-    ('classic'); Elliot ignores `shrink` there, we apply it when set (its
-    default 0 matches). Elliot's AiolliSimilarity ('aiolli'): the same, with
-    R binary (Elliot's `implicit` and `normalize=True` defaults are the
-    cosine on the binary matrix). Elliot's other similarities (jaccard,
-    asymmetric, ...) are not implemented.
+  * Elliot 'standard' (item_knn_similarity.py) is our 'classic': the same
+    score; Elliot computes its cosine on the ratings matrix unless
+    `implicit: True`, we on the binary matrix (the same on implicit data),
+    and Elliot ignores `shrink` there, we apply it when set (default 0).
+  * Elliot's AiolliSimilarity (aiolli_ferrari.py) is our 'aiolli': the same
+    shrunk cosine on the binary matrix (its `normalize=True` default), self
+    excluded, `R @ W`. Its other similarities (jaccard, asymmetric, dice,
+    tversky, ...) are not implemented.
   * Ties at the k-th neighbour go to the lower item id (`lax.top_k`); Elliot
     uses `argpartition`, whose order on ties is unspecified, so a tied
     k-th neighbour may differ (and with it a few scores).
@@ -254,7 +260,7 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
                      "candidate's neighbours; it needs model.direction="
                      "'candidate'.")
   g = unit_graph(ctx)
-  num_users, num_items = ctx.num_users, ctx.num_items
+  num_users = ctx.num_users
   # Distinct training users per item: |i|^2 of the binary column.
   counts = jax.ops.segment_sum(jnp.ones_like(g.weights), g.receivers,
                                num_segments=g.num_nodes,
