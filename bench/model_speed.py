@@ -278,6 +278,170 @@ def outcome_ours(ds_dir: str, model: str, epochs: int, lr: float,
           'train_s': train_s, 'final': final}
 
 
+# Profile categories, by the jax primitive in an HLO op's metadata op_name
+# (first match wins).
+_CATEGORIES = (
+    ('propagation (CSR kernel)', ('ffi_call',)),
+    ('propagation (scatter/segment_sum)', ('scatter', 'segment_sum')),
+    ('shuffle and sampling', ('_shuffle', '_bernoulli', '_uniform',
+                              'randint', 'sampler', 'threefry')),
+    ('dense matmul', ('dot_general',)),
+    ('gather', ('gather', 'dynamic_slice')),
+    ('reductions', ('reduce_', 'argmax', 'top_k', 'sort')),
+)
+
+
+def _op_metadata(hlo_text: str) -> dict[str, tuple[str, str]]:
+  """HLO instruction name -> (metadata op_name, 'source_file:line')."""
+  import re  # pylint: disable=g-import-not-at-top
+  out = {}
+  for line in hlo_text.splitlines():
+    m = re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = .*?metadata=\{([^}]*)\}',
+                 line)
+    if m:
+      op = re.search(r'op_name="([^"]*)"', m.group(2))
+      file = re.search(r'source_file="([^"]*)"', m.group(2))
+      num = re.search(r'source_line=(\d+)', m.group(2))
+      where = (f'{os.path.basename(file.group(1))}:{num.group(1)}'
+               if file and num else '')
+      out[m.group(1)] = (op.group(1) if op else '', where)
+  return out
+
+
+def category(op_name: str) -> str:
+  """The profile category of an HLO op (see _CATEGORIES)."""
+  sampling = dict(_CATEGORIES)['shuffle and sampling']
+  if any(k in op_name for k in sampling):
+    return 'shuffle and sampling'
+  if ('while/body' in op_name and 'jvp' not in op_name
+      and 'transpose' not in op_name):
+    # Inside the step but outside value_and_grad: the optimiser update,
+    # the batch's assembly and the step's metrics.
+    return 'optimiser (Adam) and step bookkeeping'
+  for name, keys in _CATEGORIES:
+    if any(k in op_name for k in keys):
+      return name
+  return 'elementwise and other fusions'
+
+
+_EVAL_CATEGORIES = (
+    ('scores (embeddings x items matmul)', ('dot_general',)),
+    ('top-k', ('top_k',)),
+    ('masking and relevance (scatter)', ('scatter',)),
+    ('tie-break gather and take', ('gather', 'take_along_axis')),
+    ('sorts (ideal gains)', ('sort',)),
+)
+
+
+def _trace_ops(trace_dir: str, meta: dict[str, tuple[str, str]],
+               categorize) -> tuple[dict[str, float], list[list[Any]]]:
+  """Seconds per category and the top ops of the newest trace in a folder."""
+  # pylint: disable=g-import-not-at-top
+  import collections
+  import glob
+  import gzip
+  # pylint: enable=g-import-not-at-top
+  path = sorted(glob.glob(os.path.join(trace_dir, '**', '*.trace.json.gz'),
+                          recursive=True), key=os.path.getmtime)[-1]
+  with gzip.open(path, 'rt', encoding='utf-8') as f:
+    events = json.load(f)
+  events = events['traceEvents'] if isinstance(events, dict) else events
+  by_cat, by_op = collections.Counter(), collections.Counter()
+  for e in events:
+    if e.get('ph') != 'X' or e.get('name') not in meta:
+      continue
+    # Leaf thunks only: a loop's or call's time is its body's ops.
+    if e['name'].startswith(('while', 'call', 'conditional')):
+      continue
+    op_name, where = meta[e['name']]
+    sec = e.get('dur', 0) / 1e6
+    by_cat[categorize(op_name)] += sec
+    by_op[(e['name'], op_name.rsplit('/', 1)[-1], where)] += sec
+  return dict(by_cat.most_common()), [
+      [n, op, where, t] for (n, op, where), t in by_op.most_common(15)]
+
+
+def _eval_category(op_name: str) -> str:
+  for name, keys in _EVAL_CATEGORIES:
+    if any(k in op_name for k in keys):
+      return name
+  return 'metrics, elementwise and other fusions'
+
+
+def profile_ours(ds_dir: str, model: str, lr: float, batch_size: int,
+                 trace_dir: str) -> dict[str, Any]:
+  """Where one epoch's and one evaluation's time goes (jax profiler).
+
+  The epoch program is compiled once, run twice, then traced once; each HLO
+  op's time is attributed by the primitive in its metadata (`category`).
+  The validation evaluation is run once, then traced once
+  (`_eval_category`; its per-block programs are the evaluator's own).
+  'host, dispatch and waits' is the wall time minus the time inside the
+  compiled programs.
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  from mmjax.data import dataset as dataset_lib
+  from mmjax.parallel import mesh as mesh_lib
+  from mmjax.train import loop
+  from mmjax.utils import seeds
+  # pylint: enable=g-import-not-at-top
+  cfg = our_config(model, lr, batch_size)
+  ds = dataset_lib.load(ds_dir)
+  trainer = loop.Trainer(cfg, ds, ds_dir, mesh_lib.make_mesh(1))
+  state = trainer.init_state()
+  args = lambda e: (trainer.ctx, trainer.td, jax.numpy.int32(e),  # noqa: E731
+                    trainer._data_key, trainer._train_key)  # pylint: disable=W0212
+  compiled = trainer.epoch_fn.lower(state, *args(1)).compile()
+  meta = _op_metadata(compiled.as_text())
+  for epoch in (1, 2):
+    state, _ = compiled(state, *args(epoch))
+  jax.block_until_ready(state)
+  epoch_dir = os.path.join(trace_dir, 'epoch')
+  jax.profiler.start_trace(epoch_dir, create_perfetto_trace=True)
+  t0 = time.perf_counter()
+  state, metrics = compiled(state, *args(3))
+  jax.block_until_ready((state, metrics))
+  wall = time.perf_counter() - t0
+  jax.profiler.stop_trace()
+  cats, top = _trace_ops(epoch_dir, meta, category)
+  cats['host, dispatch and waits'] = max(wall - sum(cats.values()), 0.0)
+  out = {'model': model, 'epoch_wall_s': wall,
+         'steps': trainer.steps_per_epoch, 'categories': cats,
+         'top_ops': top}
+
+  evaluator = trainer.evaluators['val']
+  block_fn, eval_meta = evaluator.block_fn, {}
+
+  def block_with_metadata(*block_args):
+    if not eval_meta:
+      eval_meta.update(_op_metadata(
+          block_fn.lower(*block_args).compile().as_text()))
+    return block_fn(*block_args)
+
+  evaluator.block_fn = block_with_metadata
+  key = seeds.stream(0, seeds.STREAM_EVAL)
+
+  def evaluate():
+    with jax.set_mesh(trainer.mesh):
+      # pylint: disable-next=protected-access
+      return evaluator(trainer._eval_params(state.params), trainer.ctx, key)
+
+  evaluate()
+  eval_dir = os.path.join(trace_dir, 'eval')
+  jax.profiler.start_trace(eval_dir, create_perfetto_trace=True)
+  t0 = time.perf_counter()
+  evaluate()
+  eval_wall = time.perf_counter() - t0
+  jax.profiler.stop_trace()
+  cats, top = _trace_ops(eval_dir, eval_meta, _eval_category)
+  cats['embed, host side and waits'] = max(eval_wall - sum(cats.values()),
+                                           0.0)
+  out.update(eval_wall_s=eval_wall, eval_users=int(len(evaluator.data.users)),
+             eval_categories=cats, eval_top_ops=top)
+  return out
+
+
 def _subprocess_json(cmd: list[str], env: dict[str, str] | None = None
                      ) -> dict[str, Any]:
   """Runs a command whose last stdout line starting with RESULT is JSON."""
@@ -386,6 +550,9 @@ def main(argv):
     if _CHILD.value == 'speed':
       out = time_ours(_DATASET_DIR.value, model, _EPOCHS.value, _EVALS.value,
                       _LR.value, _BATCH.value, _SEED.value)
+    elif _CHILD.value == 'profile':
+      out = profile_ours(_DATASET_DIR.value, model, _LR.value, _BATCH.value,
+                         os.path.join(_OUT_DIR.value, f'trace_{model}'))
     else:
       out = outcome_ours(_DATASET_DIR.value, model, _EPOCHS.value, _LR.value,
                          _BATCH.value, _SEED.value)
@@ -401,6 +568,26 @@ def main(argv):
   ds_dir = prepare_exported(data_dir, out_dir)
   date = datetime.datetime.now(datetime.timezone.utc).isoformat(
       timespec='seconds')
+  if _MODE.value == 'profile':
+    for model in _MODELS.value:
+      cmd = _child_cmd('profile', ds_dir, model, 0) + [
+          f'--out_dir={out_dir}']
+      rec = _subprocess_json(cmd, env_repo)
+      rec.update(date=date, machine=machine(), data=name,
+                 threads=_THREADS.value or os.cpu_count(),
+                 load=os.getloadavg()[0])
+      with open(os.path.join(out_dir, f'profile_{model}_{name}.json'), 'w',
+                encoding='utf-8') as f:
+        json.dump(rec, f, indent=1)
+      for what, wall, cats in (
+          (f"epoch ({rec['steps']} steps)", rec['epoch_wall_s'],
+           rec['categories']),
+          (f"evaluation ({rec['eval_users']} users)", rec['eval_wall_s'],
+           rec['eval_categories'])):
+        print(f'## {model} on {name}: {what} {wall:.3f} s')
+        for cat, sec in sorted(cats.items(), key=lambda x: -x[1]):
+          print(f'  {cat:40s} {sec:8.3f} s {100 * sec / max(wall, 1e-9):5.1f}%')
+    return
   if _MODE.value == 'outcome':
     # Per model and seed: ours, then MMRec (unless skipped), the same
     # epochs and hyper-parameters; bench/mmrec/outcome.py --dir compares.
@@ -459,9 +646,10 @@ if __name__ == '__main__':
                                  'Records, tables and our prepared dataset.')
   _MODELS = flags.DEFINE_list('models', ['LightGCN'],
                               f'MMRec model names: {sorted(GRID)}.')
-  _MODE = flags.DEFINE_enum('mode', 'speed', ['speed', 'outcome'],
-                            'speed: time both tools; outcome: train ours '
-                            'over --seeds and record Recall@20.')
+  _MODE = flags.DEFINE_enum('mode', 'speed', ['speed', 'outcome', 'profile'],
+                            'speed: time both tools; outcome: train both '
+                            'over --seeds and record Recall@20; profile: '
+                            'where our epoch time goes.')
   _MMREC_DIR = flags.DEFINE_string('mmrec_dir', os.environ.get('MMREC_DIR'),
                                    'MMRec checkout (empty: ours only).')
   _SKIP_MMREC = flags.DEFINE_bool('skip_mmrec', False, 'Time ours only.')
