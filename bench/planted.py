@@ -26,8 +26,9 @@ their own family.
 The dataset seed (`data.overrides.seed`) and the run seed (`config.seed`,
 which also seeds the shuffle) both take the seed's value. Each run lives in
 `<out_dir>/runs/<cell>/` (its training log in `train.log`); a finished run
-writes `cell.json` there and is skipped when the script runs again, and an
-interrupted run resumes from its checkpoint. Outputs: `planted.json`,
+writes `cell.json` there and is skipped when the script runs again (with
+the same settings; other settings are refused), and an interrupted run starts
+again. Outputs: `planted.json`,
 `planted.csv`, `knob.csv` and the printed tables (`planted.md`).
 """
 
@@ -41,6 +42,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from typing import Any
@@ -205,6 +207,12 @@ def run_cell(cell: Cell, cfg: Any, runs_dir: str) -> dict[str, Any]:
     return done
   workdir = os.path.join(runs_dir, cell.name)
   path = os.path.join(workdir, CELL)
+  if os.path.isdir(workdir):
+    # An interrupted run starts again from scratch: the loop writes its
+    # periodic checkpoint only at the end here (ckpt.every_epochs = epochs),
+    # and a fresh start beside the old run's best checkpoints fails in orbax
+    # (StepAlreadyExistsError).
+    shutil.rmtree(workdir)
   from mmjax.train import loop  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
   t0 = time.perf_counter()
@@ -302,31 +310,33 @@ def _p(x: float) -> str:
 def format_main(rows: list[dict[str, Any]]) -> str:
   """The planted-answer table in Markdown."""
   head = ('preset', 'model', 'control', 'Recall@20 real', 'shuffled', 'gap',
-          'gap per seed', 'p (t)', 'p (Wilcoxon)', 'Holm sig.', 'expected',
-          'users')
+          'gap per seed', 'p (t)', 'p (Wilcoxon)', 'p (t, Holm)',
+          'Holm sig.', 'expected', 'seeds', 'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     seeds = ' '.join(f'{g:+.3f}' for g in r['gap_per_seed'])
     lines.append('| ' + ' | '.join((
         r['preset'], r['model'], r['control'], f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}', seeds,
-        _p(r['p_ttest']), _p(r['p_wilcoxon']),
+        _p(r['p_ttest']), _p(r['p_wilcoxon']), _p(r['p_ttest_holm']),
         'yes' if r['significant'] else 'no',
-        'yes' if r['expected'] else 'no', str(r['n']))) + ' |')
+        'yes' if r['expected'] else 'no',
+        ','.join(str(x) for x in r['seeds']), str(r['n']))) + ' |')
   return '\n'.join(lines)
 
 
 def format_knob(rows: list[dict[str, Any]]) -> str:
   """The knob table: gap against visual_signal, per model."""
   head = ('model', 'visual_signal', 'Recall@20 real', 'shuffled visual',
-          'gap', '95% CI', 'p (t, Holm)', 'users')
+          'gap', '95% CI', 'p (t, Holm)', 'seeds', 'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     lines.append('| ' + ' | '.join((
         r['model'], f'{r["visual_signal"]:g}', f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}',
         f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]',
-        _p(r['p_ttest_holm']), str(r['n']))) + ' |')
+        _p(r['p_ttest_holm']), ','.join(str(x) for x in r['seeds']),
+        str(r['n']))) + ' |')
   return '\n'.join(lines)
 
 
@@ -352,9 +362,24 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
               presets, seeds, models, controls, knob_models, knob_values,
               knob_seeds, num_boot: int, alpha: float
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-  """(main rows, knob rows) from finished cells."""
+  """(main rows, knob rows) from finished cells.
+
+  A row whose runs are not all finished (record None, --partial) is left out.
+  """
   del cells
-  wd = lambda c: records[c]['workdir']  # noqa: E731
+
+  def wd(cell):
+    record = records.get(cell)
+    return None if record is None else record['workdir']
+
+  def complete(group):
+    # With --partial, a row keeps the seeds whose two runs are finished.
+    keep = [k for k, pair in enumerate(group['dirs'])
+            if all(d is not None for d in pair)]
+    group['seeds'] = [group['seeds'][k] for k in keep]
+    group['dirs'] = [group['dirs'][k] for k in keep]
+    return bool(keep)
+
   groups = []
   for preset in presets:
     for model in models:
@@ -367,7 +392,7 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
             'dirs': [[wd(Cell(preset, None, int(s), model, '')),
                       wd(Cell(preset, None, int(s), model, control))]
                      for s in seeds]})
-  main = paired_rows(groups, num_boot, alpha)
+  main = paired_rows([g for g in groups if complete(g)], num_boot, alpha)
   default = _preset_signal('visual')
   kgroups = []
   for model in knob_models:
@@ -379,6 +404,7 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
           'dirs': [[wd(Cell('visual', signal, int(s), model, '')),
                     wd(Cell('visual', signal, int(s), model, 'visual'))]
                    for s in knob_seeds]})
+  kgroups = [g for g in kgroups if complete(g)]
   knob = paired_rows(kgroups, num_boot, alpha) if kgroups else []
   return main, knob
 
@@ -415,6 +441,8 @@ def define_flags() -> None:
   flags.DEFINE_string(
       'shard', '0/1', 'i/n: run every n-th group of runs that share a dataset '
       '(start n processes, 0/n .. n-1/n); the last to finish prints the table.')
+  flags.DEFINE_bool(
+      'partial', False, 'Print the rows whose runs are finished; run none.')
   flags.DEFINE_string(
       'data_root', None, 'Where the datasets go (default <out_dir>/data).')
 
@@ -455,7 +483,8 @@ def main(argv):
         lr=lrs.get(cell.model), data_root=data_root)
 
   records = {}
-  bar = tqdm.tqdm(shard_of(cells, fl.shard), desc='planted', unit='run',
+  todo = [] if fl.partial else shard_of(cells, fl.shard)
+  bar = tqdm.tqdm(todo, desc='planted', unit='run',
                   file=sys.stderr)
   for cell in bar:
     bar.set_postfix_str(cell.name)
@@ -466,9 +495,10 @@ def main(argv):
     if cell not in records:
       records[cell] = read_cell(cell, runs_dir, settings(config(cell)))
   pending = [c.name for c in cells if records[c] is None]
-  if pending:
+  if pending and not fl.partial:
     print(f'{len(pending)} runs of other shards are not finished yet (e.g. '
-          f'{pending[0]}); the last shard to finish prints the table.')
+          f'{pending[0]}); the last shard to finish prints the table '
+          '(--partial: a table of the finished rows now).')
     return
   main_rows, knob_rows = summarize(records, cells, **spec,
                                    num_boot=fl.resamples,
@@ -481,6 +511,10 @@ def main(argv):
             f'{fl.batch_size}, lr {lrs or "config defaults"}; test '
             f'{METRIC} at the best validation epoch; Holm over each table, '
             f'alpha {fl.alpha}')
+  if pending:
+    header += (f'\n# PARTIAL: {len(pending)} runs unfinished; a row uses the '
+               f'seeds whose two runs finished (Holm over the rows shown): '
+               f'{", ".join(pending)} unfinished')
   text = header + '\n\n' + format_main(main_rows)
   if knob_rows:
     text += ('\n\n# knob: preset visual, visual_signal swept, real vs '

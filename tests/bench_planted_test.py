@@ -144,7 +144,7 @@ class PairedRowsTest(absltest.TestCase):
     self.assertIn('| visual | m | shuffle_visual |', table)
     cells = [line.split(' | ') for line in table.splitlines()[2:]]
     self.assertEqual(cells[0][5], f'{gap["gap"]:+.4f}')
-    self.assertEqual((cells[0][9], cells[1][9]), ('yes', 'no'))
+    self.assertEqual((cells[0][10], cells[1][10]), ('yes', 'no'))
 
   def test_runs_of_different_splits_are_refused(self):
     tmp = _tmpdir(self)
@@ -164,6 +164,11 @@ class TinyGridTest(absltest.TestCase):
     kw = dict(num_users=120, num_items=60, per_user=10, epochs=1,
               patience=1, batch_size=128, lr=None,
               data_root=os.path.join(tmp, 'data'))
+    # Leftovers of an interrupted run (no cell.json) are cleared first.
+    stale = os.path.join(runs, 'visual_s0_vbpr_real', 'stale')
+    os.makedirs(os.path.dirname(stale))
+    with open(stale, 'w') as f:
+      f.write('from an interrupted run')
     records = {}
     for control in ('', 'visual'):
       cell = planted.Cell('visual', None, 0, 'vbpr', control)
@@ -172,6 +177,8 @@ class TinyGridTest(absltest.TestCase):
     real_cell = planted.Cell('visual', None, 0, 'vbpr', '')
     rec = records[real_cell]
     self.assertEqual(rec['best_epoch'], 1)
+    self.assertEqual(rec['workdir'], os.path.dirname(stale))
+    self.assertFalse(os.path.exists(stale))
     with open(os.path.join(rec['workdir'], 'results.json')) as f:
       self.assertEqual(json.load(f)['best']['test/recall@20'], rec['test'])
     # A finished run is read back, not trained again.
