@@ -171,14 +171,6 @@ SPECS = {
 }
 
 
-# MMRec side only, until our models land: one grid point each, every
-# dropout off so that the step is deterministic.
-SPECS.update({
-    'MGCN': Spec(module=None, hparams={
-        'embedding_size': 64, 'n_ui_layers': 2, 'n_layers': 1, 'knn_k': 10,
-        'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_loss': 0.01}),
-})
-
 TRANSFORMS = {'identity': _identity, 'transpose': _transpose,
               'linear_text_image': _linear_text_image}
 
@@ -480,9 +472,10 @@ if __name__ == '__main__':
                                   'MMRec dataset folder (export.py).')
   _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
                                  'the basename of --data_dir).')
-  _MODELS = flags.DEFINE_list('models', ['LightGCN', 'VBPR', 'FREEDOM',
-                                          'BM3', 'LATTICE'],
-                              f'Models, of {sorted(SPECS)}.')
+  _MODELS = flags.DEFINE_list(
+      'models', ['LightGCN', 'VBPR', 'FREEDOM', 'BM3', 'LATTICE', 'GRCN',
+                 'MGCN', 'LGMRec'],
+      f'Models, of {sorted(SPECS)}.')
   _BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.')
   _SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
   _OUT_DIR = flags.DEFINE_string('out_dir', '/tmp/mmrec_parity',
