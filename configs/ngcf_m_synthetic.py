@@ -37,6 +37,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.aggregation = 'mean'
   c.optim.lr = 5e-4
   c.train.batch_size = 1024
+  # Elliot trains NGCF-M 200 epochs, validating every 10, without early
+  # stopping; the layer mean of unit-norm layers learns slowly (at lr 5e-3
+  # it peaked at epoch 142 on the synthetic default), so patience is long.
+  c.train.num_epochs = 200
+  c.train.patience = 30
   if args.runlocal:
     defaults.tiny_data(c)
   return c
