@@ -84,6 +84,10 @@ Differences from the references:
     simply shorter.
   * Elliot and Ducho-meets-Elliot have no LGMRec.
 
+Cost: with two or more modalities a step is dominated by L_hcl's dense
+[B, U] and [B, I] similarity matrices (as in MMRec; B x U, never U x U or
+I x I); the graph work is about a dozen sparse products of [N, D].
+
 The non-trainable edge weights of R and diag(1/d_u) R (on the context
 graph's own edge list) come from `prepare(ctx, cfg)`; without it they are
 recomputed in the step (cheap: one pass over the edges).
