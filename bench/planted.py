@@ -52,12 +52,10 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-  sys.path.insert(0, _REPO)
+from mmjax.eval import compare
+from mmjax.train import defaults
 
-from mmjax.eval import compare  # pylint: disable=g-import-not-at-top
-from mmjax.train import defaults  # pylint: disable=g-import-not-at-top
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 METRIC = 'recall@20'
 CELL = 'cell.json'
