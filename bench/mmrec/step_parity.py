@@ -86,6 +86,9 @@ class Spec:
   model_cfg: dict[str, Any] | None = None
   params: dict[str, tuple[Any, Callable[..., np.ndarray]]] | None = None
   features: bool = False
+  # Applied around MMRec's step: patches MMRec's side (e.g. LGMRec's Gumbel
+  # noise off) and returns the function that undoes it.
+  mmrec_patch: Callable[[], Callable[[], None]] | None = None
 
 
 SPECS = {
@@ -192,6 +195,8 @@ def _load_spec_files() -> None:
     fields['params'] = {
         name: (ours, TRANSFORMS[fn] if isinstance(fn, str) else fn)
         for name, (ours, fn) in (fields.get('params') or {}).items()}
+    if hasattr(module, 'mmrec_patch'):
+      fields['mmrec_patch'] = module.mmrec_patch
     SPECS[module.NAME] = Spec(**fields)
 
 
@@ -258,6 +263,7 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
   data_path = patches.enter(mmrec_dir, os.path.join(
       os.path.dirname(os.path.abspath(out_path)), 'mmrec_run'),
                             os.path.abspath(data_dir), dataset)
+  undo = None
   try:
     # pylint: disable=g-import-not-at-top,import-error
     import torch
@@ -290,6 +296,8 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
         [batch['users'], batch['pos'], batch['neg']]))
     model.zero_grad()
     model.pre_epoch_processing()  # As Trainer.fit does before each epoch.
+    if spec.mmrec_patch is not None:
+      undo = spec.mmrec_patch()
     loss = model.calculate_loss(interaction)
     if isinstance(loss, tuple):
       loss = sum(loss)
@@ -312,6 +320,8 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     np.savez(out_path, **arrays)
     return float(loss.item())
   finally:
+    if undo is not None:
+      undo()
     os.chdir(cwd)
 
 
