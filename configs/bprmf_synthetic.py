@@ -6,6 +6,8 @@ r"""BPR-MF on the synthetic default data (the quick start's data).
 Variants: `runlocal` (3 epochs, a smoke run).
 """
 
+from typing import Any
+
 import ml_collections
 
 from mmjax.train import defaults
@@ -20,3 +22,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if args.runlocal:
     c.train.num_epochs = 3
   return c
+
+
+def get_sweep() -> list[dict[str, Any]]:
+  """MMRec's BPR.yaml grid."""
+  return defaults.sweep({
+      'model.reg_weight': (2.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5)})

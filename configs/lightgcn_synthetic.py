@@ -6,6 +6,8 @@ r"""LightGCN on the synthetic default data.
 Variants: `runlocal` (3 epochs, a smoke run).
 """
 
+from typing import Any
+
 import ml_collections
 
 from mmjax.train import defaults
@@ -21,3 +23,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if args.runlocal:
     c.train.num_epochs = 3
   return c
+
+
+def get_sweep() -> list[dict[str, Any]]:
+  """MMRec's LightGCN.yaml grid."""
+  return defaults.sweep({
+      'model.num_layers': (1, 2, 3, 4),
+      'model.reg_weight': (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)})

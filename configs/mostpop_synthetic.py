@@ -4,6 +4,8 @@ r"""MostPop on the synthetic default data (closed form, no training).
       --workdir runs/mostpop_synthetic
 """
 
+from typing import Any
+
 import ml_collections
 
 from mmjax.train import defaults
@@ -15,3 +17,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = defaults.base_config()
   c.model.name = 'mostpop'
   return c
+
+
+def get_sweep() -> list[dict[str, Any]]:
+  """MostPop has no hyperparameter: one point."""
+  return [{}]

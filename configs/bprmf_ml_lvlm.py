@@ -1,0 +1,26 @@
+r"""BPR-MF on ml-lvlm (ID-only: no features).
+
+  python -m mmjax.launch --config configs/bprmf_ml_lvlm.py \
+      --workdir runs/bprmf_ml_lvlm
+
+The model section and its variants are configs/bprmf_synthetic.py's;
+`defaults.use_ml_lvlm` picks the data and features.
+"""
+
+from typing import Any
+
+import ml_collections
+
+from mmjax.train import defaults
+
+_SYNTHETIC = 'bprmf_synthetic'
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = defaults.sibling_config(__file__, _SYNTHETIC).get_config(arg)
+  defaults.use_ml_lvlm(c, {})
+  return c
+
+
+def get_sweep() -> list[dict[str, Any]]:
+  return defaults.sibling_config(__file__, _SYNTHETIC).get_sweep()
