@@ -128,6 +128,28 @@ class LaunchTest(absltest.TestCase):
       np.testing.assert_array_equal(np.asarray(a['params'][name]),
                                     np.asarray(b['params'][name]))
 
+  def test_killed_before_first_checkpoint_starts_afresh(self):
+    self.assertEqual(self.unbroken_out.returncode, 0)
+    workdir = os.path.join(self.tmp, 'killed_early')
+    env = dict(os.environ, MMJAX_PAUSE_AFTER_EPOCH='1')
+    proc = subprocess.Popen(launch_cmd(workdir, self.data_root), cwd=REPO,
+                            env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+      for line in proc.stdout:
+        if line.startswith('paused after epoch 1'):
+          break
+      else:
+        self.fail('the run ended before pausing at epoch 1')
+      # Epoch 1's best-model checkpoint exists, no periodic one yet.
+      proc.send_signal(signal.SIGKILL)
+    finally:
+      proc.wait(timeout=60)
+    out = run(launch_cmd(workdir, self.data_root))
+    self.assertEqual(out.returncode, 0, out.stderr[-3000:])
+    self.assertEqual(deterministic_lines(workdir),
+                     deterministic_lines(self.unbroken))
+
   def test_rerun_redoes_the_run(self):
     self.assertEqual(self.unbroken_out.returncode, 0)
     workdir = os.path.join(self.tmp, 'rerun')

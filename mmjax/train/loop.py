@@ -359,6 +359,9 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
                    latest, dropped)
     else:
       writers.truncate_after(metrics_path, -1)
+      # A run killed before its first periodic checkpoint may have left
+      # best-model checkpoints; a fresh start must not collide with them.
+      ckpt.drop_after(0)
       state, loop = trainer.init_state(), _initial_loop_state()
     writer = writers.create_writer(workdir)
     num_epochs = int(cfg.train.num_epochs)
