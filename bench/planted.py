@@ -105,8 +105,14 @@ def data_overrides(preset: str, signal: float | None, seed: int,
 
 def make_config(cell: Cell, *, num_users: int, num_items: int,
                 per_user: int, epochs: int, patience: int, batch_size: int,
-                lr: float | None, data_root: str) -> Any:
-  """The training config of a cell, from configs/<model>_synthetic.py."""
+                lr: float | None, data_root: str,
+                split: str | None = None) -> Any:
+  """The training config of a cell, from configs/<model>_synthetic.py.
+
+  `split` replaces the data config's split kind (e.g. 'cold_item': a share
+  of the items is held out of training entirely, so that only content can
+  rank them).
+  """
   module = defaults.sibling_config(
       os.path.join(_REPO, 'configs', 'x.py'), f'{cell.model}_synthetic')
   c = module.get_config()
@@ -114,6 +120,8 @@ def make_config(cell: Cell, *, num_users: int, num_items: int,
   c.data.root = data_root
   c.data.overrides = data_overrides(cell.preset, cell.signal, cell.seed,
                                     num_users, num_items, per_user)
+  if split:
+    c.data.split = split
   if cell.control:
     c.features.control = 'shuffle'
     c.features.control_modalities = (cell.control,)
@@ -156,11 +164,14 @@ def _preset_signal(preset: str) -> float:
 
 def settings(cfg: Any) -> dict[str, Any]:
   """What a finished run must share with the current flags to be reused."""
-  return {'data': cfg.data.overrides.to_dict(),
-          'epochs': int(cfg.train.num_epochs),
-          'patience': int(cfg.train.patience),
-          'batch_size': int(cfg.train.batch_size),
-          'lr': float(cfg.optim.lr)}
+  out = {'data': cfg.data.overrides.to_dict(),
+         'epochs': int(cfg.train.num_epochs),
+         'patience': int(cfg.train.patience),
+         'batch_size': int(cfg.train.batch_size),
+         'lr': float(cfg.optim.lr)}
+  if cfg.data.get('split'):
+    out['split'] = cfg.data.split
+  return out
 
 
 def read_cell(cell: Cell, runs_dir: str,
@@ -439,6 +450,9 @@ def define_flags() -> None:
   flags.DEFINE_string(
       'shard', '0/1', 'i/n: run every n-th group of runs that share a dataset '
       '(start n processes, 0/n .. n-1/n); the last to finish prints the table.')
+  flags.DEFINE_string(
+      'split_kind', None, "The split kind (default: the data config's random "
+      "split); 'cold_item' holds a share of the items out of training.")
   flags.DEFINE_bool(
       'partial', False, 'Print the rows whose runs are finished; run none.')
   flags.DEFINE_string(
@@ -478,7 +492,7 @@ def main(argv):
         cell, num_users=fl.num_users, num_items=fl.num_items,
         per_user=fl.interactions_per_user, epochs=fl.epochs,
         patience=fl.patience, batch_size=fl.batch_size,
-        lr=lrs.get(cell.model), data_root=data_root)
+        lr=lrs.get(cell.model), data_root=data_root, split=fl.split_kind)
 
   records = {}
   todo = [] if fl.partial else shard_of(cells, fl.shard)
