@@ -390,8 +390,10 @@ def profile_ours(ds_dir: str, model: str, lr: float, batch_size: int,
   ds = dataset_lib.load(ds_dir)
   trainer = loop.Trainer(cfg, ds, ds_dir, mesh_lib.make_mesh(1))
   state = trainer.init_state()
+  # pylint: disable-next=protected-access
+  keys = (trainer._data_key, trainer._train_key)
   args = lambda e: (trainer.ctx, trainer.td, jax.numpy.int32(e),  # noqa: E731
-                    trainer._data_key, trainer._train_key)  # pylint: disable=W0212
+                    *keys)
   compiled = trainer.epoch_fn.lower(state, *args(1)).compile()
   meta = _op_metadata(compiled.as_text())
   for epoch in (1, 2):

@@ -308,6 +308,19 @@ class ModelSpeedTest(absltest.TestCase):
     self.assertEqual(rec['model_config']['mm_weights'],
                      {'image': 0.1, 'text': 0.9})
 
+  def test_profile_categories_follow_the_primitive(self):
+    step = 'jit(epoch_fn)/while/body/closed_call'
+    self.assertEqual(model_speed.category(f'{step}/jvp()/ffi_call'),
+                     'propagation (CSR kernel)')
+    self.assertEqual(
+        model_speed.category(f'{step}/transpose(jvp())/dot_general'),
+                     'dense matmul')
+    self.assertEqual(model_speed.category(f'{step}/mul'),
+                     'optimiser (Adam) and step bookkeeping')
+    self.assertEqual(model_speed.category('jit(epoch_fn)/jit(_shuffle)/sort'),
+                     'shuffle and sampling')
+    self.assertEqual(model_speed._eval_category('jit(_block)/top_k'), 'top-k')
+
   def test_mmrec_medians_and_table_ratio(self):
     mmrec = {'per_epoch': [
         {'train_s': 9.0, 'train_cpu_s': 9.0, 'eval_s': 5.0, 'eval_cpu_s': 5},
