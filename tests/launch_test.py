@@ -98,23 +98,27 @@ class LaunchTest(absltest.TestCase):
     self.assertFalse(os.path.exists(os.path.join(self.tmp, 'typo',
                                                  'metrics.jsonl')))
 
-  def test_sigkill_then_resume_equals_unbroken(self):
-    self.assertEqual(self.unbroken_out.returncode, 0)
-    workdir = os.path.join(self.tmp, 'killed')
-    env = dict(os.environ, MMJAX_PAUSE_AFTER_EPOCH='3')
+  def _kill_after_epoch(self, workdir, epoch):
+    """Starts a launch that pauses after `epoch`'s log lines; SIGKILLs it."""
+    env = dict(os.environ, MMJAX_PAUSE_AFTER_EPOCH=str(epoch))
     proc = subprocess.Popen(launch_cmd(workdir, self.data_root), cwd=REPO,
                             env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
       for line in proc.stdout:
-        if line.startswith('paused after epoch 3'):
+        if line.startswith(f'paused after epoch {epoch}'):
           break
       else:
-        self.fail('the run ended before pausing at epoch 3')
-      # Killed between the checkpoints of epochs 2 and 4, after logging 3.
+        self.fail(f'the run ended before pausing at epoch {epoch}')
       proc.send_signal(signal.SIGKILL)
     finally:
       proc.wait(timeout=60)
+
+  def test_sigkill_then_resume_equals_unbroken(self):
+    self.assertEqual(self.unbroken_out.returncode, 0)
+    workdir = os.path.join(self.tmp, 'killed')
+    # Killed between the checkpoints of epochs 2 and 4, after logging 3.
+    self._kill_after_epoch(workdir, 3)
     self.assertIn(3, [r.get('epoch') for r in writers.read_jsonl(
         os.path.join(workdir, 'metrics.jsonl'))])
     out = run(launch_cmd(workdir, self.data_root))
@@ -131,20 +135,8 @@ class LaunchTest(absltest.TestCase):
   def test_killed_before_first_checkpoint_starts_afresh(self):
     self.assertEqual(self.unbroken_out.returncode, 0)
     workdir = os.path.join(self.tmp, 'killed_early')
-    env = dict(os.environ, MMJAX_PAUSE_AFTER_EPOCH='1')
-    proc = subprocess.Popen(launch_cmd(workdir, self.data_root), cwd=REPO,
-                            env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-      for line in proc.stdout:
-        if line.startswith('paused after epoch 1'):
-          break
-      else:
-        self.fail('the run ended before pausing at epoch 1')
-      # Epoch 1's best-model checkpoint exists, no periodic one yet.
-      proc.send_signal(signal.SIGKILL)
-    finally:
-      proc.wait(timeout=60)
+    # Epoch 1's best-model checkpoint exists, no periodic one yet.
+    self._kill_after_epoch(workdir, 1)
     out = run(launch_cmd(workdir, self.data_root))
     self.assertEqual(out.returncode, 0, out.stderr[-3000:])
     self.assertEqual(deterministic_lines(workdir),
