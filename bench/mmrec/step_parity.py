@@ -91,6 +91,20 @@ class Spec:
   mmrec_patch: Callable[[], Callable[[], None]] | None = None
 
 
+# FREEDOM, BM3 and LATTICE share MMRec's names for the ID tables, the
+# trainable feature tables and their projections (image first, as our sorted
+# modality order).
+_TRAINED_FEATURE_PARAMS = {
+    'user_embedding.weight': ('user', _identity),
+    'item_id_embedding.weight': ('item', _identity),
+    'image_embedding.weight': (('features', 0), _identity),
+    'text_embedding.weight': (('features', 1), _identity),
+    'image_trs.weight': (('proj', 0, 'w'), _transpose),
+    'image_trs.bias': (('proj', 0, 'b'), _identity),
+    'text_trs.weight': (('proj', 1, 'w'), _transpose),
+    'text_trs.bias': (('proj', 1, 'b'), _identity),
+}
+
 SPECS = {
     'LightGCN': Spec(
         module='mmjax.models.lightgcn',
@@ -121,14 +135,7 @@ SPECS = {
                    'mm_weights': {'image': 0.1, 'text': 0.9},
                    'dropout': 0.0, 'reg_weight': 0.1,
                    'train_features': True, 'convention': 'mmrec'},
-        params={'user_embedding.weight': ('user', _identity),
-                'item_id_embedding.weight': ('item', _identity),
-                'image_embedding.weight': (('features', 0), _identity),
-                'text_embedding.weight': (('features', 1), _identity),
-                'image_trs.weight': (('proj', 0, 'w'), _transpose),
-                'image_trs.bias': (('proj', 0, 'b'), _identity),
-                'text_trs.weight': (('proj', 1, 'w'), _transpose),
-                'text_trs.bias': (('proj', 1, 'b'), _identity)},
+        params=_TRAINED_FEATURE_PARAMS,
         features=True),
     # Target dropout off: MMRec's F.dropout and ours draw different masks.
     'BM3': Spec(
@@ -138,16 +145,9 @@ SPECS = {
         model_cfg={'name': 'bm3', 'embed_dim': 64, 'num_layers': 1,
                    'dropout': 0.0, 'reg_weight': 0.1, 'cl_weight': 2.0,
                    'train_features': True},
-        params={'user_embedding.weight': ('user', _identity),
-                'item_id_embedding.weight': ('item', _identity),
+        params={**_TRAINED_FEATURE_PARAMS,
                 'predictor.weight': (('predictor', 'w'), _transpose),
-                'predictor.bias': (('predictor', 'b'), _identity),
-                'image_embedding.weight': (('features', 0), _identity),
-                'text_embedding.weight': (('features', 1), _identity),
-                'image_trs.weight': (('proj', 0, 'w'), _transpose),
-                'image_trs.bias': (('proj', 0, 'b'), _identity),
-                'text_trs.weight': (('proj', 1, 'w'), _transpose),
-                'text_trs.bias': (('proj', 1, 'b'), _identity)},
+                'predictor.bias': (('predictor', 'b'), _identity)},
         features=True),
     # MMRec divides LATTICE's regulariser by the configured batch size,
     # ours by the batch's rows: mmrec_step sets train_batch_size to the
@@ -161,14 +161,7 @@ SPECS = {
                    'lambda_coeff': 0.9, 'num_mm_layers': 1, 'num_layers': 2,
                    'reg_weight': 1e-3, 'convention': 'mmrec',
                    'train_features': True},
-        params={'user_embedding.weight': ('user', _identity),
-                'item_id_embedding.weight': ('item', _identity),
-                'image_embedding.weight': (('features', 0), _identity),
-                'text_embedding.weight': (('features', 1), _identity),
-                'image_trs.weight': (('proj', 0, 'w'), _transpose),
-                'image_trs.bias': (('proj', 0, 'b'), _identity),
-                'text_trs.weight': (('proj', 1, 'w'), _transpose),
-                'text_trs.bias': (('proj', 1, 'b'), _identity),
+        params={**_TRAINED_FEATURE_PARAMS,
                 'modal_weight': ('modal_weight', _identity)},
         features=True),
 }
