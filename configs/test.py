@@ -16,9 +16,7 @@ from mmjax.utils import config_args
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, bprmf=False, mostpop=False)
   c = defaults.base_config()
-  c.data.overrides = ml_collections.ConfigDict({'synthetic': {
-      'num_users': 300, 'num_items': 200, 'interactions_per_user': 15,
-      'max_images': 20, 'feature_dim': 16}})
+  defaults.tiny_data(c)  # 300 users x 200 items; epochs etc. set below.
   c.model.name = 'lightgcn'
   c.model.embed_dim = 16
   c.model.num_layers = 1
