@@ -32,6 +32,19 @@ Node dropout (training only, `model.node_dropout` = rate r): every stored
 entry of L~, self-loops included, is kept with probability 1 - r and scaled
 by 1 / (1 - r) (Elliot's `sparse_dropout`); E stays static here (dropped
 entries get weight 0, `mmjax.graph.edges.edge_dropout`, mode 'scale').
+Schedule (`model.dropout_every`):
+  'epoch' (default, Elliot's): one dropped L~ per epoch. Elliot's `train`
+    calls `sparse_dropout` once before the epoch's batches and every step of
+    the epoch propagates over that `sampled_adj`. Here `pre_epoch` (called
+    by the engine once per epoch, with a key derived from the epoch alone,
+    so a resumed run redraws the same graph) puts the dropped L~ in
+    `ctx.extras[cfg.model.name]` and `loss` uses it. A context without it
+    (a `loss` called outside the engine) gets the draw that `pre_epoch`
+    would make with the step's key.
+  'step': a new L~ is dropped at every training step from the step's key.
+Message dropout (`model.message_dropout`, inverted dropout on each layer's
+output before the L2 normalisation) is drawn at every step in both schedules,
+as Elliot's `torch.nn.Dropout` layers are.
 
 Parameters: `user_emb` [U, D], `item_emb` [I, D] (xavier-uniform), and per
 layer `layer_<l>` = {w1, w2: [W_l, W_{l+1}], b1, b2: [W_{l+1}]}, all
@@ -42,12 +55,15 @@ Defaults (Elliot's class defaults / the Ducho-meets-Elliot benchmark grid):
 embed_dim (factors) 64, num_layers 3, weight_size 64, reg_weight (l_w) 0.01
 (benchmark grid {1e-5, 1e-2}), lr 5e-4 (grid {1e-4 .. 1e-2}), batch 1024,
 node_dropout 0.0 / 0.1 (class default / benchmark), message_dropout 0.5 / 0.1.
-Our configs use the benchmark's 0.1 / 0.1.
+Our configs use the benchmark's 0.1 / 0.1, and dropout_every 'epoch'.
 
 Differences from Elliot's version:
-  * Dropout masks are drawn from each step's key: node dropout is redrawn
-    every training step, while Elliot draws one sampled graph per epoch (the
-    engine has no per-epoch hook). Message dropout is per step in both.
+  * Node dropout follows Elliot's once-per-epoch schedule by default (see
+    above); its numbers come from `jax.random`, not torch's. Elliot's older
+    TensorFlow NGCF (sisinflab/elliot, graph_based/ngcf) instead draws one
+    dropped Laplacian when the model is built and keeps it for the whole run
+    (and passes the rate as the keep probability); that variant is not
+    reproduced.
   * With k > 1 negatives (Elliot samples one), the BPR term is averaged over
     the k negatives per row.
   * Elliot's sampler draws B distinct users and one positive and one negative
@@ -78,6 +94,7 @@ Differences between Elliot's version and the paper (switches):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -95,6 +112,7 @@ _MESSAGE_DROPOUT = 1
 
 ADJACENCIES = ('elliot', 'paper')
 AGGREGATIONS = ('concat', 'mean')
+DROPOUT_EVERY = ('epoch', 'step')
 
 
 def _opt(cfg: Any, name: str, default: Any) -> Any:
@@ -155,6 +173,96 @@ def elliot_adjacency(graph: sparse.Graph
   return graph.with_weights(present * inv[graph.receivers]), inv
 
 
+def base_adjacency(ctx: Any, cfg: Any
+                   ) -> tuple[sparse.Graph, types.Array | None]:
+  """The propagation matrix as (edges, self-loop weights [N] or None).
+
+  'elliot': L~ = D~^-1 (A + I) (`elliot_adjacency`); 'paper': the context's
+  D^-1/2 A D^-1/2 without self-loops (None).
+  """
+  adjacency = _opt(cfg, 'adjacency', 'elliot')
+  if adjacency not in ADJACENCIES:
+    raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
+                     f'{ADJACENCIES}.')
+  if adjacency == 'elliot':
+    return elliot_adjacency(ctx.graph)
+  return ctx.graph, None
+
+
+def node_dropout(key: types.PRNGKey, ctx: Any, cfg: Any
+                 ) -> tuple[sparse.Graph, types.Array | None]:
+  """`base_adjacency` with Elliot's `sparse_dropout` at `model.node_dropout`.
+
+  Each stored entry (self-loops included) is kept with probability 1 - r
+  and scaled by 1 / (1 - r); shapes stay static (dropped entries weigh 0).
+
+  Args:
+    key: the step's key ('step') or the epoch's key ('epoch').
+    ctx: model context (its graph).
+    cfg: config with `model.*`.
+
+  Returns:
+    (graph [E edges], self-loop weights float32 [N] or None).
+  """
+  rate = float(_opt(cfg, 'node_dropout', 0.0))
+  graph, self_w = base_adjacency(ctx, cfg)
+  k_node = jax.random.fold_in(key, _NODE_DROPOUT)
+  graph = edges.edge_dropout(jax.random.fold_in(k_node, 0), graph, rate,
+                             renormalize='scale')
+  if self_w is not None:
+    # The self-loops are entries of L~ too; Elliot drops them alike.
+    u = jax.random.uniform(jax.random.fold_in(k_node, 1), self_w.shape)
+    self_w = jnp.where(u >= rate, self_w / (1.0 - rate), 0.0)
+  return graph, self_w
+
+
+def dropout_every(cfg: Any) -> str:
+  """`model.dropout_every` ('epoch' when absent), checked."""
+  every = _opt(cfg, 'dropout_every', 'epoch')
+  if every not in DROPOUT_EVERY:
+    raise ValueError(f'model.dropout_every={every!r}; expected one of '
+                     f'{DROPOUT_EVERY}.')
+  return every
+
+
+def _epoch_extras(ctx: Any, cfg: Any) -> dict[str, Any]:
+  if dropout_every(cfg) != 'epoch':
+    return {}
+  extras = getattr(ctx, 'extras', None) or {}
+  return extras.get(cfg.model.name) or {}
+
+
+def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
+  """The epoch's node-dropped L~ in `ctx.extras[cfg.model.name]`.
+
+  Elliot draws one `sampled_adj` per epoch; the engine calls this once per
+  epoch inside the compiled epoch and the epoch's steps see the result.
+
+  Args:
+    ctx: model context.
+    key: the epoch's key (a function of the run's seed and the epoch only).
+    cfg: config with `model.*`.
+
+  Returns:
+    The context with {'train_graph': Graph, 'train_self': float32 [N]
+    (adjacency 'elliot' only)} under the model's name; unchanged when
+    `model.dropout_every='step'` or node dropout is off.
+
+  Raises:
+    ValueError: unknown `model.dropout_every` or `model.adjacency`.
+  """
+  if (dropout_every(cfg) == 'step'
+      or float(_opt(cfg, 'node_dropout', 0.0)) == 0.0):
+    return ctx
+  graph, self_w = node_dropout(key, ctx, cfg)
+  entry = {'train_graph': graph}
+  if self_w is not None:
+    entry['train_self'] = self_w
+  extras = dict(getattr(ctx, 'extras', None) or {})
+  extras[cfg.model.name] = {**(extras.get(cfg.model.name) or {}), **entry}
+  return dataclasses.replace(ctx, extras=extras)
+
+
 def propagate(
     params: types.Params,
     ctx: Any,
@@ -168,8 +276,9 @@ def propagate(
     params: from `init`.
     ctx: model context (its graph).
     cfg: config with `model.*` (module doc).
-    key: PRNG key for node and message dropout; None (evaluation) turns both
-      off.
+    key: the step's PRNG key for message dropout and, without an epoch
+      graph in `ctx.extras` (`pre_epoch`), node dropout; None (evaluation)
+      turns both off.
     default_aggregation: used when `model.aggregation` is None or absent
       ('mean' for NGCF-M).
 
@@ -182,6 +291,7 @@ def propagate(
   if adjacency not in ADJACENCIES:
     raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
                      f'{ADJACENCIES}.')
+  dropout_every(cfg)
   if aggregation not in AGGREGATIONS:
     raise ValueError(f'model.aggregation={aggregation!r}; expected one of '
                      f'{AGGREGATIONS}.')
@@ -193,18 +303,15 @@ def propagate(
   msg_rate = float(_opt(cfg, 'message_dropout', 0.0))
   feed_normalized = bool(_opt(cfg, 'feed_normalized', True))
 
-  if adjacency == 'elliot':
-    graph, self_w = elliot_adjacency(ctx.graph)
+  if key is None or node_rate == 0.0:
+    graph, self_w = base_adjacency(ctx, cfg)
   else:
-    graph, self_w = ctx.graph, None
-  if key is not None and node_rate > 0.0:
-    k_node = jax.random.fold_in(key, _NODE_DROPOUT)
-    graph = edges.edge_dropout(jax.random.fold_in(k_node, 0), graph,
-                               node_rate, renormalize='scale')
-    if self_w is not None:
-      # The self-loops are entries of L~ too; Elliot drops them alike.
-      u = jax.random.uniform(jax.random.fold_in(k_node, 1), self_w.shape)
-      self_w = jnp.where(u >= node_rate, self_w / (1.0 - node_rate), 0.0)
+    # The epoch's dropped L~ from `pre_epoch`, else a draw from this key.
+    epoch = _epoch_extras(ctx, cfg)
+    if 'train_graph' in epoch:
+      graph, self_w = epoch['train_graph'], epoch.get('train_self')
+    else:
+      graph, self_w = node_dropout(key, ctx, cfg)
 
   ego = jnp.concatenate([params['user_emb'], params['item_emb']], 0)  # [N, D]
   outs, h = [ego], ego

@@ -33,7 +33,8 @@ Defaults (Elliot's class defaults / the Ducho-meets-Elliot benchmark grid):
 embed_dim 64, num_layers 3, weight_size 64 (must equal embed_dim: the layer
 mean), reg_weight 0.01 (grid {1e-5, 1e-2}), lr 5e-4 (grid {1e-4 .. 1e-2}),
 batch 1024, node_dropout 0.0 / 0.1, message_dropout 0.5 / 0.1 (class default /
-benchmark; our configs use 0.1 / 0.1).
+benchmark; our configs use 0.1 / 0.1), dropout_every 'epoch' (Elliot's:
+NGCFM.train draws one `sampled_adj` before each epoch's batches).
 
 Items lacking a modality: their block of f_i is zero (the store writes zero
 rows and the mask is applied again in case a feature transform moved them),
@@ -47,8 +48,11 @@ Differences from Elliot's version:
     then textual); we concatenate in the context's order (sorted names): a
     permutation of W's rows, the same model class. Any number of modalities
     (one fused LVLM vector, two, three) works the same way.
-  * Dropout masks come from each step's key: node dropout is redrawn every
-    step (Elliot: once per epoch), as in NGCF.
+  * Node dropout follows Elliot's NGCF-M schedule by default: one dropped
+    adjacency per epoch (`model.dropout_every='epoch'`, drawn by
+    `pre_epoch`, which is NGCF's); 'step' redraws it at every step. Message
+    dropout is drawn at every step in both, as in Elliot. See
+    mmjax/models/ngcf.py.
   * Elliot's sampler draws B distinct users with one positive and one
     negative each; the engine's sampler is the shared BPR one.
   * Where Elliot's NGCF-M and NGCF differ, it is on purpose in Elliot and
@@ -82,6 +86,11 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
       'proj_w': proj['w'],
       'proj_b': proj['b'],
   }
+
+
+def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
+  """The epoch's node-dropped adjacency (NGCF's `pre_epoch`)."""
+  return ngcf.pre_epoch(ctx, key, cfg)
 
 
 def content(params: types.Params,
