@@ -90,6 +90,45 @@ class Cell:
     return f'{self.preset}{sig}_s{self.seed}_{self.model}_{ctl}'
 
 
+def per_model(items: list[str], cast, flag: str) -> dict[str, Any]:
+  """Parses per-model overrides 'model=value' (e.g. --lr lattice=5e-3).
+
+  Raises:
+    ValueError: an item without '=', a model named twice, or a value that
+      `cast` refuses; the message names the flag and the item.
+  """
+  out = {}
+  for item in items:
+    model, sep, value = item.partition('=')
+    if not sep or not model:
+      raise ValueError(f'--{flag}: {item!r} is not model=value.')
+    if model in out:
+      raise ValueError(f'--{flag}: model {model!r} given twice.')
+    try:
+      out[model] = cast(value)
+    except ValueError as e:
+      raise ValueError(f'--{flag}: {item!r}: {e}') from None
+  return out
+
+
+def describe_settings(models: list[str], epochs: int, patience: int,
+                      epochs_of: dict[str, int], patience_of: dict[str, int],
+                      lr_of: dict[str, float]) -> str:
+  """One clause per model: its epoch budget, patience and learning rate.
+
+  Models with the global settings and the config's lr share one clause, so
+  that the table header records exactly what each model ran with.
+  """
+  groups: dict[tuple[int, int, str], list[str]] = {}
+  for m in models:
+    key = (epochs_of.get(m, epochs), patience_of.get(m, patience),
+           f'lr {lr_of[m]:g}' if m in lr_of else 'lr of the config')
+    groups.setdefault(key, []).append(m)
+  return '; '.join(
+      f'{",".join(ms)}: <= {e} epochs (patience {p}), {lr}'
+      for (e, p, lr), ms in groups.items())
+
+
 def data_overrides(preset: str, signal: float | None, seed: int,
                    num_users: int, num_items: int, per_user: int
                    ) -> dict[str, Any]:
@@ -418,6 +457,195 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
   return main, knob
 
 
+def format_convergence(records: list[dict[str, Any]]) -> str:
+  """Where each model's runs stopped, against their epoch budget.
+
+  A run whose best validation epoch lies in the last two epochs of its
+  budget was still improving when the budget ran out (not converged); one
+  that stopped before its budget was ended by patience.
+  """
+  by_model: dict[str, list[dict[str, Any]]] = {}
+  for r in records:
+    by_model.setdefault(r['model'], []).append(r)
+  head = ('model', 'runs', 'epochs', 'patience', 'best epoch median',
+          'min-max', 'best in last 2 epochs', 'stopped by patience')
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for model, rs in by_model.items():
+    best = np.array([r['best_epoch'] for r in rs])
+    budget = np.array([r['settings']['epochs'] for r in rs])
+    patience = np.array([r['settings']['patience'] for r in rs])
+    late = int(np.sum(best >= budget - 1))
+    stopped = int(np.sum(best + patience < budget))
+    lines.append('| ' + ' | '.join((
+        model, str(len(rs)), _range(budget), _range(patience),
+        f'{np.median(best):g}', f'{best.min()}-{best.max()}',
+        str(late), str(stopped))) + ' |')
+  return '\n'.join(lines)
+
+
+def _range(x: np.ndarray) -> str:
+  lo, hi = int(x.min()), int(x.max())
+  return str(lo) if lo == hi else f'{lo}-{hi}'
+
+
+ATTRIBUTES = ('colour', 'material')
+
+
+def same_share(idx: np.ndarray, ok: np.ndarray, values: np.ndarray
+               ) -> float:
+  """Share of (item, neighbour) pairs with equal `values`.
+
+  Args:
+    idx: int [I, k] neighbour ids.
+    ok: bool [I, k], False for empty slots (left out).
+    values: [I] an attribute of every item.
+  """
+  return float(np.mean((values[idx] == values[:, None])[ok]))
+
+
+def chance_share(values: np.ndarray) -> float:
+  """The share for two distinct items drawn at random: sum n_g (n_g - 1)
+  / (I (I - 1)) over the attribute's groups g."""
+  _, counts = np.unique(values, return_counts=True)
+  n = len(values)
+  return float(np.sum(counts * (counts - 1)) / (n * (n - 1)))
+
+
+def neighbour_graphs(dataset_dir: str, sources: dict[str, str], seed: int,
+                     k: int, transform: str = 'none'):
+  """The kNN graphs whose attribute agreement `neighbour_agreement` reads.
+
+  Per modality, the top-k cosine graph (self excluded, `mmjax.graph.knn`)
+  of the real features and of the shuffled ones exactly as a control run
+  sees them (`context.control_features` with the run's seed, then the
+  transform); and the graph of the training interactions (item rows of the
+  binary item-user matrix, ItemKNN's cosine; items without a training
+  interaction have no neighbours).
+
+  Returns:
+    (dataset, [(source, 'real' | 'shuffled', idx int [I, k], ok bool [I, k])]).
+  """
+  # pylint: disable=g-import-not-at-top
+  from mmjax.data import dataset as dataset_lib
+  from mmjax.data import store
+  from mmjax.graph import knn
+  from mmjax.models import context
+  # pylint: enable=g-import-not-at-top
+  ds = dataset_lib.load(dataset_dir)
+  graphs = []
+
+  def add(source, label, x, mask=None):
+    idx, val = knn.cosine_topk(x, k, mask, exclude_self=True)
+    graphs.append((source, label, np.asarray(idx),
+                   np.isfinite(np.asarray(val))))
+
+  for modality, name in sorted(sources.items()):
+    feat = store.load(dataset_dir, name, ds.item_ids)
+    for label, how in (('real', 'none'), ('shuffled', 'shuffle')):
+      raw = context.control_features(feat.values, feat.mask, how, seed,
+                                     modality)
+      x, _ = context.transform_features(raw, feat.mask, transform)
+      add(modality, label, x, feat.mask)
+  users, items = ds.select(dataset_lib.TRAIN)
+  inter = np.zeros((ds.num_items, ds.num_users), np.float32)
+  inter[items, users] = 1.0
+  add('interactions', 'real', inter)
+  return ds, graphs
+
+
+def neighbour_agreement(dataset_dir: str, sources: dict[str, str],
+                        seed: int, k: int, transform: str = 'none'
+                        ) -> list[dict[str, Any]]:
+  """How often an item's kNN neighbours share its planted attributes.
+
+  FREEDOM's frozen item graph and LATTICE's original one are top-k cosine
+  graphs of the initial features: whether they link items of one colour (or
+  material) says whether the content can reach these models at all. The
+  graphs are those of `neighbour_graphs` (real, shuffled, interactions).
+
+  Returns:
+    One row per graph: source ('visual', 'textual', 'interactions'),
+    features ('real' or 'shuffled'), items (items with all k neighbours),
+    and per attribute (colour, material) the share of (item, neighbour)
+    pairs that share it and its chance share.
+
+  Raises:
+    ValueError: the item table lacks the planted attributes (not synthetic
+      data).
+  """
+  ds, graphs = neighbour_graphs(dataset_dir, sources, seed, k, transform)
+  missing = [a for a in ATTRIBUTES if a not in ds.item_table]
+  if missing:
+    raise ValueError(f'{dataset_dir}/items.json has no {missing} column; '
+                     'the diagnostic needs synthetic data.')
+  attrs = {a: np.asarray(ds.item_table[a]) for a in ATTRIBUTES}
+  rows = []
+  for source, label, idx, ok in graphs:
+    row = {'source': source, 'features': label,
+           'items': int(ok.all(axis=1).sum())}
+    for a, v in attrs.items():
+      row[a] = same_share(idx, ok, v)
+      row[a + '_chance'] = chance_share(v)
+    rows.append(row)
+  return rows
+
+
+def agreement_rows(records: dict[Cell, dict[str, Any]], presets, seeds,
+                   models, sources: dict[str, str], k: int,
+                   transform: str = 'none') -> list[dict[str, Any]]:
+  """`neighbour_agreement` per preset, averaged over the seeds.
+
+  The dataset of (preset, seed) is read from the runinfo.json of any of
+  its finished real runs; a (preset, seed) without one is left out.
+  """
+  out = []
+  for preset in presets:
+    per_seed = []
+    for seed in seeds:
+      for model in models:
+        rec = records.get(Cell(preset, None, int(seed), model, ''))
+        info = rec and os.path.join(rec['workdir'], 'runinfo.json')
+        if info and os.path.exists(info):
+          with open(info, encoding='utf-8') as f:
+            ds_dir = json.load(f)['dataset']['dir']
+          per_seed.append(neighbour_agreement(ds_dir, sources, int(seed), k,
+                                              transform))
+          break
+    if not per_seed:
+      continue
+    for j, row in enumerate(per_seed[0]):
+      rows = [s[j] for s in per_seed]
+      merged = {'preset': preset, 'source': row['source'],
+                'features': row['features'], 'seeds': len(rows),
+                'items': int(np.mean([r['items'] for r in rows]))}
+      for a in ATTRIBUTES:
+        vals = [r[a] for r in rows]
+        merged[a] = float(np.mean(vals))
+        merged[a + '_range'] = (float(np.min(vals)), float(np.max(vals)))
+        merged[a + '_chance'] = float(np.mean([r[a + '_chance']
+                                               for r in rows]))
+      out.append(merged)
+  return out
+
+
+def format_agreement(rows: list[dict[str, Any]], k: int) -> str:
+  """The kNN agreement table (share of neighbours sharing an attribute)."""
+  head = ('preset', 'graph', 'features', f'same colour (of {k} nbrs)',
+          'same material', 'chance (colour, material)', 'seeds')
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in rows:
+    def cell(a):
+      lo, hi = r[a + '_range']
+      return (f'{r[a]:.3f}' if r['seeds'] == 1
+              else f'{r[a]:.3f} ({lo:.3f}-{hi:.3f})')
+    lines.append('| ' + ' | '.join((
+        r['preset'], r['source'], r['features'], cell('colour'),
+        cell('material'),
+        f'{r["colour_chance"]:.3f}, {r["material_chance"]:.3f}',
+        str(r['seeds']))) + ' |')
+  return '\n'.join(lines)
+
+
 def define_flags() -> None:
   """The command-line flags (defined only when run as a script, so that the
   tests can import this module beside others that define the same names)."""
@@ -439,6 +667,15 @@ def define_flags() -> None:
   flags.DEFINE_integer('batch_size', 512, 'Training batch size.')
   flags.DEFINE_list(
       'lr', [], 'Per-model learning rates, model=lr (default: the config).')
+  flags.DEFINE_list(
+      'model_epochs', [], 'Per-model epoch budgets, model=N (default: '
+      '--epochs).')
+  flags.DEFINE_list(
+      'model_patience', [], 'Per-model patience, model=N (default: '
+      '--patience).')
+  flags.DEFINE_integer(
+      'knn_k', 10, 'Neighbours per item of the kNN agreement diagnostic '
+      '(the configs\' knn_k); 0 skips it.')
   flags.DEFINE_list('knob_models', ['vbpr'],
                     'Models for the visual_signal sweep.')
   flags.DEFINE_list('knob_values', ['0', '0.1', '0.25', '0.5'],
@@ -477,10 +714,9 @@ def main(argv):
   data_root = os.path.abspath(fl.data_root
                               or os.path.join(out_dir, 'data'))
   os.makedirs(runs_dir, exist_ok=True)
-  lrs = {}
-  for item in fl.lr:
-    model, _, value = item.partition('=')
-    lrs[model] = float(value)
+  lrs = per_model(fl.lr, float, 'lr')
+  epochs_of = per_model(fl.model_epochs, int, 'model_epochs')
+  patience_of = per_model(fl.model_patience, int, 'model_patience')
   spec = dict(presets=fl.presets, seeds=fl.seeds,
               models=fl.models, controls=fl.controls,
               knob_models=fl.knob_models,
@@ -490,8 +726,10 @@ def main(argv):
   def config(cell):
     return make_config(
         cell, num_users=fl.num_users, num_items=fl.num_items,
-        per_user=fl.interactions_per_user, epochs=fl.epochs,
-        patience=fl.patience, batch_size=fl.batch_size,
+        per_user=fl.interactions_per_user,
+        epochs=epochs_of.get(cell.model, fl.epochs),
+        patience=patience_of.get(cell.model, fl.patience),
+        batch_size=fl.batch_size,
         lr=lrs.get(cell.model), data_root=data_root, split=fl.split_kind)
 
   records = {}
@@ -519,10 +757,11 @@ def main(argv):
             f'# {fl.num_users} users x {fl.num_items} items x '
             f'{fl.interactions_per_user} interactions, seeds '
             f'{",".join(fl.seeds)}, '
-            f'<= {fl.epochs} epochs (patience {fl.patience}), batch '
-            f'{fl.batch_size}, lr {lrs or "config defaults"}; test '
-            f'{METRIC} at the best validation epoch; Holm over each table, '
-            f'alpha {fl.alpha}')
+            f'split {fl.split_kind or "of the data config (random)"}, batch '
+            f'{fl.batch_size}; test {METRIC} at the best validation epoch; '
+            f'Holm over each table, alpha {fl.alpha}\n# ' + describe_settings(
+                list(dict.fromkeys(fl.models + fl.knob_models)), fl.epochs,
+                fl.patience, epochs_of, patience_of, lrs))
   if pending:
     header += (f'\n# PARTIAL: {len(pending)} runs unfinished; a row uses the '
                f'seeds whose two runs finished (Holm over the rows shown): '
@@ -531,6 +770,19 @@ def main(argv):
   if knob_rows:
     text += ('\n\n# knob: preset visual, visual_signal swept, real vs '
              'shuffled visual\n\n' + format_knob(knob_rows))
+  finished = [records[c] for c in cells if records[c] is not None]
+  text += ('\n\n# convergence: best validation epoch of every run\n\n'
+           + format_convergence(finished))
+  agreement = []
+  if fl.knn_k > 0:
+    feats = config(cells[0]).features
+    agreement = agreement_rows(records, fl.presets, fl.seeds, fl.models,
+                               dict(feats.sources), fl.knn_k,
+                               feats.transform)
+    text += (f'\n\n# kNN agreement: share of each item\'s {fl.knn_k} '
+             'nearest neighbours (cosine, self excluded) sharing its planted '
+             'attribute; mean (min-max) over seeds\n\n'
+             + format_agreement(agreement, fl.knn_k))
   print(text)
   with open(os.path.join(out_dir, 'planted.md'), 'w', encoding='utf-8') as f:
     f.write(text + '\n')
@@ -541,7 +793,7 @@ def main(argv):
     json.dump({'started': started, 'finished':
                datetime.datetime.now().isoformat(timespec='seconds'),
                'machine': machine(), 'argv': sys.argv, 'main': main_rows,
-               'knob': knob_rows,
+               'knob': knob_rows, 'agreement': agreement,
                'runs': [records[c] for c in cells]}, f, indent=2,
               default=str)
 

@@ -15,7 +15,10 @@ from absl.testing import absltest
 import numpy as np
 from scipy import stats
 
+from mmjax.data import prepare
+from mmjax.data import store
 from mmjax.eval import compare
+from mmjax.models import context
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'bench'))
@@ -92,6 +95,128 @@ class GridTest(absltest.TestCase):
     self.assertEqual(real.features.control, 'none')
     self.assertNotIn('visual_signal', real.data.overrides.synthetic)
     self.assertEqual(real.optim.lr, 1e-3)  # configs/freedom_synthetic.py
+
+
+class SettingsTest(absltest.TestCase):
+
+  def test_per_model_overrides(self):
+    self.assertEqual(
+        planted.per_model(['lattice=5e-3', 'bm3=0.01'], float, 'lr'),
+        {'lattice': 5e-3, 'bm3': 0.01})
+    self.assertEqual(planted.per_model([], int, 'model_epochs'), {})
+    for items, message in ((['lattice'], 'not model=value'),
+                           (['=3'], 'not model=value'),
+                           (['bm3=80', 'bm3=60'], 'given twice'),
+                           (['bm3=eighty'], 'bm3=eighty')):
+      with self.subTest(items=items):
+        with self.assertRaisesRegex(ValueError, message):
+          planted.per_model(items, int, 'model_epochs')
+
+  def test_describe_settings_groups_equal_models(self):
+    text = planted.describe_settings(
+        ['vbpr', 'lattice', 'bm3', 'freedom'], 40, 10,
+        {'lattice': 80, 'bm3': 80, 'freedom': 80},
+        {'lattice': 20, 'bm3': 20, 'freedom': 20}, {'bm3': 5e-3})
+    self.assertEqual(
+        text, 'vbpr: <= 40 epochs (patience 10), lr of the config; '
+        'lattice,freedom: <= 80 epochs (patience 20), lr of the config; '
+        'bm3: <= 80 epochs (patience 20), lr 0.005')
+
+  def test_per_model_settings_reach_the_config(self):
+    cell = planted.Cell('visual', None, 0, 'lattice', '')
+    cfg = planted.make_config(cell, num_users=50, num_items=30, per_user=7,
+                              epochs=80, patience=20, batch_size=64,
+                              lr=5e-3, data_root='/tmp/x', split='cold_item')
+    self.assertEqual(planted.settings(cfg)['epochs'], 80)
+    self.assertEqual(planted.settings(cfg)['patience'], 20)
+    self.assertEqual(planted.settings(cfg)['split'], 'cold_item')
+    self.assertEqual(cfg.optim.lr, 5e-3)
+
+  def test_convergence_table_counts(self):
+    def rec(model, best, epochs, patience):
+      return {'model': model, 'best_epoch': best,
+              'settings': {'epochs': epochs, 'patience': patience}}
+    records = [rec('bm3', 80, 80, 20), rec('bm3', 79, 80, 20),
+               rec('bm3', 30, 80, 20), rec('vbpr', 5, 40, 10),
+               rec('vbpr', 40, 40, 10)]
+    lines = planted.format_convergence(records).splitlines()
+    # bm3: best epochs 30, 79, 80 -> median 79; 79 and 80 are in the last
+    # two epochs of 80; 30 + 20 < 80 stopped by patience.
+    self.assertEqual(lines[2], '| bm3 | 3 | 80 | 20 | 79 | 30-80 | 2 | 1 |')
+    self.assertEqual(lines[3], '| vbpr | 2 | 40 | 10 | 22.5 | 5-40 | 1 | 1 |')
+
+
+class AgreementTest(absltest.TestCase):
+
+  def test_shares_by_hand(self):
+    values = np.array(['r', 'r', 'g', 'g', 'b'])
+    idx = np.array([[1, 2], [0, 4], [3, 0], [2, 1], [0, 1]])
+    ok = np.array([[True, True], [True, True], [True, True], [True, False],
+                   [False, False]])
+    # Valid pairs: (0,1) same, (0,2), (1,0) same, (1,4), (2,3) same, (2,0),
+    # (3,2) same -> 4 of 7.
+    self.assertAlmostEqual(planted.same_share(idx, ok, values), 4 / 7)
+    # Pairs of distinct items sharing the value: 2 + 2 of 5 * 4.
+    self.assertAlmostEqual(planted.chance_share(values), 4 / 20)
+
+  def test_graphs_match_brute_force_and_see_the_planted_colour(self):
+    tmp = _tmpdir(self)
+    cell = planted.Cell('visual', None, 3, 'freedom', '')
+    cfg = planted.make_config(cell, num_users=150, num_items=80, per_user=10,
+                              epochs=1, patience=1, batch_size=128, lr=None,
+                              data_root=os.path.join(tmp, 'data'))
+    ds_dir = prepare.ensure_dataset(cfg.data)
+    sources = dict(cfg.features.sources)
+    k = 5
+    ds, graphs = planted.neighbour_graphs(ds_dir, sources, 3, k)
+    self.assertEqual([g[:2] for g in graphs],
+                     [('textual', 'real'), ('textual', 'shuffled'),
+                      ('visual', 'real'), ('visual', 'shuffled'),
+                      ('interactions', 'real')])
+
+    def cosine(x):
+      n = np.linalg.norm(x, axis=1, keepdims=True)
+      x = np.where(n > 0, x / np.where(n > 0, n, 1), 0)
+      sim = x @ x.T
+      np.fill_diagonal(sim, -np.inf)
+      return sim
+
+    visual = store.load(ds_dir, 'synthetic_visual', ds.item_ids).values
+    sim = cosine(visual.astype(np.float64))
+    _, _, idx, ok = graphs[2]
+    self.assertTrue(ok.all())
+    np.testing.assert_array_equal(idx, np.argsort(-sim, axis=1)[:, :k])
+    # The shuffled graph is that of the rows a control run of seed 3 sees.
+    shuffled = context.control_features(visual, np.ones(len(visual), bool),
+                                        'shuffle', 3, 'visual')
+    self.assertFalse(np.array_equal(shuffled, visual))
+    np.testing.assert_array_equal(
+        graphs[3][2],
+        np.argsort(-cosine(shuffled.astype(np.float64)), axis=1)[:, :k])
+    # Interactions: tied similarities may pick other ids, so the chosen
+    # neighbours' similarities must be the k largest of each row.
+    users, items = ds.select(0)
+    inter = np.zeros((ds.num_items, ds.num_users))
+    inter[items, users] = 1
+    isim = cosine(inter)
+    _, _, idx, ok = graphs[4]
+    has = inter.sum(1) > 0
+    np.testing.assert_array_equal(ok.any(1), has)
+    for i in np.flatnonzero(ok.all(1)):
+      np.testing.assert_allclose(np.sort(isim[i, idx[i]])[::-1],
+                                 np.sort(isim[i])[::-1][:k], atol=1e-5)
+    rows = planted.neighbour_agreement(ds_dir, sources, 3, k)
+    by = {(r['source'], r['features']): r for r in rows}
+    colour = np.asarray(ds.item_table['colour'])
+    self.assertAlmostEqual(by['visual', 'real']['colour'],
+                           planted.same_share(graphs[2][2], graphs[2][3],
+                                              colour))
+    # The visual features carry the colour; shuffled ones do not beat the
+    # real ones.
+    self.assertGreater(by['visual', 'real']['colour'],
+                       2 * by['visual', 'real']['colour_chance'])
+    self.assertLess(by['visual', 'shuffled']['colour'],
+                    by['visual', 'real']['colour'])
 
 
 class PairedRowsTest(absltest.TestCase):
