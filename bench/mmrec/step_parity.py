@@ -89,6 +89,14 @@ class Spec:
   # Applied around MMRec's step: patches MMRec's side (e.g. LGMRec's Gumbel
   # noise off) and returns the function that undoes it.
   mmrec_patch: Callable[[], Callable[[], None]] | None = None
+  # MMRec's model class when the key of SPECS is a variant of it (e.g.
+  # 'BM3-dropout' runs MMRec's BM3); None: the key itself.
+  mmrec_model: str | None = None
+  # Dropout replayed from MMRec (see record_dropout / replay_dropout): for
+  # each call of our module's `dropout_fn`, in our call order, the index of
+  # MMRec's `F.dropout` call whose mask it reuses. None: no replay.
+  dropout_order: tuple[int, ...] | None = None
+  dropout_fn: str = '_dropout'
 
 
 # FREEDOM, BM3 and LATTICE share MMRec's names for the ID tables, the
@@ -149,6 +157,21 @@ SPECS = {
                 'predictor.weight': (('predictor', 'w'), _transpose),
                 'predictor.bias': (('predictor', 'b'), _identity)},
         features=True),
+    # BM3 with its target dropout ON (MMRec's grid point 0.3): MMRec's own
+    # F.dropout draws the masks (recorded, not changed), ours replays them.
+    # MMRec drops u, i, then t (text), then v (image); ours u, i, then the
+    # modalities in sorted order (image, text).
+    'BM3-dropout': Spec(
+        module='mmjax.models.bm3', mmrec_model='BM3',
+        hparams={'embedding_size': 64, 'feat_embed_dim': 64, 'n_layers': 1,
+                 'dropout': 0.3, 'reg_weight': 0.1, 'cl_weight': 2.0},
+        model_cfg={'name': 'bm3', 'embed_dim': 64, 'num_layers': 1,
+                   'dropout': 0.3, 'reg_weight': 0.1, 'cl_weight': 2.0,
+                   'train_features': True},
+        params={**_TRAINED_FEATURE_PARAMS,
+                'predictor.weight': (('predictor', 'w'), _transpose),
+                'predictor.bias': (('predictor', 'b'), _identity)},
+        features=True, dropout_order=(0, 1, 3, 2)),
     # MMRec divides LATTICE's regulariser by the configured batch size,
     # ours by the batch's rows: mmrec_step sets train_batch_size to the
     # parity batch's size, so both divide by the same number.
@@ -244,6 +267,70 @@ def fixed_batch(users: np.ndarray, items: np.ndarray, num_items: int,
           'pos': items[pick].astype(np.int64), 'neg': neg.astype(np.int64)}
 
 
+def record_dropout(masks: list[np.ndarray]) -> Callable[[], None]:
+  """Records the keep mask of every `torch.nn.functional.dropout` call.
+
+  MMRec's own dropout still runs (same RNG, same outputs); each call's mask
+  (output != 0; where the input is 0 the mask does not matter) is appended
+  to `masks`. MMRec's models call `F.dropout` through the module attribute,
+  so replacing it there reaches them.
+
+  Returns:
+    The function that restores torch's dropout.
+  """
+  from torch.nn import functional  # pylint: disable=g-import-not-at-top
+  original = functional.dropout
+
+  def recording(input, p=0.5, training=True, inplace=False):  # pylint: disable=redefined-builtin
+    out = original(input, p, training, inplace)
+    if training and p > 0:
+      masks.append((out != 0).detach().numpy().copy())
+    return out
+
+  def undo():
+    functional.dropout = original
+
+  functional.dropout = recording
+  return undo
+
+
+def replay_dropout(module: Any, spec: 'Spec', npz) -> Callable[[], None]:
+  """Makes our module's dropout apply MMRec's recorded masks.
+
+  Our `spec.dropout_fn(key, x, rate)` is replaced, for the comparison only,
+  by x * keep / (1 - rate) with the mask of MMRec's call
+  `spec.dropout_order[k]` at our k-th call (the loss is traced once).
+
+  Returns:
+    The function that restores our module's dropout.
+
+  Raises:
+    ValueError: a mask's shape differs from the array it should drop.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  original = getattr(module, spec.dropout_fn)
+  masks = [npz[f'dropout/{k}'] for k in spec.dropout_order]
+  calls = []
+
+  def replay(key, x, rate):
+    del key
+    if rate <= 0.0:
+      return x
+    k = len(calls) % len(masks)
+    calls.append(k)
+    if masks[k].shape != x.shape:
+      raise ValueError(f'dropout call {k}: MMRec mask '
+                       f'{spec.dropout_order[k]} has shape '
+                       f'{masks[k].shape}, our array {x.shape}.')
+    return jnp.where(jnp.asarray(masks[k]), x / (1.0 - rate), 0.0)
+
+  def undo():
+    setattr(module, spec.dropout_fn, original)
+
+  setattr(module, spec.dropout_fn, replay)
+  return undo
+
+
 def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
                batch_size: int, seed: int, out_path: str) -> float:
   """Runs MMRec's loss and backward on one fixed batch; writes the .npz.
@@ -252,11 +339,14 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     MMRec's loss.
   """
   spec = SPECS[model_name]
+  mmrec_model = spec.mmrec_model or model_name
   cwd = os.getcwd()
   data_path = patches.enter(mmrec_dir, os.path.join(
       os.path.dirname(os.path.abspath(out_path)), 'mmrec_run'),
                             os.path.abspath(data_dir), dataset)
   undo = None
+  undo_dropout = None
+  dropout_masks: list[np.ndarray] = []
   try:
     # pylint: disable=g-import-not-at-top,import-error
     import torch
@@ -265,7 +355,7 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     from utils import dataset as mmrec_dataset
     from utils import utils as mmrec_utils
     # pylint: enable=g-import-not-at-top,import-error
-    config = configurator.Config(model_name, dataset, {
+    config = configurator.Config(mmrec_model, dataset, {
         'gpu_id': 0, 'use_gpu': False, 'data_path': data_path,
         'seed': seed, 'train_batch_size': batch_size, **spec.hparams})
     patches.resolve_grid(config, spec.hparams)
@@ -277,7 +367,7 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
         config, train_ds, batch_size=config['train_batch_size'],
         shuffle=False)
     mmrec_utils.init_seed(seed)
-    model = mmrec_utils.get_model(model_name)(config, train_data)
+    model = mmrec_utils.get_model(mmrec_model)(config, train_data)
     model.train()
     df = train_ds.df
     users = df[config['USER_ID_FIELD']].values.astype(np.int64)
@@ -291,6 +381,8 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     model.pre_epoch_processing()  # As Trainer.fit does before each epoch.
     if spec.mmrec_patch is not None:
       undo = spec.mmrec_patch()
+    if spec.dropout_order is not None:
+      undo_dropout = record_dropout(dropout_masks)
     loss = model.calculate_loss(interaction)
     if isinstance(loss, tuple):
       loss = sum(loss)
@@ -300,6 +392,7 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
     arrays.update({f'grad/{n}': p.grad.numpy() for n, p in
                    model.named_parameters() if p.grad is not None})
     arrays.update({f'batch/{k}': v for k, v in batch.items()})
+    arrays.update({f'dropout/{k}': m for k, m in enumerate(dropout_masks)})
     arrays.update({'hparams': np.array(json.dumps(spec.hparams)),
                    'train/users': users, 'train/items': items,
                    'loss': np.float64(loss.item()),
@@ -315,6 +408,8 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
   finally:
     if undo is not None:
       undo()
+    if undo_dropout is not None:
+      undo_dropout()
     os.chdir(cwd)
 
 
@@ -388,7 +483,13 @@ def compare(npz_path: str, model_name: str,
 
   # ctx and batch are arguments, not closed-over constants (XLA would
   # constant-fold the graph work at compile time).
-  loss, grads = jax.jit(jax.value_and_grad(loss_fn))(params, ctx, batch)
+  undo = (replay_dropout(module, spec, npz)
+          if spec.dropout_order is not None else None)
+  try:
+    loss, grads = jax.jit(jax.value_and_grad(loss_fn))(params, ctx, batch)
+  finally:
+    if undo is not None:
+      undo()
   ref_loss = float(npz['loss'])
   row = {'model': model_name, 'mmrec_loss': ref_loss,
          'our_loss': float(loss), 'loss_abs_err': abs(float(loss) - ref_loss),
@@ -476,8 +577,8 @@ if __name__ == '__main__':
   _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (default: '
                                  'the basename of --data_dir).')
   _MODELS = flags.DEFINE_list(
-      'models', ['LightGCN', 'VBPR', 'FREEDOM', 'BM3', 'LATTICE', 'GRCN',
-                 'MGCN', 'LGMRec'],
+      'models', ['LightGCN', 'VBPR', 'FREEDOM', 'BM3', 'BM3-dropout',
+                 'LATTICE', 'GRCN', 'MGCN', 'LGMRec'],
       f'Models, of {sorted(SPECS)}.')
   _BATCH = flags.DEFINE_integer('batch_size', 256, 'Batch size.')
   _SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
