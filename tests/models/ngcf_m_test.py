@@ -46,6 +46,11 @@ def np_content(params, ctx):
 def np_loss(params, ctx, cfg, batch):
   gu, gi = ngcf_test.np_propagate(params, ngcf_test.dense_binary(ctx), cfg,
                                   'mean')
+  return np_loss_from(params, ctx, cfg, batch, gu, gi, with_scores=True)
+
+
+def np_loss_from(params, ctx, cfg, batch, gu, gi, with_scores=False):
+  """The loss (and with_scores: all scores) from propagated gu, gi."""
   p = np_content(params, ctx)
   theta = np.asarray(params['theta'], np.float64)
   real = np.asarray(batch['mask']) > 0
@@ -61,8 +66,10 @@ def np_loss(params, ctx, cfg, batch):
   reg = 0.5 * sum((t ** 2).sum() for t in (
       gu[users], gi[pos], gi[neg], theta[users], p[pos], p[neg])
                   ) / len(users)
-  scores = gu @ gi.T + theta @ p.T
-  return bpr + cfg.model.reg_weight * reg, scores
+  total = bpr + cfg.model.reg_weight * reg
+  if not with_scores:
+    return total
+  return total, gu @ gi.T + theta @ p.T
 
 
 class NgcfMTest(parameterized.TestCase):
@@ -135,6 +142,31 @@ class NgcfMTest(parameterized.TestCase):
     # One compile for every key: the dropout masks keep shapes static.
     self.assertEqual(
         loss_fn._cache_size(), 1)  # pylint: disable=protected-access
+
+  def test_node_dropout_once_per_epoch(self):
+    # Elliot's NGCF-M drops the adjacency once per epoch, like its NGCF.
+    ctx = vbpr_test.make_context(2)
+    cfg = make_config(node_dropout=0.3)
+    params = hand_params(ctx, cfg)
+    batch = vbpr_test.make_batch()
+    loss_fn = jax.jit(lambda c, k: ngcf_m.loss(params, batch, c, k, cfg)[0])
+    epoch_a = ngcf_m.pre_epoch(ctx, jax.random.key(10), cfg)
+    epoch_b = ngcf_m.pre_epoch(ctx, jax.random.key(11), cfg)
+    self.assertIn('ngcf_m', epoch_a.extras)
+    # The steps of one epoch share the dropped graph; the next epoch's
+    # differs; the loss is numpy's on the epoch's matrix.
+    a1 = float(loss_fn(epoch_a, jax.random.key(1)))
+    self.assertEqual(a1, float(loss_fn(epoch_a, jax.random.key(2))))
+    self.assertNotEqual(a1, float(loss_fn(epoch_b, jax.random.key(1))))
+    lap = ngcf_test.epoch_lap(epoch_a, cfg)
+    gu, gi = ngcf_test.np_propagate(params, ngcf_test.dense_binary(ctx), cfg,
+                                    'mean', lap=lap)
+    np.testing.assert_allclose(
+        np.asarray(ngcf_m.loss(params, batch, epoch_a, jax.random.key(1),
+                               cfg)[0]),
+        np_loss_from(params, ctx, cfg, batch, gu, gi), rtol=1e-5, atol=1e-5)
+    step_cfg = make_config(node_dropout=0.3, dropout_every='step')
+    self.assertIs(ngcf_m.pre_epoch(ctx, jax.random.key(10), step_cfg), ctx)
 
   def test_sharded_batch_gives_the_single_device_loss_and_grads(self):
     ctx = vbpr_test.make_context(2)

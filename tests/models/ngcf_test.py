@@ -12,8 +12,11 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import ngcf
+from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import defaults
+from mmjax.train import loop
 from tests.models import vbpr_test
+from tests.train import loop_test
 
 NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
 N = NUM_USERS + NUM_ITEMS
@@ -69,15 +72,29 @@ def np_normalize(x):
   return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def np_propagate(params, a, cfg, aggregation='concat'):
-  """numpy NGCF forward without dropout; `a` is the binary [N, N] graph."""
-  p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
+def np_lap(a, cfg):
+  """The [N, N] propagation matrix from the binary graph `a`."""
   if cfg.model.adjacency == 'elliot':
     adj = a + np.eye(len(a))  # fill_diag(adj, 1.)
-    lap = adj / adj.sum(1, keepdims=True)  # mul(adj, deg_inv.view(-1, 1))
-  else:  # the paper's L = D^-1/2 A D^-1/2 (deg clamped at 1 for isolated)
-    dinv = 1.0 / np.sqrt(np.maximum(a.sum(1), 1.0))
-    lap = dinv[:, None] * a * dinv[None, :]
+    return adj / adj.sum(1, keepdims=True)  # mul(adj, deg_inv.view(-1, 1))
+  # The paper's L = D^-1/2 A D^-1/2 (deg clamped at 1 for isolated nodes).
+  dinv = 1.0 / np.sqrt(np.maximum(a.sum(1), 1.0))
+  return dinv[:, None] * a * dinv[None, :]
+
+
+def np_propagate(params, a, cfg, aggregation='concat', lap=None):
+  """numpy NGCF forward without message dropout.
+
+  Args:
+    params: model parameters.
+    a: the binary [N, N] graph.
+    cfg: config.
+    aggregation: 'concat' or 'mean'.
+    lap: a given (e.g. node-dropped) [N, N] propagation matrix instead of the
+      one built from `a`.
+  """
+  p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
+  lap = np_lap(a, cfg) if lap is None else lap
   x = np.concatenate([p['user_emb'], p['item_emb']], 0)
   all_embeddings, h = [x], x
   for l in range(cfg.model.num_layers):
@@ -199,6 +216,130 @@ class NgcfTest(parameterized.TestCase):
                                atol=1e-5)
     self.assertNotAlmostEqual(float(a), np_loss(gu_np, gi_np, batch, 0.1),
                               places=4)
+
+
+def epoch_lap(ctx, cfg):
+  """The epoch's dropped L~ [N, N] that `pre_epoch` put in the extras."""
+  entry = ctx.extras[cfg.model.name]
+  lap = sparse.to_dense(entry['train_graph'])
+  if 'train_self' in entry:
+    lap = lap + np.diag(np.asarray(entry['train_self']))
+  return np.asarray(lap, np.float64)
+
+
+class DropoutScheduleTest(parameterized.TestCase):
+  """Node dropout once per epoch (Elliot's `sampled_adj`), or per step."""
+
+  @parameterized.parameters('elliot', 'paper')
+  def test_one_node_dropout_mask_per_epoch(self, adjacency):
+    ctx = vbpr_test.make_context(1)
+    rate = 0.3
+    cfg = make_config(node_dropout=rate, adjacency=adjacency,
+                      feed_normalized=adjacency == 'elliot')
+    params = hand_params(cfg)
+    prop = jax.jit(lambda c, k: ngcf.propagate(params, c, cfg, k))
+    epoch_a = ngcf.pre_epoch(ctx, jax.random.key(10), cfg)
+    epoch_b = ngcf.pre_epoch(ctx, jax.random.key(11), cfg)
+    # The dropped matrix: every stored entry of the full one is either 0 or
+    # scaled by 1 / (1 - r); some of each.
+    full = np_lap(dense_binary(ctx), cfg)
+    lap = epoch_lap(epoch_a, cfg)
+    stored = full != 0
+    kept = lap[stored] != 0
+    np.testing.assert_allclose(lap[stored][kept],
+                               full[stored][kept] / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(lap[~stored], 0.0)
+    self.assertTrue(kept.any() and not kept.all())
+    self.assertEqual('train_self' in epoch_a.extras['ngcf'],
+                     adjacency == 'elliot')
+    # Two steps of one epoch (different step keys) propagate over the same
+    # dropped nodes: equal embeddings, and those of numpy on that matrix.
+    a1, a2 = prop(epoch_a, jax.random.key(1)), prop(epoch_a,
+                                                     jax.random.key(2))
+    for x, y in zip(a1, a2):
+      np.testing.assert_array_equal(x, y)
+    want = np_propagate(params, dense_binary(ctx), cfg, lap=lap)
+    np.testing.assert_allclose(a1[0], want[0], atol=1e-5)
+    np.testing.assert_allclose(a1[1], want[1], atol=1e-5)
+    # The next epoch drops other nodes.
+    self.assertFalse(np.array_equal(lap, epoch_lap(epoch_b, cfg)))
+    self.assertFalse(np.array_equal(a1[1], prop(epoch_b,
+                                                jax.random.key(1))[1]))
+    # The epoch's draw is the one a step without the hook makes with that
+    # key (one key stream), and evaluation never drops.
+    no_hook = prop(ctx, jax.random.key(10))
+    np.testing.assert_array_equal(no_hook[1], a1[1])
+    np.testing.assert_array_equal(ngcf.embed(params, epoch_a, cfg)[1],
+                                  ngcf.embed(params, ctx, cfg)[1])
+
+  def test_message_dropout_stays_per_step_within_an_epoch(self):
+    # Elliot's message dropout is a torch Dropout layer: a new mask at every
+    # step, even while the epoch's node-dropped matrix is fixed (with it off,
+    # the steps of an epoch agree: the test above).
+    ctx = vbpr_test.make_context(1)
+    cfg = make_config(node_dropout=0.3, message_dropout=0.3)
+    params = hand_params(cfg)
+    epoch = ngcf.pre_epoch(ctx, jax.random.key(10), cfg)
+    batch = vbpr_test.make_batch()
+    loss = jax.jit(lambda c, k: ngcf.loss(params, batch, c, k, cfg)[0])
+    self.assertNotEqual(float(loss(epoch, jax.random.key(1))),
+                        float(loss(epoch, jax.random.key(2))))
+    self.assertEqual(float(loss(epoch, jax.random.key(1))),
+                     float(loss(epoch, jax.random.key(1))))
+
+  def test_step_schedule_and_switch_values(self):
+    ctx = vbpr_test.make_context(1)
+    step_cfg = make_config(node_dropout=0.3, dropout_every='step')
+    params = hand_params(step_cfg)
+    self.assertIs(ngcf.pre_epoch(ctx, jax.random.key(10), step_cfg), ctx)
+    # Node dropout off: nothing to draw.
+    self.assertIs(ngcf.pre_epoch(ctx, jax.random.key(10), make_config()),
+                  ctx)
+    # 'step' ignores an epoch graph: each step key drops other nodes.
+    epoch = ngcf.pre_epoch(ctx, jax.random.key(10),
+                           make_config(node_dropout=0.3))
+    prop = jax.jit(lambda k: ngcf.propagate(params, epoch, step_cfg, k))
+    self.assertFalse(np.array_equal(prop(jax.random.key(1))[1],
+                                    prop(jax.random.key(2))[1]))
+    bad = make_config(node_dropout=0.3, dropout_every='batch')
+    with self.assertRaisesRegex(ValueError, 'dropout_every'):
+      ngcf.pre_epoch(ctx, jax.random.key(10), bad)
+    with self.assertRaisesRegex(ValueError, 'dropout_every'):
+      ngcf.propagate(params, ctx, bad, jax.random.key(1))
+
+  def test_resumed_epoch_redraws_the_same_graph(self):
+    # Two epochs in one go equal epoch 2 run again from the state saved
+    # after epoch 1 (a resumed run): the epoch's dropped graph depends on
+    # the seed and the epoch alone. (tests/launch_test.py resumes a killed
+    # run for the engine in general.)
+    ds = loop_test.random_dataset(num_users=24, num_items=24, per_user=6)
+    mesh = mesh_lib.make_mesh(1)
+
+    def config(every):
+      cfg = loop_test.small_config('ngcf')
+      with cfg.unlocked():
+        cfg.model.update(dict(
+            embed_dim=4, num_layers=1, weight_size=None, node_dropout=0.3,
+            message_dropout=0.1, adjacency='elliot', feed_normalized=True,
+            aggregation='concat', dropout_every=every))
+      cfg.train.batch_size = 32
+      return cfg
+
+    trainer = loop.Trainer(config('epoch'), ds, mesh=mesh)
+    state, _ = trainer.run_epoch(trainer.init_state(), 1)
+    saved = jax.device_get(state)
+    unbroken, _ = trainer.run_epoch(state, 2)
+    resumed, _ = trainer.run_epoch(jax.device_put(saved, trainer.repl), 2)
+    for x, y in zip(jax.tree.leaves(unbroken), jax.tree.leaves(resumed)):
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    # The engine calls the hook: per-step node dropout trains other numbers
+    # from the same state.
+    step_trainer = loop.Trainer(config('step'), ds, mesh=mesh)
+    stepped, _ = step_trainer.run_epoch(
+        jax.device_put(saved, step_trainer.repl), 2)
+    self.assertFalse(np.array_equal(
+        np.asarray(unbroken.params['user_emb']),
+        np.asarray(stepped.params['user_emb'])))
 
 
 class ConfigTest(parameterized.TestCase):
