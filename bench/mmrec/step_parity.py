@@ -164,7 +164,8 @@ SPECS = {
     'BM3-dropout': Spec(
         module='mmjax.models.bm3', mmrec_model='BM3',
         hparams={'embedding_size': 64, 'feat_embed_dim': 64, 'n_layers': 1,
-                 'dropout': 0.3, 'reg_weight': 0.1, 'cl_weight': 2.0},
+                 'dropout': 0.3, 'reg_weight': 0.1, 'cl_weight': 2.0,
+                 'learning_rate': 1e-2},  # the outcome runs' (--steps)
         model_cfg={'name': 'bm3', 'embed_dim': 64, 'num_layers': 1,
                    'dropout': 0.3, 'reg_weight': 0.1, 'cl_weight': 2.0,
                    'train_features': True},
@@ -294,7 +295,8 @@ def record_dropout(masks: list[np.ndarray]) -> Callable[[], None]:
   return undo
 
 
-def replay_dropout(module: Any, spec: 'Spec', npz) -> Callable[[], None]:
+def replay_dropout(module: Any, spec: 'Spec', npz, prefix: str = 'dropout'
+                   ) -> Callable[[], None]:
   """Makes our module's dropout apply MMRec's recorded masks.
 
   Our `spec.dropout_fn(key, x, rate)` is replaced, for the comparison only,
@@ -309,7 +311,7 @@ def replay_dropout(module: Any, spec: 'Spec', npz) -> Callable[[], None]:
   """
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   original = getattr(module, spec.dropout_fn)
-  masks = [npz[f'dropout/{k}'] for k in spec.dropout_order]
+  masks = [npz[f'{prefix}/{k}'] for k in spec.dropout_order]
   calls = []
 
   def replay(key, x, rate):
@@ -332,8 +334,16 @@ def replay_dropout(module: Any, spec: 'Spec', npz) -> Callable[[], None]:
 
 
 def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
-               batch_size: int, seed: int, out_path: str) -> float:
+               batch_size: int, seed: int, out_path: str,
+               steps: int = 0) -> float:
   """Runs MMRec's loss and backward on one fixed batch; writes the .npz.
+
+  With `steps` > 0 it then trains `steps` steps from the initial weights
+  with the optimiser of MMRec's own `Trainer` (Adam at the spec's
+  `learning_rate`), step k on `fixed_batch(..., seed + 1 + k)`, and also
+  saves each step's batch (`traj/<k>/users|pos|neg`), its dropout masks
+  (`traj/<k>/dropout/<j>`), its loss (`traj/<k>/loss`) and the final
+  weights (`final/<name>`): `compare_steps` replays the same steps.
 
   Returns:
     MMRec's loss.
@@ -402,6 +412,39 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
       value = getattr(model, attr, None)
       if value is not None:
         arrays[f'feat/{key}'] = value.numpy()
+    if steps:
+      # Step 1's masks are kept above; the trajectory records its own.
+      if undo_dropout is not None:
+        undo_dropout()
+        undo_dropout = None
+      model.load_state_dict({n: torch.as_tensor(v) for n, v in
+                             params.items()}, strict=False)
+      optimizer = mmrec_utils.get_trainer()(config, model, False).optimizer
+      for k in range(steps):
+        step_batch = fixed_batch(users, items, ds.get_item_num(), batch_size,
+                                 seed + 1 + k)
+        masks: list[np.ndarray] = []
+        if spec.dropout_order is not None:
+          undo_dropout = record_dropout(masks)
+        optimizer.zero_grad()
+        step_loss = model.calculate_loss(torch.as_tensor(np.stack(
+            [step_batch['users'], step_batch['pos'], step_batch['neg']])))
+        if isinstance(step_loss, tuple):
+          step_loss = sum(step_loss)
+        step_loss = step_loss.reshape(())
+        step_loss.backward()
+        optimizer.step()
+        if undo_dropout is not None:
+          undo_dropout()
+          undo_dropout = None
+        arrays.update({f'traj/{k}/{b}': v for b, v in step_batch.items()})
+        arrays.update({f'traj/{k}/dropout/{j}': m
+                       for j, m in enumerate(masks)})
+        arrays[f'traj/{k}/loss'] = np.float64(step_loss.item())
+      arrays['steps'] = steps
+      arrays['learning_rate'] = float(config['learning_rate'])
+      arrays.update({f'final/{n}': p.detach().numpy().copy()
+                     for n, p in model.named_parameters()})
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     np.savez(out_path, **arrays)
     return float(loss.item())
@@ -438,9 +481,6 @@ def compare(npz_path: str, model_name: str,
   # pylint: disable=g-import-not-at-top
   import jax
   import jax.numpy as jnp
-
-  from mmjax.graph import sparse
-  from mmjax.models import context as ctx_lib
   # pylint: enable=g-import-not-at-top
   spec = SPECS[model_name]
   if param_map is not None:
@@ -452,27 +492,7 @@ def compare(npz_path: str, model_name: str,
         'param_map).')
   module = importlib.import_module(spec.module)
   npz = np.load(npz_path)
-  num_users, num_items = int(npz['num_users']), int(npz['num_items'])
-  users, items = npz['train/users'], npz['train/items']
-  graph = sparse.sym_normalize(
-      sparse.bipartite(users, items, num_users, num_items))
-  features, masks = {}, {}
-  if spec.features:
-    for key in ('image', 'text'):  # Sorted, as make_context orders them.
-      if f'feat/{key}' in npz:
-        features[key] = npz[f'feat/{key}']
-        masks[key] = np.ones(num_items, bool)
-  ctx = ctx_lib.ModelContext(
-      graph=graph, features=features, masks=masks,
-      item_popularity=np.bincount(items, minlength=num_items).astype(
-          np.float32),
-      extras={}, num_users=num_users, num_items=num_items)
-  ctx = jax.tree.map(jnp.asarray, ctx)  # Device arrays, as the engine has.
-  if hasattr(module, 'prepare'):
-    ctx = dataclasses.replace(ctx, extras={
-        spec.module.rsplit('.', 1)[1]: module.prepare(ctx, cfg_of(spec))})
-  cfg = cfg_of(spec)
-  params = jax.tree.map(jnp.asarray, our_params(npz, spec))
+  ctx, cfg, params = _our_setup(npz, spec, module)
   batch = {'users': jnp.asarray(npz['batch/users'], jnp.int32),
            'pos': jnp.asarray(npz['batch/pos'], jnp.int32),
            'neg': jnp.asarray(npz['batch/neg'], jnp.int32),
@@ -514,6 +534,107 @@ def compare(npz_path: str, model_name: str,
   return row
 
 
+def _our_setup(npz, spec: Spec, module: Any) -> tuple[Any, Any, Any]:
+  """(our context, config, MMRec's initial weights as our params)."""
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+
+  from mmjax.graph import sparse
+  from mmjax.models import context as ctx_lib
+  # pylint: enable=g-import-not-at-top
+  num_users, num_items = int(npz['num_users']), int(npz['num_items'])
+  users, items = npz['train/users'], npz['train/items']
+  graph = sparse.sym_normalize(
+      sparse.bipartite(users, items, num_users, num_items))
+  features, masks = {}, {}
+  if spec.features:
+    for key in ('image', 'text'):  # Sorted, as make_context orders them.
+      if f'feat/{key}' in npz:
+        features[key] = npz[f'feat/{key}']
+        masks[key] = np.ones(num_items, bool)
+  ctx = ctx_lib.ModelContext(
+      graph=graph, features=features, masks=masks,
+      item_popularity=np.bincount(items, minlength=num_items).astype(
+          np.float32),
+      extras={}, num_users=num_users, num_items=num_items)
+  ctx = jax.tree.map(jnp.asarray, ctx)  # Device arrays, as the engine has.
+  if hasattr(module, 'prepare'):
+    ctx = dataclasses.replace(ctx, extras={
+        spec.module.rsplit('.', 1)[1]: module.prepare(ctx, cfg_of(spec))})
+  cfg = cfg_of(spec)
+  params = jax.tree.map(jnp.asarray, our_params(npz, spec))
+  return ctx, cfg, params
+
+
+def compare_steps(npz_path: str, model_name: str) -> dict[str, Any]:
+  """Replays MMRec's recorded Adam steps on our side; compares weights.
+
+  Our loss and `jax.grad`, and optax Adam through our own optimiser config
+  (`mmjax.train.optim`, lr the MMRec run's `learning_rate`, constant, as
+  MMRec's default scheduler), on the same batches and, where the spec
+  replays dropout, the same masks.
+
+  Returns:
+    A row: model, steps, per-step loss errors (largest), and per parameter
+    the largest absolute difference of the final weights, and that
+    difference relative to the largest change MMRec's steps made to it.
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+
+  from mmjax.train import defaults
+  from mmjax.train import optim
+  # pylint: enable=g-import-not-at-top
+  spec = SPECS[model_name]
+  module = importlib.import_module(spec.module)
+  npz = np.load(npz_path)
+  steps = int(npz['steps'])
+  ctx, cfg, params = _our_setup(npz, spec, module)
+  cfg.optim = defaults.base_config().optim
+  cfg.optim.lr = float(npz['learning_rate'])
+  tx = optim.make_optimizer(cfg, 1)
+  state = tx.init(params)
+  loss_errs = []
+  for k in range(steps):
+    batch = {'users': jnp.asarray(npz[f'traj/{k}/users'], jnp.int32),
+             'pos': jnp.asarray(npz[f'traj/{k}/pos'], jnp.int32),
+             'neg': jnp.asarray(npz[f'traj/{k}/neg'], jnp.int32),
+             'mask': jnp.ones(len(npz[f'traj/{k}/users']), jnp.float32)}
+
+    def loss_fn(p, ctx, batch):
+      return module.loss(p, batch, ctx, jax.random.key(k), cfg)[0]
+
+    undo = (replay_dropout(module, spec, npz, f'traj/{k}/dropout')
+            if spec.dropout_order is not None else None)
+    try:
+      # Traced anew each step: the replayed masks are constants.
+      loss, grads = jax.jit(jax.value_and_grad(loss_fn))(params, ctx, batch)
+    finally:
+      if undo is not None:
+        undo()
+    loss_errs.append(abs(float(loss) - float(npz[f'traj/{k}/loss'])))
+    updates, state = tx.update(grads, state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+  row = {'model': model_name, 'steps': steps,
+         'learning_rate': float(npz['learning_rate']),
+         'max_loss_abs_err': max(loss_errs), 'params': {}}
+  for name, (ours, fn) in spec.params.items():
+    ref = fn(npz[f'final/{name}'], npz)
+    start = fn(npz[f'param/{name}'], npz)
+    got = np.asarray(_get(params, ours))
+    err = float(np.max(np.abs(got - ref)))
+    moved = float(np.max(np.abs(ref - start)))
+    row['params'][name] = {'max_abs_err': err, 'max_abs_change': moved,
+                           'rel_err': err / moved if moved > 0 else None}
+  row['max_param_abs_err'] = max(g['max_abs_err']
+                                 for g in row['params'].values())
+  row['worst_rel_err'] = max((g['rel_err'] for g in row['params'].values()
+                              if g['rel_err'] is not None), default=0.0)
+  return row
+
+
 def cfg_of(spec: Spec):
   import ml_collections  # pylint: disable=g-import-not-at-top
   return ml_collections.ConfigDict({'model': dict(spec.model_cfg)})
@@ -549,7 +670,8 @@ def main(argv):
     for name in _MODELS.value:
       loss = mmrec_step(_MMREC_DIR.value, _DATA_DIR.value, dataset, name,
                         _BATCH.value, _SEED.value,
-                        os.path.join(_OUT_DIR.value, f'{name}.npz'))
+                        os.path.join(_OUT_DIR.value, f'{name}.npz'),
+                        _STEPS.value)
       print(f'{name}: MMRec loss {loss:.6f}')
   if _SIDE.value in ('both', 'ours'):
     rows = []
@@ -561,6 +683,16 @@ def main(argv):
                           name))
     table = format_table(rows)
     print(table)
+    if _STEPS.value:
+      for name in _MODELS.value:
+        traj = compare_steps(os.path.join(_OUT_DIR.value, f'{name}.npz'),
+                             name)
+        rows.append({'trajectory': traj})
+        print(f"{name}: {traj['steps']} Adam steps (lr "
+              f"{traj['learning_rate']:g}): largest loss error "
+              f"{traj['max_loss_abs_err']:.1e}, largest weight difference "
+              f"{traj['max_param_abs_err']:.1e}, worst relative to MMRec's "
+              f"change {traj['worst_rel_err']:.1e}")
     with open(os.path.join(_OUT_DIR.value, 'parity.json'), 'w',
               encoding='utf-8') as f:
       json.dump({'rows': rows, 'date': datetime.datetime.now(
@@ -584,6 +716,9 @@ if __name__ == '__main__':
   _SEED = flags.DEFINE_integer('seed', 0, 'Seed (MMRec init and batch).')
   _OUT_DIR = flags.DEFINE_string('out_dir', '/tmp/mmrec_parity',
                                  'Where the .npz files and table go.')
+  _STEPS = flags.DEFINE_integer(
+      'steps', 0, 'Also train this many Adam steps on both sides from the '
+      'same weights (masks replayed) and compare the final weights.')
   _SIDE = flags.DEFINE_enum('side', 'both', ['both', 'mmrec', 'ours'],
                             'Which half to run.')
   app.run(main)
