@@ -43,6 +43,7 @@ import functools
 import jax
 from jax import lax
 import jax.numpy as jnp
+import numpy as np
 
 from mmjax import types
 from mmjax.graph import sparse
@@ -50,6 +51,8 @@ from mmjax.graph import sparse
 _NORMALIZATIONS = ('sym', 'row', 'none')
 # Columns per group in the two-stage top-k of `cosine_topk`.
 _GROUP = 32
+# The similarity of an invalid or padding column (see `_search`).
+_FAR = -1e30
 
 
 @functools.partial(
@@ -64,6 +67,11 @@ def cosine_topk(
     block_size: int = 512,
 ) -> tuple[types.Array, types.Array]:
   """The k most cosine-similar items of every item, blockwise.
+
+  Differentiable in `x` through the returned values (the neighbour choice is
+  not): the derivative of `values[i, s]` involves only the rows of `i` and of
+  its neighbour, so the backward pass costs `I * k * F` instead of a second
+  pass over the `I x I` similarities.
 
   Args:
     x: float [I, F] item features.
@@ -82,36 +90,81 @@ def cosine_topk(
   if not 1 <= k <= num_items:
     raise ValueError(f'k={k} must lie in [1, {num_items}].')
   x = jnp.asarray(x, jnp.float32)
-  sq_norm = jnp.sum(x * x, axis=1)  # [I]
-  valid = sq_norm > 0
+  valid = jnp.sum(x * x, axis=1) > 0  # [I]
   if mask is not None:
     valid = valid & jnp.asarray(mask, bool)
-  # Zero rows are divided by 1, not 0, so they stay zero instead of NaN; the
-  # `valid` mask removes them below.
-  xn = x * lax.rsqrt(jnp.where(valid, sq_norm, 1.0))[:, None]
-  xn = jnp.where(valid[:, None], xn, 0.0)
+  return _topk(x, valid, k, exclude_self, min(block_size, num_items))
 
-  block_size = min(block_size, num_items)
-  num_blocks = -(-num_items // block_size)
-  pad = num_blocks * block_size - num_items
-  rows = jnp.pad(xn, ((0, pad), (0, 0))).reshape(num_blocks, block_size, -1)
-  row_ids = jnp.arange(num_blocks * block_size).reshape(num_blocks, -1)
+
+def _unit_rows(x: types.Array, valid: types.Array) -> types.Array:
+  """Rows of x [I, F] scaled to unit norm; invalid rows zero."""
+  sq_norm = jnp.sum(x * x, axis=1)
+  # Zero rows are divided by 1, not 0, so they stay zero instead of NaN.
+  xn = x * lax.rsqrt(jnp.where(valid, sq_norm, 1.0))[:, None]
+  return jnp.where(valid[:, None], xn, 0.0)
+
+
+def _row_blocks(a: types.Array, block_size: int) -> types.Array:
+  """[I, ...] -> [num_blocks, block_size, ...], zero-padded."""
+  num_blocks = -(-a.shape[0] // block_size)
+  pad = num_blocks * block_size - a.shape[0]
+  a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1))
+  return a.reshape((num_blocks, block_size) + a.shape[1:])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _topk(x, valid, k, exclude_self, block_size):
+  return _search(_unit_rows(x, valid), valid, k, exclude_self, block_size)
+
+
+@_topk.defjvp
+def _topk_jvp(k, exclude_self, block_size, primals, tangents):
+  """d cos(i, j) = dxn_i . xn_j + xn_i . dxn_j, over the chosen pairs only.
+
+  Differentiating through the search instead would scatter the tangent into
+  the whole `[B, I]` similarity block and multiply it back (two more
+  `I x I x F` matmuls per call); this rule gathers `I * k` row pairs.
+  """
+  x, valid = primals
+  xn, dxn = jax.jvp(lambda x: _unit_rows(x, valid), (x,), (tangents[0],))
+  indices, values = _search(xn, valid, k, exclude_self, block_size)
+
+  # [I, k, F] gathers: the gradient's memory is I * k * F, not I * I.
+  dvalues = (jnp.einsum('if,ikf->ik', dxn, xn[indices])
+             + jnp.einsum('if,ikf->ik', xn, dxn[indices]))
+  dvalues = jnp.where(jnp.isfinite(values), dvalues, 0.0)
+  dindices = np.zeros(indices.shape, jax.dtypes.float0)
+  return (indices, values), (dindices, dvalues)
+
+
+def _search(xn, valid, k, exclude_self, block_size):
+  """Exact blockwise top-k of the unit rows xn [I, F] (see `cosine_topk`)."""
+  num_items = xn.shape[0]
+  # An extra feature column carries a column bias, 0 for valid items and
+  # _FAR below every cosine for invalid and padding columns, and the rows
+  # carry a 1 there: the matmul itself then ranks invalid columns last, with
+  # no masking pass over the [B, I] block (a full extra read and write of
+  # it). _FAR + cos rounds to _FAR exactly, so invalid columns tie and go to
+  # the lower id, as -inf did.
+  rows = _row_blocks(jnp.pad(xn, ((0, 0), (0, 1)), constant_values=1.0),
+                     block_size)
+  row_ids = _row_blocks(jnp.arange(num_items), block_size)
   # Columns are padded to whole groups; padding columns are invalid.
   group = min(_GROUP, num_items)
   num_groups = -(-num_items // group)
   col_pad = num_groups * group - num_items
-  cols = jnp.pad(xn, ((0, col_pad), (0, 0)))  # [I', F]
-  col_ok = jnp.pad(valid, (0, col_pad))
-  col_ids = jnp.arange(num_groups * group)
+  bias = jnp.where(jnp.pad(valid, (0, col_pad)), 0.0, _FAR)
+  cols = jnp.concatenate(
+      [jnp.pad(xn, ((0, col_pad), (0, 0))), bias[:, None]], axis=1
+  )  # [I', F + 1]
   num_cand = min(k, num_groups)
 
   def one_block(args):
-    block, ids = args  # [B, F], [B]
+    block, ids = args  # [B, F + 1], [B]
     sim = block @ cols.T  # [B, I']
-    drop = ~col_ok[None, :]
     if exclude_self:
-      drop = drop | (ids[:, None] == col_ids[None, :])
-    sim = jnp.where(drop, -jnp.inf, sim).reshape(block_size, num_groups, group)
+      sim = sim.at[jnp.arange(block_size), ids].set(_FAR, mode='drop')
+    sim = sim.reshape(block_size, num_groups, group)
     # Exact two-stage top-k: an item in the row's top k lies in a group whose
     # maximum is among the k largest group maxima (each group ranked before
     # its group holds an element ranked before it), so the k best groups'
@@ -129,7 +182,7 @@ def cosine_topk(
   values, indices = lax.map(one_block, (rows, row_ids))
   values = values.reshape(-1, k)[:num_items]
   indices = indices.reshape(-1, k)[:num_items].astype(jnp.int32)
-  values = jnp.where(valid[:, None], values, -jnp.inf)
+  values = jnp.where(valid[:, None] & (values > _FAR / 2), values, -jnp.inf)
   return indices, values
 
 
@@ -174,6 +227,21 @@ def normalize(
   return a * inv_sqrt[:, None] * inv_sqrt[indices]
 
 
+def _stable_argsort(keys: types.Array, bound: int) -> types.Array:
+  """Stable int32 argsort along the last axis of int keys in [0, bound)."""
+  n = keys.shape[-1]
+  if bound * n > 2**32:
+    return jnp.argsort(keys, axis=-1, stable=True).astype(jnp.int32)
+  # key * n + position is unique and keeps the stable order, so one unstable
+  # sort of a single uint32 operand does it: XLA's CPU sort compares one
+  # primitive operand natively, 5-10x faster than the (key, iota) pair sort
+  # of `argsort` with its compiled comparator.
+  pos = lax.broadcasted_iota(jnp.uint32, keys.shape, keys.ndim - 1)
+  packed = keys.astype(jnp.uint32) * jnp.uint32(n) + pos
+  packed = lax.sort(packed, dimension=keys.ndim - 1, is_stable=False)
+  return (packed % jnp.uint32(n)).astype(jnp.int32)
+
+
 def to_graph(indices: types.Array, weights: types.Array) -> sparse.Graph:
   """The Graph with edges `indices[i, s] -> i` of weight `weights[i, s]`.
 
@@ -181,9 +249,12 @@ def to_graph(indices: types.Array, weights: types.Array) -> sparse.Graph:
   already sorted by receiver; within a row they are sorted by sender, the
   layout `sparse.from_edges` produces. `propagate(g, h)[i] = sum_s
   weights[i, s] * h[indices[i, s]]`, MMRec's `torch.sparse.mm(adj, h)`.
+  The transpose pattern (`t_indptr`, `t_cols`, `t_perm`, what
+  `sparse.from_edges` fills on the host) is built here too, so `propagate`
+  and its gradient do not sort the edges again on every call.
 
   Args:
-    indices: int [I, k].
+    indices: int [I, k], ids in [0, I).
     weights: float [I, k] (several top-k matrices over the same items may be
       concatenated along axis 1; duplicate edges then add up, as a sum of
       sparse matrices does).
@@ -192,18 +263,31 @@ def to_graph(indices: types.Array, weights: types.Array) -> sparse.Graph:
     Graph with I nodes and I * k edges.
   """
   num_items, k = indices.shape
-  order = jnp.argsort(indices, axis=1, stable=True)
-  indices = jnp.take_along_axis(indices, order, axis=1)
-  weights = jnp.take_along_axis(weights, order, axis=1)
+  num_edges = num_items * k
+  indices = jnp.asarray(indices, jnp.int32)
+  order = _stable_argsort(indices, num_items)
+  senders = jnp.take_along_axis(indices, order, axis=1).reshape(-1)
+  weights = jnp.take_along_axis(weights, order, axis=1).reshape(-1)
+  receivers = jnp.repeat(
+      jnp.arange(num_items, dtype=jnp.int32), k,
+      total_repeat_length=num_edges,
+  )
+  # The transpose, as `kernel.ops.transpose_pattern` builds it: edges in
+  # stable sender order, and the row pointer over the sorted senders.
+  t_perm = _stable_argsort(senders, num_items)
+  t_indptr = jnp.searchsorted(
+      senders[t_perm], jnp.arange(num_items + 1, dtype=jnp.int32),
+      side='left',
+  ).astype(jnp.int32)
   return sparse.Graph(
-      senders=indices.reshape(-1).astype(jnp.int32),
-      receivers=jnp.repeat(
-          jnp.arange(num_items, dtype=jnp.int32), k,
-          total_repeat_length=num_items * k,
-      ),
-      weights=weights.reshape(-1).astype(jnp.float32),
-      indptr=jnp.arange(0, num_items * k + 1, k, dtype=jnp.int32),
+      senders=senders,
+      receivers=receivers,
+      weights=weights.astype(jnp.float32),
+      indptr=jnp.arange(0, num_edges + 1, k, dtype=jnp.int32),
       num_nodes=num_items,
+      t_indptr=t_indptr,
+      t_cols=receivers[t_perm],
+      t_perm=t_perm,
   )
 
 
