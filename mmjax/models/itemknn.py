@@ -30,17 +30,22 @@ items, as MMRec's ItemKNNCBF computes `R @ W` with W's rows top-k); the
 default 'candidate' is the neighbours of the candidate item, as Elliot.
 
 Computation, memory I*k (never I*I): item blocks of `model.block_size` get
-their co-occurrence rows C[B, :] = (R^T (R e_B))^T by two sparse
-propagations over the unit-weight user-item graph ([N, B] at a time), and are
-reduced to their top-k at once: `fit` returns neighbours int32 [I, k],
-weights float32 [I, k] and the same as a sparse Graph (I * k edges). `score`
-builds the user block's dense binary history [U_b, I] from the graph's edges
-(one scatter over E) and multiplies it by the sparse similarity with
-`propagate` (the compiled CSR kernel on CPU): I * k * U_b work, memory
-[U_b, I]. The co-occurrence step costs E * I work in all (two propagations
-of width B per block), more than a host-side sparse R^T R (sum of squared
-user degrees) on very sparse data, but it runs on device with static shapes
-and bounded memory.
+their dense co-occurrence rows C[B, :] and are reduced to their top-k at
+once: `fit` returns neighbours int32 [I, k], weights float32 [I, k] and the
+same as a sparse Graph (I * k edges). `model.cooccurrence` picks how C[B, :]
+is computed, with identical results (the entries are integer counts, exact
+in float32):
+  'sparse' (default): scipy's sparse product R[:, B]^T R on the host, through
+    `jax.pure_callback` (so `fit` stays jittable): sum_u deg_u^2 work for all
+    blocks together, plus the dense [B, I] blocks (I^2 in all, which the
+    top-k reads anyway).
+  'propagate': two propagations of e_B over the unit-weight user-item graph
+    ([N, B] at a time) on device, E * I work in all; no host round trip.
+At 50k users x 20k items x 500k interactions that is MEASURED.
+`score` builds the user block's dense binary history [U_b, I] from the
+graph's edges (one scatter over E) and multiplies it by the sparse
+similarity with `propagate` (the compiled CSR kernel on CPU): I * k * U_b
+work, memory [U_b, I].
 
 Defaults: Elliot's `neighbors` 40, `shrink` 0, cosine, and
 implementation 'aiolli' (the one Elliot's documented example names, and the
@@ -66,26 +71,30 @@ Differences from the references:
 
 Config: `model.neighbors` (k), `model.shrink`, `model.implementation`
 ('aiolli' | 'classic'), `model.direction` ('candidate' | 'history'),
-`model.block_size` (items per similarity block; memory N * block_size).
+`model.block_size` (items per similarity block; memory I * block_size, and
+N * block_size for 'propagate'), `model.cooccurrence` ('sparse' |
+'propagate').
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
 from jax import lax
 import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
 
 from mmjax import types
 from mmjax.graph import knn
 from mmjax.graph import sparse
-from mmjax.graph.kernel import ops
 from mmjax.models import context as ctx_lib
 
 IMPLEMENTATIONS = ('aiolli', 'classic')
 DIRECTIONS = ('candidate', 'history')
+COOCCURRENCES = ('sparse', 'propagate')
 # Elliot's Compute_Similarity adds it to every cosine denominator.
 AIOLLI_EPS = 1e-6
 
@@ -196,8 +205,8 @@ def neighbourhood_graph(neighbors: types.Array, weights: types.Array,
   'candidate': row i gathers from its neighbours (edges neighbors[i, s] -> i
   of weight weights[i, s]), so `propagate(g, h)[i] = sum_s weights[i, s] *
   h[neighbors[i, s]]`. 'history': the transpose (edges i -> neighbors[i, s]).
-  Jittable; the transpose pattern is computed here once, so no call of
-  `propagate` sorts.
+  Jittable; `knn.to_graph` computes the transpose pattern once, so no call
+  of `propagate` sorts.
 
   Args:
     neighbors: int32 [I, k].
@@ -210,12 +219,10 @@ def neighbourhood_graph(neighbors: types.Array, weights: types.Array,
   if direction not in DIRECTIONS:
     raise ValueError(f'model.direction={direction!r}; use one of '
                      f'{DIRECTIONS}.')
-  g = knn.to_graph(neighbors, weights)
-  t_indptr, t_cols, t_perm = ops.transpose_pattern(g.indptr, g.senders,
-                                                   g.receivers)
+  g = knn.to_graph(neighbors, weights)  # with its transpose pattern
   if direction == 'candidate':
-    return dataclasses.replace(g, t_indptr=t_indptr, t_cols=t_cols,
-                               t_perm=t_perm)
+    return g
+  t_indptr, t_cols, t_perm = g.t_indptr, g.t_cols, g.t_perm
   # Slot s of the transpose holds edge t_perm[s] of g, reversed.
   inverse = jnp.zeros_like(t_perm).at[t_perm].set(
       jnp.arange(t_perm.shape[0], dtype=t_perm.dtype))
@@ -243,6 +250,45 @@ def neighbourhood_scores(hist: types.Array, graph: sparse.Graph
   return sparse.propagate(graph, hist.T).T  # [I, U_b] -> [U_b, I]
 
 
+def _cooccurrence_host(indptr: np.ndarray, senders: np.ndarray,
+                       ids: np.ndarray, num_users: int) -> np.ndarray:
+  """C[ids, :] = (R^T R)[ids, :] as float32 [B, I], by scipy on the host."""
+  num_nodes = indptr.shape[0] - 1
+  # The graph's own CSR (rows = receivers): user rows hold R, item rows R^T.
+  adj = scipy.sparse.csr_matrix(
+      (np.ones(senders.shape[0], np.float32), senders, indptr),
+      shape=(num_nodes, num_nodes))
+  # Item rows -> their users -> those users' items: sum_u deg_u per user of
+  # the block's items; counts are integers, exact in float32.
+  c = (adj[num_users + ids] @ adj).tocsr()  # [B, N], item columns only
+  out = np.zeros((ids.shape[0], num_nodes - num_users), np.float32)
+  rows = np.repeat(np.arange(ids.shape[0]), np.diff(c.indptr))
+  out[rows, c.indices - num_users] = c.data
+  return out
+
+
+def cooccurrence_rows(g: sparse.Graph, ids: types.Array, num_users: int
+                      ) -> types.Array:
+  """float32 [B, I]: rows `ids` of C = R^T R, by a sparse-sparse product.
+
+  Jittable (a `jax.pure_callback` to scipy's CSR product on the host): the
+  block costs sum_{i in ids} sum_{u in i} deg_u plus the dense [B, I]
+  output, so all blocks together cost sum_u deg_u^2 + I^2, not the E * I of
+  two dense-width propagations.
+
+  Args:
+    g: the bipartite graph on U + I nodes (edges both ways; its weights are
+      ignored, every edge counts 1).
+    ids: int32 [B] item ids.
+    num_users: U.
+  """
+  shape = jax.ShapeDtypeStruct((ids.shape[0], g.num_nodes - num_users),
+                               jnp.float32)
+  return jax.pure_callback(
+      functools.partial(_cooccurrence_host, num_users=num_users), shape,
+      g.indptr, g.senders, ids, vmap_method='sequential')
+
+
 def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
   """The top-k cosine neighbours of every item over the training matrix.
 
@@ -259,6 +305,10 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
     raise ValueError("model.implementation='classic' normalises by the "
                      "candidate's neighbours; it needs model.direction="
                      "'candidate'.")
+  cooc = model_option(cfg, 'cooccurrence', 'sparse')
+  if cooc not in COOCCURRENCES:
+    raise ValueError(f'model.cooccurrence={cooc!r}; use one of '
+                     f'{COOCCURRENCES}.')
   g = unit_graph(ctx)
   num_users = ctx.num_users
   # Distinct training users per item: |i|^2 of the binary column.
@@ -267,6 +317,8 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
                                indices_are_sorted=True)[num_users:]  # [I]
 
   def dots(ids):  # [B] -> [B, I]
+    if cooc == 'sparse':
+      return cooccurrence_rows(g, ids, num_users)
     b = ids.shape[0]
     x = jnp.zeros((g.num_nodes, b), jnp.float32)
     x = x.at[num_users + ids, jnp.arange(b)].set(1.0)  # e_B on item rows

@@ -40,7 +40,8 @@ Differences from the references:
     at the first batch of each epoch and reused, detached, for the rest of
     it; here it is rebuilt, with gradient, at every step (no per-epoch hook;
     the cost is an I x I similarity per step, computed blockwise, so it
-    never holds I x I). MMRec uses dense I x I matrices throughout (its
+    never holds I x I; its gradient reads only the I * k chosen pairs, and
+    the graph carries its transpose pattern, so neither propagation sorts). MMRec uses dense I x I matrices throughout (its
     memory limit); ours are top-k sparse. Its 'ngcf' and 'mf' cf_models are
     not provided. MMRec divides the regulariser by the configured batch
     size; we divide by the batch's real rows (equal except on a padded last

@@ -3,10 +3,12 @@
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mmjax.graph import knn
 from mmjax.graph import sparse
+from mmjax.graph.kernel import ops
 
 
 def _features(num_items, dim, seed):
@@ -58,12 +60,14 @@ class CosineTopkTest(parameterized.TestCase):
     if not exclude_self:  # MMRec: each item is its own nearest neighbour.
       np.testing.assert_array_equal(np.asarray(idx)[:, 0], np.arange(300))
 
-  def test_masked_and_zero_items(self):
+  @parameterized.parameters(False, True)
+  def test_masked_and_zero_items(self, exclude_self):
     x = _features(120, 8, 1)
     x[[3, 50]] = 0.0  # failed items: zero rows in the store
     mask = np.ones(120, bool)
     mask[[7, 80, 81]] = False
-    idx, val = knn.cosine_topk(x, 4, mask, block_size=32)
+    idx, val = knn.cosine_topk(x, 4, mask, block_size=32,
+                               exclude_self=exclude_self)
     idx, val = np.asarray(idx), np.asarray(val)
     invalid = np.array([3, 50, 7, 80, 81])
     self.assertFalse(np.isnan(val).any())
@@ -72,7 +76,7 @@ class CosineTopkTest(parameterized.TestCase):
     valid[invalid] = False
     # No valid row picks an invalid neighbour.
     self.assertFalse(np.isin(idx[valid], invalid).any())
-    ref_idx, ref_val = _dense_topk(x, 4, valid, False)
+    ref_idx, ref_val = _dense_topk(x, 4, valid, exclude_self)
     np.testing.assert_array_equal(idx[valid], ref_idx[valid])
     np.testing.assert_allclose(val[valid], ref_val[valid], rtol=1e-5)
 
@@ -87,6 +91,38 @@ class CosineTopkTest(parameterized.TestCase):
     w = knn.normalize(*knn.cosine_topk(x, 5, mask), weighted=False)
     self.assertTrue(np.isfinite(np.asarray(w)).all())
     self.assertEqual(g.num_edges, 50)
+
+  @parameterized.parameters(False, True)
+  def test_gradient_matches_dense_autodiff(self, exclude_self):
+    # The custom JVP (gathered pairs only) against autodiff through MMRec's
+    # dense path: the full cosine matrix read at the same neighbours.
+    x = _features(70, 6, 7)
+    x[9] = 0.0
+    mask = np.ones(70, bool)
+    mask[[2, 40]] = False
+    w = _features(70, 5, 8)  # cotangent weights for the [I, k] values
+    idx, _ = knn.cosine_topk(x, 5, mask, exclude_self=exclude_self,
+                             block_size=16)
+    valid = jnp.asarray(mask & (np.abs(x).sum(1) > 0))
+
+    def ours(x):
+      _, val = knn.cosine_topk(x, 5, mask, exclude_self=exclude_self,
+                               block_size=16)
+      return jnp.sum(jnp.where(jnp.isfinite(val), val * w, 0.0))
+
+    def dense(x):
+      sq = jnp.sum(x * x, 1, keepdims=True)  # no sqrt at 0: NaN gradient
+      xn = jnp.where(valid[:, None], x / jnp.sqrt(jnp.where(sq > 0, sq, 1.0)),
+                     0.0)
+      val = jnp.take_along_axis(xn @ xn.T, idx, axis=1)
+      ok = valid[:, None] & valid[idx]
+      return jnp.sum(jnp.where(ok, val * w, 0.0))
+
+    np.testing.assert_allclose(ours(x), dense(x), rtol=1e-5)
+    got = jax.jit(jax.grad(ours))(x)
+    np.testing.assert_allclose(got, jax.grad(dense)(x), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(got)[[2, 9, 40]], 0.0)
 
   def test_bad_k(self):
     with self.assertRaisesRegex(ValueError, 'k=11'):
@@ -129,6 +165,46 @@ class KnnGraphTest(parameterized.TestCase):
     np.testing.assert_allclose(
         np.asarray(sparse.propagate(g, h)), dense @ h, rtol=1e-5, atol=1e-6
     )
+
+  @parameterized.parameters((30, 4), (50, 9))
+  def test_to_graph_carries_the_transpose_pattern(self, n, k):
+    # Duplicate neighbours in a row (two top-k matrices concatenated) and
+    # unsorted rows: the layout of sparse.from_edges, and the transpose
+    # pattern the kernel would otherwise sort on every call.
+    rng = np.random.default_rng([n, k])
+    idx = rng.integers(0, n, (n, k)).astype(np.int32)
+    idx[:, 1] = idx[:, 0]
+    w = rng.random((n, k)).astype(np.float32)
+    g = jax.jit(knn.to_graph)(idx, w)
+    ref = sparse.from_edges(idx.reshape(-1), np.repeat(np.arange(n), k),
+                            w.reshape(-1), n)
+    for field in ('senders', 'receivers', 'indptr', 't_indptr', 't_cols',
+                  't_perm'):
+      np.testing.assert_array_equal(getattr(g, field), getattr(ref, field),
+                                    field)
+    np.testing.assert_array_equal(g.weights, ref.weights)
+    t_indptr, t_cols, t_perm = ops.transpose_pattern(g.indptr, g.senders,
+                                                     g.receivers)
+    np.testing.assert_array_equal(g.t_indptr, t_indptr)
+    np.testing.assert_array_equal(g.t_cols, t_cols)
+    np.testing.assert_array_equal(g.t_perm, t_perm)
+    # A^T g through the carried pattern is the dense transpose product.
+    h = _features(n, 3, 9)
+    grad = jax.grad(lambda x: jnp.sum(sparse.propagate(g, x) * h))(
+        jnp.zeros((n, 3)))
+    np.testing.assert_allclose(grad, sparse.to_dense(g).T @ h, rtol=1e-5,
+                               atol=1e-6)
+
+  @parameterized.parameters(2**10, 2**31 - 1)
+  def test_stable_argsort_packed_and_fallback(self, bound):
+    # 2**10 * 33 fits one uint32 key; 2**31 * 33 takes the argsort path.
+    rng = np.random.default_rng([bound % 97])
+    keys = rng.integers(0, min(bound, 6), (5, 33)).astype(np.int32)
+    keys[0, -1] = bound - 1  # the largest key is still ordered right
+    got = knn._stable_argsort(jnp.asarray(keys), bound)
+    np.testing.assert_array_equal(
+        got, np.argsort(keys, axis=1, kind='stable'))
+    self.assertEqual(got.dtype, np.int32)
 
   def test_bad_normalization(self):
     with self.assertRaisesRegex(ValueError, 'normalization'):

@@ -213,6 +213,45 @@ class ItemKnnTest(parameterized.TestCase):
           jax.device_put(users, rows))
     np.testing.assert_allclose(many, one, rtol=1e-6)
 
+  @parameterized.parameters(('aiolli', 'candidate', 0.0),
+                            ('classic', 'candidate', 1.5),
+                            ('aiolli', 'history', 0.0))
+  def test_sparse_cooccurrence_equals_propagation(self, implementation,
+                                                  direction, shrink):
+    # Many blocks (a padded last one), power-law items: the scipy product
+    # and the two propagations give bit-identical counts, so identical
+    # neighbours, weights and scores.
+    rng = np.random.default_rng([11])
+    num_users, num_items = 120, 90
+    pop = 1.0 / np.arange(1, num_items + 1)
+    users = rng.integers(0, num_users, 900)
+    items = rng.choice(num_items, 900, p=pop / pop.sum())
+    graph = sparse.sym_normalize(
+        sparse.bipartite(users, items, num_users, num_items))
+    ctx = context.ModelContext(
+        graph=graph, features={}, masks={},
+        item_popularity=jnp.ones(num_items), extras={},
+        num_users=num_users, num_items=num_items)
+    out = {}
+    for cooc in ('sparse', 'propagate'):
+      cfg = make_config(neighbors=7, block_size=16, cooccurrence=cooc,
+                        implementation=implementation, direction=direction,
+                        shrink=shrink)
+      params = jax.jit(lambda c, cfg=cfg: itemknn.fit(c, cfg))(ctx)
+      out[cooc] = (params, itemknn.score(
+          params, ctx, jnp.arange(num_users, dtype=jnp.int32), cfg))
+    (p_s, s_s), (p_p, s_p) = out['sparse'], out['propagate']
+    np.testing.assert_array_equal(p_s['neighbors'], p_p['neighbors'])
+    np.testing.assert_array_equal(p_s['weights'], p_p['weights'])
+    np.testing.assert_array_equal(s_s, s_p)
+    # And the counts are R^T R.
+    r = np.zeros((num_users, num_items), np.float32)
+    r[users, items] = 1.0
+    ids = jnp.asarray([0, 5, 89, 89], jnp.int32)
+    rows = jax.jit(lambda g, i: itemknn.cooccurrence_rows(g, i, num_users))(
+        graph, ids)
+    np.testing.assert_array_equal(rows, (r.T @ r)[np.asarray(ids)])
+
   def test_bad_options(self):
     ctx, _ = make_context()
     with self.assertRaisesRegex(ValueError, 'implementation'):
@@ -222,6 +261,8 @@ class ItemKnnTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, 'classic'):
       itemknn.fit(ctx, make_config(implementation='classic',
                                    direction='history'))
+    with self.assertRaisesRegex(ValueError, 'cooccurrence'):
+      itemknn.fit(ctx, make_config(cooccurrence='dense'))
 
 def load_config(name, arg='runlocal'):
   path = os.path.join(REPO, 'configs', f'{name}.py')
