@@ -2,8 +2,8 @@
 
 For each block of users: scores over all items [U_b, I], training items (and
 validation items at test time when `mask_valid`) set to -inf by a scatter from
-the block's slice of the history, ties broken by a seeded permutation of the
-item axis, `lax.top_k`, then per-user metric vectors on device. Only per-user
+the block's slice of the history, the top K with exact ties in a seeded
+random order (below), then per-user metric vectors on device. Only per-user
 vectors and the top-K lists come back; averages are taken on the host in
 float64.
 
@@ -16,13 +16,25 @@ time on the host); bucketing widths would save memory at the price of one
 compile per bucket.
 
 Ties: `lax.top_k` prefers lower indices, and ID-only, noise, MostPop and
-cold-item scores tie a lot. Before `top_k`, each user's item axis is put in
-a random order (one permutation `jax.random.permutation(key, I)` per call,
-cyclically shifted by a random offset per user drawn from `fold_in(key,
-block)`) and mapped back after, so
-exact ties are ordered at random and all-equal scores give Recall@K close to
-K / I. Scores that differ are never reordered. The order depends only on the
-key and the block, not on the device count.
+cold-item scores tie a lot. Exact ties are ordered at random: a user's items
+are ranked by (score descending, position ascending), where an item's
+position is its place in one random permutation of the items per call
+(`jax.random.permutation(key, I)`), cyclically shifted by a random offset
+per user drawn from `fold_in(key, block)`. All-equal scores then give
+Recall@K close to K / I, and tied users get different items. Scores that
+differ are never reordered, and -0.0 counts as equal to 0.0. The order
+depends only on the key and the block, not on the device count.
+
+Two paths give that order, with identical results. The fast one (`block_fn`)
+takes `lax.top_k` of the raw scores with 2K candidates and sorts those by
+(score, position); it is exact for a user whenever the 2K-th candidate
+scores strictly below the K-th, i.e. no tie crosses the candidate list's
+end. A block where some user's does (MostPop, kNN models with fewer than 2K
+non-zero scores) is evaluated again by the exact path (`exact_block_fn`),
+which permutes the whole item axis before `lax.top_k`; after the first
+block needs it, the remaining blocks go to the exact path directly. The
+fast path saves the permuted gather of [U_b, I] scores, which was 34% of an
+evaluation at Amazon Baby's size (7k items).
 
 Cold-item metrics ('recall@20/cold_items') rank all items as usual but count
 only held-out items without a training interaction as relevant; they are
@@ -35,6 +47,7 @@ Per-user vectors are saved with `save_per_user` as
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -69,7 +82,8 @@ class EvalData:
       items, plus validation items at test time when `mask_valid`.
     mask_indices: int32 [nnz_mask].
     held_indptr: int64 [U + 1], CSR of the relevant held-out items.
-    held_indices: int32 [nnz_held].
+    held_indices: int32 [nnz_held], ascending within each user (the
+      gains of a ranked list are looked up by binary search).
     held_graded: float32 [nnz_held], 2^(r - t + 1) - 1, or None when there is
       no relevance threshold.
     users: int32 [n_eval], users with >= 1 relevant held-out item, ascending.
@@ -350,13 +364,14 @@ class Evaluator:
         self._repl,
     )
     self._score_fn = score_fn
-    self.block_fn = jax.jit(self._block)
-    self._permutation = jax.jit(
-        lambda key: jax.random.permutation(key, d.num_items).astype(jnp.int32),
-        out_shardings=self._repl)
+    self.block_fn = jax.jit(functools.partial(self._block, exact=False))
+    self.exact_block_fn = jax.jit(functools.partial(self._block, exact=True))
+    self._item_order = jax.jit(functools.partial(_item_order,
+                                                 num_items=d.num_items),
+                               out_shardings=(self._repl, self._repl))
 
   def _block(self, params, ctx, users, mask_items, held_items, held_gains,
-             block_index, key, perm, item_stats):
+             block_index, key, item_order, item_stats, *, exact):
     """Per-user metrics of one user block, on device.
 
     Args:
@@ -364,16 +379,22 @@ class Evaluator:
       ctx: model context (replicated).
       users: int32 [U_b].
       mask_items: int32 [U_b, W_m], items to mask, padded with I.
-      held_items: int32 [U_b, W_h], relevant held-out items, padded with I.
+      held_items: int32 [U_b, W_h], relevant held-out items, ascending,
+        padded with I.
       held_gains: float32 [U_b, W_h], their gains, padded with 0.
       block_index: int32 [], folded into `key` for the tie-break order.
       key: the evaluation key.
-      perm: int32 [I], the call's random item order (`_permutation`).
+      item_order: (perm, rank) int32 [I] each, the call's random item order
+        and its inverse (`_item_order`).
       item_stats: (cold float32 [I], pop float32 [I], long tail bool [I],
         novelty float32 [I]).
+      exact: static; True permutes every score (`_top_k_exact`), False takes
+        the fast path (`_top_k_fast`), which may report that it was not
+        exact for some users.
 
     Returns:
-      name -> float32 [U_b], plus 'top_items' int32 [U_b, K_max].
+      name -> float32 [U_b], plus 'top_items' int32 [U_b, K_max] and
+      'fast_ok' bool [U_b] (True where the top K is the exact one).
     """
     cold, pop, tail, nov = item_stats
     n_items, ub = self.data.num_items, users.shape[0]
@@ -384,12 +405,18 @@ class Evaluator:
     rows = jnp.arange(ub)[:, None]
     # Padding entries hold item id I, out of range, and are dropped.
     scores = scores.at[rows, mask_items].set(-jnp.inf, mode='drop')
-    top_scores, top_items = _top_k_random_ties(
-        scores, self.k_max, perm,
-        jax.random.fold_in(key, block_index))  # [U_b, K] each
-    rel = jnp.zeros((ub, n_items), jnp.float32)
-    rel = rel.at[rows, held_items].set(held_gains, mode='drop')  # [U_b, I]
-    gains = jnp.take_along_axis(rel, top_items, axis=1)  # [U_b, K]
+    # top_k orders -0.0 below 0.0; here they tie, as they are equal.
+    scores = jnp.where(scores == 0, 0.0, scores)
+    perm, rank = item_order
+    shift = jax.random.randint(jax.random.fold_in(key, block_index), (ub,), 0,
+                               n_items)
+    if exact:
+      top_scores, top_items = _top_k_exact(scores, self.k_max, perm, shift)
+      fast_ok = jnp.ones((ub,), bool)
+    else:
+      top_scores, top_items, fast_ok = _top_k_fast(scores, self.k_max, rank,
+                                                    shift)
+    gains = _gains_of(top_items, held_items, held_gains)  # [U_b, K]
     # A masked item reaches the top K only when fewer than K remain.
     gains = jnp.where(top_scores > -jnp.inf, gains, 0.0)
     valid = held_items < n_items
@@ -410,6 +437,7 @@ class Evaluator:
     out['num_relevant'] = n_rel.astype(jnp.float32)
     out['num_relevant' + COLD] = n_cold.astype(jnp.float32)
     out['top_items'] = top_items
+    out['fast_ok'] = fast_ok
     return out
 
   def __call__(self, params, ctx, key) -> EvalResult:
@@ -425,9 +453,9 @@ class Evaluator:
     """
     d = self.data
     params, ctx, key = jax.device_put((params, ctx, key), self._repl)
-    perm = self._permutation(key)
+    item_order = self._item_order(key)
     gains_src = d.held_graded if self.gain == 'graded' else None
-    outs, sizes = [], []
+    outs, sizes, fast, use_exact = [], [], [], False
     for bi, start in enumerate(range(0, len(d.users), self.block)):
       rows = d.users[start:start + self.block]
       sizes.append(len(rows))
@@ -445,9 +473,26 @@ class Evaluator:
                           self.held_width, 0.0, gains_src)
       batch = jax.device_put((rows, mask, held, gains), self._rows)
       index = jax.device_put(np.int32(bi), self._repl)
-      outs.append(self.block_fn(params, ctx, *batch, index, key, perm,
-                                self._item_stats))
+      args = (params, ctx, *batch, index, key, item_order, self._item_stats)
+      if not use_exact:
+        out = self.block_fn(*args)
+        # One sync: when the first block has ties across the candidates
+        # (MostPop, kNN), the rest most likely do too.
+        if bi == 0 and not _to_host(out['fast_ok']).all():
+          use_exact = True
+        else:
+          fast.append((bi, args))
+      if use_exact:
+        out = self.exact_block_fn(*args)
+      outs.append(out)
+    # The fast path's results stand only where it was exact for every user.
+    fast_ok = _to_host([outs[bi]['fast_ok'] for bi, _ in fast])
+    for (bi, args), ok in zip(fast, fast_ok):
+      if not ok.all():
+        outs[bi] = self.exact_block_fn(*args)
     host = _to_host(outs)
+    for o in host:
+      del o['fast_ok']
     cat = {
         name: np.concatenate([o[name][:n] for o, n in zip(host, sizes)])
         for name in (host[0] if host else {})
@@ -493,34 +538,88 @@ class Evaluator:
     return EvalResult(per_user, d.users, summary, top_items)
 
 
-def _top_k_random_ties(scores: Array, k: int, perm: Array, key: Array
-                       ) -> tuple[Array, Array]:
-  """`lax.top_k` with exact ties ordered at random.
+def _item_order(key: Array, num_items: int) -> tuple[Array, Array]:
+  """A random permutation of the items and its inverse, int32 [I] each."""
+  perm = jax.random.permutation(key, num_items).astype(jnp.int32)
+  rank = jnp.zeros_like(perm).at[perm].set(jnp.arange(num_items,
+                                                      dtype=jnp.int32))
+  return perm, rank
 
-  Each user's item axis is put in the order of `perm`, cyclically shifted by a
-  random offset per user (so users with tied scores do not all get the same
-  items), before `top_k`, and mapped back. Scores that differ are never
-  reordered.
 
-  Cost: the permuted gather makes this about 3x a plain `top_k` on CPU
-  (measured at [256, 10000], K = 50). Skipping it when a block has no tie
-  behind a `lax.cond` was tried and is far slower on XLA:CPU (seconds per
-  block), so the gather is always done.
+def _top_k_exact(scores: Array, k: int, perm: Array, shift: Array
+                 ) -> tuple[Array, Array]:
+  """Top k by (score descending, position ascending), for any ties.
+
+  Each user's item axis is put in the order of `perm`, cyclically shifted by
+  the user's `shift`, before `lax.top_k` (which prefers lower indices among
+  equal values), and mapped back. Costs a gather of every score: about 3x a
+  plain `top_k` on CPU (measured at [256, 10000], K = 50).
 
   Args:
     scores: float32 [U_b, I].
     k: the cut-off.
     perm: int32 [I], a random permutation of the items.
-    key: draws the per-user offsets.
+    shift: int32 [U_b], each user's offset into `perm`.
 
   Returns:
     (top scores float32 [U_b, k], top items int32 [U_b, k]).
   """
-  ub, n_items = scores.shape
-  shift = jax.random.randint(key, (ub,), 0, n_items)
+  n_items = scores.shape[1]
   col = perm[(jnp.arange(n_items)[None] + shift[:, None]) % n_items]  # [U_b, I]
   top, pos = jax.lax.top_k(jnp.take_along_axis(scores, col, axis=1), k)
   return top, jnp.take_along_axis(col, pos, axis=1)
+
+
+def _top_k_fast(scores: Array, k: int, rank: Array, shift: Array
+                ) -> tuple[Array, Array, Array]:
+  """`_top_k_exact`'s result from 2k candidates, where no tie crosses them.
+
+  The 2k best scores (any order among equal ones) contain every item scoring
+  at least the k-th best score t whenever the 2k-th scores strictly below
+  t; sorting those candidates by (score descending, position ascending) then
+  gives exactly `_top_k_exact`'s list. Position of item i for a user:
+  (rank[i] - shift) mod I, its index in the user's shifted permuted order.
+
+  Args:
+    scores: float32 [U_b, I], no NaN; -0.0 already replaced by 0.0.
+    k: the cut-off.
+    rank: int32 [I], the inverse of `_top_k_exact`'s `perm`.
+    shift: int32 [U_b], as in `_top_k_exact`.
+
+  Returns:
+    (top scores float32 [U_b, k], top items int32 [U_b, k], ok bool [U_b]:
+    True where the list is exact).
+  """
+  n_items = scores.shape[1]
+  n_cand = min(2 * k, n_items)
+  cand_scores, cand_items = jax.lax.top_k(scores, n_cand)  # [U_b, 2k]
+  pos = (rank[cand_items] - shift[:, None]) % n_items
+  neg, _, items = jax.lax.sort((-cand_scores, pos, cand_items), dimension=1,
+                               num_keys=2)
+  # Reductions, not slices, of top_k's values: a slice makes XLA:CPU
+  # replace top_k by a full sort of the row (about 50x slower).
+  kth = jnp.min(jnp.where(jnp.arange(n_cand) < k, cand_scores, jnp.inf),
+                axis=1)
+  ok = (cand_scores.min(axis=1) < kth) | (n_cand == n_items)
+  return -neg[:, :k], items[:, :k], ok
+
+
+def _gains_of(top_items: Array, held_items: Array, held_gains: Array
+              ) -> Array:
+  """The gain of each ranked item, 0 where it is not held out.
+
+  Args:
+    top_items: int32 [U_b, K], each in [0, I).
+    held_items: int32 [U_b, W_h], ascending per row, padded with I.
+    held_gains: float32 [U_b, W_h].
+
+  Returns:
+    float32 [U_b, K].
+  """
+  at = jax.vmap(jnp.searchsorted)(held_items, top_items)
+  at = jnp.minimum(at, held_items.shape[1] - 1)
+  hit = jnp.take_along_axis(held_items, at, axis=1) == top_items
+  return jnp.where(hit, jnp.take_along_axis(held_gains, at, axis=1), 0.0)
 
 
 def _to_host(tree):

@@ -6,6 +6,7 @@ import tempfile
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -115,25 +116,75 @@ class ReferenceTest(parameterized.TestCase):
       self.assertAlmostEqual(result.summary[name], v.mean(), places=6)
 
 
-class TopKTest(absltest.TestCase):
+class TopKTest(parameterized.TestCase):
 
-  def test_random_ties_only_reorder_ties(self):
+  def _order(self, n_items, n_users, seed=3):
+    perm, rank = ranking._item_order(jax.random.key(seed), n_items)
+    np.testing.assert_array_equal(np.asarray(perm)[np.asarray(rank)],
+                                  np.arange(n_items))
+    shift = np.random.default_rng(seed).integers(0, n_items, n_users)
+    return perm, rank, jnp.asarray(shift, jnp.int32)
+
+  def test_exact_only_reorders_ties(self):
     rng = np.random.default_rng(0)
-    perm = rng.permutation(40).astype(np.int32)
-    key = jax.random.key(3)
-    top_k = jax.jit(ranking._top_k_random_ties, static_argnums=1)
+    perm, _, shift = self._order(40, 6)
+    top_k = jax.jit(ranking._top_k_exact, static_argnums=1)
     distinct = rng.normal(size=(6, 40)).astype(np.float32)
     want_s, want_i = jax.lax.top_k(distinct, 7)
-    got_s, got_i = top_k(distinct, 7, perm, key)
+    got_s, got_i = top_k(distinct, 7, perm, shift)
     np.testing.assert_array_equal(got_i, want_i)
     np.testing.assert_array_equal(got_s, want_s)
     tied = np.round(distinct, 0)  # Few distinct values: many ties.
-    got_s, got_i = top_k(tied, 7, perm, key)
+    got_s, got_i = top_k(tied, 7, perm, shift)
     np.testing.assert_array_equal(got_s, jax.lax.top_k(tied, 7)[0])
     np.testing.assert_array_equal(np.take_along_axis(tied, np.asarray(got_i),
                                                      1), got_s)
     for row in np.asarray(got_i):
       self.assertLen(set(row.tolist()), 7)
+
+  @parameterized.parameters(0.0, 0.5, 2.0, 100.0)
+  def test_fast_equals_exact_where_it_says_so(self, scale):
+    """Rounding to 1/scale plants ties of every extent; 0 = all equal."""
+    n_users, n_items, k = 64, 300, 10
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
+    scores = np.round(scores * scale) / max(scale, 1.0)
+    perm, rank, shift = self._order(n_items, n_users)
+    want_s, want_i = ranking._top_k_exact(scores, k, perm, shift)
+    got_s, got_i, ok = jax.jit(ranking._top_k_fast, static_argnums=1)(
+        scores, k, rank, shift)
+    ok = np.asarray(ok)
+    # numpy reference of "no tie crosses the 2k candidates".
+    desc = -np.sort(-scores, axis=1)
+    np.testing.assert_array_equal(ok, desc[:, 2 * k - 1] < desc[:, k - 1])
+    if scale in (0.0, 0.5):
+      self.assertFalse(ok.any())
+    if scale == 100.0:
+      self.assertGreater(ok.mean(), 0.8)
+    np.testing.assert_array_equal(np.asarray(got_i)[ok],
+                                  np.asarray(want_i)[ok])
+    np.testing.assert_array_equal(np.asarray(got_s)[ok],
+                                  np.asarray(want_s)[ok])
+
+  def test_gains_of_by_binary_search(self):
+    rng = np.random.default_rng(2)
+    n_items, width = 50, 8
+    held = np.full((5, width), n_items, np.int32)
+    gains = np.zeros((5, width), np.float32)
+    for u, count in enumerate([0, 1, 3, 8, 5]):
+      held[u, :count] = np.sort(rng.choice(n_items, count, replace=False))
+      gains[u, :count] = rng.uniform(1, 3, count)
+    top = np.stack([rng.choice(n_items, 12, replace=False) for _ in range(5)])
+    top[3, :4] = held[3, [7, 0, 3, 5]]  # Hits at the row's ends too.
+    want = np.zeros(top.shape, np.float32)
+    for u in range(5):
+      for r, item in enumerate(top[u]):
+        hit = np.flatnonzero(held[u] == item)
+        want[u, r] = gains[u, hit[0]] if len(hit) else 0.0
+    self.assertGreater((want > 0).sum(), 4)
+    got = ranking._gains_of(jnp.asarray(top), jnp.asarray(held),
+                            jnp.asarray(gains))
+    np.testing.assert_array_equal(got, want)
 
 
 class EvaluatorTest(parameterized.TestCase):
@@ -209,6 +260,34 @@ class EvaluatorTest(parameterized.TestCase):
     # Tied users get different items, so the catalogue is covered.
     result = ev(table, None, jax.random.key(0))
     self.assertGreater(result.summary[f'coverage@{k}'], 0.9)
+
+  @parameterized.parameters((0, False), (2, True), (0, True))
+  def test_fast_path_falls_back_to_exact_per_block(self, tied_block, mesh):
+    """Blocks with ties across the candidates are redone by the exact path.
+
+    Tied block 0 sends every block to the exact path; a later tied block is
+    redone alone. Either way the result equals the exact path's everywhere.
+    """
+    ds = make_dataset(5)
+    data = ranking.make_eval_data(ds, dataset_lib.VALID, mask_valid=True,
+                                  relevance_threshold=None)
+    cfg = make_cfg(batch_users=8, topk=(1, 5))
+    ev = ranking.Evaluator(data, cfg, make_mesh() if mesh else None,
+                           table_score)
+    table = distinct_table(5)
+    block_users = data.users[tied_block * ev.block:(tied_block + 1) * ev.block]
+    table[block_users] = np.round(table[block_users] / NUM_ITEMS)  # 0 or 1
+    key = jax.random.key(7)
+    got = ev(table, None, key)
+    forced = ranking.Evaluator(data, cfg, make_mesh() if mesh else None,
+                               table_score)
+    forced.block_fn = forced.exact_block_fn
+    want = forced(table, None, key)
+    np.testing.assert_array_equal(got.top_items, want.top_items)
+    for name, v in want.per_user.items():
+      np.testing.assert_array_equal(got.per_user[name], v, err_msg=name)
+    self.assertGreater(len(data.users), 2 * ev.block)
+    self.assertEqual(ev.exact_block_fn._cache_size(), 1)  # It was used.
 
   def test_compiles_once_and_is_deterministic(self):
     ds = make_dataset(3)

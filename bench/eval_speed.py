@@ -1,0 +1,211 @@
+r"""Full-ranking evaluation time: the fast top-K path against the exact one.
+
+  python bench/eval_speed.py                       # baby and large
+  python bench/eval_speed.py --sizes=baby --repeats=5
+
+`mmjax.eval.ranking.Evaluator` ranks every item for every evaluated user in
+blocks and orders exact ties at random. Two paths give the same lists: the
+exact one permutes every score before `lax.top_k`; the fast one takes the 2K
+best raw scores and sorts only those, and hands a block back to the exact
+path when a tie crosses its candidates (see ranking.py). For each size this
+times, side by side in one process, one whole validation pass (all blocks,
+metrics, host transfer) of:
+
+  exact       the exact path for every block (the evaluator before the fast
+              path existed)
+  fast        the default evaluator
+  scores      only the score blocks (matmul + masking), the floor a top-K
+              method cannot go below
+
+for an embedding model with distinct scores (random user and item vectors,
+D=64), and for a popularity model, where every user's scores tie (so the
+fast path falls back after its first block). Medians of --repeats passes
+after one warm-up pass; one device; the same key for every pass, and the
+fast and exact top items are checked equal.
+"""
+
+import datetime
+import os
+import platform
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from mmjax.data import dataset as dataset_lib
+from mmjax.eval import ranking
+
+_SIZES = flags.DEFINE_list('sizes', ['baby', 'large'], 'Sizes: ' +
+                           ', '.join(['baby', 'large', 'tiny']))
+_REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed passes per cell.')
+_BATCH = flags.DEFINE_integer('batch_users', 1024, 'eval.batch_users.')
+
+# name -> (users, items, interactions per user): 'baby' is Amazon Baby's
+# size (19,445 x 7,050, about 160k interactions).
+SIZES = {
+    'tiny': (2_000, 1_000, 15),
+    'baby': (19_445, 7_050, 8),
+    'large': (50_000, 50_000, 20),
+}
+DIM = 64
+
+
+def make_dataset(size: str) -> dataset_lib.Dataset:
+  """Uniform random interactions, an 8:1:1 random split."""
+  num_users, num_items, per_user = SIZES[size]
+  rng = np.random.default_rng([0, num_users, num_items])
+  user = np.repeat(np.arange(num_users), per_user)
+  item = rng.integers(0, num_items, len(user))
+  pairs = np.unique(user.astype(np.int64) * num_items + item)
+  user = (pairs // num_items).astype(np.int32)
+  item = (pairs % num_items).astype(np.int32)
+  split = rng.choice(3, size=len(user), p=(0.8, 0.1, 0.1)).astype(np.int8)
+  return dataset_lib.Dataset(
+      user=user, item=item, split=split,
+      user_ids=np.arange(num_users).astype(str),
+      item_ids=np.arange(num_items).astype(str))
+
+
+def embedding_scores(params, ctx, users):
+  del ctx
+  user_emb, item_emb = params
+  return user_emb[users] @ item_emb.T
+
+
+def popularity_scores(params, ctx, users):
+  del ctx
+  return jnp.broadcast_to(params, (users.shape[0], params.shape[0]))
+
+
+def eval_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      topk=(10, 20, 50), batch_users=_BATCH.value, gain='binary',
+      convention='mmrec', relevance_threshold=None, mask_valid_at_test=True,
+      user_groups=None))
+
+
+def median_time(fn, repeats: int) -> tuple[float, float]:
+  """Median wall and process-CPU seconds of `fn` after one warm-up call.
+
+  CPU seconds count every XLA thread; on a shared machine they change less
+  with the load than wall seconds do.
+  """
+  fn()  # Warm-up: compiles.
+  wall, cpu = [], []
+  for _ in range(repeats):
+    start, start_cpu = time.perf_counter(), time.process_time()
+    fn()
+    wall.append(time.perf_counter() - start)
+    cpu.append(time.process_time() - start_cpu)
+  return float(np.median(wall)), float(np.median(cpu))
+
+
+def scores_only(evaluator: ranking.Evaluator, params, score_fn):
+  """A function making one pass over the blocks: scores and masking only."""
+  d = evaluator.data
+
+  @jax.jit
+  def block(params, users, mask):
+    scores = score_fn(params, None, users)
+    rows = jnp.arange(users.shape[0])[:, None]
+    scores = scores.at[rows, mask].set(-jnp.inf, mode='drop')
+    return scores.max(axis=1)  # Keeps the block from being optimised away.
+
+  batches = []
+  for start in range(0, len(d.users), evaluator.block):
+    rows = d.users[start:start + evaluator.block]
+    rows = np.concatenate(
+        [rows, np.full(evaluator.block - len(rows), rows[0], np.int32)])
+    mask = ranking._pad_rows(d.mask_indptr, d.mask_indices, rows,
+                             evaluator.mask_width, d.num_items)
+    batches.append((rows, mask))
+
+  def one_pass():
+    # Host-to-device copies of the blocks are part of the real pass too.
+    return jax.block_until_ready([block(params, *b) for b in batches])
+
+  return one_pass
+
+
+def run_size(size: str) -> list[tuple]:
+  ds = make_dataset(size)
+  data = ranking.make_eval_data(ds, dataset_lib.VALID, mask_valid=True,
+                                relevance_threshold=None)
+  rng = np.random.default_rng(1)
+  models = {
+      'embedding': (embedding_scores, (
+          jnp.asarray(rng.normal(size=(ds.num_users, DIM)), jnp.float32),
+          jnp.asarray(rng.normal(size=(ds.num_items, DIM)), jnp.float32))),
+      'popularity': (popularity_scores, jnp.asarray(
+          data.item_pop, jnp.float32)),
+  }
+  key = jax.random.key(0)
+  rows = []
+  for name, (score_fn, params) in models.items():
+    fast = ranking.Evaluator(data, eval_config(), None, score_fn)
+    exact = ranking.Evaluator(data, eval_config(), None, score_fn)
+    exact.block_fn = exact.exact_block_fn
+    results = {}
+
+    def run(ev, out):
+      out['r'] = ev(params, None, key)
+
+    t_exact = median_time(lambda: run(exact, results.setdefault('e', {})),
+                          _REPEATS.value)
+    t_fast = median_time(lambda: run(fast, results.setdefault('f', {})),
+                         _REPEATS.value)
+    t_scores = median_time(scores_only(fast, params, score_fn),
+                           _REPEATS.value)
+    same = np.array_equal(results['e']['r'].top_items,
+                          results['f']['r'].top_items)
+    n = len(data.users)
+    rows.append((size, f'{ds.num_users}x{ds.num_items}', name, n, t_exact,
+                 t_fast, t_scores, t_exact[0] / t_fast[0],
+                 t_exact[1] / t_fast[1], n / t_fast[0], same))
+    print(f'# done {size} {name}', flush=True)
+  return rows
+
+
+def machine() -> str:
+  model = platform.processor()
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          model = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return (f'{model}, {os.cpu_count()} cores, JAX {jax.__version__} '
+          f'{jax.devices()[0].platform}')
+
+
+def main(argv):
+  del argv
+  for size in _SIZES.value:
+    if size not in SIZES:
+      raise app.UsageError(f'--sizes: unknown {size!r}; one of {list(SIZES)}.')
+  rows = []
+  for size in _SIZES.value:
+    rows.extend(run_size(size))
+  load = os.getloadavg()[0]
+  print(f'# eval_speed  {datetime.datetime.now():%Y-%m-%d %H:%M}  '
+        f'{machine()}  load {load:.1f}')
+  print(f'# top-K (10, 20, 50), batch_users {_BATCH.value}, D={DIM}, '
+        f'median of {_REPEATS.value} validation passes')
+  print('| size | users x items | model | users evaluated | exact wall/CPU '
+        '(s) | fast wall/CPU (s) | scores only wall/CPU (s) | exact / fast '
+        'wall | exact / fast CPU | users/s (fast) | same top items |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|')
+  for r in rows:
+    print(f'| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4][0]:.3f}/{r[4][1]:.3f} '
+          f'| {r[5][0]:.3f}/{r[5][1]:.3f} | {r[6][0]:.3f}/{r[6][1]:.3f} | '
+          f'{r[7]:.2f} | {r[8]:.2f} | {r[9]:,.0f} | {r[10]} |')
+
+
+if __name__ == '__main__':
+  app.run(main)
