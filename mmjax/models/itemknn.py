@@ -41,7 +41,9 @@ in float32):
     top-k reads anyway).
   'propagate': two propagations of e_B over the unit-weight user-item graph
     ([N, B] at a time) on device, E * I work in all; no host round trip.
-At 50k users x 20k items x 500k interactions that is MEASURED.
+At 50k users x 20k items x 495k interactions (k 40, block 256, 2 shared
+CPU cores) `fit` took 19.6 s with 'sparse' against 113 s with 'propagate'
+(bench/README.md).
 `score` builds the user block's dense binary history [U_b, I] from the
 graph's edges (one scatter over E) and multiplies it by the sparse
 similarity with `propagate` (the compiled CSR kernel on CPU): I * k * U_b
