@@ -23,6 +23,18 @@ The knob (`--knob_models`): on preset `visual`, `visual_signal` swept over
 visual; the gap should grow with the signal. Knob rows are Holm-corrected as
 their own family.
 
+Per-model settings: `--lr`, `--model_epochs` and `--model_patience` take
+model=value items (e.g. `--lr lattice=5e-3`); a model without one gets the
+config's lr and `--epochs` / `--patience`. The table's header records what
+each model ran with. Two more tables follow the main one: convergence (each
+model's best validation epochs against its budget: a best epoch in the last
+two epochs means not converged) and the kNN agreement diagnostic (`--knn_k`):
+the share of each item's k nearest neighbours, by the real features, the
+shuffled ones (as the control run sees them) and the training interactions,
+that share its planted colour or material. It says whether the content can
+reach an item-graph model (FREEDOM, LATTICE) at all, and how much of the
+planted attribute the interactions reveal without any content.
+
 The dataset seed (`data.overrides.seed`) and the run seed (`config.seed`,
 which also seeds the shuffle) both take the seed's value. Each run lives in
 `<out_dir>/runs/<cell>/` (its training log in `train.log`); a finished run
