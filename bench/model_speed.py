@@ -5,11 +5,13 @@ r"""Per-model epoch and full-ranking evaluation time, ours against MMRec.
   .venv/bin/python bench/model_speed.py --data_dir /tmp/mmrec_data/synth30k \
       --models LightGCN,VBPR,FREEDOM,BM3,LATTICE --mmrec_dir $MMREC_DIR \
       --out_dir /tmp/speed
-  # ours only, 5 seeds x 50 epochs, validation Recall@20 at the end
-  # (outcome parity: bench/mmrec/outcome.py --ours_json ...)
+  # 5 seeds x 50 epochs on both sides, validation Recall@20 at the end
+  # (outcome parity: bench/mmrec/outcome.py --dir /tmp/outcome)
   .venv/bin/python bench/model_speed.py --mode outcome \
       --data_dir /tmp/mmrec_data/outcome --models VBPR --seeds 0,1,2,3,4 \
       --epochs 50 --lr 0.01 --batch_size 1024 --out_dir /tmp/outcome
+  # the same as two processes (ours, MMRec) on the same --out_dir: add
+  # --skip_mmrec to one and --skip_ours to the other
 
 Our side reads the exported MMRec folder through our own pipeline (the
 `mmrec` reader, split `fixed` from its `x_label`, no k-core, our feature

@@ -18,6 +18,14 @@ our `loss` and `jax.grad` with MMRec's: the table gives the absolute loss
 error and, per parameter, the largest absolute gradient error and that
 error relative to the largest MMRec gradient entry. The target is 1e-4.
 
+Dropout: a spec with `dropout_order` (e.g. 'BM3-dropout', MMRec's BM3 at
+dropout 0.3) records the mask of each of MMRec's `F.dropout` calls (MMRec's
+own dropout runs unchanged) and, for the comparison only, replaces our
+module's dropout function by one that applies those masks. `--steps N`
+then also trains N Adam steps on both sides from the same weights (MMRec's
+Trainer optimiser; our optax Adam), on N more seeded batches with each
+step's masks replayed, and compares the final weights.
+
 `--side mmrec` only writes the .npz files (no JAX needed); `--side ours`
 only compares existing files (no torch or MMRec needed); the default does
 both in one process.
