@@ -49,7 +49,9 @@ def base_config() -> ml_collections.ConfigDict:
   })
   c.train = ml_collections.ConfigDict({
       'num_epochs': 50, 'batch_size': 2048, 'num_negatives': 1,
-      'eval_every_epochs': 1, 'patience': 10})
+      'eval_every_epochs': 1, 'patience': 10,
+      # train_items (MMRec, Elliot) | all: see mmjax/train/sampler.py.
+      'negatives_from': 'train_items'})
   c.eval = ml_collections.ConfigDict({
       'topk': (10, 20, 50), 'select_metric': 'recall@20',
       'batch_users': 1024, 'mask_valid_at_test': True,

@@ -169,7 +169,10 @@ class Trainer:
     self.num_train = int((ds.split == dataset_lib.TRAIN).sum())
     self.td = None
     if not self.fit_only:
-      self.td = jax.device_put(sampler.make_train_data(ds), self.repl)
+      self.td = jax.device_put(
+          sampler.make_train_data(
+              ds, cfg.train.get('negatives_from', 'train_items')),
+          self.repl)
       batch = int(cfg.train.batch_size)
       self.steps_per_epoch = -(-self.num_train // batch)
       self.tx = optim.make_optimizer(cfg, self.steps_per_epoch)

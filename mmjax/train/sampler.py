@@ -4,10 +4,17 @@ Positives: each epoch visits every TRAIN interaction once, in the order
 `jax.random.permutation(fold_in(data_key, epoch), n)`, cut into S = ceil(n/B)
 batches of static size B; the last batch is padded (index 0) and masked.
 
-Negatives are uniform over the items the user has NOT interacted with in
-training, exactly (no rejection rounds, so no positive can slip through):
-with the user's sorted distinct positives p_0 < ... < p_{d-1}, draw
-r ~ U{0, ..., I - d - 1} and return the r-th non-positive item
+Negatives are uniform over the candidate items the user has NOT interacted
+with in training, exactly (no rejection rounds, so no positive can slip
+through). Candidates (`train.negatives_from`): 'train_items' (default), the
+items with at least one training interaction, as MMRec (`TrainDataLoader`
+samples from the training item set) and Elliot (its item map is built from
+the training data) do; or 'all' items. They differ only where some items
+have no training interaction: on a cold-item split 'all' makes every cold
+item a negative in every epoch, which teaches a model to rank cold items
+last. With the candidates c_0 < ... < c_{C-1} and the user's positives at
+candidate ranks p_0 < ... < p_{d-1}, draw r ~ U{0, ..., C - d - 1} and
+return the item c_j of the r-th non-positive candidate rank
 
   j = r + #{k : p_k - k <= r}.
 
@@ -40,7 +47,9 @@ class TrainData:
     users: int32 [n], user of each TRAIN interaction.
     items: int32 [n], item of each TRAIN interaction.
     indptr: int32 [U + 1], CSR row pointer of the distinct positives.
-    shifted: int32 [nnz], q = p_k - k within each user's sorted positives.
+    shifted: int32 [nnz], q = p_k - k within each user's sorted positives,
+      p_k being the positive's rank among the candidates.
+    candidates: int32 [C], the items negatives are drawn from, ascending.
     num_items: I (static).
     search_steps: binary-search iterations (static).
   """
@@ -49,6 +58,7 @@ class TrainData:
   items: types.Array
   indptr: types.Array
   shifted: types.Array
+  candidates: types.Array
   num_items: int = jax.tree.static()
   search_steps: int = jax.tree.static()
 
@@ -57,40 +67,58 @@ class TrainData:
     return self.users.shape[0]
 
 
-def make_train_data(ds: dataset_lib.Dataset) -> TrainData:
+NEGATIVES_FROM = ('train_items', 'all')
+
+
+def make_train_data(ds: dataset_lib.Dataset,
+                    negatives_from: str = 'train_items') -> TrainData:
   """Host-side TrainData of a dataset's TRAIN split.
+
+  Args:
+    ds: the dataset.
+    negatives_from: 'train_items' or 'all' (module doc).
 
   Raises:
     DataError: no training interaction, or a user whose training items are
-      the whole catalogue (no negative exists).
+      all the candidates (no negative exists).
   """
   users, items = ds.select(dataset_lib.TRAIN)
-  return from_interactions(users, items, ds.num_users, ds.num_items)
+  return from_interactions(users, items, ds.num_users, ds.num_items,
+                           negatives_from)
 
 
 def from_interactions(users: np.ndarray, items: np.ndarray, num_users: int,
-                      num_items: int) -> TrainData:
+                      num_items: int, negatives_from: str = 'train_items'
+                      ) -> TrainData:
   """TrainData from (user, item) TRAIN pairs (see `make_train_data`)."""
+  if negatives_from not in NEGATIVES_FROM:
+    raise ValueError(f'train.negatives_from={negatives_from!r}; use one of '
+                     f'{NEGATIVES_FROM}.')
   users = np.asarray(users, np.int64)
   items = np.asarray(items, np.int64)
   if not len(users):
     raise dataset_lib.DataError('no training interaction to sample from.')
   pairs = np.unique(users * num_items + items)  # sorted by (user, item)
   pu, pi = pairs // num_items, pairs % num_items
+  if negatives_from == 'all':
+    candidates = np.arange(num_items)
+  else:
+    candidates = np.unique(pi)
   counts = np.bincount(pu, minlength=num_users)
-  if (counts >= num_items).any():
-    bad = int(np.flatnonzero(counts >= num_items)[0])
+  if (counts >= len(candidates)).any():
+    bad = int(np.flatnonzero(counts >= len(candidates))[0])
     raise dataset_lib.DataError(
-        f'user {bad} has all {num_items} items in training: no negative can '
-        'be sampled for it.')
+        f'user {bad} has all {len(candidates)} candidate items '
+        f'(train.negatives_from={negatives_from!r}) in training: no negative '
+        'can be sampled for it.')
   indptr = np.zeros(num_users + 1, np.int64)
   np.cumsum(counts, out=indptr[1:])
   rank = np.arange(len(pairs)) - indptr[pu]
-  shifted = pi - rank
+  shifted = np.searchsorted(candidates, pi) - rank
   return TrainData(
       users=users.astype(np.int32), items=items.astype(np.int32),
       indptr=indptr.astype(np.int32), shifted=shifted.astype(np.int32),
-      num_items=int(num_items),
+      candidates=candidates.astype(np.int32), num_items=int(num_items),
       search_steps=int(counts.max()).bit_length() + 1)
 
 
@@ -111,7 +139,8 @@ def sample_negatives(td: TrainData, users: types.Array, key: types.PRNGKey,
   hi = td.indptr[users + 1][:, None]
   deg = hi - lo
   shape = (users.shape[0], num_negatives)
-  r = jax.random.randint(key, shape, 0, td.num_items - deg)  # [B, k]
+  num_candidates = td.candidates.shape[0]
+  r = jax.random.randint(key, shape, 0, num_candidates - deg)  # [B, k]
   left = jnp.broadcast_to(lo, shape)
   right = jnp.broadcast_to(hi, shape)
   last = max(td.shifted.shape[0] - 1, 0)
@@ -121,7 +150,7 @@ def sample_negatives(td: TrainData, users: types.Array, key: types.PRNGKey,
     go = (mid < right) & (td.shifted[jnp.minimum(mid, last)] <= r)
     left = jnp.where(go, mid + 1, left)
     right = jnp.where(go, right, mid)
-  return (r + (left - lo)).astype(jnp.int32)
+  return td.candidates[r + (left - lo)]
 
 
 def epoch_order(td: TrainData, key: types.PRNGKey, batch_size: int
