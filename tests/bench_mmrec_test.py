@@ -349,7 +349,8 @@ class MMRecParityTest(absltest.TestCase):
     root = _tmpdir(self)
     data = os.path.join(root, 'tiny')
     _tiny_export(data)
-    for model in ('LightGCN', 'VBPR', 'FREEDOM', 'BM3', 'LATTICE'):
+    for model in ('LightGCN', 'VBPR', 'FREEDOM', 'BM3', 'BM3-dropout',
+                  'LATTICE'):
       path = os.path.join(root, f'{model}.npz')
       step_parity.mmrec_step(_MMREC_DIR, data, 'tiny', model, 64, 0, path)
       row = step_parity.compare(path, model)
