@@ -26,11 +26,12 @@ differ are never reordered, and -0.0 counts as equal to 0.0. The order
 depends only on the key and the block, not on the device count.
 
 Two paths give that order, with identical results. The fast one (`block_fn`)
-takes `lax.top_k` of the raw scores with 2K candidates and sorts those by
-(score, position); it is exact for a user whenever the 2K-th candidate
-scores strictly below the K-th, i.e. no tie crosses the candidate list's
-end. A block where some user's does (MostPop, kNN models with fewer than 2K
-non-zero scores) is evaluated again by the exact path (`exact_block_fn`),
+takes `lax.top_k` of the raw scores with C = K + K // 8 + 1 candidates and
+sorts those by (score, position); it is exact for a user whenever the C-th
+candidate scores strictly below the K-th, i.e. no tie crosses the candidate
+list's end. (XLA:CPU's top_k costs grow with its k: 100 candidates cost
+about 1.5x 57 at K = 50.) A block where some user's tie does cross (MostPop,
+kNN models with fewer than C non-zero scores) is evaluated again by the exact path (`exact_block_fn`),
 which permutes the whole item axis before `lax.top_k`; after the first
 block needs it, the remaining blocks go to the exact path directly. The
 fast path saves the permuted gather of [U_b, I] scores, which was 34% of an
@@ -572,11 +573,11 @@ def _top_k_exact(scores: Array, k: int, perm: Array, shift: Array
 
 def _top_k_fast(scores: Array, k: int, rank: Array, shift: Array
                 ) -> tuple[Array, Array, Array]:
-  """`_top_k_exact`'s result from 2k candidates, where no tie crosses them.
+  """`_top_k_exact`'s result from C candidates, where no tie crosses them.
 
-  The 2k best scores (any order among equal ones) contain every item scoring
-  at least the k-th best score t whenever the 2k-th scores strictly below
-  t; sorting those candidates by (score descending, position ascending) then
+  The C = k + k // 8 + 1 best scores (any order among equal ones) contain
+  every item scoring at least the k-th best score t whenever the C-th scores
+  strictly below t; sorting those candidates by (score descending, position ascending) then
   gives exactly `_top_k_exact`'s list. Position of item i for a user:
   (rank[i] - shift) mod I, its index in the user's shifted permuted order.
 
@@ -591,8 +592,8 @@ def _top_k_fast(scores: Array, k: int, rank: Array, shift: Array
     True where the list is exact).
   """
   n_items = scores.shape[1]
-  n_cand = min(2 * k, n_items)
-  cand_scores, cand_items = jax.lax.top_k(scores, n_cand)  # [U_b, 2k]
+  n_cand = min(k + k // 8 + 1, n_items)
+  cand_scores, cand_items = jax.lax.top_k(scores, n_cand)  # [U_b, C]
   pos = (rank[cand_items] - shift[:, None]) % n_items
   neg, _, items = jax.lax.sort((-cand_scores, pos, cand_items), dimension=1,
                                num_keys=2)
