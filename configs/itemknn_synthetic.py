@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.implementation = 'classic' if args.classic else 'aiolli'
   c.model.direction = 'candidate'  # 'history': neighbours of the user's items
   c.model.block_size = 256         # items per similarity block
+  c.model.cooccurrence = 'sparse'  # scipy on the host; 'propagate': device, E*I
   if args.runlocal:
     defaults.tiny_data(c)
   return c
