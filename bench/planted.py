@@ -219,7 +219,9 @@ def settings(cfg: Any) -> dict[str, Any]:
          'epochs': int(cfg.train.num_epochs),
          'patience': int(cfg.train.patience),
          'batch_size': int(cfg.train.batch_size),
-         'lr': float(cfg.optim.lr)}
+         'lr': float(cfg.optim.lr),
+         # Runs before the sampler's option existed drew from all items.
+         'negatives_from': cfg.train.get('negatives_from', 'all')}
   if cfg.data.get('split'):
     out['split'] = cfg.data.split
   return out
@@ -770,7 +772,8 @@ def main(argv):
             f'{fl.interactions_per_user} interactions, seeds '
             f'{",".join(fl.seeds)}, '
             f'split {fl.split_kind or "of the data config (random)"}, batch '
-            f'{fl.batch_size}; test {METRIC} at the best validation epoch; '
+            f'{fl.batch_size}, BPR negatives from the training items; '
+            f'test {METRIC} at the best validation epoch; '
             f'Holm over each table, alpha {fl.alpha}\n# ' + describe_settings(
                 list(dict.fromkeys(fl.models + fl.knob_models)), fl.epochs,
                 fl.patience, epochs_of, patience_of, lrs))
