@@ -26,7 +26,6 @@ fast and exact top items are checked equal.
 
 import datetime
 import os
-import platform
 import time
 
 from absl import app
@@ -38,6 +37,7 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
+from mmjax.utils import runinfo
 
 _SIZES = flags.DEFINE_list('sizes', ['baby', 'large'], 'Sizes: ' +
                            ', '.join(['baby', 'large', 'tiny']))
@@ -171,17 +171,8 @@ def run_size(size: str) -> list[tuple]:
 
 
 def machine() -> str:
-  model = platform.processor()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return (f'{model}, {os.cpu_count()} cores, JAX {jax.__version__} '
-          f'{jax.devices()[0].platform}')
+  return (f'{runinfo.cpu_name()}, {os.cpu_count()} cores, JAX '
+          f'{jax.__version__} {jax.devices()[0].platform}')
 
 
 def main(argv):

@@ -16,24 +16,13 @@ niced on a shared machine:
 import argparse
 import datetime
 import os
-import platform
 import time
 
 import jax
 import numpy as np
 
 from mmjax.graph import knn
-
-
-def _cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or 'unknown'
+from mmjax.utils import runinfo
 
 
 def main():
@@ -47,7 +36,8 @@ def main():
 
   print(
       f'# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC'
-      f'  {_cpu_name()}, {os.cpu_count()} cores, JAX {jax.__version__}, '
+      f'  {runinfo.cpu_name()}, {os.cpu_count()} cores, '
+      f'JAX {jax.__version__}, '
       f'device {jax.devices()[0]}'
   )
   print('| items | dim | k | block | first call s (with compile) | warm s '

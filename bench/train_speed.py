@@ -15,7 +15,6 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from mmjax.eval import ranking
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import defaults
 from mmjax.train import loop
+from mmjax.utils import runinfo
 
 _SIZES = flags.DEFINE_list('sizes', ['30k', '1m'], '30k, 1m and/or 10m.')
 _ONE = flags.DEFINE_string('one', None, 'Internal: run one size, print JSON.')
@@ -120,17 +120,8 @@ def run_one(size: str) -> dict:
 
 
 def machine() -> str:
-  model = platform.processor()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f'{model}, {os.cpu_count()} cores, JAX {jax.__version__} ' \
-         f'{jax.devices()[0].platform}'
+  return (f'{runinfo.cpu_name()}, {os.cpu_count()} cores, JAX '
+          f'{jax.__version__} {jax.devices()[0].platform}')
 
 
 def main(argv):
