@@ -170,9 +170,7 @@ class Trainer:
     self.td = None
     if not self.fit_only:
       self.td = jax.device_put(
-          sampler.make_train_data(
-              ds, cfg.train.get('negatives_from', 'train_items')),
-          self.repl)
+          sampler.make_train_data(ds, cfg.train.negatives_from), self.repl)
       batch = int(cfg.train.batch_size)
       self.steps_per_epoch = -(-self.num_train // batch)
       self.tx = optim.make_optimizer(cfg, self.steps_per_epoch)
