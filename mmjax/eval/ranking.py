@@ -577,8 +577,8 @@ def _top_k_fast(scores: Array, k: int, rank: Array, shift: Array
 
   The C = k + k // 8 + 1 best scores (any order among equal ones) contain
   every item scoring at least the k-th best score t whenever the C-th scores
-  strictly below t; sorting those candidates by (score descending, position ascending) then
-  gives exactly `_top_k_exact`'s list. Position of item i for a user:
+  strictly below t; sorting those candidates by (score descending, position
+  ascending) then gives exactly `_top_k_exact`'s list. Position of item i for a user:
   (rank[i] - shift) mod I, its index in the user's shifted permuted order.
 
   Args:
