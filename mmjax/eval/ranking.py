@@ -31,9 +31,10 @@ sorts those by (score, position); it is exact for a user whenever the C-th
 candidate scores strictly below the K-th, i.e. no tie crosses the candidate
 list's end. (XLA:CPU's top_k costs grow with its k: 100 candidates cost
 about 1.5x 57 at K = 50.) A block where some user's tie does cross (MostPop,
-kNN models with fewer than C non-zero scores) is evaluated again by the exact path (`exact_block_fn`),
-which permutes the whole item axis before `lax.top_k`; after the first
-block needs it, the remaining blocks go to the exact path directly. The
+kNN models with fewer than C non-zero scores) is evaluated again by the
+exact path (`exact_block_fn`), which permutes the whole item axis before
+`lax.top_k`; after the first block needs it, the remaining blocks go to the
+exact path directly. The
 fast path saves the permuted gather of [U_b, I] scores, which was 34% of an
 evaluation at Amazon Baby's size (7k items).
 
@@ -578,8 +579,9 @@ def _top_k_fast(scores: Array, k: int, rank: Array, shift: Array
   The C = k + k // 8 + 1 best scores (any order among equal ones) contain
   every item scoring at least the k-th best score t whenever the C-th scores
   strictly below t; sorting those candidates by (score descending, position
-  ascending) then gives exactly `_top_k_exact`'s list. Position of item i for a user:
-  (rank[i] - shift) mod I, its index in the user's shifted permuted order.
+  ascending) then gives exactly `_top_k_exact`'s list. Position of item i
+  for a user: (rank[i] - shift) mod I, its index in the user's shifted
+  permuted order.
 
   Args:
     scores: float32 [U_b, I], no NaN; -0.0 already replaced by 0.0.
