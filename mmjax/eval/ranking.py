@@ -34,9 +34,8 @@ about 1.5x 57 at K = 50.) A block where some user's tie does cross (MostPop,
 kNN models with fewer than C non-zero scores) is evaluated again by the
 exact path (`exact_block_fn`), which permutes the whole item axis before
 `lax.top_k`; after the first block needs it, the remaining blocks go to the
-exact path directly. The
-fast path saves the permuted gather of [U_b, I] scores, which was 34% of an
-evaluation at Amazon Baby's size (7k items).
+exact path directly. The fast path saves the permuted gather of [U_b, I]
+scores, which was 34% of an evaluation at Amazon Baby's size (7k items).
 
 Cold-item metrics ('recall@20/cold_items') rank all items as usual but count
 only held-out items without a training interaction as relevant; they are
