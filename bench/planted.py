@@ -220,8 +220,9 @@ def settings(cfg: Any) -> dict[str, Any]:
          'patience': int(cfg.train.patience),
          'batch_size': int(cfg.train.batch_size),
          'lr': float(cfg.optim.lr),
-         # Runs before the sampler's option existed drew from all items.
-         'negatives_from': cfg.train.get('negatives_from', 'all')}
+         # Records made before the sampler had this option lack the key, so
+         # those runs (negatives from all items) are refused, not reused.
+         'negatives_from': cfg.train.negatives_from}
   if cfg.data.get('split'):
     out['split'] = cfg.data.split
   return out
