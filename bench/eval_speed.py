@@ -27,6 +27,7 @@ fast and exact top items are checked equal.
 import datetime
 import os
 import time
+from typing import Any
 
 from absl import app
 from absl import flags
@@ -88,20 +89,20 @@ def eval_config() -> ml_collections.ConfigDict:
       user_groups=None))
 
 
-def median_time(fn, repeats: int) -> tuple[float, float]:
-  """Median wall and process-CPU seconds of `fn` after one warm-up call.
+def median_time(fn, repeats: int) -> tuple[tuple[float, float], Any]:
+  """((median wall s, median process-CPU s), last output) of `fn`.
 
-  CPU seconds count every XLA thread; on a shared machine they change less
-  with the load than wall seconds do.
+  One warm-up call compiles first. CPU seconds count every XLA thread; on a
+  shared machine they change less with the load than wall seconds do.
   """
-  fn()  # Warm-up: compiles.
+  out = fn()
   wall, cpu = [], []
   for _ in range(repeats):
     start, start_cpu = time.perf_counter(), time.process_time()
-    fn()
+    out = fn()
     wall.append(time.perf_counter() - start)
     cpu.append(time.process_time() - start_cpu)
-  return float(np.median(wall)), float(np.median(cpu))
+  return (float(np.median(wall)), float(np.median(cpu))), out
 
 
 def scores_only(evaluator: ranking.Evaluator, params, score_fn):
@@ -149,19 +150,12 @@ def run_size(size: str) -> list[tuple]:
     fast = ranking.Evaluator(data, eval_config(), None, score_fn)
     exact = ranking.Evaluator(data, eval_config(), None, score_fn)
     exact.block_fn = exact.exact_block_fn
-    results = {}
-
-    def run(ev, out):
-      out['r'] = ev(params, None, key)
-
-    t_exact = median_time(lambda: run(exact, results.setdefault('e', {})),
-                          _REPEATS.value)
-    t_fast = median_time(lambda: run(fast, results.setdefault('f', {})),
-                         _REPEATS.value)
-    t_scores = median_time(scores_only(fast, params, score_fn),
-                           _REPEATS.value)
-    same = np.array_equal(results['e']['r'].top_items,
-                          results['f']['r'].top_items)
+    t_exact, want = median_time(lambda: exact(params, None, key),
+                                _REPEATS.value)
+    t_fast, got = median_time(lambda: fast(params, None, key), _REPEATS.value)
+    t_scores, _ = median_time(scores_only(fast, params, score_fn),
+                              _REPEATS.value)
+    same = np.array_equal(want.top_items, got.top_items)
     n = len(data.users)
     rows.append((size, f'{ds.num_users}x{ds.num_items}', name, n, t_exact,
                  t_fast, t_scores, t_exact[0] / t_fast[0],
