@@ -238,7 +238,7 @@ def time_ours(ds_dir: str, model: str, epochs: int, evals: int, lr: float,
     t0, c0 = time.perf_counter(), time.process_time()
     with jax.set_mesh(trainer.mesh):
       # pylint: disable-next=protected-access
-      result = evaluator(trainer._eval_params(state.params), trainer.ctx,
+      result = evaluator(trainer.eval_params(state.params), trainer.ctx,
                          jax.random.fold_in(key, k))
     per_eval.append({'eval_s': time.perf_counter() - t0,
                      'eval_cpu_s': time.process_time() - c0,
@@ -451,7 +451,7 @@ def profile_ours(ds_dir: str, model: str, lr: float, batch_size: int,
   def evaluate():
     with jax.set_mesh(trainer.mesh):
       # pylint: disable-next=protected-access
-      return evaluator(trainer._eval_params(state.params), trainer.ctx, key)
+      return evaluator(trainer.eval_params(state.params), trainer.ctx, key)
 
   evaluate()
   eval_dir = os.path.join(trace_dir, 'eval')

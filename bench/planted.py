@@ -35,13 +35,22 @@ that share its planted colour or material. It says whether the content can
 reach an item-graph model (FREEDOM, LATTICE) at all, and how much of the
 planted attribute the interactions reveal without any content.
 
+With `--split_kind cold_item` (a share of the items has no training
+interaction and every held-out item is one of them), a cold-only table
+follows (`cold_only`, off with --nocold_only): each main-grid run's best
+checkpoint is restored and ranks only the cold items, so that "orders the
+cold items by their content" (real against shuffled, paired over users,
+Holm) is told apart from "lifts the cold items above the warm ones" (the
+median number of warm items above a user's best-scored cold item).
+
 The dataset seed (`data.overrides.seed`) and the run seed (`config.seed`,
 which also seeds the shuffle) both take the seed's value. Each run lives in
 `<out_dir>/runs/<cell>/` (its training log in `train.log`); a finished run
 writes `cell.json` there and is skipped when the script runs again (with
 the same settings; other settings are refused), and an interrupted run starts
 again. Outputs: `planted.json`,
-`planted.csv`, `knob.csv` and the printed tables (`planted.md`).
+`planted.csv`, `knob.csv`, `cold_only.csv` and the printed tables
+(`planted.md`).
 """
 
 from __future__ import annotations
@@ -295,13 +304,117 @@ def run_cell(cell: Cell, cfg: Any, runs_dir: str) -> dict[str, Any]:
   return record
 
 
-def per_user(workdirs: list[str], seeds: list[int]
+COLD_ONLY = 'test_cold_only'  # per_user_<COLD_ONLY>.npz of a run
+COLD_RECORD = 'cold_only.json'
+
+
+def cold_only(cfg: Any, workdir: str, best_epoch: int,
+              recorded_test: float) -> dict[str, Any]:
+  """Ranks only the cold items with a finished cold-split run's best state.
+
+  On a cold-item split every held-out item is cold, so the full ranking's
+  Recall@20 mixes two questions: does the model order the cold items by
+  their content, and does it lift them above the warm items at all. The run's
+  best checkpoint is restored, and
+  (a) test Recall@20 is computed with the warm items (those with a training
+      interaction) removed from the candidates; its per-user values go to
+      `<workdir>/per_user_test_cold_only.npz` for the paired test; a random
+      order of the cold items is the reference;
+  (b) per user, the number of unmasked warm items scored above the user's
+      best-scored cold item (its median is reported).
+  The full-ranking test Recall@20 is recomputed first (same tie-break key as
+  the loop's): it must equal the recorded one, so the diagnostic reads the
+  state the table's row came from. The result is kept in
+  `<workdir>/cold_only.json` and read back on the next call.
+
+  Args:
+    cfg: the run's config (`make_config` of its cell).
+    workdir: the run directory.
+    best_epoch: its best validation epoch (the tie-break key's epoch).
+    recorded_test: its recorded test Recall@20.
+
+  Returns:
+    {'cold_only': mean cold-only Recall@20, 'warm_above_median': float,
+     'full': recomputed full-ranking Recall@20, 'num_users': int}.
+
+  Raises:
+    ValueError: the split has no cold item, or the recomputed full-ranking
+      Recall@20 differs from the recorded one.
+  """
+  path = os.path.join(workdir, COLD_RECORD)
+  if os.path.exists(path) and os.path.exists(
+      os.path.join(workdir, f'per_user_{COLD_ONLY}.npz')):
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  from mmjax.eval import ranking
+  from mmjax.train import checkpoint
+  from mmjax.train import loop
+  from mmjax.utils import seeds as seeds_lib
+  # pylint: enable=g-import-not-at-top
+  ds, ds_dir = loop.load_dataset(cfg)
+  trainer = loop.Trainer(cfg, ds, ds_dir)
+  ckpt = checkpoint.Checkpointer(workdir, 1, 'val/' + cfg.eval.select_metric)
+  try:
+    state = ckpt.restore_best(trainer.abstract_state())
+  finally:
+    ckpt.close()
+  full = trainer.evaluate(state.params, best_epoch)['test']
+  if abs(full.summary[METRIC] - recorded_test) > 1e-9:
+    raise ValueError(
+        f'{workdir}: the restored best state gives test {METRIC} '
+        f'{full.summary[METRIC]}, the run recorded {recorded_test}.')
+  data = trainer.evaluators['test'].data
+  if not data.cold_items.any():
+    raise ValueError(f'{workdir}: the split has no cold item (the diagnostic '
+                     'needs --split_kind cold_item).')
+  warm = jnp.asarray(~data.cold_items)
+  score_fn = trainer.score_fn
+
+  def cold_scores(params, ctx, users):
+    return jnp.where(warm, -jnp.inf, score_fn(params, ctx, users))
+
+  evaluator = ranking.Evaluator(data, cfg.eval, trainer.mesh, cold_scores)
+  # The loop's test tie-break key (`Trainer.evaluate`: val 0, test 1).
+  key = jax.random.fold_in(jax.random.fold_in(
+      seeds_lib.stream(cfg.seed, seeds_lib.STREAM_EVAL), best_epoch), 1)
+  params = trainer.eval_params(state.params)
+  with jax.set_mesh(trainer.mesh):
+    result = evaluator(params, trainer.ctx, key)
+  ranking.save_per_user(
+      result, os.path.join(workdir, f'per_user_{COLD_ONLY}.npz'),
+      split_hash=data.split_hash, split=COLD_ONLY)
+  # (b) in blocks of users on the host: the evaluator's own mask.
+  above = []
+  score = jax.jit(score_fn)
+  for start in range(0, len(data.users), 1024):
+    users = data.users[start:start + 1024]
+    s = np.array(score(params, trainer.ctx, jnp.asarray(users)), np.float64)
+    for row, u in enumerate(users):
+      s[row, data.mask_indices[data.mask_indptr[u]:data.mask_indptr[u + 1]]] = (
+          -np.inf)
+    best_cold = np.where(data.cold_items, s, -np.inf).max(axis=1)
+    above.append(((s > best_cold[:, None]) & ~data.cold_items).sum(axis=1))
+  out = {'cold_only': float(result.summary[METRIC]),
+         'warm_above_median': float(np.median(np.concatenate(above))),
+         'full': float(full.summary[METRIC]),
+         'num_users': int(len(data.users))}
+  with open(path, 'w', encoding='utf-8') as f:
+    json.dump(out, f, indent=2, sort_keys=True)
+  return out
+
+
+def per_user(workdirs: list[str], seeds: list[int], split: str = 'test'
              ) -> tuple[np.ndarray, list[np.ndarray]]:
   """Per-user test Recall@20 of aligned runs, pooled over seeds.
 
   Args:
     workdirs: one list per seed of run directories [real, control].
     seeds: the seeds, one per entry of `workdirs`.
+    split: which per-user file: 'test', or `COLD_ONLY` (the cold-only
+      ranking of `cold_only`).
 
   Returns:
     (pooled user ids int64 [n] unique across seeds, [values float64 [n] per
@@ -309,7 +422,7 @@ def per_user(workdirs: list[str], seeds: list[int]
   """
   users, values = [], None
   for seed, dirs in zip(seeds, workdirs):
-    runs = compare.load_runs(dirs, 'test')
+    runs = compare.load_runs(dirs, split)
     ref = None
     for k, run in enumerate(runs.values()):
       order = np.argsort(run['users'], kind='stable')
@@ -325,8 +438,8 @@ def per_user(workdirs: list[str], seeds: list[int]
   return np.concatenate(users), [np.concatenate(v) for v in values]
 
 
-def paired_rows(groups: list[dict[str, Any]], num_boot: int, alpha: float
-                ) -> list[dict[str, Any]]:
+def paired_rows(groups: list[dict[str, Any]], num_boot: int, alpha: float,
+                split: str = 'test') -> list[dict[str, Any]]:
   """Real vs control per group, Holm-corrected across the groups.
 
   Args:
@@ -334,6 +447,7 @@ def paired_rows(groups: list[dict[str, Any]], num_boot: int, alpha: float
       run directories) and 'seeds'.
     num_boot: bootstrap resamples.
     alpha: significance level for the Holm-adjusted t-test p-value.
+    split: the per-user files compared (see `per_user`).
 
   Returns:
     One row per group: its labels, n, real, shuffled, gap (real - shuffled),
@@ -343,7 +457,7 @@ def paired_rows(groups: list[dict[str, Any]], num_boot: int, alpha: float
   """
   rows = []
   for r, g in enumerate(groups):
-    users, (real, ctrl) = per_user(g['dirs'], g['seeds'])
+    users, (real, ctrl) = per_user(g['dirs'], g['seeds'], split)
     # compare's diff is b - a: the shuffled run is a, the real run b.
     stat = compare.compare({'shuffled': (users, ctrl), 'real': (users, real)},
                            metric=METRIC, num_boot=num_boot, seed=r,
@@ -421,6 +535,34 @@ def machine() -> str:
           f'{os.getloadavg()[0]:.1f}')
 
 
+def main_groups(workdir_of, presets, seeds, models, controls
+                ) -> list[dict[str, Any]]:
+  """The main table's rows before testing: labels and per-seed run pairs.
+
+  Args:
+    workdir_of: Cell -> run directory, or None for an unfinished run.
+    presets, seeds, models, controls: the grid.
+
+  Returns:
+    One dict per (preset, model, control): preset, model, control (its
+    table label), expected (the preset plants signal in that modality),
+    seeds and dirs (per seed [real, control] directories).
+  """
+  groups = []
+  for preset in presets:
+    for model in models:
+      for control in controls:
+        groups.append({
+            'preset': preset, 'model': model,
+            'control': CONTROL_LABEL.get(control, f'shuffle_{control}'),
+            'expected': SIGNAL_OF[preset] == control,
+            'seeds': [int(s) for s in seeds],
+            'dirs': [[workdir_of(Cell(preset, None, int(s), model, '')),
+                      workdir_of(Cell(preset, None, int(s), model, control))]
+                     for s in seeds]})
+  return groups
+
+
 def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
               presets, seeds, models, controls, knob_models, knob_values,
               knob_seeds, num_boot: int, alpha: float
@@ -443,18 +585,7 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
     group['dirs'] = [group['dirs'][k] for k in keep]
     return bool(keep)
 
-  groups = []
-  for preset in presets:
-    for model in models:
-      for control in controls:
-        groups.append({
-            'preset': preset, 'model': model,
-            'control': CONTROL_LABEL.get(control, f'shuffle_{control}'),
-            'expected': SIGNAL_OF[preset] == control,
-            'seeds': [int(s) for s in seeds],
-            'dirs': [[wd(Cell(preset, None, int(s), model, '')),
-                      wd(Cell(preset, None, int(s), model, control))]
-                     for s in seeds]})
+  groups = main_groups(wd, presets, seeds, models, controls)
   main = paired_rows([g for g in groups if complete(g)], num_boot, alpha)
   default = _preset_signal('visual')
   kgroups = []
@@ -470,6 +601,67 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
   kgroups = [g for g in kgroups if complete(g)]
   knob = paired_rows(kgroups, num_boot, alpha) if kgroups else []
   return main, knob
+
+
+def cold_rows(records: dict[Cell, dict[str, Any]],
+              cold: dict[Cell, dict[str, Any]], *, presets, seeds, models,
+              controls, num_boot: int, alpha: float
+              ) -> list[dict[str, Any]]:
+  """The cold-only diagnostic's rows: the main table's groups, compared on
+  the cold-only ranking (`cold_only`), with the warm-above medians.
+
+  Args:
+    records: finished cells (None: unfinished).
+    cold: `cold_only` results of the cells that have one.
+    presets, seeds, models, controls: the grid.
+    num_boot, alpha: as `paired_rows`.
+
+  Returns:
+    `paired_rows` rows (split `COLD_ONLY`) plus 'warm_above_real' and
+    'warm_above_shuffled': per seed, the median number of warm items above
+    a user's best-scored cold item; a row keeps the seeds whose two runs
+    have a cold-only result.
+  """
+  def wd(cell):
+    return records[cell]['workdir'] if cell in cold else None
+
+  groups = []
+  for g in main_groups(wd, presets, seeds, models, controls):
+    keep = [k for k, pair in enumerate(g['dirs'])
+            if all(d is not None for d in pair)]
+    if not keep:
+      continue
+    g['seeds'] = [g['seeds'][k] for k in keep]
+    g['dirs'] = [g['dirs'][k] for k in keep]
+    groups.append(g)
+  rows = paired_rows(groups, num_boot, alpha, split=COLD_ONLY)
+  by_dir = {records[c]['workdir']: r for c, r in cold.items()}
+  for g, row in zip(groups, rows):
+    row['warm_above_real'] = [by_dir[d[0]]['warm_above_median']
+                              for d in g['dirs']]
+    row['warm_above_shuffled'] = [by_dir[d[1]]['warm_above_median']
+                                  for d in g['dirs']]
+  return rows
+
+
+def format_cold(rows: list[dict[str, Any]]) -> str:
+  """The cold-only table in Markdown."""
+  head = ('preset', 'model', 'control', 'cold-only Recall@20 real',
+          'shuffled', 'gap', 'gap per seed', 'p (t, Holm)', 'Holm sig.',
+          'expected', 'warm above best cold, real', 'shuffled', 'seeds',
+          'users')
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for r in rows:
+    lines.append('| ' + ' | '.join((
+        r['preset'], r['model'], r['control'], f'{r["real"]:.4f}',
+        f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}',
+        ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']),
+        _p(r['p_ttest_holm']), 'yes' if r['significant'] else 'no',
+        'yes' if r['expected'] else 'no',
+        ', '.join(f'{x:g}' for x in r['warm_above_real']),
+        ', '.join(f'{x:g}' for x in r['warm_above_shuffled']),
+        ','.join(str(x) for x in r['seeds']), str(r['n']))) + ' |')
+  return '\n'.join(lines)
 
 
 def format_convergence(records: list[dict[str, Any]]) -> str:
@@ -706,6 +898,9 @@ def define_flags() -> None:
       'split_kind', None, "The split kind (default: the data config's random "
       "split); 'cold_item' holds a share of the items out of training.")
   flags.DEFINE_bool(
+      'cold_only', True, 'With --split_kind cold_item: the cold-only ranking '
+      'diagnostic of every main-grid run (see `cold_only`).')
+  flags.DEFINE_bool(
       'partial', False, 'Print the rows whose runs are finished; run none.')
   flags.DEFINE_string(
       'data_root', None, 'Where the datasets go (default <out_dir>/data).')
@@ -747,6 +942,18 @@ def main(argv):
         batch_size=fl.batch_size,
         lr=lrs.get(cell.model), data_root=data_root, split=fl.split_kind)
 
+  # The cold-only diagnostic covers the main grid's runs on a cold split.
+  diagnose = fl.split_kind == 'cold_item' and fl.cold_only
+  main_cells = set(grid(fl.presets, fl.seeds, fl.models, fl.controls, [],
+                        [], []))
+  cold = {}
+
+  def diagnose_cell(cell):
+    rec = records[cell]
+    with contextlib.redirect_stdout(io.StringIO()):
+      cold[cell] = cold_only(config(cell), rec['workdir'], rec['best_epoch'],
+                             rec['test'])
+
   records = {}
   todo = [] if fl.partial else shard_of(cells, fl.shard)
   bar = tqdm.tqdm(todo, desc='planted', unit='run',
@@ -756,6 +963,8 @@ def main(argv):
     # Stray library output (dataset preparation) goes to stderr.
     with contextlib.redirect_stdout(io.StringIO()):
       records[cell] = run_cell(cell, config(cell), runs_dir)
+    if diagnose and cell in main_cells:
+      diagnose_cell(cell)
   for cell in cells:
     if cell not in records:
       records[cell] = read_cell(cell, runs_dir, settings(config(cell)))
@@ -768,6 +977,19 @@ def main(argv):
   main_rows, knob_rows = summarize(records, cells, **spec,
                                    num_boot=fl.resamples,
                                    alpha=fl.alpha)
+  cold_table = []
+  if diagnose:
+    # Runs finished by other shards (or before the diagnostic existed);
+    # --partial only reads the diagnostics already made.
+    missing = [c for c in cells if c in main_cells and c not in cold
+               and records[c] is not None and (not fl.partial or os.path.exists(
+                   os.path.join(records[c]['workdir'], COLD_RECORD)))]
+    for cell in tqdm.tqdm(missing, desc='cold-only', unit='run',
+                          file=sys.stderr):
+      diagnose_cell(cell)
+    cold_table = cold_rows(records, cold, presets=fl.presets, seeds=fl.seeds,
+                           models=fl.models, controls=fl.controls,
+                           num_boot=fl.resamples, alpha=fl.alpha)
   header = (f'# planted answer, {datetime.date.today()}, {machine()}\n'
             f'# {fl.num_users} users x {fl.num_items} items x '
             f'{fl.interactions_per_user} interactions, seeds '
@@ -786,6 +1008,12 @@ def main(argv):
   if knob_rows:
     text += ('\n\n# knob: preset visual, visual_signal swept, real vs '
              'shuffled visual\n\n' + format_knob(knob_rows))
+  if cold_table:
+    text += ('\n\n# cold-only ranking: test Recall@20 with the warm items '
+             'removed from the candidates (a random order of the cold items '
+             'is the reference), and per seed the median number of warm '
+             "items above a user's best-scored cold item\n\n"
+             + format_cold(cold_table))
   finished = [records[c] for c in cells if records[c] is not None]
   text += ('\n\n# convergence: best validation epoch of every run\n\n'
            + format_convergence(finished))
@@ -804,12 +1032,14 @@ def main(argv):
     f.write(text + '\n')
   _write_csv(os.path.join(out_dir, 'planted.csv'), main_rows)
   _write_csv(os.path.join(out_dir, 'knob.csv'), knob_rows)
+  _write_csv(os.path.join(out_dir, 'cold_only.csv'), cold_table)
   with open(os.path.join(out_dir, 'planted.json'), 'w',
             encoding='utf-8') as f:
     json.dump({'started': started, 'finished':
                datetime.datetime.now().isoformat(timespec='seconds'),
                'machine': machine(), 'argv': sys.argv, 'main': main_rows,
-               'knob': knob_rows, 'agreement': agreement,
+               'knob': knob_rows, 'cold_only': cold_table,
+               'agreement': agreement,
                'runs': [records[c] for c in cells]}, f, indent=2,
               default=str)
 

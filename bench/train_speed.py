@@ -107,7 +107,7 @@ def run_one(size: str) -> dict:
       evaluator = ranking.Evaluator(data, trainer.cfg.eval, mesh,
                                     trainer.score_fn)
     # The embeddings the evaluator scores with (models without `score`).
-    params = trainer._eval_params(state.params)  # pylint: disable=W0212
+    params = trainer.eval_params(state.params)
     key = jax.random.key(0)
     evaluator(params, trainer.ctx, key)  # compile
     t0 = time.perf_counter()

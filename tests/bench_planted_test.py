@@ -330,5 +330,85 @@ class TinyGridTest(absltest.TestCase):
                   planted.format_main(main_rows))
 
 
+
+class ColdOnlyTest(absltest.TestCase):
+  """The cold-only diagnostic against a numpy ranking of the restored runs."""
+
+  def test_cold_only_matches_numpy_and_is_cached(self):
+    # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp
+    from mmjax.train import checkpoint
+    from mmjax.train import loop
+    # pylint: enable=g-import-not-at-top
+    tmp = _tmpdir(self)
+    runs = os.path.join(tmp, 'runs')
+    kw = dict(num_users=150, num_items=80, per_user=10, epochs=2,
+              patience=2, batch_size=128, lr=None,
+              data_root=os.path.join(tmp, 'data'), split='cold_item')
+    records, cold = {}, {}
+    for control in ('', 'visual'):
+      cell = planted.Cell('visual', None, 0, 'vbpr', control)
+      cfg = planted.make_config(cell, **kw)
+      rec = records[cell] = planted.run_cell(cell, cfg, runs)
+      cold[cell] = planted.cold_only(cfg, rec['workdir'], rec['best_epoch'],
+                                     rec['test'])
+      self.assertEqual(cold[cell]['full'], rec['test'])
+      # The reference: the restored best state's scores, ranked in numpy.
+      ds, ds_dir = loop.load_dataset(cfg)
+      trainer = loop.Trainer(cfg, ds, ds_dir)
+      ckpt = checkpoint.Checkpointer(rec['workdir'], 1, 'val/recall@20')
+      state = ckpt.restore_best(trainer.abstract_state())
+      ckpt.close()
+      users = np.arange(ds.num_users)
+      scores = np.array(trainer.score_fn(
+          trainer.eval_params(state.params), trainer.ctx,
+          jnp.asarray(users, jnp.int32)), np.float64)
+      train = ds.split == 0
+      cold_item = np.ones(ds.num_items, bool)
+      cold_item[ds.item[train]] = False
+      self.assertTrue(cold_item.any())
+      seen = ds.split != 2  # train and validation items are masked
+      scores[ds.user[seen], ds.item[seen]] = -np.inf
+      test = ds.split == 2
+      test_users = np.unique(ds.user[test])
+      # Every held-out item of a cold-item split is cold.
+      self.assertTrue(cold_item[ds.item[test]].all())
+      only_cold = np.where(cold_item, scores, -np.inf)
+      expect, above = [], []
+      for u in test_users:
+        top = np.argsort(-only_cold[u], kind='stable')[:20]
+        held = ds.item[test & (ds.user == u)]
+        expect.append(np.isin(held, top).mean())
+        best = only_cold[u].max()
+        above.append(int(((scores[u] > best) & ~cold_item).sum()))
+      got = np.load(os.path.join(rec['workdir'],
+                                 f'per_user_{planted.COLD_ONLY}.npz'))
+      np.testing.assert_array_equal(got['users'], test_users)
+      row = list(got['metric_names']).index('recall@20')
+      np.testing.assert_allclose(got['values'][row], expect, atol=1e-6)
+      self.assertAlmostEqual(cold[cell]['cold_only'], np.mean(expect),
+                             places=6)
+      self.assertEqual(cold[cell]['warm_above_median'], np.median(above))
+      # Read back, not recomputed: the same record even with another
+      # recorded value; without the record a mismatch is refused.
+      self.assertEqual(planted.cold_only(cfg, rec['workdir'], 1, -1.0),
+                       cold[cell])
+      if not control:
+        os.remove(os.path.join(rec['workdir'], planted.COLD_RECORD))
+        with self.assertRaisesRegex(ValueError, 'recorded'):
+          planted.cold_only(cfg, rec['workdir'], rec['best_epoch'],
+                            rec['test'] + 0.1)
+    (row,) = planted.cold_rows(
+        records, cold, presets=['visual'], seeds=['0'], models=['vbpr'],
+        controls=['visual'], num_boot=100, alpha=0.01)
+    real, ctrl = (cold[planted.Cell('visual', None, 0, 'vbpr', c)]
+                  for c in ('', 'visual'))
+    self.assertAlmostEqual(row['real'], real['cold_only'], places=6)
+    self.assertAlmostEqual(row['shuffled'], ctrl['cold_only'], places=6)
+    self.assertEqual(row['warm_above_real'], [real['warm_above_median']])
+    self.assertIn('| visual | vbpr | shuffle_visual |',
+                  planted.format_cold([row]))
+
+
 if __name__ == '__main__':
   absltest.main()

@@ -146,7 +146,9 @@ class Trainer:
   Attributes:
     cfg, model, mesh, ctx (replicated), td (replicated TrainData or None for
     closed-form models), tx, epoch_fn, steps_per_epoch, evaluators
-    {'val': Evaluator, 'test': Evaluator}, feature_record.
+    {'val': Evaluator, 'test': Evaluator}, feature_record, score_fn
+    (params, ctx, users) -> scores [U_b, I], and eval_params (params -> what
+    score_fn takes: the embeddings, or the params of a model with `score`).
   """
 
   def __init__(self, cfg: Any, ds: dataset_lib.Dataset,
@@ -180,12 +182,12 @@ class Trainer:
     if hasattr(self.model, 'score'):
       model = self.model
       self.score_fn = lambda p, c, u: model.score(p, c, u, cfg)
-      self._eval_params = lambda params: params
+      self.eval_params = lambda params: params
     else:
       self.score_fn = ranking.embedding_score
       embed = jax.jit(lambda p, c: self.model.embed(p, c, cfg),
                       out_shardings=self.repl)
-      self._eval_params = lambda params: embed(params, self.ctx)
+      self.eval_params = lambda params: embed(params, self.ctx)
     self.evaluators = {}
     mask_valid = bool(cfg.eval.mask_valid_at_test)
     for name, split in (('val', dataset_lib.VALID), ('test', dataset_lib.TEST)):
@@ -240,7 +242,7 @@ class Trainer:
                              epoch)
     out = {}
     with jax.set_mesh(self.mesh):
-      eval_params = self._eval_params(params)
+      eval_params = self.eval_params(params)
       for i, (name, evaluator) in enumerate(self.evaluators.items()):
         out[name] = evaluator(eval_params, self.ctx,
                               jax.random.fold_in(key, i))
