@@ -151,27 +151,32 @@ def describe_settings(models: list[str], epochs: int, patience: int,
 
 
 def data_overrides(preset: str, signal: float | None, seed: int,
-                   num_users: int, num_items: int, per_user: int
-                   ) -> dict[str, Any]:
-  """The `data.overrides` of a cell: generator size, preset, knob, seed."""
+                   num_users: int, num_items: int, per_user: int,
+                   feature_noise: float | None = None) -> dict[str, Any]:
+  """The `data.overrides` of a cell: generator size, preset, knob, seed and
+  the emitted features' noise (None: the generator's default)."""
   synth = {'preset': preset, 'num_users': num_users, 'num_items': num_items,
            'interactions_per_user': per_user,
            # No images: the models read the emitted feature matrices.
            'max_images': 0}
   if signal is not None:
     synth['visual_signal'] = float(signal)
+  if feature_noise is not None:
+    synth['feature_noise'] = float(feature_noise)
   return {'seed': int(seed), 'synthetic': synth}
 
 
 def make_config(cell: Cell, *, num_users: int, num_items: int,
                 per_user: int, epochs: int, patience: int, batch_size: int,
                 lr: float | None, data_root: str,
-                split: str | None = None) -> Any:
+                split: str | None = None,
+                feature_noise: float | None = None) -> Any:
   """The training config of a cell, from configs/<model>_synthetic.py.
 
   `split` replaces the data config's split kind (e.g. 'cold_item': a share
   of the items is held out of training entirely, so that only content can
-  rank them).
+  rank them); `feature_noise` the generator's feature noise (None: its
+  default, 0.5).
   """
   module = defaults.sibling_config(
       os.path.join(_REPO, 'configs', 'x.py'), f'{cell.model}_synthetic')
@@ -179,7 +184,8 @@ def make_config(cell: Cell, *, num_users: int, num_items: int,
   c.seed = int(cell.seed)
   c.data.root = data_root
   c.data.overrides = data_overrides(cell.preset, cell.signal, cell.seed,
-                                    num_users, num_items, per_user)
+                                    num_users, num_items, per_user,
+                                    feature_noise)
   if split:
     c.data.split = split
   if cell.control:
@@ -868,6 +874,10 @@ def define_flags() -> None:
   flags.DEFINE_integer('num_items', 500, 'Synthetic items.')
   flags.DEFINE_integer(
       'interactions_per_user', 20, 'Synthetic interactions per user.')
+  flags.DEFINE_float(
+      'feature_noise', None, 'Noise of the emitted features (None: the '
+      "generator's 0.5, whose kNN graphs link items of one colour about 40% "
+      'of the time; 0.2 gives about 98%).')
   flags.DEFINE_integer('epochs', 40, 'Maximum epochs per run.')
   flags.DEFINE_integer(
       'patience', 10, 'Evaluations without gain before stopping.')
@@ -940,7 +950,8 @@ def main(argv):
         epochs=epochs_of.get(cell.model, fl.epochs),
         patience=patience_of.get(cell.model, fl.patience),
         batch_size=fl.batch_size,
-        lr=lrs.get(cell.model), data_root=data_root, split=fl.split_kind)
+        lr=lrs.get(cell.model), data_root=data_root, split=fl.split_kind,
+        feature_noise=fl.feature_noise)
 
   # The cold-only diagnostic covers the main grid's runs on a cold split.
   diagnose = fl.split_kind == 'cold_item' and fl.cold_only
@@ -990,9 +1001,13 @@ def main(argv):
     cold_table = cold_rows(records, cold, presets=fl.presets, seeds=fl.seeds,
                            models=fl.models, controls=fl.controls,
                            num_boot=fl.resamples, alpha=fl.alpha)
+  from mmjax.data import synthetic  # pylint: disable=g-import-not-at-top
+  noise = synthetic.default_config().feature_noise
   header = (f'# planted answer, {datetime.date.today()}, {machine()}\n'
             f'# {fl.num_users} users x {fl.num_items} items x '
-            f'{fl.interactions_per_user} interactions, seeds '
+            f'{fl.interactions_per_user} interactions, feature noise '
+            f'{fl.feature_noise if fl.feature_noise is not None else noise}, '
+            f'seeds '
             f'{",".join(fl.seeds)}, '
             f'split {fl.split_kind or "of the data config (random)"}, batch '
             f'{fl.batch_size}, BPR negatives from the training items; '

@@ -78,6 +78,11 @@ class GridTest(absltest.TestCase):
     self.assertEqual(cfg.seed, 2)
     self.assertEqual(cfg.features.control, 'shuffle')
     self.assertEqual(tuple(cfg.features.control_modalities), ('visual',))
+    self.assertNotIn('feature_noise', cfg.data.overrides.synthetic)
+    noisy = planted.make_config(cell, num_users=50, num_items=30, per_user=7,
+                                epochs=4, patience=2, batch_size=64, lr=5e-3,
+                                data_root='/tmp/x', feature_noise=0.2)
+    self.assertEqual(noisy.data.overrides.synthetic.feature_noise, 0.2)
     self.assertEqual(dict(cfg.features.sources),
                      {'textual': 'synthetic_text',
                       'visual': 'synthetic_visual'})
