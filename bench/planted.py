@@ -511,12 +511,13 @@ def format_main(rows: list[dict[str, Any]]) -> str:
 def format_knob(rows: list[dict[str, Any]]) -> str:
   """The knob table: gap against visual_signal, per model."""
   head = ('model', 'visual_signal', 'Recall@20 real', 'shuffled visual',
-          'gap', '95% CI', 'p (t, Holm)', 'seeds', 'users')
+          'gap', 'gap per seed', '95% CI', 'p (t, Holm)', 'seeds', 'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     lines.append('| ' + ' | '.join((
         r['model'], f'{r["visual_signal"]:g}', f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}',
+        ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']),
         f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]',
         _p(r['p_ttest_holm']), ','.join(str(x) for x in r['seeds']),
         str(r['n']))) + ' |')
