@@ -12,7 +12,11 @@ validation Recall@20; test is read at the best validation epoch. Real is
 compared with each control by a paired test over users (per-user test
 Recall@20, `mmjax.eval.compare`); a table row pools the users of every seed
 (each seed is its own dataset, so a (seed, user) pair is one independent
-unit), and the p-values are Holm-corrected across the table.
+unit), and the p-values are Holm-corrected across the table. That test
+conditions on each seed's two trained runs; the gap also varies from one
+training run to the next, which only the seeds show: each row also gives the
+gap per seed and `p (seeds)`, a one-sample t-test of the per-seed gaps
+(weak with 3 seeds; run more seeds to use it).
 
 Expected: real beats shuffled-visual (p < --alpha after Holm) on preset
 `visual`, real beats shuffled-text on `text`, and neither on `none`; shuffling
@@ -72,6 +76,7 @@ from absl import app
 from absl import flags
 from absl import logging
 import numpy as np
+from scipy import stats
 
 from mmjax.eval import compare
 from mmjax.train import defaults
@@ -458,8 +463,9 @@ def paired_rows(groups: list[dict[str, Any]], num_boot: int, alpha: float,
   Returns:
     One row per group: its labels, n, real, shuffled, gap (real - shuffled),
     ci_low/ci_high of the gap, cohen_d, p_ttest, p_wilcoxon, their Holm
-    adjustments, gap per seed and 'significant' (Holm t-test p < alpha and a
-    positive gap).
+    adjustments, gap per seed, p_seeds (one-sample t-test of the per-seed
+    gaps against 0, NaN with one seed or identical gaps) and 'significant'
+    (Holm t-test p < alpha and a positive gap).
   """
   rows = []
   for r, g in enumerate(groups):
@@ -471,12 +477,16 @@ def paired_rows(groups: list[dict[str, Any]], num_boot: int, alpha: float,
     seed_of = users >> 32
     per_seed = [float(np.mean(real[seed_of == s] - ctrl[seed_of == s]))
                 for s in g['seeds']]
+    # The per-user test conditions on the two trained runs of each seed; the
+    # seeds' gaps also vary with training, which only a test over seeds sees.
+    p_seeds = (float(stats.ttest_1samp(per_seed, 0.0).pvalue)
+               if len(per_seed) > 1 and np.ptp(per_seed) > 0 else float('nan'))
     row = {k: v for k, v in g.items() if k not in ('dirs',)}
     row.update(n=stat['n'], real=stat['mean_b'], shuffled=stat['mean_a'],
                gap=stat['diff'], ci_low=stat['ci_low'],
                ci_high=stat['ci_high'], cohen_d=stat['cohen_d'],
                p_ttest=stat['p_ttest'], p_wilcoxon=stat['p_wilcoxon'],
-               gap_per_seed=per_seed)
+               gap_per_seed=per_seed, p_seeds=p_seeds)
     rows.append(row)
   for key in ('p_ttest', 'p_wilcoxon'):
     for row, p in zip(rows, compare.holm([row[key] for row in rows])):
@@ -493,15 +503,15 @@ def _p(x: float) -> str:
 def format_main(rows: list[dict[str, Any]]) -> str:
   """The planted-answer table in Markdown."""
   head = ('preset', 'model', 'control', 'Recall@20 real', 'shuffled', 'gap',
-          'gap per seed', 'p (t)', 'p (Wilcoxon)', 'p (t, Holm)',
-          'Holm sig.', 'expected', 'seeds', 'users')
+          'gap per seed', 'p (seeds)', 'p (t)', 'p (Wilcoxon)',
+          'p (t, Holm)', 'Holm sig.', 'expected', 'seeds', 'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     seeds = ' '.join(f'{g:+.3f}' for g in r['gap_per_seed'])
     lines.append('| ' + ' | '.join((
         r['preset'], r['model'], r['control'], f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}', seeds,
-        _p(r['p_ttest']), _p(r['p_wilcoxon']), _p(r['p_ttest_holm']),
+        _p(r['p_seeds']), _p(r['p_ttest']), _p(r['p_wilcoxon']), _p(r['p_ttest_holm']),
         'yes' if r['significant'] else 'no',
         'yes' if r['expected'] else 'no',
         ','.join(str(x) for x in r['seeds']), str(r['n']))) + ' |')
@@ -511,13 +521,14 @@ def format_main(rows: list[dict[str, Any]]) -> str:
 def format_knob(rows: list[dict[str, Any]]) -> str:
   """The knob table: gap against visual_signal, per model."""
   head = ('model', 'visual_signal', 'Recall@20 real', 'shuffled visual',
-          'gap', 'gap per seed', '95% CI', 'p (t, Holm)', 'seeds', 'users')
+          'gap', 'gap per seed', 'p (seeds)', '95% CI', 'p (t, Holm)',
+          'seeds', 'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     lines.append('| ' + ' | '.join((
         r['model'], f'{r["visual_signal"]:g}', f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}',
-        ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']),
+        ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']), _p(r['p_seeds']),
         f'[{r["ci_low"]:+.4f}, {r["ci_high"]:+.4f}]',
         _p(r['p_ttest_holm']), ','.join(str(x) for x in r['seeds']),
         str(r['n']))) + ' |')
@@ -654,7 +665,8 @@ def cold_rows(records: dict[Cell, dict[str, Any]],
 def format_cold(rows: list[dict[str, Any]]) -> str:
   """The cold-only table in Markdown."""
   head = ('preset', 'model', 'control', 'cold-only Recall@20 real',
-          'shuffled', 'gap', 'gap per seed', 'p (t, Holm)', 'Holm sig.',
+          'shuffled', 'gap', 'gap per seed', 'p (seeds)', 'p (t, Holm)',
+          'Holm sig.',
           'expected', 'warm above best cold, real', 'shuffled', 'seeds',
           'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -662,7 +674,7 @@ def format_cold(rows: list[dict[str, Any]]) -> str:
     lines.append('| ' + ' | '.join((
         r['preset'], r['model'], r['control'], f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}',
-        ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']),
+        ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']), _p(r['p_seeds']),
         _p(r['p_ttest_holm']), 'yes' if r['significant'] else 'no',
         'yes' if r['expected'] else 'no',
         ', '.join(f'{x:g}' for x in r['warm_above_real']),

@@ -263,18 +263,23 @@ class PairedRowsTest(absltest.TestCase):
         gap['gap_per_seed'],
         [np.mean(pooled['real'][s] - pooled['ctrl'][s]) for s in (0, 1)],
         rtol=1e-12)
+    np.testing.assert_allclose(
+        gap['p_seeds'], stats.ttest_1samp(gap['gap_per_seed'], 0).pvalue,
+        rtol=1e-9)
     # Holm over the table's two rows: the null row has p = 1.
     np.testing.assert_allclose(gap['p_ttest_holm'],
                                min(1.0, 2 * gap['p_ttest']))
     self.assertTrue(gap['significant'])
     null = rows[1]
     self.assertEqual((null['gap'], null['p_ttest_holm']), (0.0, 1.0))
+    self.assertTrue(np.isnan(null['p_seeds']))  # Identical per-seed gaps.
     self.assertFalse(null['significant'])
     table = planted.format_main(rows)
     self.assertIn('| visual | m | shuffle_visual |', table)
     cells = [line.split(' | ') for line in table.splitlines()[2:]]
     self.assertEqual(cells[0][5], f'{gap["gap"]:+.4f}')
-    self.assertEqual((cells[0][10], cells[1][10]), ('yes', 'no'))
+    self.assertEqual(cells[0][7], planted._p(gap['p_seeds']))
+    self.assertEqual((cells[0][11], cells[1][11]), ('yes', 'no'))
 
   def test_runs_of_different_splits_are_refused(self):
     tmp = _tmpdir(self)
