@@ -16,7 +16,7 @@ unit), and the p-values are Holm-corrected across the table. That test
 conditions on each seed's two trained runs; the gap also varies from one
 training run to the next, which only the seeds show: each row also gives the
 gap per seed and `p (seeds)`, a one-sample t-test of the per-seed gaps
-(weak with 3 seeds; run more seeds to use it).
+(not Holm-adjusted; weak with 3 seeds: run more seeds to use it).
 
 Expected: real beats shuffled-visual (p < --alpha after Holm) on preset
 `visual`, real beats shuffled-text on `text`, and neither on `none`; shuffling
@@ -158,8 +158,11 @@ def describe_settings(models: list[str], epochs: int, patience: int,
 def data_overrides(preset: str, signal: float | None, seed: int,
                    num_users: int, num_items: int, per_user: int,
                    feature_noise: float | None = None) -> dict[str, Any]:
-  """The `data.overrides` of a cell: generator size, preset, knob, seed and
-  the emitted features' noise (None: the generator's default)."""
+  """The `data.overrides` of a cell.
+
+  The generator's size, preset, knob (visual_signal) and seed, and the
+  emitted features' noise (None: the generator's default).
+  """
   synth = {'preset': preset, 'num_users': num_users, 'num_items': num_items,
            'interactions_per_user': per_user,
            # No images: the models read the emitted feature matrices.
@@ -317,62 +320,81 @@ def run_cell(cell: Cell, cfg: Any, runs_dir: str) -> dict[str, Any]:
 
 COLD_ONLY = 'test_cold_only'  # per_user_<COLD_ONLY>.npz of a run
 COLD_RECORD = 'cold_only.json'
+COLD_KEYS = ('cold_only', 'full', 'num_users', 'random', 'warm_above_median')
 
 
-def cold_only(cfg: Any, workdir: str, best_epoch: int,
-              recorded_test: float) -> dict[str, Any]:
+def _replace_json(path: str, obj: Any) -> None:
+  # Written aside and renamed: another shard may read it meanwhile.
+  with open(path + '.tmp', 'w', encoding='utf-8') as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
+def cold_only(cfg: Any, workdir: str, best_epoch: int, recorded_test: float,
+              read_only: bool = False) -> dict[str, Any] | None:
   """Ranks only the cold items with a finished cold-split run's best state.
 
   On a cold-item split every held-out item is cold, so the full ranking's
   Recall@20 mixes two questions: does the model order the cold items by
   their content, and does it lift them above the warm items at all. The run's
-  best checkpoint is restored, and
+  best checkpoint is restored (a closed-form model is fitted again), and
   (a) test Recall@20 is computed with the warm items (those with a training
       interaction) removed from the candidates; its per-user values go to
-      `<workdir>/per_user_test_cold_only.npz` for the paired test; a random
-      order of the cold items is the reference;
-  (b) per user, the number of unmasked warm items scored above the user's
-      best-scored cold item (its median is reported).
-  The full-ranking test Recall@20 is recomputed first (same tie-break key as
-  the loop's): it must equal the recorded one, so the diagnostic reads the
+      `<workdir>/per_user_test_cold_only.npz` for the paired test; the
+      reference is a random order of the cold items, whose expected Recall@20
+      for a user with n unmasked cold candidates is min(20, n) / n;
+  (b) per user, the number of unmasked warm items scored strictly above the
+      user's best-scored cold item (its median is reported; warm items tied
+      with it are not counted).
+  The full-ranking test Recall@20 is recomputed first (with the loop's
+  tie-break key): it must equal the recorded one, so the diagnostic reads the
   state the table's row came from. The result is kept in
-  `<workdir>/cold_only.json` and read back on the next call.
+  `<workdir>/cold_only.json` (written last) and read back on the next call.
 
   Args:
     cfg: the run's config (`make_config` of its cell).
     workdir: the run directory.
     best_epoch: its best validation epoch (the tie-break key's epoch).
     recorded_test: its recorded test Recall@20.
+    read_only: return None instead of computing a missing result.
 
   Returns:
-    {'cold_only': mean cold-only Recall@20, 'warm_above_median': float,
-     'full': recomputed full-ranking Recall@20, 'num_users': int}.
+    {'cold_only': mean cold-only Recall@20, 'random': the random order's,
+     'warm_above_median': float, 'full': the recomputed full-ranking
+     Recall@20, 'num_users': int}, or None (read_only, not computed yet).
 
   Raises:
     ValueError: the split has no cold item, or the recomputed full-ranking
       Recall@20 differs from the recorded one.
   """
   path = os.path.join(workdir, COLD_RECORD)
-  if os.path.exists(path) and os.path.exists(
-      os.path.join(workdir, f'per_user_{COLD_ONLY}.npz')):
+  if os.path.exists(path):
     with open(path, encoding='utf-8') as f:
-      return json.load(f)
+      record = json.load(f)
+    # A record of an older version of this diagnostic is made again.
+    if tuple(sorted(record)) == COLD_KEYS:
+      return record
+  if read_only:
+    return None
   # pylint: disable=g-import-not-at-top
   import jax
   import jax.numpy as jnp
   from mmjax.eval import ranking
   from mmjax.train import checkpoint
   from mmjax.train import loop
-  from mmjax.utils import seeds as seeds_lib
   # pylint: enable=g-import-not-at-top
   ds, ds_dir = loop.load_dataset(cfg)
   trainer = loop.Trainer(cfg, ds, ds_dir)
-  ckpt = checkpoint.Checkpointer(workdir, 1, 'val/' + cfg.eval.select_metric)
-  try:
-    state = ckpt.restore_best(trainer.abstract_state())
-  finally:
-    ckpt.close()
-  full = trainer.evaluate(state.params, best_epoch)['test']
+  if trainer.fit_only:
+    params = trainer.fit()  # Deterministic: the run's own fit.
+  else:
+    ckpt = checkpoint.Checkpointer(workdir, 1,
+                                   'val/' + cfg.eval.select_metric)
+    try:
+      params = ckpt.restore_best(trainer.abstract_state()).params
+    finally:
+      ckpt.close()
+  full = trainer.evaluate(params, best_epoch)['test']
   if abs(full.summary[METRIC] - recorded_test) > 1e-9:
     raise ValueError(
         f'{workdir}: the restored best state gives test {METRIC} '
@@ -384,36 +406,40 @@ def cold_only(cfg: Any, workdir: str, best_epoch: int,
   warm = jnp.asarray(~data.cold_items)
   score_fn = trainer.score_fn
 
-  def cold_scores(params, ctx, users):
-    return jnp.where(warm, -jnp.inf, score_fn(params, ctx, users))
+  def cold_scores(p, ctx, users):
+    return jnp.where(warm, -jnp.inf, score_fn(p, ctx, users))
 
   evaluator = ranking.Evaluator(data, cfg.eval, trainer.mesh, cold_scores)
-  # The loop's test tie-break key (`Trainer.evaluate`: val 0, test 1).
-  key = jax.random.fold_in(jax.random.fold_in(
-      seeds_lib.stream(cfg.seed, seeds_lib.STREAM_EVAL), best_epoch), 1)
-  params = trainer.eval_params(state.params)
-  with jax.set_mesh(trainer.mesh):
-    result = evaluator(params, trainer.ctx, key)
-  ranking.save_per_user(
-      result, os.path.join(workdir, f'per_user_{COLD_ONLY}.npz'),
-      split_hash=data.split_hash, split=COLD_ONLY)
-  # (b) in blocks of users on the host: the evaluator's own mask.
-  above = []
   score = jax.jit(score_fn)
-  for start in range(0, len(data.users), 1024):
-    users = data.users[start:start + 1024]
-    s = np.array(score(params, trainer.ctx, jnp.asarray(users)), np.float64)
-    for row, u in enumerate(users):
-      s[row, data.mask_indices[data.mask_indptr[u]:data.mask_indptr[u + 1]]] = (
-          -np.inf)
-    best_cold = np.where(data.cold_items, s, -np.inf).max(axis=1)
-    above.append(((s > best_cold[:, None]) & ~data.cold_items).sum(axis=1))
+  above, random = [], []
+  k = int(METRIC.split('@')[1])
+  with jax.set_mesh(trainer.mesh):
+    eval_params = trainer.eval_params(params)
+    result = evaluator(eval_params, trainer.ctx,
+                       trainer.eval_key(best_epoch, 'test'))
+    # (b) in blocks of users on the host, with the evaluator's own mask.
+    for start in range(0, len(data.users), 1024):
+      users = data.users[start:start + 1024]
+      s = np.array(score(eval_params, trainer.ctx, jnp.asarray(users)),
+                   np.float64)
+      for row, u in enumerate(users):
+        s[row, data.mask_indices[data.mask_indptr[u]:data.mask_indptr[u + 1]]
+          ] = -np.inf
+      candidates = np.isfinite(s) & data.cold_items
+      best_cold = np.where(candidates, s, -np.inf).max(axis=1)
+      above.append(((s > best_cold[:, None]) & ~data.cold_items).sum(axis=1))
+      n = candidates.sum(axis=1)
+      random.append(np.minimum(k, n) / n)
+  per_user_path = os.path.join(workdir, f'per_user_{COLD_ONLY}.npz')
+  ranking.save_per_user(result, per_user_path + '.tmp.npz',
+                        split_hash=data.split_hash, split=COLD_ONLY)
+  os.replace(per_user_path + '.tmp.npz', per_user_path)
   out = {'cold_only': float(result.summary[METRIC]),
+         'random': float(np.mean(np.concatenate(random))),
          'warm_above_median': float(np.median(np.concatenate(above))),
          'full': float(full.summary[METRIC]),
          'num_users': int(len(data.users))}
-  with open(path, 'w', encoding='utf-8') as f:
-    json.dump(out, f, indent=2, sort_keys=True)
+  _replace_json(path, out)
   return out
 
 
@@ -511,8 +537,8 @@ def format_main(rows: list[dict[str, Any]]) -> str:
     lines.append('| ' + ' | '.join((
         r['preset'], r['model'], r['control'], f'{r["real"]:.4f}',
         f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}', seeds,
-        _p(r['p_seeds']), _p(r['p_ttest']), _p(r['p_wilcoxon']), _p(r['p_ttest_holm']),
-        'yes' if r['significant'] else 'no',
+        _p(r['p_seeds']), _p(r['p_ttest']), _p(r['p_wilcoxon']),
+        _p(r['p_ttest_holm']), 'yes' if r['significant'] else 'no',
         'yes' if r['expected'] else 'no',
         ','.join(str(x) for x in r['seeds']), str(r['n']))) + ' |')
   return '\n'.join(lines)
@@ -537,6 +563,9 @@ def format_knob(rows: list[dict[str, Any]]) -> str:
 
 def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
   if not rows:
+    # No stale table of an earlier run in the same out_dir.
+    if os.path.exists(path):
+      os.remove(path)
     return
   keys = list(rows[0])
   with open(path, 'w', encoding='utf-8', newline='') as f:
@@ -553,7 +582,17 @@ def machine() -> str:
           f'{os.getloadavg()[0]:.1f}')
 
 
-def main_groups(workdir_of, presets, seeds, models, controls
+def keep_finished(group: dict[str, Any]) -> bool:
+  """Drops a group's seeds without both runs; False when none is left."""
+  keep = [k for k, pair in enumerate(group['dirs'])
+          if all(d is not None for d in pair)]
+  group['seeds'] = [group['seeds'][k] for k in keep]
+  group['dirs'] = [group['dirs'][k] for k in keep]
+  return bool(keep)
+
+
+def main_groups(workdir_of: Any, presets: list[str], seeds: list[str],
+                models: list[str], controls: list[str]
                 ) -> list[dict[str, Any]]:
   """The main table's rows before testing: labels and per-seed run pairs.
 
@@ -595,16 +634,9 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
     record = records.get(cell)
     return None if record is None else record['workdir']
 
-  def complete(group):
-    # With --partial, a row keeps the seeds whose two runs are finished.
-    keep = [k for k, pair in enumerate(group['dirs'])
-            if all(d is not None for d in pair)]
-    group['seeds'] = [group['seeds'][k] for k in keep]
-    group['dirs'] = [group['dirs'][k] for k in keep]
-    return bool(keep)
-
+  # With --partial, a row keeps the seeds whose two runs are finished.
   groups = main_groups(wd, presets, seeds, models, controls)
-  main = paired_rows([g for g in groups if complete(g)], num_boot, alpha)
+  main = paired_rows([g for g in groups if keep_finished(g)], num_boot, alpha)
   default = _preset_signal('visual')
   kgroups = []
   for model in knob_models:
@@ -616,7 +648,7 @@ def summarize(records: dict[Cell, dict[str, Any]], cells: list[Cell], *,
           'dirs': [[wd(Cell('visual', signal, int(s), model, '')),
                     wd(Cell('visual', signal, int(s), model, 'visual'))]
                    for s in knob_seeds]})
-  kgroups = [g for g in kgroups if complete(g)]
+  kgroups = [g for g in kgroups if keep_finished(g)]
   knob = paired_rows(kgroups, num_boot, alpha) if kgroups else []
   return main, knob
 
@@ -625,8 +657,7 @@ def cold_rows(records: dict[Cell, dict[str, Any]],
               cold: dict[Cell, dict[str, Any]], *, presets, seeds, models,
               controls, num_boot: int, alpha: float
               ) -> list[dict[str, Any]]:
-  """The cold-only diagnostic's rows: the main table's groups, compared on
-  the cold-only ranking (`cold_only`), with the warm-above medians.
+  """The cold-only table: the main groups compared on `cold_only` rankings.
 
   Args:
     records: finished cells (None: unfinished).
@@ -635,7 +666,8 @@ def cold_rows(records: dict[Cell, dict[str, Any]],
     num_boot, alpha: as `paired_rows`.
 
   Returns:
-    `paired_rows` rows (split `COLD_ONLY`) plus 'warm_above_real' and
+    `paired_rows` rows (split `COLD_ONLY`) plus 'random' (a random order's
+    Recall@20, mean over seeds), 'warm_above_real' and
     'warm_above_shuffled': per seed, the median number of warm items above
     a user's best-scored cold item; a row keeps the seeds whose two runs
     have a cold-only result.
@@ -643,18 +675,13 @@ def cold_rows(records: dict[Cell, dict[str, Any]],
   def wd(cell):
     return records[cell]['workdir'] if cell in cold else None
 
-  groups = []
-  for g in main_groups(wd, presets, seeds, models, controls):
-    keep = [k for k, pair in enumerate(g['dirs'])
-            if all(d is not None for d in pair)]
-    if not keep:
-      continue
-    g['seeds'] = [g['seeds'][k] for k in keep]
-    g['dirs'] = [g['dirs'][k] for k in keep]
-    groups.append(g)
+  groups = [g for g in main_groups(wd, presets, seeds, models, controls)
+            if keep_finished(g)]
   rows = paired_rows(groups, num_boot, alpha, split=COLD_ONLY)
   by_dir = {records[c]['workdir']: r for c, r in cold.items()}
   for g, row in zip(groups, rows):
+    row['random'] = float(np.mean([by_dir[d[0]]['random']
+                                   for d in g['dirs']]))
     row['warm_above_real'] = [by_dir[d[0]]['warm_above_median']
                               for d in g['dirs']]
     row['warm_above_shuffled'] = [by_dir[d[1]]['warm_above_median']
@@ -665,15 +692,14 @@ def cold_rows(records: dict[Cell, dict[str, Any]],
 def format_cold(rows: list[dict[str, Any]]) -> str:
   """The cold-only table in Markdown."""
   head = ('preset', 'model', 'control', 'cold-only Recall@20 real',
-          'shuffled', 'gap', 'gap per seed', 'p (seeds)', 'p (t, Holm)',
-          'Holm sig.',
-          'expected', 'warm above best cold, real', 'shuffled', 'seeds',
-          'users')
+          'shuffled', 'random order', 'gap', 'gap per seed', 'p (seeds)',
+          'p (t, Holm)', 'Holm sig.', 'expected',
+          'warm above best cold, real', 'shuffled', 'seeds', 'users')
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for r in rows:
     lines.append('| ' + ' | '.join((
         r['preset'], r['model'], r['control'], f'{r["real"]:.4f}',
-        f'{r["shuffled"]:.4f}', f'{r["gap"]:+.4f}',
+        f'{r["shuffled"]:.4f}', f'{r["random"]:.4f}', f'{r["gap"]:+.4f}',
         ' '.join(f'{g:+.3f}' for g in r['gap_per_seed']), _p(r['p_seeds']),
         _p(r['p_ttest_holm']), 'yes' if r['significant'] else 'no',
         'yes' if r['expected'] else 'no',
@@ -970,15 +996,16 @@ def main(argv):
   diagnose = fl.split_kind == 'cold_item' and fl.cold_only
   main_cells = set(grid(fl.presets, fl.seeds, fl.models, fl.controls, [],
                         [], []))
-  cold = {}
+  records, cold = {}, {}
 
   def diagnose_cell(cell):
     rec = records[cell]
     with contextlib.redirect_stdout(io.StringIO()):
-      cold[cell] = cold_only(config(cell), rec['workdir'], rec['best_epoch'],
-                             rec['test'])
+      result = cold_only(config(cell), rec['workdir'], rec['best_epoch'],
+                         rec['test'], read_only=fl.partial)
+    if result is not None:
+      cold[cell] = result
 
-  records = {}
   todo = [] if fl.partial else shard_of(cells, fl.shard)
   bar = tqdm.tqdm(todo, desc='planted', unit='run',
                   file=sys.stderr)
@@ -1006,8 +1033,7 @@ def main(argv):
     # Runs finished by other shards (or before the diagnostic existed);
     # --partial only reads the diagnostics already made.
     missing = [c for c in cells if c in main_cells and c not in cold
-               and records[c] is not None and (not fl.partial or os.path.exists(
-                   os.path.join(records[c]['workdir'], COLD_RECORD)))]
+               and records[c] is not None]
     for cell in tqdm.tqdm(missing, desc='cold-only', unit='run',
                           file=sys.stderr):
       diagnose_cell(cell)

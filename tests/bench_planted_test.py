@@ -280,6 +280,13 @@ class PairedRowsTest(absltest.TestCase):
     self.assertEqual(cells[0][5], f'{gap["gap"]:+.4f}')
     self.assertEqual(cells[0][7], planted._p(gap['p_seeds']))
     self.assertEqual((cells[0][11], cells[1][11]), ('yes', 'no'))
+    knob = planted.format_knob([{**gap, 'model': 'm', 'visual_signal': 0.25}])
+    cells = knob.splitlines()[2].split(' | ')
+    self.assertEqual(cells[1:4], ['0.25', f'{gap["real"]:.4f}',
+                                  f'{gap["shuffled"]:.4f}'])
+    self.assertEqual(cells[5], ' '.join(f'{g:+.3f}'
+                                        for g in gap['gap_per_seed']))
+    self.assertEqual(cells[6], planted._p(gap['p_seeds']))
 
   def test_runs_of_different_splits_are_refused(self):
     tmp = _tmpdir(self)
@@ -340,7 +347,6 @@ class TinyGridTest(absltest.TestCase):
                   planted.format_main(main_rows))
 
 
-
 class ColdOnlyTest(absltest.TestCase):
   """The cold-only diagnostic against a numpy ranking of the restored runs."""
 
@@ -384,13 +390,17 @@ class ColdOnlyTest(absltest.TestCase):
       # Every held-out item of a cold-item split is cold.
       self.assertTrue(cold_item[ds.item[test]].all())
       only_cold = np.where(cold_item, scores, -np.inf)
-      expect, above = [], []
+      expect, above, random = [], [], []
       for u in test_users:
+        # A stable sort equals the evaluator's random tie-break here: VBPR's
+        # scores of distinct items do not tie.
         top = np.argsort(-only_cold[u], kind='stable')[:20]
         held = ds.item[test & (ds.user == u)]
         expect.append(np.isin(held, top).mean())
         best = only_cold[u].max()
         above.append(int(((scores[u] > best) & ~cold_item).sum()))
+        n = np.isfinite(only_cold[u]).sum()
+        random.append(min(20, n) / n)
       got = np.load(os.path.join(rec['workdir'],
                                  f'per_user_{planted.COLD_ONLY}.npz'))
       np.testing.assert_array_equal(got['users'], test_users)
@@ -399,12 +409,15 @@ class ColdOnlyTest(absltest.TestCase):
       self.assertAlmostEqual(cold[cell]['cold_only'], np.mean(expect),
                              places=6)
       self.assertEqual(cold[cell]['warm_above_median'], np.median(above))
+      self.assertAlmostEqual(cold[cell]['random'], np.mean(random), places=9)
       # Read back, not recomputed: the same record even with another
       # recorded value; without the record a mismatch is refused.
       self.assertEqual(planted.cold_only(cfg, rec['workdir'], 1, -1.0),
                        cold[cell])
       if not control:
         os.remove(os.path.join(rec['workdir'], planted.COLD_RECORD))
+        self.assertIsNone(planted.cold_only(cfg, rec['workdir'], 1, -1.0,
+                                            read_only=True))
         with self.assertRaisesRegex(ValueError, 'recorded'):
           planted.cold_only(cfg, rec['workdir'], rec['best_epoch'],
                             rec['test'] + 0.1)
@@ -418,6 +431,22 @@ class ColdOnlyTest(absltest.TestCase):
     self.assertEqual(row['warm_above_real'], [real['warm_above_median']])
     self.assertIn('| visual | vbpr | shuffle_visual |',
                   planted.format_cold([row]))
+    # A closed-form model has no checkpoint: it is fitted again. MostPop
+    # scores a cold item 0 and a warm one its training count (> 0), so every
+    # unmasked warm item is above the best cold one.
+    cell = planted.Cell('visual', None, 0, 'mostpop', '')
+    cfg = planted.make_config(cell, **kw)
+    rec = planted.run_cell(cell, cfg, runs)
+    got = planted.cold_only(cfg, rec['workdir'], rec['best_epoch'],
+                            rec['test'])
+    ds, _ = loop.load_dataset(cfg)
+    warm = np.zeros(ds.num_items, bool)
+    warm[ds.item[ds.split == 0]] = True
+    test_users = np.unique(ds.user[ds.split == 2])
+    unmasked_warm = [np.setdiff1d(np.flatnonzero(warm),
+                                  ds.item[(ds.split != 2) & (ds.user == u)]
+                                  ).size for u in test_users]
+    self.assertEqual(got['warm_above_median'], np.median(unmasked_warm))
 
 
 if __name__ == '__main__':

@@ -235,17 +235,21 @@ class Trainer:
                                      self._data_key, self._train_key)
     return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
 
+  def eval_key(self, epoch: int, split: str) -> jax.Array:
+    """The tie-break key of split 'val' or 'test' at `epoch`."""
+    key = jax.random.fold_in(seeds.stream(self.cfg.seed, seeds.STREAM_EVAL),
+                             epoch)
+    return jax.random.fold_in(key, list(self.evaluators).index(split))
+
   def evaluate(self, params: Any, epoch: int
                ) -> dict[str, ranking.EvalResult]:
     """Validation and test results of `params` (tie-break keyed by epoch)."""
-    key = jax.random.fold_in(seeds.stream(self.cfg.seed, seeds.STREAM_EVAL),
-                             epoch)
     out = {}
     with jax.set_mesh(self.mesh):
       eval_params = self.eval_params(params)
-      for i, (name, evaluator) in enumerate(self.evaluators.items()):
+      for name, evaluator in self.evaluators.items():
         out[name] = evaluator(eval_params, self.ctx,
-                              jax.random.fold_in(key, i))
+                              self.eval_key(epoch, name))
     return out
 
 
