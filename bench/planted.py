@@ -59,6 +59,7 @@ again. Outputs: `planted.json`,
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import csv
 import dataclasses
@@ -137,6 +138,28 @@ def per_model(items: list[str], cast, flag: str) -> dict[str, Any]:
   return out
 
 
+def model_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+  """Parses --model_set items 'model:key=value' into {model: {key: value}}.
+
+  Values are Python literals (0.5, True, 'x') or else strings.
+
+  Raises:
+    ValueError: an item not of that form; the message names it.
+  """
+  out: dict[str, dict[str, Any]] = {}
+  for item in items:
+    model, sep, rest = item.partition(':')
+    key, eq, value = rest.partition('=')
+    if not (sep and eq and model and key):
+      raise ValueError(f'--model_set: {item!r} is not model:key=value.')
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      pass  # A bare word is a string.
+    out.setdefault(model, {})[key] = value
+  return out
+
+
 def describe_settings(models: list[str], epochs: int, patience: int,
                       epochs_of: dict[str, int], patience_of: dict[str, int],
                       lr_of: dict[str, float]) -> str:
@@ -174,21 +197,56 @@ def data_overrides(preset: str, signal: float | None, seed: int,
   return {'seed': int(seed), 'synthetic': synth}
 
 
+def _model_config(model: str) -> Any:
+  """configs/<model>_synthetic.py's `get_config()`."""
+  return defaults.sibling_config(
+      os.path.join(_REPO, 'configs', 'x.py'), f'{model}_synthetic'
+  ).get_config()
+
+
+def _flat(d: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[prefix + k] = v
+  return out
+
+
+def model_changes(cfg: Any) -> dict[str, Any]:
+  """The `model` fields that differ from the model's synthetic config."""
+  base = _flat(_model_config(cfg.model.name).model.to_dict())
+  return {k: v for k, v in _flat(cfg.model.to_dict()).items()
+          if k not in base or base[k] != v}
+
+
 def make_config(cell: Cell, *, num_users: int, num_items: int,
                 per_user: int, epochs: int, patience: int, batch_size: int,
                 lr: float | None, data_root: str,
                 split: str | None = None,
-                feature_noise: float | None = None) -> Any:
+                feature_noise: float | None = None,
+                model_set: dict[str, Any] | None = None) -> Any:
   """The training config of a cell, from configs/<model>_synthetic.py.
 
   `split` replaces the data config's split kind (e.g. 'cold_item': a share
   of the items is held out of training entirely, so that only content can
   rank them); `feature_noise` the generator's feature noise (None: its
-  default, 0.5).
+  default, 0.5); `model_set` sets `model` fields by dotted key (e.g.
+  {'mm_weights.visual': 0.5}).
+
+  Raises:
+    KeyError: a `model_set` key that the model's config does not have.
   """
-  module = defaults.sibling_config(
-      os.path.join(_REPO, 'configs', 'x.py'), f'{cell.model}_synthetic')
-  c = module.get_config()
+  c = _model_config(cell.model)
+  for key, value in (model_set or {}).items():
+    *path, leaf = key.split('.')
+    node = c.model
+    for part in path:
+      node = node[part]
+    if leaf not in node:
+      raise KeyError(f'--model_set: {cell.model} has no model.{key}.')
+    node[leaf] = value
   c.seed = int(cell.seed)
   c.data.root = data_root
   c.data.overrides = data_overrides(cell.preset, cell.signal, cell.seed,
@@ -248,6 +306,9 @@ def settings(cfg: Any) -> dict[str, Any]:
          'negatives_from': cfg.train.negatives_from}
   if cfg.data.get('split'):
     out['split'] = cfg.data.split
+  changed = model_changes(cfg)
+  if changed:
+    out['model'] = changed
   return out
 
 
@@ -929,6 +990,9 @@ def define_flags() -> None:
   flags.DEFINE_list(
       'model_patience', [], 'Per-model patience, model=N (default: '
       '--patience).')
+  flags.DEFINE_list(
+      'model_set', [], "Model fields to change, model:key=value (e.g. "
+      "freedom:mm_weights.visual=0.5); recorded in each run's settings.")
   flags.DEFINE_integer(
       'knn_k', 10, 'Neighbours per item of the kNN agreement diagnostic '
       '(the configs\' knn_k); 0 skips it.')
@@ -976,6 +1040,7 @@ def main(argv):
   lrs = per_model(fl.lr, float, 'lr')
   epochs_of = per_model(fl.model_epochs, int, 'model_epochs')
   patience_of = per_model(fl.model_patience, int, 'model_patience')
+  sets = model_sets(fl.model_set)
   spec = dict(presets=fl.presets, seeds=fl.seeds,
               models=fl.models, controls=fl.controls,
               knob_models=fl.knob_models,
@@ -990,7 +1055,7 @@ def main(argv):
         patience=patience_of.get(cell.model, fl.patience),
         batch_size=fl.batch_size,
         lr=lrs.get(cell.model), data_root=data_root, split=fl.split_kind,
-        feature_noise=fl.feature_noise)
+        feature_noise=fl.feature_noise, model_set=sets.get(cell.model))
 
   # The cold-only diagnostic covers the main grid's runs on a cold split.
   diagnose = fl.split_kind == 'cold_item' and fl.cold_only
@@ -1054,6 +1119,10 @@ def main(argv):
             f'Holm over each table, alpha {fl.alpha}\n# ' + describe_settings(
                 list(dict.fromkeys(fl.models + fl.knob_models)), fl.epochs,
                 fl.patience, epochs_of, patience_of, lrs))
+  if sets:
+    header += '\n# model fields set: ' + '; '.join(
+        f'{m}: ' + ', '.join(f'{k}={v!r}' for k, v in kv.items())
+        for m, kv in sets.items())
   if pending:
     header += (f'\n# PARTIAL: {len(pending)} runs unfinished; a row uses the '
                f'seeds whose two runs finished (Holm over the rows shown): '

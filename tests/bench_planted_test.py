@@ -79,6 +79,29 @@ class GridTest(absltest.TestCase):
     self.assertEqual(cfg.features.control, 'shuffle')
     self.assertEqual(tuple(cfg.features.control_modalities), ('visual',))
     self.assertNotIn('feature_noise', cfg.data.overrides.synthetic)
+    # The config's own model fields: nothing recorded beyond the defaults.
+    self.assertNotIn('model', planted.settings(cfg))
+    sets = planted.model_sets(['freedom:mm_weights.visual=0.5',
+                               'freedom:knn_k=5', 'freedom:note=abc'])
+    self.assertEqual(sets, {'freedom': {'mm_weights.visual': 0.5,
+                                        'knn_k': 5, 'note': 'abc'}})
+    with self.assertRaisesRegex(ValueError, 'model:key=value'):
+      planted.model_sets(['freedom.knn_k=5'])
+    changed = planted.make_config(
+        cell, num_users=50, num_items=30, per_user=7, epochs=4, patience=2,
+        batch_size=64, lr=5e-3, data_root='/tmp/x',
+        model_set={'mm_weights.visual': 0.5, 'knn_k': 5})
+    self.assertEqual(changed.model.mm_weights.visual, 0.5)
+    self.assertEqual(changed.model.mm_weights.textual,
+                     cfg.model.mm_weights.textual)
+    # Recorded, so that runs with other model fields are not reused.
+    self.assertEqual(planted.settings(changed)['model'],
+                     {'mm_weights.visual': 0.5, 'knn_k': 5})
+    with self.assertRaisesRegex(KeyError, 'no model.nonsense'):
+      planted.make_config(
+          cell, num_users=50, num_items=30, per_user=7, epochs=4,
+          patience=2, batch_size=64, lr=5e-3, data_root='/tmp/x',
+          model_set={'nonsense': 1})
     noisy = planted.make_config(cell, num_users=50, num_items=30, per_user=7,
                                 epochs=4, patience=2, batch_size=64, lr=5e-3,
                                 data_root='/tmp/x', feature_noise=0.2)
