@@ -38,7 +38,7 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
-from mmjax.utils import runinfo
+from mmjax.utils import cpu
 
 _SIZES = flags.DEFINE_list('sizes', ['baby', 'large'], 'Sizes: ' +
                            ', '.join(['baby', 'large', 'tiny']))
@@ -165,7 +165,7 @@ def run_size(size: str) -> list[tuple]:
 
 
 def machine() -> str:
-  return (f'{runinfo.cpu_name()}, {os.cpu_count()} cores, JAX '
+  return (f'{cpu.name()}, {os.cpu_count()} cores, JAX '
           f'{jax.__version__} {jax.devices()[0].platform}')
 
 

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from mmjax.graph import knn
-from mmjax.utils import runinfo
+from mmjax.utils import cpu
 
 
 def main():
@@ -36,7 +36,7 @@ def main():
 
   print(
       f'# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC'
-      f'  {runinfo.cpu_name()}, {os.cpu_count()} cores, '
+      f'  {cpu.name()}, {os.cpu_count()} cores, '
       f'JAX {jax.__version__}, '
       f'device {jax.devices()[0]}'
   )

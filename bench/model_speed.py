@@ -47,6 +47,8 @@ from typing import Any
 from absl import app
 from absl import flags
 
+from mmjax.utils import cpu  # The standard library only: no JAX here.
+
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RUN_MMREC = os.path.join(_REPO, 'bench', 'mmrec', 'run_mmrec.py')
 
@@ -547,16 +549,7 @@ def table(cells: list[dict[str, Any]]) -> str:
 
 
 def machine() -> str:
-  name = platform.processor() or platform.machine()
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          name = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f'{name}, {os.cpu_count()} cores'
+  return f'{cpu.name()}, {os.cpu_count()} cores'
 
 
 def _child_cmd(mode: str, ds_dir: str, model: str, seed: int) -> list[str]:

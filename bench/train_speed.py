@@ -32,7 +32,7 @@ from mmjax.eval import ranking
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import defaults
 from mmjax.train import loop
-from mmjax.utils import runinfo
+from mmjax.utils import cpu
 
 _SIZES = flags.DEFINE_list('sizes', ['30k', '1m'], '30k, 1m and/or 10m.')
 _ONE = flags.DEFINE_string('one', None, 'Internal: run one size, print JSON.')
@@ -120,7 +120,7 @@ def run_one(size: str) -> dict:
 
 
 def machine() -> str:
-  return (f'{runinfo.cpu_name()}, {os.cpu_count()} cores, JAX '
+  return (f'{cpu.name()}, {os.cpu_count()} cores, JAX '
           f'{jax.__version__} {jax.devices()[0].platform}')
 
 

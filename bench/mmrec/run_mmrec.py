@@ -45,16 +45,7 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import patches  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-
-def _cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
+from mmjax.utils import cpu  # pylint: disable=wrong-import-position
 
 
 def _metrics(result: dict[str, float]) -> dict[str, float]:
@@ -225,7 +216,7 @@ def run(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
             resource.RUSAGE_SELF).ru_maxrss / 1024,
         'per_epoch': record_epochs,
         'final': final, 'best': best,
-        'machine': f'{_cpu_name()}, {os.cpu_count()} cores',
+        'machine': f'{cpu.name()}, {os.cpu_count()} cores',
         'torch_threads': torch.get_num_threads(),
         'versions': {'python': platform.python_version(),
                      'torch': torch.__version__, 'numpy': np.__version__},

@@ -54,18 +54,6 @@ def versions() -> dict[str, str | None]:
   return out
 
 
-def cpu_name() -> str:
-  """The CPU model from /proc/cpuinfo, else what `platform` knows."""
-  try:
-    with open('/proc/cpuinfo', encoding='utf-8') as f:
-      for line in f:
-        if line.startswith('model name'):
-          return line.split(':', 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def collect(argv: Sequence[str] | None = None
             ) -> tuple[dict[str, Any], str]:
   """(environment of this process, uncommitted git diff)."""
