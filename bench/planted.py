@@ -455,12 +455,8 @@ def cold_only(cfg: Any, workdir: str, best_epoch: int, recorded_test: float,
       params = ckpt.restore_best(trainer.abstract_state()).params
     finally:
       ckpt.close()
-  full = trainer.evaluate(params, best_epoch)['test']
-  if abs(full.summary[METRIC] - recorded_test) > 1e-9:
-    raise ValueError(
-        f'{workdir}: the restored best state gives test {METRIC} '
-        f'{full.summary[METRIC]}, the run recorded {recorded_test}.')
-  data = trainer.evaluators['test'].data
+  test = trainer.evaluators['test']
+  data = test.data
   if not data.cold_items.any():
     raise ValueError(f'{workdir}: the split has no cold item (the diagnostic '
                      'needs --split_kind cold_item).')
@@ -474,10 +470,16 @@ def cold_only(cfg: Any, workdir: str, best_epoch: int, recorded_test: float,
   score = jax.jit(score_fn)
   above, random = [], []
   k = int(METRIC.split('@')[1])
+  key = trainer.eval_key(best_epoch, 'test')
   with jax.set_mesh(trainer.mesh):
+    # As `Trainer.evaluate` computes the test split, without validation.
     eval_params = trainer.eval_params(params)
-    result = evaluator(eval_params, trainer.ctx,
-                       trainer.eval_key(best_epoch, 'test'))
+    full = test(eval_params, trainer.ctx, key)
+    if abs(full.summary[METRIC] - recorded_test) > 1e-9:
+      raise ValueError(
+          f'{workdir}: the restored best state gives test {METRIC} '
+          f'{full.summary[METRIC]}, the run recorded {recorded_test}.')
+    result = evaluator(eval_params, trainer.ctx, key)
     # (b) in blocks of users on the host, with the evaluator's own mask.
     for start in range(0, len(data.users), 1024):
       users = data.users[start:start + 1024]
