@@ -194,9 +194,15 @@ class EvaluatorTest(parameterized.TestCase):
     data = ranking.make_eval_data(ds, dataset_lib.TEST, mask_valid=True,
                                   relevance_threshold=None)
     rng = np.random.default_rng(3)
-    # Rounded scores: many ties, so the tie-break order is compared too.
-    emb = (np.round(rng.normal(size=(NUM_USERS, 4)), 1).astype(np.float32),
-           np.round(rng.normal(size=(NUM_ITEMS, 4)), 0).astype(np.float32))
+    # Many ties, so the tie-break order is compared too. Users are halves
+    # and items small integers: every product and partial sum is exact in
+    # float32, so the scores have the same bits whatever order a device
+    # count or CPU model sums them in (one-ulp differences between the
+    # sharded and unsharded matmul reordered near-ties of multiples of 0.1
+    # on Intel CPUs), and the top items can be compared exactly.
+    emb = ((np.round(2 * rng.normal(size=(NUM_USERS, 4))) / 2
+            ).astype(np.float32),
+           np.round(rng.normal(size=(NUM_ITEMS, 4))).astype(np.float32))
     key = jax.random.key(5)
     one = ranking.Evaluator(data, make_cfg(), None, ranking.embedding_score)
     eight = ranking.Evaluator(data, make_cfg(), make_mesh(),
