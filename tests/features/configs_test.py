@@ -11,8 +11,10 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from mmjax.features import extract
+from tests import conftest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -66,7 +68,11 @@ class ConfigsTest(parameterized.TestCase):
         # Descriptions read an LVLM representation of the same config.
         self.assertEqual(reps[source]['extractor'], 'lvlm', rep)
 
+  # Resolving the data section lists the LVLM files under ../shared/data.
+  @pytest.mark.shared_data
   def test_ml_lvlm_is_the_done_means_command(self):
+    if not os.path.isdir(conftest.SHARED_DATA):
+      self.skipTest('needs ../shared/data (MovieLens LVLM files), absent here')
     config = load(os.path.join(_ROOT, 'configs', 'features', 'ml_lvlm.py'))
     names = list(config.representations)
     self.assertIn('minilm_title_genres', names)
