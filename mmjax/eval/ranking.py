@@ -159,8 +159,11 @@ def make_eval_data(
   Args:
     ds: the dataset.
     split: dataset.VALID or dataset.TEST.
-    mask_valid: at test time, also mask validation items (MMRec does, Elliot
-      does not). Ignored for the validation split.
+    mask_valid: at test time, also mask validation items. MMRec masks only
+      training items at test (its test loader's additional dataset is the
+      training set), as the CIKM 2025 protocol does: False matches it, and
+      is the default of `eval.mask_valid_at_test`. Ignored for the
+      validation split.
     relevance_threshold: t; a held-out interaction is relevant when its rating
       is >= t. None: every held-out interaction is relevant.
     head_share: share of training interactions covered by the short head.
@@ -327,8 +330,8 @@ class Evaluator:
     if t != d.relevance_threshold:
       raise ValueError(f'eval.relevance_threshold={t} but the EvalData was '
                        f'built with {d.relevance_threshold}.')
-    if (d.split == dataset_lib.TEST
-        and bool(cfg_eval.get('mask_valid_at_test', True)) != d.mask_valid):
+    mask_valid = bool(cfg_eval.get('mask_valid_at_test', False))
+    if d.split == dataset_lib.TEST and mask_valid != d.mask_valid:
       raise ValueError('eval.mask_valid_at_test disagrees with the EvalData '
                        f'(mask_valid={d.mask_valid}).')
     groups = cfg_eval.get('user_groups', None)
