@@ -3,7 +3,9 @@
 A dataset directory holds:
 
   manifest.json              source, preprocessing steps with the count each
-                             removed, seed, counts, checksums.
+                             removed, seed, counts, checksums, and the
+                             dataset's identity (`identity`), which every
+                             feature manifest records.
   interactions/user.npy      int32 [n], internal user id in [0, U).
   interactions/item.npy      int32 [n], internal item id in [0, I).
   interactions/rating.npy    float32 [n] (NaN where unknown), optional.
@@ -99,6 +101,8 @@ class Dataset:
     timestamp: int64 [n] or None.
     item_table: column -> list of I values (row = internal item id).
     manifest: provenance (source, steps, seed, counts, checksums).
+    root: the directory it was loaded from or saved to (None when built in
+      memory); summaries name it.
   """
 
   user: np.ndarray
@@ -110,6 +114,7 @@ class Dataset:
   timestamp: np.ndarray | None = None
   item_table: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
   manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
+  root: str | None = None
 
   @property
   def num_users(self) -> int:
@@ -178,6 +183,26 @@ def item_map_hash(item_ids: np.ndarray) -> str:
   return h.hexdigest()
 
 
+def identity(manifest: dict[str, Any]) -> str:
+  """sha256 naming which dataset a manifest describes: source and item map.
+
+  The item map alone does not identify a dataset: two sources whose raw item
+  ids are both 0..39 hash alike, and features of one would be read as the
+  other's. The source string (format and path, or the generator's preset
+  and seed) tells them apart. Preprocessing choices that leave the item map
+  unchanged (a k-core on users, another split) keep the identity, since item
+  features do not depend on them. Computed from fields every manifest has
+  had since format version 1, so old dataset directories get one too.
+
+  Args:
+    manifest: a dataset manifest with `source` and `item_map_hash`.
+  """
+  text = json.dumps({'source': str(manifest.get('source', '')),
+                     'item_map_hash': manifest.get('item_map_hash')},
+                    sort_keys=True)
+  return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
 def split_hash(ds: Dataset) -> str:
   """sha256 over (user, item, split): two runs compare only when equal."""
   h = hashlib.sha256()
@@ -229,7 +254,9 @@ def save(ds: Dataset, root: str) -> str:
       split_hash=split_hash(ds),
       checksums=checksums,
   )
+  manifest['identity'] = identity(manifest)
   ds.manifest = manifest
+  ds.root = root
   path = os.path.join(root, MANIFEST)
   with open(path, 'w', encoding='utf-8') as f:
     json.dump(manifest, f, indent=2, ensure_ascii=False)
@@ -272,6 +299,7 @@ def load(root: str, *, verify: bool = False) -> Dataset:
       item_ids=np.load(os.path.join(root, 'item_ids.npy')),
       item_table=item_table,
       manifest=manifest,
+      root=root,
       **arrays,
   )
   ds.validate()

@@ -8,18 +8,27 @@ item-map hash, library versions, time, and `failed`: {internal item id: reason}
 for items the extractor could not represent. Failed rows are NaN-free (zeros)
 and excluded through `Feature.mask`; recommenders must respect the mask.
 
+Each manifest also records the dataset it was written for, `dataset`: {name,
+source, identity} (see `dataset.identity`), read from the dataset directory's
+manifest when the representation is saved.
+
 The JAX side reads features only through `load`, which refuses a manifest whose
-item-map hash differs from the dataset's.
+item-map hash differs from the dataset's, or whose dataset identity does: two
+datasets whose raw item ids are both 0..39 hash alike, and only the identity
+tells the features of one from the other's. Manifests written before the
+identity was recorded still load, with one warning per representation.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 from typing import Any
 
+from absl import logging
 import numpy as np
 
 from mmjax.data import dataset as dataset_lib
@@ -59,6 +68,55 @@ def list_features(dataset_dir: str) -> list[str]:
       dataset_dir, n)[0]))
 
 
+def dataset_record(dataset_dir: str) -> dict[str, str] | None:
+  """{name, source, identity} of the dataset in `dataset_dir`.
+
+  None when the folder has no dataset manifest (a bare folder of features,
+  as some tools and tests write): there is then nothing to compare against.
+  """
+  path = os.path.join(dataset_dir, dataset_lib.MANIFEST)
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding='utf-8') as f:
+    manifest = json.load(f)
+  return {'name': str(manifest.get('name', '')),
+          'source': str(manifest.get('source', '')),
+          'identity': dataset_lib.identity(manifest)}
+
+
+@functools.cache
+def _warn_unrecorded(path: str) -> None:
+  # Cached so that a store read every epoch or by every model warns once.
+  logging.warning('%s records no dataset identity (written before it was '
+                  'recorded); it is checked by item map only. Re-extract to '
+                  'record it.', path)
+
+
+def identity_mismatch(dataset_dir: str, manifest: dict[str, Any]
+                      ) -> str | None:
+  """Why a feature manifest belongs to another dataset, or None.
+
+  Args:
+    dataset_dir: the dataset directory the representation is read for.
+    manifest: the representation's manifest.
+
+  Returns:
+    None when the manifest's dataset identity equals the directory's (or
+    either is not recorded); otherwise a message naming both datasets.
+  """
+  here = dataset_record(dataset_dir)
+  theirs = manifest.get('dataset')
+  if here is None or not isinstance(theirs, dict) or 'identity' not in theirs:
+    return None
+  if theirs['identity'] == here['identity']:
+    return None
+  return (f'extracted for dataset {theirs.get("name")!r} '
+          f'({theirs.get("source")}), but {dataset_dir} holds dataset '
+          f'{here["name"]!r} ({here["source"]}); their item maps may hash '
+          'alike, but they are different datasets. Re-extract the '
+          'representation for this dataset.')
+
+
 def check_values(values: np.ndarray, where: str) -> None:
   """Raises DataError for a non-2-D, non-float or non-finite matrix."""
   if values.ndim != 2:
@@ -90,7 +148,10 @@ def save(
     dataset_dir: the dataset directory.
     name: representation name, e.g. 'text_minilm'.
     values: float32 or float16 [I, D], row = internal item id.
-    manifest: extractor description (model id, pooling, prompt, ...).
+    manifest: extractor description (model id, pooling, prompt, ...); name,
+      dim, dtype, item-map hash, failed items and the dataset record
+      (`dataset_record(dataset_dir)`, when the folder holds a dataset) are
+      added.
     item_ids: str [I], the dataset's raw item ids (for the map hash).
     failed: internal item id -> reason; those rows must be zero.
   """
@@ -119,6 +180,9 @@ def save(
       item_map_hash=dataset_lib.item_map_hash(item_ids),
       failed={str(k): v for k, v in sorted(failed.items())},
   )
+  record = dataset_record(dataset_dir)
+  if record is not None:
+    full['dataset'] = record
   full.setdefault(
       'time', datetime.datetime.now(datetime.timezone.utc).isoformat()
   )
@@ -148,8 +212,9 @@ def load(
     keep_dtype: keep float16 as stored instead of casting to float32.
 
   Raises:
-    DataError: missing files, a manifest for another item map, a row count
-      or dtype that does not match, NaN or inf values.
+    DataError: missing files, a manifest for another item map or another
+      dataset (identity), a row count or dtype that does not match, NaN or
+      inf values.
   """
   npy, js = feature_paths(dataset_dir, name)
   if not os.path.exists(js) or not os.path.exists(npy):
@@ -169,6 +234,12 @@ def load(
         f'the dataset ({expected}); the features were extracted for another '
         'item map. Re-extract them for this dataset.'
     )
+  mismatch = identity_mismatch(dataset_dir, manifest)
+  if mismatch:
+    raise dataset_lib.DataError(f'{js}: {mismatch}')
+  if 'identity' not in (manifest.get('dataset') or {}) and (
+      dataset_record(dataset_dir) is not None):
+    _warn_unrecorded(js)
   values = np.load(npy)
   check_values(values, npy)
   if values.shape[0] != len(item_ids):

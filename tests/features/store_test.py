@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 from absl.testing import absltest
 import numpy as np
@@ -11,6 +12,17 @@ from mmjax.data import store
 from tests.features import extract_test
 
 ITEMS = np.array(['a', 'b', 'c', 'd'])
+
+
+def _dataset(root: str, name: str, source: str) -> dataset_lib.Dataset:
+  """A 2-user dataset over ITEMS whose manifest names `name` and `source`."""
+  ds = dataset_lib.Dataset(
+      user=np.array([0, 0, 1, 1], np.int32),
+      item=np.array([0, 1, 2, 3], np.int32),
+      split=np.zeros(4, np.int8), user_ids=np.array(['u0', 'u1']),
+      item_ids=ITEMS, manifest={'name': name, 'source': source})
+  dataset_lib.save(ds, root)
+  return ds
 
 
 class StoreTest(absltest.TestCase):
@@ -103,6 +115,51 @@ class StoreTest(absltest.TestCase):
     self.assertEqual(f.values.shape, (4, 3))
     self.assertFalse(os.path.exists(store.feature_paths(self.dir, 'f')[0]
                                     + '.tmp.npy'))
+
+  def test_features_of_another_dataset_with_the_same_item_map_refused(self):
+    # Both item maps are a..d, so only the recorded identity tells them apart.
+    a, b = os.path.join(self.dir, 'a'), os.path.join(self.dir, 'b')
+    _dataset(a, 'first', 'mmrec:/data/first/x.inter')
+    _dataset(b, 'second', 'mmrec:/data/second/x.inter')
+    store.save(a, 'f', self.values, {'extractor': 'x'}, ITEMS)
+    f = store.load(a, 'f')
+    self.assertEqual(f.manifest['dataset']['name'], 'first')
+    with open(os.path.join(a, dataset_lib.MANIFEST), encoding='utf-8') as fh:
+      self.assertEqual(f.manifest['dataset']['identity'],
+                       json.load(fh)['identity'])
+    shutil.copytree(os.path.join(a, store.FEATURES_DIR),
+                    os.path.join(b, store.FEATURES_DIR))
+    with self.assertRaisesRegex(
+        dataset_lib.DataError,
+        r"extracted for dataset 'first' \(mmrec:/data/first/x.inter\), but "
+        r".* holds dataset 'second' \(mmrec:/data/second/x.inter\)"):
+      store.load(b, 'f')
+
+  def test_manifest_without_identity_loads_with_one_warning(self):
+    # Stores written before the identity was recorded keep working.
+    _dataset(self.dir, 'first', 'synthetic:preset=both,seed=0')
+    store.save(self.dir, 'f', self.values, {}, ITEMS)
+    _, js = store.feature_paths(self.dir, 'f')
+    with open(js, encoding='utf-8') as fh:
+      m = json.load(fh)
+    del m['dataset']
+    with open(js, 'w', encoding='utf-8') as fh:
+      json.dump(m, fh)
+    with self.assertLogs(level='WARNING') as logs:
+      for _ in range(3):
+        np.testing.assert_array_equal(store.load(self.dir, 'f').values,
+                                      self.values)
+    warned = [r for r in logs.output if 'records no dataset identity' in r]
+    self.assertLen(warned, 1)
+
+  def test_identity_ignores_preprocessing_but_not_source(self):
+    base = {'source': 's', 'item_map_hash': 'h', 'steps': [1]}
+    self.assertEqual(dataset_lib.identity(base),
+                     dataset_lib.identity({**base, 'steps': [2], 'seed': 3}))
+    self.assertNotEqual(dataset_lib.identity(base),
+                        dataset_lib.identity({**base, 'source': 't'}))
+    self.assertNotEqual(dataset_lib.identity(base),
+                        dataset_lib.identity({**base, 'item_map_hash': 'g'}))
 
 
 if __name__ == '__main__':
