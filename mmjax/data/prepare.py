@@ -15,6 +15,8 @@ half-written.
 
 from __future__ import annotations
 
+import csv
+import datetime
 import hashlib
 import importlib.util
 import json
@@ -87,15 +89,38 @@ def config_hash(cfg: ml_collections.ConfigDict) -> str:
 
 
 def _csv_keys(path: str, key: str) -> set[str]:
-  import csv  # pylint: disable=g-import-not-at-top
+  """The values of column `key` of a CSV file.
+
+  Strict quoting, and every row must have the header's field count: an
+  unclosed quote would otherwise swallow the following rows into one field,
+  and their keys would silently go missing from the restriction.
+  """
   if not os.path.exists(path):
     raise dataset_lib.DataError(f'{path}: file not found (restrict_items_csv).')
+  keys = set()
   with open(path, encoding='utf-8', newline='') as f:
-    reader = csv.DictReader(f)
-    if key not in (reader.fieldnames or []):
-      raise dataset_lib.DataError(f'{path}:1: no column {key!r} (has '
-                                  f'{reader.fieldnames}).')
-    return {row[key] for row in reader}
+    reader = csv.reader(f, strict=True)
+    line = 0
+    try:
+      header = next(reader, [])
+      if key not in header:
+        raise dataset_lib.DataError(f'{path}:1: no column {key!r} (has '
+                                    f'{header}).')
+      k, line = header.index(key), reader.line_num
+      for row in reader:
+        start, line = line + 1, reader.line_num
+        if not row:
+          continue
+        if len(row) != len(header) or '\n' in row[k] or '\r' in row[k]:
+          raise dataset_lib.DataError(
+              f'{path}:{start}: expected {len(header)} fields with a one-line '
+              f'{key!r}, got {len(row)} fields over lines {start}-{line} (an '
+              'unclosed quote?).')
+        keys.add(row[k])
+    except csv.Error as e:
+      raise dataset_lib.DataError(
+          f'{path}:{line + 1}: {e} (an unclosed quote?).') from None
+  return keys
 
 
 def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
@@ -171,12 +196,54 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
   return ds, raw.features
 
 
+# What a prepare writes into a dataset directory. Everything else an old
+# directory holds (the feature store, moved-aside stores, a user's notes) is
+# carried into the new one: preparing again must never destroy extracted
+# features, which can take GPU-hours to make.
+_PREPARED = frozenset({dataset_lib.MANIFEST, 'interactions', 'user_ids.npy',
+                       'item_ids.npy', 'items.json', 'images'})
+STALE_PREFIX = 'features.stale-'
+
+
 def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
             *, quiet: bool = False) -> str:
-  """Prepares the dataset described by `cfg` into `out_dir`; returns it."""
-  out_dir = out_dir or cfg.out_dir or os.path.join(
-      cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}')
-  tmp = out_dir.rstrip('/') + '.partial'
+  """Prepares the dataset described by `cfg` into `out_dir`; returns it.
+
+  The dataset is written into `<out_dir>.partial` and swapped in only when
+  complete. Preparing into a directory that already holds a dataset keeps
+  its feature store (`features/`, extracted representations included):
+
+  * same dataset identity (`dataset.identity`: the same source and item
+    map, so every stored row still describes the same item): the old
+    representations are kept byte-identical in the new `features/`, beside
+    the source features this prepare writes (which replace their old
+    copies);
+  * another identity (the item map or the source changed), or an old
+    directory without a readable manifest: the old `features/` is moved
+    aside whole to `features.stale-<UTC time>/` inside the new directory,
+    and a line on stdout says so. The store reader never looks there; move
+    representations back by hand only if they really fit.
+
+  Anything else the old directory held that a prepare does not write itself
+  is carried over too. The swap is a few renames, each atomic: an
+  interrupted swap leaves the old directory at `<out_dir>.replaced`, and the
+  next prepare into `out_dir` finishes it before anything else, so no
+  interruption loses a representation.
+
+  Args:
+    cfg: a data config (`base_config()` fields).
+    out_dir: where to write; default `cfg.out_dir`, else
+      `<cfg.root>/<cfg.name>-<config hash[:8]>`.
+    quiet: print neither the summary nor progress bars (a moved-aside
+      feature store is reported even then).
+
+  Returns:
+    The dataset directory.
+  """
+  out_dir = os.path.normpath(out_dir or cfg.out_dir or os.path.join(
+      cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}'))
+  tmp, old = out_dir + '.partial', out_dir + '.replaced'
+  _finish_swap(out_dir, old, quiet)  # Of an earlier, interrupted prepare.
   if os.path.exists(tmp):
     shutil.rmtree(tmp)
   os.makedirs(tmp)
@@ -187,12 +254,79 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)
+    os.replace(out_dir, old)
   os.replace(tmp, out_dir)
+  _finish_swap(out_dir, old, quiet)
   if not quiet:
     print(format_summary(ds))
     print(f'dataset written to {out_dir}')
   return out_dir
+
+
+def _finish_swap(out_dir: str, old: str, quiet: bool) -> None:
+  """Carries what `old` (the replaced directory) holds into `out_dir`.
+
+  Idempotent, so that a swap interrupted at any point is finished by the
+  next call: `old` is removed only after everything worth keeping left it.
+  """
+  if not os.path.exists(old):
+    return
+  if not os.path.exists(out_dir):
+    # Interrupted between the two renames: the old dataset is whole again.
+    os.replace(old, out_dir)
+    return
+  for entry in sorted(os.listdir(old)):
+    target = os.path.join(out_dir, entry)
+    if entry == store.FEATURES_DIR:
+      _carry_features(old, out_dir, quiet)
+    elif entry not in _PREPARED and not os.path.exists(target):
+      os.replace(os.path.join(old, entry), target)
+  shutil.rmtree(old)
+
+
+def _identity_of(dataset_dir: str) -> str | None:
+  path = os.path.join(dataset_dir, dataset_lib.MANIFEST)
+  try:
+    with open(path, encoding='utf-8') as f:
+      return dataset_lib.identity(json.load(f))
+  except (OSError, ValueError):
+    return None
+
+
+def _carry_features(old: str, new: str, quiet: bool) -> None:
+  """Keeps `old`'s feature store in `new`, or moves it aside (see prepare)."""
+  src = os.path.join(old, store.FEATURES_DIR)
+  entries = sorted(os.listdir(src))
+  if not entries:
+    return
+  dst = os.path.join(new, store.FEATURES_DIR)
+  old_id = _identity_of(old)
+  if old_id is not None and old_id == _identity_of(new):
+    os.makedirs(dst, exist_ok=True)
+    kept = []
+    for entry in entries:
+      if not os.path.exists(os.path.join(dst, entry)):
+        os.replace(os.path.join(src, entry), os.path.join(dst, entry))
+        kept.append(entry)
+    names = sorted(e[:-5] for e in kept if e.endswith('.json'))
+    if names and not quiet:
+      print(f'kept {len(names)} stored representations (same source and '
+            f'item map): {", ".join(names)}')
+    return
+  stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
+      '%Y%m%dT%H%M%SZ')
+  stale = os.path.join(new, STALE_PREFIX + stamp)
+  k = 1
+  while os.path.exists(stale):
+    stale = os.path.join(new, f'{STALE_PREFIX}{stamp}-{k}')
+    k += 1
+  os.replace(src, stale)
+  names = sorted(e[:-5] for e in entries if e.endswith('.json'))
+  why = ('the previous directory has no readable manifest' if old_id is None
+         else 'the source or the item map changed')
+  print(f'{new}: the stored features ({len(names)} representations: '
+        f'{", ".join(names) or "none complete"}) describe another dataset '
+        f'({why}); moved to {stale}. Extract them again for this dataset.')
 
 
 def _write(cfg: ml_collections.ConfigDict, tmp: str, quiet: bool
@@ -273,7 +407,9 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
   """The dataset directory a training config's `data` section describes.
 
   Prepares it first when it does not exist yet, or when its manifest's
-  config hash differs from the resolved config's.
+  config hash differs from the resolved config's; only then is the full
+  summary printed (once per dataset, not once per launch: a launch prints
+  `format_summary_line`).
   """
   cfg = resolve_training_data(data_cfg)
   out_dir = os.path.join(cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}')
@@ -283,30 +419,67 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
       if json.load(f).get('config_hash') == config_hash(cfg):
         return out_dir
   logging.info('Preparing dataset %s into %s', cfg.name, out_dir)
-  return prepare(cfg, out_dir, quiet=True)
+  return prepare(cfg, out_dir)
 
 
 def format_summary(ds: dataset_lib.Dataset) -> str:
-  """A readable table: counts, density, splits, and each step's removals."""
+  """A readable table: counts, density, splits, and each step's removals.
+
+  Every number says what it counts: the split rows and the first removal
+  column count interactions, the second column items (filled only by the
+  steps that remove items as such), and the detail text names each count's
+  unit in its key.
+  """
   s = ds.summary()
   name = ds.manifest.get('name', '?')
   rows = [
       f'dataset {name}  ({ds.manifest.get("source", "")})',
-      f'  {"users":<22}{s["users"]:>12,}',
-      f'  {"items":<22}{s["items"]:>12,}',
-      f'  {"interactions":<22}{s["interactions"]:>12,}',
-      f'  {"density":<22}{s["density"]:>12.5f}',
+      f'  {"users":<30}{s["users"]:>12,}',
+      f'  {"items":<30}{s["items"]:>12,}',
+      f'  {"interactions":<30}{s["interactions"]:>12,}',
+      f'  {"density (share of pairs)":<30}{s["density"]:>12.5f}',
   ]
   for split in dataset_lib.SPLIT_NAMES:
-    rows.append(f'  {split:<22}{s[split]:>12,}')
+    rows.append(f'  {split + " interactions":<30}{s[split]:>12,}')
   steps = ds.manifest.get('steps', [])
   if steps:
-    rows.append(f'  {"preprocessing step":<34}{"removed":>10}')
+    rows.append(f'  {"preprocessing step":<34}{"interactions":>13}'
+                f'{"items":>8}')
+    rows.append(f'  {"":<34}{"removed":>13}{"removed":>8}')
     for st in steps:
-      detail = ', '.join(f'{k}={v}' for k, v in st.items()
-                         if k not in ('step', 'removed', 'examples'))
-      rows.append(f'    {st["step"]:<32}{st.get("removed", 0):>10,}  {detail}')
+      items = st.get('items_removed')
+      detail = ', '.join(
+          f'{_UNITS.get(k, k)}={v}' for k, v in st.items()
+          if k not in ('step', 'removed', 'items_removed', 'examples'))
+      rows.append(f'    {st["step"]:<32}{st.get("removed", 0):>13,}'
+                  f'{"" if items is None else f"{items:,}":>8}  {detail}'
+                  .rstrip())
   return '\n'.join(rows)
+
+
+# Step details whose key does not say what it counts.
+_UNITS = {'interactions': 'interactions_read',
+          'min_user': 'min_interactions_per_user',
+          'min_item': 'min_interactions_per_item'}
+
+
+def format_summary_line(ds: dataset_lib.Dataset,
+                        dataset_dir: str | None = None) -> str:
+  """The dataset in one line, for a training run's log.
+
+  The full table (`format_summary`) is printed once, when the dataset is
+  prepared; every launch after that needs only to say which dataset it
+  trains on.
+
+  Args:
+    ds: the dataset.
+    dataset_dir: its directory; default `ds.root` (set by `dataset.load`).
+  """
+  s = ds.summary()
+  where = dataset_dir or ds.root or '(not saved)'
+  return (f'dataset {ds.manifest.get("name", "?")}: {s["users"]:,} users, '
+          f'{s["items"]:,} items, {s["train"]:,}/{s["valid"]:,}/'
+          f'{s["test"]:,} train/valid/test interactions, in {where}')
 
 
 def main(argv):

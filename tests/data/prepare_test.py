@@ -1,10 +1,13 @@
 """End-to-end tests of `prepare`: configs, dataset directory, ensure_dataset."""
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 import ml_collections
@@ -173,6 +176,177 @@ class PrepareSyntheticTest(absltest.TestCase):
     with self.assertRaisesRegex(dataset_lib.DataError, 'data not found'):
       prepare.build(cfg)
 
+
+
+def _extract(out: str, name: str = 'lvlm_x') -> bytes:
+  """Stores a representation as an extractor would; returns its .npy bytes."""
+  ds = dataset_lib.load(out)
+  values = np.random.default_rng([3, ds.num_items]).normal(
+      size=(ds.num_items, 5)).astype(np.float32)
+  npy = store.save(out, name, values, {'extractor': 'lvlm'}, ds.item_ids)
+  with open(npy, 'rb') as f:
+    return f.read()
+
+
+def _read(path: str) -> bytes:
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+class PrepareAgainTest(absltest.TestCase):
+  """Preparing into a directory that holds features never destroys them."""
+
+  def test_same_dataset_keeps_features_byte_identical(self):
+    with tempfile.TemporaryDirectory() as root:
+      out = prepare.prepare(_small(root), quiet=True)
+      data = _extract(out)
+      partial = os.path.join(out, store.FEATURES_DIR, '.partial', 'lvlm_x')
+      os.makedirs(partial)
+      with open(os.path.join(partial, 'shard_0.npy'), 'wb') as f:
+        f.write(b'half an extraction')
+      stdout = io.StringIO()
+      with contextlib.redirect_stdout(stdout):
+        self.assertEqual(prepare.prepare(_small(root)), out)
+      self.assertIn('kept 1 stored representations', stdout.getvalue())
+      npy, _ = store.feature_paths(out, 'lvlm_x')
+      self.assertEqual(_read(npy), data)
+      self.assertEqual(_read(os.path.join(partial, 'shard_0.npy')),
+                       b'half an extraction')
+      self.assertEqual(store.list_features(out),
+                       ['lvlm_x', 'synthetic_text', 'synthetic_visual'])
+      store.load(out, 'lvlm_x')  # Still this dataset's.
+      self.assertEqual(sorted(os.listdir(root)), [os.path.basename(out)])
+
+  def test_other_item_map_moves_features_aside_and_says_so(self):
+    with tempfile.TemporaryDirectory() as root:
+      out = os.path.join(root, 'ds')
+      prepare.prepare(_small(root), out, quiet=True)
+      data = _extract(out)
+      cfg = _small(root)
+      cfg.synthetic.num_items = 70  # Another item map.
+      stdout = io.StringIO()
+      with contextlib.redirect_stdout(stdout):
+        prepare.prepare(cfg, out, quiet=True)
+      stale = [e for e in os.listdir(out)
+               if e.startswith(prepare.STALE_PREFIX)]
+      self.assertLen(stale, 1)
+      self.assertIn(f'moved to {os.path.join(out, stale[0])}',
+                    stdout.getvalue())
+      self.assertIn('lvlm_x', stdout.getvalue())
+      self.assertEqual(_read(os.path.join(out, stale[0], 'lvlm_x.npy')), data)
+      self.assertNotIn('lvlm_x', store.list_features(out))
+      self.assertEqual(dataset_lib.load(out).num_items, 70)
+      # A third prepare carries the moved-aside store along as well.
+      prepare.prepare(cfg, out, quiet=True)
+      self.assertEqual(_read(os.path.join(out, stale[0], 'lvlm_x.npy')), data)
+
+  def test_interrupted_swap_is_finished_by_the_next_prepare(self):
+    with tempfile.TemporaryDirectory() as root:
+      out = os.path.join(root, 'ds')
+      prepare.prepare(_small(root), out, quiet=True)
+      data = _extract(out)
+      npy, _ = store.feature_paths(out, 'lvlm_x')
+      # Killed after the new directory was swapped in, before the old
+      # features were carried over.
+      with mock.patch.object(prepare, '_carry_features',
+                             side_effect=KeyboardInterrupt):
+        with self.assertRaises(KeyboardInterrupt):
+          prepare.prepare(_small(root), out, quiet=True)
+      self.assertEqual(_read(os.path.join(
+          out + '.replaced', store.FEATURES_DIR, 'lvlm_x.npy')), data)
+      prepare.prepare(_small(root), out, quiet=True)
+      self.assertEqual(_read(npy), data)
+      self.assertFalse(os.path.exists(out + '.replaced'))
+      # Killed between the two renames: only the old directory exists.
+      os.replace(out, out + '.replaced')
+      prepare.prepare(_small(root), out, quiet=True)
+      self.assertEqual(_read(npy), data)
+      self.assertEqual(sorted(os.listdir(root)), ['ds'])
+
+
+class SummaryTest(absltest.TestCase):
+
+  def test_columns_say_their_units(self):
+    with tempfile.TemporaryDirectory() as root:
+      cfg = _small(root)
+      cfg.min_item = 12  # Drops items, so both removal columns are used.
+      ds = dataset_lib.load(prepare.prepare(cfg, quiet=True))
+    steps = {s['step']: s for s in ds.manifest['steps']}
+    dropped = steps['drop_items_without_interactions']['items_removed']
+    self.assertEqual(dropped, 80 - ds.num_items)
+    self.assertGreater(dropped, 0)
+    lines = prepare.format_summary(ds).splitlines()
+    self.assertIn(f'  {"train interactions":<30}'
+                  f'{int((ds.split == 0).sum()):>12,}', lines)
+    header = [k for k, line in enumerate(lines)
+              if line.startswith('  preprocessing step')][0]
+    self.assertEqual(lines[header].split()[-2:], ['interactions', 'items'])
+    self.assertEqual(lines[header + 1].split(), ['removed', 'removed'])
+    row = {line.split()[0]: line.split()[1:] for line in lines[header + 2:]}
+    # Interactions removed, then items removed; the detail names its unit.
+    self.assertEqual(row['drop_items_without_interactions'][:2],
+                     ['0', str(dropped)])
+    self.assertEqual(row['deduplicate'],
+                     [f'{steps["deduplicate"]["removed"]:,}'])
+    self.assertEqual(row['read'], ['0', 'interactions_read=1800'])
+    self.assertEqual(row['k_core'][0], f'{steps["k_core"]["removed"]:,}')
+    self.assertIn('min_interactions_per_item=12,', row['k_core'])
+
+  def test_summary_line(self):
+    with tempfile.TemporaryDirectory() as root:
+      out = prepare.prepare(_small(root), quiet=True)
+      ds = dataset_lib.load(out)
+    n = np.bincount(ds.split, minlength=3)
+    self.assertEqual(
+        prepare.format_summary_line(ds),
+        f'dataset synthetic: {ds.num_users} users, {ds.num_items} items, '
+        f'{n[0]:,}/{n[1]:,}/{n[2]:,} train/valid/test interactions, in {out}')
+    self.assertNotIn('\n', prepare.format_summary_line(ds))
+    self.assertTrue(prepare.format_summary_line(ds, 'elsewhere').endswith(
+        'in elsewhere'))
+
+  def test_ensure_dataset_prints_the_summary_only_when_it_prepares(self):
+    with tempfile.TemporaryDirectory() as root:
+      data_cfg = ml_collections.ConfigDict({
+          'name': 'synthetic', 'root': root, 'split': None,
+          'implicit_threshold': None, 'min_user': None, 'min_item': None,
+          'cold': None, 'overrides': {'synthetic': {
+              'num_users': 60, 'num_items': 40, 'max_images': 0}}})
+      for expected in (True, False):
+        stdout = io.StringIO()
+        with contextlib.redirect_stdout(stdout):
+          prepare.ensure_dataset(data_cfg)
+        self.assertEqual('preprocessing step' in stdout.getvalue(), expected)
+        self.assertEqual(bool(stdout.getvalue()), expected)
+
+
+class RestrictCsvTest(absltest.TestCase):
+
+  def _csv(self, text: str) -> str:
+    folder = self.enterContext(tempfile.TemporaryDirectory())
+    path = os.path.join(folder, 'lvlm.csv')
+    with open(path, 'w', encoding='utf-8', newline='') as f:
+      f.write(text)
+    return path
+
+  def test_multiline_values_are_fine(self):
+    path = self._csv('asin,result\n1,"two\nlines"\n2,"one, line"\n')
+    self.assertEqual(prepare._csv_keys(path, 'asin'), {'1', '2'})
+
+  def test_unclosed_quote_named_with_file_and_line(self):
+    # Row 3 would vanish into row 2's field without a check.
+    path = self._csv('asin,result\n1,"ok"\n2,"unclosed\n3,"next"\n')
+    with self.assertRaisesRegex(dataset_lib.DataError,
+                                f'{path}:3: .*unclosed quote'):
+      prepare._csv_keys(path, 'asin')
+    path = self._csv('asin,result\n1,"ok"\n2,"unclosed\n3,next\n')
+    with self.assertRaisesRegex(dataset_lib.DataError,
+                                f'{path}:3: .*unclosed quote'):
+      prepare._csv_keys(path, 'asin')
+    path = self._csv('asin,result\n1,ok\n2,ok,extra\n')
+    with self.assertRaisesRegex(dataset_lib.DataError,
+                                f'{path}:3: expected 2 fields'):
+      prepare._csv_keys(path, 'asin')
 
 
 class PrepareRealTest(absltest.TestCase):
