@@ -122,6 +122,34 @@ class Extractor(abc.ABC):
     """Frees models and memory; called once after the last batch."""
 
 
+class SpecError(ValueError):
+  """A representation's spec cannot work with its inputs.
+
+  Raised by `check_spec` before any extraction starts (a keyword one-hot
+  asked of a free-text file, an unknown method), so a config mistake costs
+  seconds, not the hours of the representations extracted before it.
+  """
+
+
+def _extractor_module(spec: ml_collections.ConfigDict):
+  """The module a spec's `extractor` names (see `make_extractor`)."""
+  kind = spec.get('extractor', None)
+  if not kind:
+    raise ValueError(f'representation spec has no `extractor`: {spec}')
+  module_name = kind if '.' in kind else f'mmjax.features.{kind}'
+  try:
+    module = importlib.import_module(module_name)
+  except ModuleNotFoundError as e:
+    if e.name != module_name:
+      raise
+    raise ValueError(
+        f'unknown extractor {kind!r}: no module {module_name}.'
+    ) from e
+  if not hasattr(module, 'make_extractor'):
+    raise ValueError(f'{module_name} has no make_extractor(spec, ds).')
+  return module
+
+
 def make_extractor(
     spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
 ) -> Extractor:
@@ -137,21 +165,27 @@ def make_extractor(
   Raises:
     ValueError: no such extractor module, or it has no `make_extractor`.
   """
-  kind = spec.get('extractor', None)
-  if not kind:
-    raise ValueError(f'representation spec has no `extractor`: {spec}')
-  module_name = kind if '.' in kind else f'mmjax.features.{kind}'
-  try:
-    module = importlib.import_module(module_name)
-  except ModuleNotFoundError as e:
-    if e.name != module_name:
-      raise
-    raise ValueError(
-        f'unknown extractor {kind!r}: no module {module_name}.'
-    ) from e
-  if not hasattr(module, 'make_extractor'):
-    raise ValueError(f'{module_name} has no make_extractor(spec, ds).')
-  return module.make_extractor(spec, ds)
+  return _extractor_module(spec).make_extractor(spec, ds)
+
+
+def check_spec(
+    spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
+) -> None:
+  """Finds a spec's config mistakes before any representation is extracted.
+
+  The CLI calls this for every representation of a run first, so that a
+  mistake in the eleventh representation stops the run before the first ten
+  are extracted, not after. It imports the extractor module (an unknown
+  `extractor` fails here) and calls its optional `check_spec(spec, ds)`,
+  which must be cheap (no model loading): modules need no registry edit.
+
+  Raises:
+    ValueError (SpecError, DataError): what is wrong and how to fix it.
+  """
+  module = _extractor_module(spec)
+  check = getattr(module, 'check_spec', None)
+  if check is not None:
+    check(spec, ds)
 
 
 # ---------------------------------------------------------------- helpers

@@ -25,11 +25,28 @@ items that succeeded) plus `shard_<k>.json` (failed items and reasons, extra
 outputs), the JSON last, so a shard is complete iff its JSON exists. An
 interrupted run resumes at the first missing shard. `--shard i/n` computes the
 shards k with k % n == i; whichever run finds every shard complete (or is
-given `--merge`) joins them into the store and removes the partials. A lock
-directory (`merging.lock`) keeps two processes from merging at once; an
-explicit `--merge` takes over the lock of a process that died merging. The
+given `--merge`) joins them into the store and removes the partials. The
 manifest's `compute_seconds` sums the shards' extraction time; `time` is when
 the merge finished.
+
+A lock directory (`merging.lock`) keeps two processes from merging at once.
+It records its owner (pid, host, boot id and the process's start time, in
+`owner.json`), so a run killed while merging does not block the next one: a
+plain restart on the same host finds the owner gone (no such pid, the pid
+reused by a later process, or the machine rebooted) and takes the lock over.
+An owner alive on this host leaves the representation 'pending' (it is being
+merged). An owner on another host cannot be checked from here: the
+representation is 'locked', the CLI prints the command that finishes it
+(`--merge`, which takes over any lock but a live one of this host) and exits
+non-zero.
+
+Before any work, every representation's spec is checked (`base.check_spec`:
+an unknown extractor, a keyword one-hot asked of a file that has no slots, a
+`texts_from` source that is neither stored nor in the run); any problem stops
+the run with all of them listed. After that, one representation that fails
+(every item failed, a missing model, a bad input file) does not stop the
+others: the CLI extracts the rest, prints a summary of what failed and why,
+and only then exits non-zero.
 """
 
 from __future__ import annotations
@@ -39,7 +56,9 @@ import datetime
 import json
 import math
 import os
+import shlex
 import shutil
+import socket
 import sys
 import time
 from typing import Any, Callable
@@ -60,6 +79,14 @@ from mmjax.features import resolve
 PARTIAL_DIR = '.partial'
 SPEC_FILE = 'spec.json'
 MERGE_LOCK = 'merging.lock'
+OWNER_FILE = 'owner.json'
+# A lock without an owner file is being created right now (the file follows
+# the lock's mkdir within microseconds) or was left by an older version that
+# wrote none; after this many seconds it is taken for the latter.
+OWNERLESS_GRACE_S = 60.0
+# A representation failing with one of these is recorded and the run goes on
+# with the others; anything else (a bug, an interrupt) stops the run.
+REPRESENTATION_ERRORS = (ValueError, OSError, ImportError, RuntimeError)
 # Keys a spec inherits from the top level of the config when it lacks them.
 # Every spec also gets `dataset_dir` (the resolved dataset directory), so an
 # extractor can read what an earlier representation stored there (e.g.
@@ -82,15 +109,45 @@ class Outcome:
   Attributes:
     name: the representation.
     status: 'stored' (merged into the store), 'pending' (shards left for
-      other processes), or 'skipped' (already in the store for this spec).
+      other processes, or another live process of this host is merging),
+      'skipped' (already in the store for this spec), 'locked' (the merge
+      lock of a process on another host; see the module docstring) or
+      'failed' (see `error`).
     computed_shards: shard indices this call computed.
     path: the stored .npy path when status is 'stored'.
+    num_items: items of the dataset (when stored).
+    num_failed: items stored as failed (masked), unparsed ones included.
+    num_unparsed: of those, LVLM answers that could not be parsed.
+    note: why a representation is pending or locked.
+    error: why it failed.
   """
 
   name: str
   status: str
   computed_shards: list[int]
   path: str | None = None
+  num_items: int = 0
+  num_failed: int = 0
+  num_unparsed: int = 0
+  note: str | None = None
+  error: str | None = None
+
+  @property
+  def manifest_path(self) -> str | None:
+    return self.path[:-len('.npy')] + '.json' if self.path else None
+
+
+class MergeError(ValueError):
+  """Finished shards cannot be joined into the store (the message says why)."""
+
+
+class NothingStoredError(MergeError):
+  """Every item of a representation failed: there is nothing to store."""
+
+
+# Input problems whose message says everything: no traceback in the log.
+_EXPECTED_ERRORS = (dataset_lib.DataError, base.SpecError,
+                    resolve.ModelNotFoundError, MergeError)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -217,8 +274,16 @@ def _merge(
     header: dict[str, Any],
     ds: dataset_lib.Dataset,
     store_dtype: str,
-) -> str:
-  """Joins complete shards into the store; returns the .npy path."""
+) -> tuple[str, dict[int, str]]:
+  """Joins complete shards into the store.
+
+  Returns:
+    The .npy path and the failed items (item -> reason).
+
+  Raises:
+    NothingStoredError: every item failed.
+    ValueError: values beyond float16 range for a float16 store.
+  """
   num_items = ds.num_items
   values = None
   failed: dict[int, str] = {}
@@ -234,7 +299,7 @@ def _merge(
       if values is None:
         values = np.zeros((num_items, vals.shape[1]), np.float32)
       if vals.shape[1] != values.shape[1]:
-        raise ValueError(f'{npz}: dim {vals.shape[1]}, other shards '
+        raise MergeError(f'{npz}: dim {vals.shape[1]}, other shards '
                          f'{values.shape[1]}.')
       values[items] = vals
     failed.update({int(i): r for i, r in meta['failed'].items()})
@@ -242,25 +307,29 @@ def _merge(
     for key, per_item in meta.get('extra', {}).items():
       extra.setdefault(key, {}).update({int(i): v for i, v in per_item.items()})
   if values is None:
-    reasons = sorted(set(failed.values()))[:3]
-    raise ValueError(
-        f'{name}: every item failed, nothing to store (reasons: {reasons}).'
-    )
+    kinds = sorted(_reason_kinds(failed).items(), key=lambda kv: -kv[1])
+    first = failed[min(failed)] if failed else 'no items'
+    where = 'kept in ' + partial if extra else 'removed: a rerun recomputes'
+    if not extra:
+      # Shards of failures hold nothing worth keeping, and a rerun after the
+      # input or spec is fixed must not trip over them. Extra outputs (an
+      # LVLM's generated text) cost compute and explain the failure: kept.
+      shutil.rmtree(partial, ignore_errors=True)
+    raise NothingStoredError(
+        f'{name}: every item failed, nothing to store ('
+        + ', '.join(f'{n} {kind}' for kind, n in kinds[:3])
+        + f'; first: {first!r}; shards {where}).')
   values[np.fromiter(failed, np.int64, len(failed))] = 0.0
   if store_dtype == 'float16':
     big = np.flatnonzero(np.abs(values).max(axis=1) > np.finfo(np.float16).max)
     if len(big):
-      raise ValueError(
+      raise MergeError(
           f'{name}: {len(big)} items (first {big[0]}) have values beyond '
           'float16 range; store them as float32 (--config.store_dtype='
           'float32). The shards are kept.')
   values = values.astype(np.dtype(store_dtype))
   manifest = dict(header['manifest'])
-  reason_counts: dict[str, int] = {}
-  for r in failed.values():
-    # Group by the reason's kind (text before the first ':'), not the path.
-    kind = r.split(':', 1)[0]
-    reason_counts[kind] = reason_counts.get(kind, 0) + 1
+  reason_counts = _reason_kinds(failed)
   manifest.update(
       spec=header['spec'],
       spec_sha256=header['spec_sha256'],
@@ -284,7 +353,142 @@ def _merge(
     os.replace(path + '.tmp', path)
   path = store.save(dataset_dir, name, values, manifest, ds.item_ids, failed)
   shutil.rmtree(partial)
-  return path
+  return path, failed
+
+
+def _reason_kinds(failed: dict[int, str]) -> dict[str, int]:
+  """Failure counts by the reason's kind (text before the first ':').
+
+  Grouped by kind, not by the whole reason, which may name a file per item.
+  """
+  counts: dict[str, int] = {}
+  for r in failed.values():
+    kind = r.split(':', 1)[0]
+    counts[kind] = counts.get(kind, 0) + 1
+  return counts
+
+
+def _is_unparsed(reason: str) -> bool:
+  # descriptions.KeywordExtractor's reason for an answer without its slots.
+  return reason.startswith('unparsed')
+
+
+# ------------------------------------------------------------ merge lock
+
+
+def _boot_id() -> str | None:
+  try:
+    with open('/proc/sys/kernel/random/boot_id', encoding='ascii') as f:
+      return f.read().strip()
+  except OSError:
+    return None
+
+
+def _process_start(pid: int) -> str | None:
+  """When process `pid` started (clock ticks after boot); None if unknown."""
+  try:
+    with open(f'/proc/{pid}/stat', 'rb') as f:
+      stat = f.read()
+  except OSError:
+    return None
+  # starttime is field 22; field 2, the command name, may hold ' ' and ')'.
+  return stat[stat.rindex(b')') + 2:].split()[19].decode()
+
+
+def lock_owner() -> dict[str, Any]:
+  """What a merge lock records about the process that holds it."""
+  pid = os.getpid()
+  return {
+      'pid': pid,
+      'host': socket.gethostname(),
+      'boot_id': _boot_id(),
+      # With the pid: a pid reused by a later process is not the owner.
+      'start': _process_start(pid),
+      'since': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+  }
+
+
+def _read_owner(lock: str) -> dict[str, Any] | None:
+  try:
+    with open(os.path.join(lock, OWNER_FILE), encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+def _acquire_lock(lock: str) -> bool:
+  """Creates the merge lock (True) or finds it held (False)."""
+  try:
+    os.mkdir(lock)  # Atomic, on NFS too: one process wins.
+  except FileExistsError:
+    return False
+  _write_json(os.path.join(lock, OWNER_FILE), lock_owner())
+  return True
+
+
+def owner_state(lock: str) -> tuple[str, dict[str, Any] | None]:
+  """Whether the process holding a merge lock is 'alive', 'dead' or 'unknown'.
+
+  Returns:
+    The state and the recorded owner (None when the lock has no owner file).
+    'unknown' means it cannot be told from here: the owner is on another
+    host, or an owner-less lock is older than `OWNERLESS_GRACE_S`.
+  """
+  owner = _read_owner(lock)
+  if owner is None:
+    try:
+      age = time.time() - os.stat(lock).st_mtime
+    except FileNotFoundError:
+      return 'dead', None  # Released meanwhile.
+    return ('alive' if age < OWNERLESS_GRACE_S else 'unknown'), None
+  if owner.get('host') != socket.gethostname():
+    return 'unknown', owner
+  boot = _boot_id()
+  if boot and owner.get('boot_id') and owner['boot_id'] != boot:
+    return 'dead', owner  # The machine restarted since.
+  pid = owner.get('pid')
+  if not isinstance(pid, int) or pid <= 0:
+    return 'unknown', owner  # os.kill(0 or -1) would signal a whole group.
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return 'dead', owner
+  except PermissionError:
+    pass  # Alive, another user's.
+  start = _process_start(pid)
+  if start and owner.get('start') and start != owner['start']:
+    return 'dead', owner  # The pid now belongs to a later process.
+  return 'alive', owner
+
+
+def _take_over(lock: str, owner: dict[str, Any] | None) -> bool:
+  """Replaces a lock held by `owner` with this process's; False if beaten.
+
+  Two restarts may find the same stale lock. The lock is renamed aside first
+  (one rename wins) and its owner compared with the stale one: if another
+  process had replaced it with its own lock in between, that lock is put
+  back and this process leaves the merge to it.
+  """
+  aside = f'{lock}.stale-{os.getpid()}-{time.monotonic_ns()}'
+  try:
+    os.rename(lock, aside)
+  except FileNotFoundError:
+    return _acquire_lock(lock)  # Released meanwhile.
+  if _read_owner(aside) != owner:
+    try:
+      os.rename(aside, lock)
+    except OSError:
+      pass
+    return False
+  shutil.rmtree(aside, ignore_errors=True)
+  return _acquire_lock(lock)
+
+
+def _describe_owner(owner: dict[str, Any] | None) -> str:
+  if owner is None:
+    return 'a process that recorded no owner (an older mmjax?)'
+  return (f'pid {owner.get("pid")} on host {owner.get("host")} (since '
+          f'{owner.get("since")})')
 
 
 def _already_stored(dataset_dir: str, name: str, spec_sha: str,
@@ -419,7 +623,7 @@ def run_one(
              if not os.path.exists(_shard_paths(partial, k)[1])]
   if missing:
     if merge:
-      raise ValueError(
+      raise MergeError(
           f'{name}: cannot merge, {len(missing)} shards missing (first '
           f'{missing[:5]}); run the remaining --shard i/n jobs.'
       )
@@ -427,25 +631,44 @@ def run_one(
     return Outcome(name, 'pending', computed)
   # Two `--shard i/n` processes can finish at the same moment and both find
   # every shard complete: the one that creates the lock merges, the other
-  # leaves it pending. An explicit --merge takes over a lock left by a
-  # process that died while merging.
+  # leaves it pending. A lock whose owner died merging is taken over.
   lock = os.path.join(partial, MERGE_LOCK)
   try:
-    os.mkdir(lock)
-  except FileExistsError:
-    if not merge:
-      logging.info('%s: another process is merging (%s); if it died, rerun '
-                   'with --merge.', name, lock)
-      return Outcome(name, 'pending', computed)
+    acquired = _acquire_lock(lock)
+  except FileNotFoundError:
+    # The partial dir is gone: another process merged it meanwhile.
+    return Outcome(name, 'pending', computed,
+                   note='merged by another process meanwhile')
+  if not acquired:
+    state, owner = owner_state(lock)
+    who = _describe_owner(owner)
+    if state == 'alive' and (owner is not None or not merge):
+      logging.info('%s: %s is merging it (%s).', name, who, lock)
+      return Outcome(name, 'pending', computed, note=f'{who} is merging it')
+    if state == 'unknown' and not merge:
+      return Outcome(
+          name, 'locked', computed,
+          note=(f'the merge lock {lock} is held by {who}, which this host '
+                'cannot check; if no process is merging it any more, '
+                'finish it with --merge'))
+    if not _take_over(lock, owner):
+      return Outcome(name, 'pending', computed,
+                     note='another process took the merge lock first')
+    logging.warning('%s: took over the merge lock of %s (%s).', name, who,
+                    'it is gone' if state == 'dead' else 'asked by --merge')
   try:
     with open(os.path.join(partial, SPEC_FILE), encoding='utf-8') as f:
       header = json.load(f)
-    path = _merge(dataset_dir, name, partial, header, ds, store_dtype)
+    path, failed = _merge(dataset_dir, name, partial, header, ds,
+                          store_dtype)
   except BaseException:
     # Leave the shards, free the lock: a rerun merges them again.
     shutil.rmtree(lock, ignore_errors=True)
     raise
-  return Outcome(name, 'stored', computed, path)
+  return Outcome(
+      name, 'stored', computed, path, num_items=num_items,
+      num_failed=len(failed),
+      num_unparsed=sum(_is_unparsed(r) for r in failed.values()))
 
 
 def run_order(representations: ml_collections.ConfigDict) -> list[str]:
@@ -480,12 +703,44 @@ def run_order(representations: ml_collections.ConfigDict) -> list[str]:
   return order
 
 
+def check_specs(config: ml_collections.ConfigDict, names: list[str],
+                ds: dataset_lib.Dataset, dataset_dir: str) -> None:
+  """Checks every spec of a run before any work (see the module docstring).
+
+  Raises:
+    base.SpecError: every problem found, one per line.
+  """
+  problems = []
+  for name in names:
+    spec = _spec_for(config, name, dataset_dir)
+    try:
+      source = spec.get('texts_from', None)
+      if source and source not in names:
+        path = os.path.join(dataset_dir, store.FEATURES_DIR,
+                            f'{source}.{base.GENERATED_TEXT}.jsonl')
+        if not os.path.exists(path):
+          raise base.SpecError(
+              f'{name}: texts_from={source!r}, but {path} does not exist: '
+              f'Extract {source!r} first (an LVLM representation: put it in '
+              f'the same config, or run it with --config.only={source}).')
+      base.check_spec(spec, ds)
+    except REPRESENTATION_ERRORS as e:
+      msg = str(e)
+      problems.append(msg if msg.startswith(f'{name}:') else f'{name}: {msg}')
+  if problems:
+    head = (f'{len(problems)} of {len(names)} representations cannot be '
+            'extracted as configured (nothing was extracted):\n  ')
+    raise base.SpecError(head + '\n  '.join(problems))
+
+
 def run(
     config: ml_collections.ConfigDict,
     *,
     shard: tuple[int, int] = (0, 1),
     merge: bool = False,
     on_shard: Callable[[str, int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+    keep_going: bool = True,
 ) -> list[Outcome]:
   """Extracts every representation of a config.
 
@@ -495,9 +750,17 @@ def run(
     merge: only join complete shards.
     on_shard: called as on_shard(name, k) after shard k is written (progress
       reporting; tests use it to interrupt a run).
+    on_outcome: called with each Outcome as soon as it is known (the CLI
+      prints it: a long run reports each representation when it is done).
+    keep_going: a representation failing with one of REPRESENTATION_ERRORS
+      gives a 'failed' Outcome and the others are extracted; False re-raises
+      the error.
 
   Returns:
-    One Outcome per representation, in config order.
+    One Outcome per representation, in run order (`run_order`).
+
+  Raises:
+    base.SpecError: a spec cannot work (checked before any work).
   """
   dataset_dir = resolve_dataset_dir(config)
   ds = dataset_lib.load(dataset_dir)
@@ -511,15 +774,132 @@ def run(
       raise ValueError(f'only={only!r}: unknown representations {unknown} '
                        f'(have {names}).')
     names = [x for x in names if x in wanted]
+  if not merge:
+    check_specs(config, names, ds, dataset_dir)
   outcomes = []
+  failed: set[str] = set()
   for name in names:
     start = time.perf_counter()
-    outcome = run_one(config, name, ds, dataset_dir, shard=shard, merge=merge,
-                      on_shard=on_shard)
+    source = config.representations[name].get('texts_from', None)
+    try:
+      if source in failed:
+        # Its text would be missing, or stale from an earlier run.
+        raise base.SpecError(f'{name}: its texts_from source {source!r} '
+                             'failed in this run.')
+      outcome = run_one(config, name, ds, dataset_dir, shard=shard,
+                        merge=merge, on_shard=on_shard)
+    except REPRESENTATION_ERRORS as e:
+      if not keep_going:
+        raise
+      logging.warning('%s failed: %s', name, e,
+                      exc_info=not isinstance(e, _EXPECTED_ERRORS))
+      msg = str(e)
+      outcome = Outcome(name, 'failed', [], error=(
+          msg[len(name) + 2:] if msg.startswith(f'{name}: ') else msg))
+    if outcome.status in ('failed', 'locked'):
+      failed.add(name)
     logging.info('%s: %s in %.1fs', name, outcome.status,
                  time.perf_counter() - start)
+    if on_outcome is not None:
+      on_outcome(outcome)
     outcomes.append(outcome)
   return outcomes
+
+
+def describe(outcome: Outcome) -> str:
+  """One console line for an Outcome.
+
+  A stored representation says how many items it holds and how many failed
+  or were unparsed (masked): those are in the manifest only, and 'stored'
+  alone would hide them.
+  """
+  o = outcome
+  if o.status == 'stored':
+    if not o.num_failed:
+      return f'stored all {o.num_items:,} items of {o.name}: {o.path}'
+    counts = []
+    if o.num_failed > o.num_unparsed:
+      counts.append(f'{o.num_failed - o.num_unparsed:,} failed')
+    if o.num_unparsed:
+      counts.append(f'{o.num_unparsed:,} unparsed')
+    return (f'stored {o.num_items - o.num_failed:,} of {o.num_items:,} items '
+            f'of {o.name} ({", ".join(counts)}: see {o.manifest_path})')
+  if o.status == 'skipped':
+    return f'skipped {o.name}: already stored for this spec'
+  if o.status == 'pending':
+    done = (f'; {len(o.computed_shards)} shards computed here'
+            if o.computed_shards else '')
+    return (f'pending {o.name}: '
+            f'{o.note or "shards left for other --shard jobs"}{done}')
+  if o.status == 'locked':
+    return f'LOCKED {o.name}: {o.note}'
+  return f'FAILED {o.name}: {o.error}'
+
+
+def summary(outcomes: list[Outcome], rerun: str) -> list[str]:
+  """The closing table of the representations not stored ([] if none).
+
+  Args:
+    outcomes: what `run` returned.
+    rerun: the command line to repeat (see `_rerun_command`); a locked
+      representation gets it with `--merge --config.only=<name>`.
+  """
+  bad = [o for o in outcomes if o.status in ('failed', 'locked')]
+  if not bad:
+    return []
+  width = max(len('representation'), *(len(o.name) for o in bad))
+  lines = [f'{len(bad)} of {len(outcomes)} representations not stored '
+           '(the others were extracted):',
+           f'  {"representation":<{width}}  status  reason']
+  for o in bad:
+    reason = o.error if o.status == 'failed' else (
+        f'{o.note}: {rerun} --merge --config.only={o.name}')
+    lines.append(f'  {o.name:<{width}}  {o.status:<6}  {reason}')
+  return lines
+
+
+def _rerun_command(argv: list[str]) -> str:
+  """This command line without --shard, --merge and --config.only."""
+  args, skip = [], False
+  for a in argv[1:]:
+    if skip:
+      skip = False
+      continue
+    flag = a.split('=', 1)[0]
+    if flag in ('--shard', '--config.only'):
+      skip = '=' not in a
+      continue
+    if flag in ('--merge', '--nomerge'):
+      continue
+    args.append(shlex.quote(a))
+  return ' '.join(['python -m mmjax.features.extract'] + args)
+
+
+def cli(config: ml_collections.ConfigDict, *, shard: tuple[int, int] = (0, 1),
+        merge: bool = False, argv: list[str] | None = None,
+        out=None) -> int:
+  """Runs `run`, prints one line per representation and the summary.
+
+  Returns:
+    The exit status: 1 when a spec check failed, an input was bad, or a
+    representation failed or is locked; 0 otherwise.
+  """
+  out = out or sys.stdout
+
+  def say(o: Outcome) -> None:
+    print(describe(o), file=out, flush=True)
+
+  try:
+    outcomes = run(config, shard=shard, merge=merge, on_outcome=say)
+  except (base.SpecError, dataset_lib.DataError,
+          resolve.ModelNotFoundError) as e:
+    # Input problems: the message says what to do; a traceback would bury it.
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  lines = summary(outcomes, _rerun_command(argv or sys.argv))
+  for line in lines:
+    print(line, file=out)
+  return 1 if lines else 0
 
 
 def main(argv):
@@ -527,17 +907,7 @@ def main(argv):
   config = _CONFIG.value
   if config is None:
     raise app.UsageError('--config is required.')
-  try:
-    outcomes = run(config, shard=parse_shard(_SHARD.value),
-                   merge=_MERGE.value)
-  except (resolve.ModelNotFoundError, dataset_lib.DataError) as e:
-    # Input problems: the message says what to do; a traceback would bury it.
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
-  for o in outcomes:
-    print(f'{o.name}: {o.status}' + (f' -> {o.path}' if o.path else '')
-          + (f' ({len(o.computed_shards)} shards computed)'
-             if o.computed_shards else ''), file=sys.stdout)
+  sys.exit(cli(config, shard=parse_shard(_SHARD.value), merge=_MERGE.value))
 
 
 if __name__ == '__main__':

@@ -138,8 +138,7 @@ class KeywordsFromCsvTest(absltest.TestCase):
     kw = {'extractor': 'descriptions', 'method': 'keywords', 'merge': False,
           'top_k': 50, 'texts_from': 'lvlm'}
     # Without the LVLM representation stored: a clear error, no partials.
-    with self.assertRaisesRegex(dataset_lib.DataError,
-                                r"Extract 'lvlm' first"):
+    with self.assertRaisesRegex(base.SpecError, r"Extract 'lvlm' first"):
       extract.run(_config(d, {'kw': kw}))
     self.assertEqual(store.list_features(d), [])
     # 'lvlm' sorts after 'kw' (ConfigDict iterates sorted keys): the run

@@ -1,5 +1,6 @@
 """Tests for the extraction CLI: shards, resume, --shard i/n, merge, store."""
 
+import io
 import json
 import os
 import shutil
@@ -99,13 +100,17 @@ class TitleStatsExtractor(base.Extractor):
   """A real, trivial extractor: [len(title), word count] plus extra text.
 
   It exercises what the neural extractors share with it: per-item failures
-  (titles containing 'Heat' fail), `extra` outputs (the upper-cased title,
-  as an LVLM stores its generated text) and lookup by dotted module path.
+  (titles containing 'Heat' fail; the titles in `spec.unparsed` fail as an
+  unparsed LVLM answer does; `spec.fail_all` fails every item), `extra`
+  outputs (the upper-cased title, as an LVLM stores its generated text) and
+  lookup by dotted module path.
   """
 
   def __init__(self, spec):
     self.name = spec.name
     self.scale = float(spec.get('scale', 1.0))
+    self.unparsed = tuple(spec.get('unparsed', ()))
+    self.fail_all = bool(spec.get('fail_all', False))
 
   def manifest(self):
     return {'extractor': 'title_stats'}
@@ -114,11 +119,15 @@ class TitleStatsExtractor(base.Extractor):
     values = np.zeros((len(batch), 2), np.float32)
     failed = {}
     for k, (it, row) in enumerate(zip(batch.items, batch.rows)):
-      if 'Heat' in row['title']:
+      if 'Heat' in row['title'] or self.fail_all:
         failed[int(it)] = 'no parsable answer'
+      elif row['title'] in self.unparsed:
+        failed[int(it)] = 'unparsed LVLM answer: too few slots'
       else:
         values[k] = [len(row['title']) * self.scale,
                      len(row['title'].split())]
+    if self.fail_all:
+      return base.BatchResult(np.zeros((len(batch), 0), np.float32), failed)
     upper = [row['title'].upper() for row in batch.rows]
     return base.BatchResult(values, failed, {'generated_text': upper})
 
@@ -191,8 +200,9 @@ class ExtractTest(absltest.TestCase):
     o0 = extract.run(cfg, shard=(0, 2))
     self.assertEqual([o.status for o in o0], ['pending', 'pending'])
     self.assertEqual(o0[0].computed_shards, [0, 2])
-    with self.assertRaisesRegex(ValueError, 'shards missing'):
-      extract.run(cfg, merge=True)
+    for o in extract.run(cfg, merge=True):
+      self.assertEqual(o.status, 'failed')
+      self.assertIn('shards missing', o.error)
     o1 = extract.run(cfg, shard=(1, 2))
     # The second process finds every shard complete and merges.
     self.assertEqual([o.status for o in o1], ['stored', 'stored'])
@@ -223,6 +233,127 @@ class ExtractTest(absltest.TestCase):
     self.assertGreater(m['compute_seconds'], 0.0)
     self.assertFalse(os.path.exists(lock))
 
+  def _finished_shards_no_merge(self, cfg):
+    """Writes every shard of cfg's one representation; the merge never runs."""
+
+    def die_after_last_shard(name, k):
+      del name
+      if k == 3:
+        raise _Interrupt()
+
+    with self.assertRaises(_Interrupt):
+      extract.run(cfg, on_shard=die_after_last_shard)
+    partial = os.path.join(self.dir, 'features', extract.PARTIAL_DIR,
+                           cfg.only)
+    return partial, os.path.join(partial, extract.MERGE_LOCK)
+
+  def _leave_lock(self, lock, **owner_changes):
+    """Writes the lock a merging process leaves behind, with its owner."""
+    os.makedirs(lock, exist_ok=True)
+    owner = extract.lock_owner()
+    owner.update(owner_changes)
+    with open(os.path.join(lock, extract.OWNER_FILE), 'w') as f:
+      json.dump(owner, f)
+
+  def test_restart_finishes_a_merge_killed_midway(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist'
+    partial, lock = self._finished_shards_no_merge(cfg)
+    # Killed while merging: its lock stays, naming a process that is gone.
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    self._leave_lock(lock, pid=gone.pid, start='12345')
+    (o,) = extract.run(cfg)  # A plain restart, no --merge.
+    self.assertEqual((o.status, o.computed_shards), ('stored', []))
+    self.assertFalse(os.path.exists(partial))
+    ref_dir = new_tempdir(self)
+    make_dataset(ref_dir)
+    ref_cfg = weightfree_config(ref_dir)
+    ref_cfg.only = 'hist'
+    extract.run(ref_cfg)
+    with open(os.path.join(self.dir, 'features', 'hist.npy'), 'rb') as f1, \
+        open(os.path.join(ref_dir, 'features', 'hist.npy'), 'rb') as f2:
+      self.assertEqual(f1.read(), f2.read())
+    m, ref = self._load('hist').manifest, self._load('hist', ref_dir).manifest
+    for key in ('time', 'compute_seconds'):
+      del m[key], ref[key]
+    del m['spec']['dataset_dir'], ref['spec']['dataset_dir']
+    self.assertEqual(m, ref)
+
+  def test_lock_of_a_live_reused_or_foreign_owner(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist'
+    _, lock = self._finished_shards_no_merge(cfg)
+    # This very process holds it: alive, so the merge is left to it.
+    self._leave_lock(lock)
+    (o,) = extract.run(cfg)
+    self.assertEqual(o.status, 'pending')
+    self.assertIn(f'pid {os.getpid()} on host', o.note)
+    # Held on another host: cannot be checked from here. The CLI names the
+    # command that finishes it and exits non-zero.
+    self._leave_lock(lock, host='elsewhere.example')
+    out = io.StringIO()
+    argv = ['extract.py', '--config', 'c.py', '--shard', '1/2',
+            '--config.only=x']
+    self.assertEqual(extract.cli(cfg, argv=argv, out=out), 1)
+    text = out.getvalue()
+    self.assertIn('LOCKED hist:', text)
+    self.assertIn('elsewhere.example', text)
+    self.assertIn('python -m mmjax.features.extract --config c.py --merge '
+                  '--config.only=hist', text)
+    self.assertNotIn('hist', store.list_features(self.dir))
+    # Our pid, but a process started at another time (the pid was reused):
+    # the owner is gone and a plain restart merges.
+    self.assertIsNotNone(extract._process_start(os.getpid()))
+    self._leave_lock(lock, start='0')
+    (o,) = extract.run(cfg)
+    self.assertEqual(o.status, 'stored')
+    self.assertFalse(os.path.exists(lock))
+
+  def test_stored_line_counts_failed_and_unparsed_items(self):
+    cfg = weightfree_config(self.dir)
+    cfg.representations = ml_collections.ConfigDict({
+        'hist': cfg.representations.hist,
+        'stats': {'extractor': 'tests.features.extract_test',
+                  'unparsed': ['Sabrina', 'Balto']}})
+    out = io.StringIO()
+    self.assertEqual(extract.cli(cfg, argv=['x'], out=out), 0)
+    features = os.path.join(self.dir, 'features')
+    # 'Heat' fails, 'Sabrina' and 'Balto' are unparsed: 10 of 13 stored.
+    self.assertEqual(out.getvalue().splitlines(), [
+        f'stored all 13 items of hist: {features}/hist.npy',
+        'stored 10 of 13 items of stats (1 failed, 2 unparsed: see '
+        f'{features}/stats.json)'])
+    self.assertEqual(self._load('stats').manifest['num_failed'], 3)
+
+  def test_one_failing_representation_does_not_stop_the_others(self):
+    cfg = weightfree_config(self.dir)
+    # 'dead' runs first (alphabetical order) and fails every item.
+    cfg.representations.dead = {'extractor': 'tests.features.extract_test',
+                                'fail_all': True}
+    out = io.StringIO()
+    self.assertEqual(extract.cli(cfg, argv=['x'], out=out), 1)
+    lines = out.getvalue().splitlines()
+    self.assertTrue(lines[0].startswith(
+        "FAILED dead: every item failed, nothing to store (13 no parsable "
+        "answer; first: 'no parsable answer'; shards removed"), lines[0])
+    self.assertTrue(lines[1].startswith('stored all 13 items of hist'))
+    self.assertTrue(lines[2].startswith('stored all 13 items of tfidf'))
+    self.assertEqual(lines[3], '1 of 3 representations not stored (the '
+                     'others were extracted):')
+    self.assertEqual(lines[4].split(), ['representation', 'status', 'reason'])
+    self.assertEqual(lines[5].split()[:4], ['dead', 'failed', 'every', 'item'])
+    self.assertLen(lines, 6)
+    self.assertEqual(store.list_features(self.dir), ['hist', 'tfidf'])
+    # Its failed shards were removed, so the fixed spec runs, not refused
+    # for partials of another configuration.
+    cfg.representations.dead.fail_all = False
+    out = io.StringIO()
+    self.assertEqual(extract.cli(cfg, argv=['x'], out=out), 0)
+    self.assertEqual(out.getvalue().splitlines()[1:],
+                     ['skipped hist: already stored for this spec',
+                      'skipped tfidf: already stored for this spec'])
+
   def test_explicit_merge_joins_complete_shards(self):
     cfg = weightfree_config(self.dir)
     cfg.only = 'tfidf'
@@ -249,8 +380,11 @@ class ExtractTest(absltest.TestCase):
     cfg.only = 'hist'
     extract.run(cfg, shard=(0, 2))
     cfg.representations.hist.bins = 5
+    (o,) = extract.run(cfg, shard=(1, 2))
+    self.assertEqual(o.status, 'failed')
+    self.assertIn('another configuration', o.error)
     with self.assertRaisesRegex(ValueError, 'another configuration'):
-      extract.run(cfg, shard=(1, 2))
+      extract.run(cfg, shard=(1, 2), keep_going=False)
     cfg.overwrite = True
     extract.run(cfg)
     self.assertEqual(self._load('hist').values.shape, (13, 125))
@@ -312,8 +446,9 @@ class ExtractTest(absltest.TestCase):
     cfg.store_dtype = 'float16'
     cfg.representations = ml_collections.ConfigDict({'big': {
         'extractor': 'tests.features.extract_test', 'scale': 1e4}})
-    with self.assertRaisesRegex(ValueError, 'beyond float16 range'):
-      extract.run(cfg)
+    (o,) = extract.run(cfg)
+    self.assertEqual(o.status, 'failed')
+    self.assertIn('beyond float16 range', o.error)
     self.assertEqual(store.list_features(self.dir), [])
     # The finished shards are merged as float32 without recomputing.
     cfg.store_dtype = 'float32'
