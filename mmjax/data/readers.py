@@ -107,6 +107,8 @@ class _BadValue(ValueError):
 
 def _number(value: Any, kind: str, what: str) -> float | int:
   """Parses one JSON value as a finite float or an int (seconds / ms)."""
+  if isinstance(value, bool):  # float(True) is 1.0: not a rating or a time.
+    raise _BadValue(f'{what} {value!r} is not a number.')
   try:
     out = float(value)
   except (TypeError, ValueError):
@@ -116,6 +118,20 @@ def _number(value: Any, kind: str, what: str) -> float | int:
   if kind == 'int':
     return int(value) if isinstance(value, int) else int(out)
   return out
+
+
+def _raw_id(value: Any, what: str) -> str:
+  """A JSON id field as a string; null, empty or non-scalar -> _BadValue.
+
+  str() would turn a null into the id 'None', one user for every record
+  that lacks one.
+  """
+  if isinstance(value, bool) or not isinstance(value, (str, int)):
+    raise _BadValue(f'{what} {value!r} is not a string id.')
+  value = str(value)
+  if not value.strip():
+    raise _BadValue(f'{what} {value!r} is empty.')
+  return value
 
 
 class _Columns:
@@ -156,7 +172,8 @@ def _delimited_rows(
 
 
 # Columns of a delimited file: (name, field index, kind, what), kind one of
-# 'str', 'float', 'int', 'label' (an int in {TRAIN, VALID, TEST}).
+# 'str', 'float', 'int', 'label' (an int in {TRAIN, VALID, TEST}), 'id' (a
+# non-negative integer kept as its canonical decimal string: MMRec's ids).
 _Spec = tuple[str, int, str, str]
 # Characters of text parsed per numpy batch: bounded memory at 10M lines.
 _CHUNK = 1 << 23
@@ -221,6 +238,32 @@ def _numeric(values: np.ndarray, kind: str
     elif kind == 'label' and out[k] not in (0, 1, 2):
       errors.append((k, 'is not 0, 1 or 2'))
   return out, errors
+
+
+def _int_ids(values: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
+  """Non-negative integer ids as canonical strings; returns (ids, errors).
+
+  '007' and '7' are one id to a tool that reads ids as integers (MMRec's
+  pandas does), so both become '7'.
+  """
+  text = np.asarray(values, dtype=str)
+  try:
+    ids = text.astype(np.int64)
+  except (ValueError, OverflowError):
+    ids = None
+  if ids is not None and (ids >= 0).all():
+    return ids.astype(str), []
+  # Slow path, only for a batch holding a bad value: find which rows.
+  ids, errors = np.zeros(len(text), np.int64), []
+  for k, v in enumerate(text.tolist()):
+    try:
+      ids[k] = int(v)
+    except (ValueError, OverflowError):
+      errors.append((k, 'is not an integer'))
+      continue
+    if ids[k] < 0:
+      errors.append((k, 'is negative'))
+  return ids.astype(str), errors
 
 
 def _split_uniform(lines: list[str], delimiter: str, width: int
@@ -339,6 +382,13 @@ def _parse_delimited(lines: _Lines, delimiter: str, width: int,
       if kind == 'str':
         out[name] = np.asarray(columns[index], dtype=str)
         continue
+      if kind == 'id':
+        out[name], errors = _int_ids(columns[index])
+        for k, error in errors:
+          keep[k] = False
+          problems.append((nos[good[k]], f'{what} {columns[index][k]!r} '
+                           f'{error}; MMRec ids are non-negative integers.'))
+        continue
       fast = _fast_numbers(columns[index], kind)
       if fast is not None:
         out[name] = fast
@@ -383,6 +433,10 @@ def read_mmrec(path: str, name: str | None = None, *,
                on_bad_line: str = 'error') -> dataset_lib.RawData:
   """Reads an MMRec dataset folder.
 
+  userID and itemID must be non-negative integers, as MMRec reads them (a bad
+  one is a bad line, named with its file, line and value); '007' and '7' are
+  the same id.
+
   Args:
     path: folder holding `<name>.inter` and optionally `image_feat.npy`,
       `text_feat.npy` (row = item id).
@@ -409,8 +463,10 @@ def read_mmrec(path: str, name: str | None = None, *,
       if required not in index:
         raise DataError(f'{inter}:{header_no}: header lacks {required!r} '
                         f'(has {header}).')
-    specs = [('user', index['userID'], 'str', 'userID'),
-             ('item', index['itemID'], 'str', 'itemID'),
+    # MMRec reads both ids as integers (and an item id is a feature row): a
+    # token such as 'u12' would otherwise become a user MMRec cannot have.
+    specs = [('user', index['userID'], 'id', 'userID'),
+             ('item', index['itemID'], 'id', 'itemID'),
              ('split', index['x_label'], 'label', 'x_label')]
     if 'rating' in index:
       specs.append(('rating', index['rating'], 'float', 'rating'))
@@ -701,7 +757,8 @@ def read_amazon2014(reviews: str, meta: str | None = None, *,
   cols = _Columns()
   for line_no, rec in _json_lines(reviews, bad, literal_ok=True):
     try:
-      user, item = rec['reviewerID'], rec['asin']
+      user = _raw_id(rec['reviewerID'], 'reviewerID')
+      item = _raw_id(rec['asin'], 'asin')
       rating = _number(rec['overall'], 'float', 'overall')
       time = _number(rec['unixReviewTime'], 'int', 'unixReviewTime')
     except KeyError as e:
@@ -710,7 +767,7 @@ def read_amazon2014(reviews: str, meta: str | None = None, *,
     except _BadValue as e:
       bad(line_no, str(e))
       continue
-    cols.add(str(user), str(item), rating, time)
+    cols.add(user, item, rating, time)
   steps = bad.step()
   item_table = {}
   if meta is not None:
@@ -719,7 +776,12 @@ def read_amazon2014(reviews: str, meta: str | None = None, *,
       if 'asin' not in rec:
         bad_meta(line_no, "missing field 'asin'.")
         continue
-      item_table[str(rec['asin'])] = {
+      try:
+        asin = _raw_id(rec['asin'], 'asin')
+      except _BadValue as e:
+        bad_meta(line_no, str(e))
+        continue
+      item_table[asin] = {
           'title': _text(rec.get('title')),
           'description': _text(rec.get('description')),
           'category': _category(rec.get('categories', rec.get('category'))),
@@ -746,7 +808,8 @@ def read_amazon2023(reviews: str, meta: str | None = None, *,
   cols = _Columns()
   for line_no, rec in _json_lines(reviews, bad, literal_ok=False):
     try:
-      user, item = rec['user_id'], rec['parent_asin']
+      user = _raw_id(rec['user_id'], 'user_id')
+      item = _raw_id(rec['parent_asin'], 'parent_asin')
       rating = _number(rec['rating'], 'float', 'rating')
       time = _number(rec['timestamp'], 'int', 'timestamp') // 1000
     except KeyError as e:
@@ -755,7 +818,7 @@ def read_amazon2023(reviews: str, meta: str | None = None, *,
     except _BadValue as e:
       bad(line_no, str(e))
       continue
-    cols.add(str(user), str(item), rating, time)
+    cols.add(user, item, rating, time)
   steps = bad.step()
   item_table = {}
   if meta is not None:
@@ -764,7 +827,12 @@ def read_amazon2023(reviews: str, meta: str | None = None, *,
       if 'parent_asin' not in rec:
         bad_meta(line_no, "missing field 'parent_asin'.")
         continue
-      item_table[str(rec['parent_asin'])] = {
+      try:
+        asin = _raw_id(rec['parent_asin'], 'parent_asin')
+      except _BadValue as e:
+        bad_meta(line_no, str(e))
+        continue
+      item_table[asin] = {
           'title': _text(rec.get('title')),
           'description': _text(rec.get('description')),
           'category': _category(rec.get('categories'))
@@ -823,6 +891,10 @@ def read_movielens100k(path: str, *, on_bad_line: str = 'error'
             f'{len(f)}.')
         continue
       flags = f[5:]
+      if any(v not in ('0', '1') for v in flags):
+        # Anything but '1' would silently read as "not this genre".
+        bad(line_no, f'genre flags must be 0 or 1, got {"|".join(flags)!r}.')
+        continue
       title = f[1]
       year = re.search(r'\((\d{4})\)\s*$', title)
       item_table[f[0]] = {
@@ -855,24 +927,40 @@ def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
   if os.path.exists(movies):
     bad = _BadLines(movies, on_bad_line)
     with _open_text(movies) as f:
-      reader = csv.reader(_decoded(f, movies), delimiter='\t' if tsv else ',')
-      header = next(reader, [])
-      for row in reader:
-        if not row:
-          continue
-        if len(row) != len(header):
-          bad(reader.line_num, f'expected {len(header)} fields, got '
-              f'{len(row)}.')
-          continue
-        rec = dict(zip(header, row))
-        title = rec.get('title', '')
-        year = rec.get('year')
-        if not year:
-          m = re.search(r'\((\d{4})\)\s*$', title)
-          year = m.group(1) if m else None
-        item_table[rec['movieId']] = {
-            'title': title, 'year': year or None,
-            'genres': rec.get('genres') or None}
+      # Strict quoting: an unclosed quote would otherwise swallow the next
+      # rows into a title, and their movies would go missing unannounced.
+      reader = csv.reader(_decoded(f, movies), delimiter='\t' if tsv else ',',
+                          strict=True)
+      line = 0
+      try:
+        header = next(reader, [])
+        line = reader.line_num
+        if header and 'movieId' not in header:
+          raise DataError(f'{movies}:1: header lacks movieId (has {header}).')
+        for row in reader:
+          start, line = line + 1, reader.line_num
+          if not row:
+            continue
+          if line != start:  # MovieLens fields are single-line.
+            bad(start, f'a quoted field runs over lines {start}-{line} (an '
+                'unclosed quote?).')
+            continue
+          if len(row) != len(header):
+            bad(start, f'expected {len(header)} fields, got {len(row)}.')
+            continue
+          rec = dict(zip(header, row))
+          title = rec.get('title', '')
+          year = rec.get('year')
+          if not year:
+            m = re.search(r'\((\d{4})\)\s*$', title)
+            year = m.group(1) if m else None
+          item_table[rec['movieId']] = {
+              'title': title, 'year': year or None,
+              'genres': rec.get('genres') or None}
+      except csv.Error as e:
+        # The reader cannot resync after broken quoting, so no skipping.
+        raise DataError(f'{movies}:{line + 1}: {e} (an unclosed quote?).'
+                        ) from None
     steps += bad.step()
   return _raw_from_columns(f'movielens_latest:{path}', ratings, columns,
                            item_table=item_table, steps=steps)

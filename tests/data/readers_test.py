@@ -110,11 +110,27 @@ class MMRecTest(parameterized.TestCase):
         DataError, r'image_feat\.npy: 3 rows, but .*baby\.inter has itemID 3'):
       readers.read_mmrec(d)
 
-  def test_feature_rows_need_integer_item_ids(self):
-    d = self._folder('userID\titemID\tx_label\n0\tB00X\t0\n')
-    np.save(os.path.join(d, 'image_feat.npy'), np.zeros((3, 2)))
-    with self.assertRaisesRegex(DataError, 'itemID values must be integers'):
+  @parameterized.named_parameters(
+      ('user_token', 'u12\t1\t0', "userID 'u12' is not an integer"),
+      ('item_token', '0\tB00X\t0', "itemID 'B00X' is not an integer"),
+      ('negative_user', '-1\t1\t0', "userID '-1' is negative"),
+      ('float_item', '0\t1.5\t0', "itemID '1.5' is not an integer"),
+  )
+  def test_ids_must_be_integers_named_with_line_and_value(self, line, what):
+    # MMRec reads ids as integers: a token would become a user it cannot have.
+    d = self._folder(f'userID\titemID\tx_label\n0\t0\t0\n{line}\n'
+                     '1\t1\t2\n')
+    with self.assertRaisesRegex(DataError, rf'baby\.inter:3: {what}'):
       readers.read_mmrec(d)
+    raw = readers.read_mmrec(d, on_bad_line='skip')
+    self.assertEqual(_triples(raw), [('0', '0'), ('1', '1')])
+    self.assertEqual(raw.steps[0]['examples'], [3])
+
+  def test_ids_read_as_integers(self):
+    d = self._folder('userID\titemID\tx_label\n007\t01\t0\n7\t1\t0\n')
+    np.save(os.path.join(d, 'image_feat.npy'), np.zeros((2, 2)))
+    raw = readers.read_mmrec(d)
+    self.assertEqual(_triples(raw), [('7', '1'), ('7', '1')])
 
   def test_skip_bad_lines_is_counted(self):
     lines = ['userID\titemID\tx_label'] + ['0\t1\t0'] * 3
@@ -133,11 +149,11 @@ class MMRecTest(parameterized.TestCase):
     # Small parse batches: line numbers and order must survive batch edges.
     lines = ['userID\titemID\trating\tx_label']
     for k in range(20):
-      lines.append(f'u{k}\ti{k % 7}\t{k / 4}\t{k % 3}')
+      lines.append(f'{k}\t{k % 7}\t{k / 4}\t{k % 3}')
       if k % 5 == 0:
         lines.append('')
-    self.assertEqual(lines[18], 'u14\ti0\t3.5\t2')
-    lines[18] = 'u14\ti0\tNaN\t2'
+    self.assertEqual(lines[18], '14\t0\t3.5\t2')
+    lines[18] = '14\t0\tNaN\t2'
     d = self._folder('\n'.join(lines) + '\n')
     with mock.patch.object(readers, '_CHUNK', 4):
       with self.assertRaisesRegex(DataError,
@@ -145,7 +161,7 @@ class MMRecTest(parameterized.TestCase):
         readers.read_mmrec(d)
       raw = readers.read_mmrec(d, on_bad_line='skip')
     kept = [k for k in range(20) if k != 14]
-    self.assertEqual(_triples(raw), [(f'u{k}', f'i{k % 7}') for k in kept])
+    self.assertEqual(_triples(raw), [(f'{k}', f'{k % 7}') for k in kept])
     np.testing.assert_array_equal(raw.rating, [k / 4 for k in kept])
     np.testing.assert_array_equal(raw.split, [k % 3 for k in kept])
     self.assertEqual(raw.steps[0]['examples'], [19])
@@ -347,6 +363,13 @@ class AmazonTest(parameterized.TestCase):
       ('missing_field', '{"reviewerID": "A"}\n', ':1:', "'asin'"),
       ('bad_rating', '{"reviewerID": "A", "asin": "B", "overall": "x"}\n',
        ':1:', "'x'"),
+      # str() would make every null reviewer the one user 'None'.
+      ('null_user', '{"reviewerID": null, "asin": "B", "overall": 1, '
+       '"unixReviewTime": 2}\n', ':1:', 'reviewerID None is not a string'),
+      ('empty_item', '{"reviewerID": "A", "asin": " ", "overall": 1, '
+       '"unixReviewTime": 2}\n', ':1:', "asin ' ' is empty"),
+      ('bool_rating', '{"reviewerID": "A", "asin": "B", "overall": true, '
+       '"unixReviewTime": 2}\n', ':1:', 'overall True is not a number'),
   )
   def test_bad_review_lines(self, text, where, what):
     path = _write(os.path.join(_tempdir(self), 'r.json'),
@@ -399,6 +422,50 @@ class MovieLensTest(parameterized.TestCase):
     _write(os.path.join(d, 'u.item'), '2|Short|x\n')
     with self.assertRaisesRegex(DataError, r'u\.item:1: expected 24'):
       readers.read_movielens100k(d)
+
+  def test_100k_genre_flags_must_be_0_or_1(self):
+    d = _tempdir(self)
+    _write(os.path.join(d, 'u.data'), '1\t2\t3\t4\n')
+    flags = ['0'] * 19
+    flags[3] = '2'
+    _write(os.path.join(d, 'u.item'), '2|T (1990)|x||u|' + '|'.join(flags)
+           + '\n')
+    with self.assertRaisesRegex(DataError,
+                                r'u\.item:1: genre flags must be 0 or 1'):
+      readers.read_movielens100k(d)
+
+  @parameterized.named_parameters(
+      # The quote closes at the next title's opening quote: 3 fields, and
+      # without strict quoting movie 12 would vanish into movie 11's title.
+      ('closed_later', '11,"Heat (1995),Action\n12,"Up (2009)",Animation\n'
+       '13,Big (1988),Comedy\n', ':2:', 'expected after'),
+      ('never_closed', '11,"Heat (1995),Action\n12,Up (2009),Animation\n',
+       ':2:', 'unexpected end of data'),
+  )
+  def test_latest_unclosed_quote_named_with_file_and_line(self, movies,
+                                                          where, what):
+    d = _tempdir(self)
+    _write(os.path.join(d, 'ratings.csv'),
+           'userId,movieId,rating,timestamp\n1,11,4.5,9\n1,12,4,9\n')
+    _write(os.path.join(d, 'movies.csv'), 'movieId,title,genres\n' + movies)
+    with self.assertRaisesRegex(DataError,
+                                f'movies.csv{where} .*{what}.*unclosed quote'):
+      readers.read_movielens_latest(d)
+
+  def test_latest_multiline_title_is_a_bad_line(self):
+    d = _tempdir(self)
+    _write(os.path.join(d, 'ratings.csv'),
+           'userId,movieId,rating,timestamp\n1,11,4.5,9\n')
+    _write(os.path.join(d, 'movies.csv'),
+           'movieId,title,genres\n11,"Heat\n(1995)",Action\n12,Up,Anim\n')
+    with self.assertRaisesRegex(DataError, r'movies\.csv:2: .* lines 2-3'):
+      readers.read_movielens_latest(d)
+    raw = readers.read_movielens_latest(d, on_bad_line='skip')
+    self.assertEqual(sorted(raw.item_table), ['12'])
+    self.assertEqual(raw.steps[-1]['examples'], [2])
+    _write(os.path.join(d, 'movies.csv'), 'id,title\n11,Heat\n')
+    with self.assertRaisesRegex(DataError, 'movies.csv:1: header lacks movieId'):
+      readers.read_movielens_latest(d)
 
   def test_latest_csv_with_quoted_titles(self):
     d = _tempdir(self)
