@@ -7,6 +7,13 @@ versions, Python, XLA_FLAGS and JAX_PLATFORMS, devices, process count, time)
 and git.diff (the uncommitted changes, if any). After the data is loaded
 (`record_data`): the dataset directory, manifest sha256, split and item-map
 hashes, and each feature's representation, manifest sha256 and transform.
+
+Reused workdirs (`check_resumable`): a run resumes from a workdir only when
+the config it recorded (config.json) equals the new one, apart from the keys
+of `RESUMABLE`, which change nothing the run computes. Otherwise the start is
+refused before anything is written, since resuming another config's
+checkpoint mixes two runs (a LightGCN workdir given a BPR-MF config resumed
+LightGCN's parameters and reported them as BPR-MF's).
 """
 
 from __future__ import annotations
@@ -16,11 +23,11 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from typing import Any, Sequence
 
-import jax
 import ml_collections
 
 from mmjax.data import dataset as dataset_lib
@@ -57,6 +64,9 @@ def versions() -> dict[str, str | None]:
 def collect(argv: Sequence[str] | None = None
             ) -> tuple[dict[str, Any], str]:
   """(environment of this process, uncommitted git diff)."""
+  # Imported here: launch checks a workdir (this module) before it pays for
+  # importing JAX.
+  import jax  # pylint: disable=g-import-not-at-top
   commit = _git('rev-parse', 'HEAD')
   diff = _git('diff', 'HEAD') or ''
   return {
@@ -155,3 +165,149 @@ def check_commit(workdir: str) -> str | None:
             f'{now["git_commit"]} (dirty={now["git_dirty"]}). Check out the '
             f'recorded commit and apply {DIFF} to redo it exactly.')
   return None
+
+
+# Keys that may differ between a workdir's recorded config and the config that
+# resumes it, with why each changes nothing the run computes (checked in
+# tests/workdir_guard_test.py). Everything else, including the device count
+# (`mesh.data`: equal within 1e-5, not bitwise) and `eval.batch_users` (it
+# sets the tie-break blocks), must be equal.
+RESUMABLE = {
+    # Training longer continues the same trajectory; shorter is refused, as
+    # a run past the new budget would report epochs beyond it. A cosine
+    # schedule spans num_epochs, so there it must stay equal.
+    'train.num_epochs': 'may grow, unless optim.schedule is cosine',
+    # Where and how often checkpoints are kept, not what they hold.
+    'ckpt.every_epochs': 'how often checkpoints are written',
+    'ckpt.keep': 'how many checkpoints are kept',
+    # The dataset is identified by its config hash, which excludes the root.
+    'data.root': 'where datasets are stored',
+    # How this process reaches the others, not what they compute.
+    'mesh.coordinator': "the coordinator's address",
+    'mesh.process_id': "this process's rank",
+}
+_ABSENT = '<absent>'
+# What a run leaves once it has trained or fitted something.
+_RESULTS = ('metrics.jsonl', 'checkpoints')
+
+
+class WorkdirError(ValueError):
+  """The workdir holds another run; the message says how to go on."""
+
+
+def _flatten(value: Any, prefix: str = '') -> dict[str, Any]:
+  if isinstance(value, dict) and value:
+    out = {}
+    for k, v in value.items():
+      out.update(_flatten(v, f'{prefix}.{k}' if prefix else str(k)))
+    return out
+  return {prefix: value}
+
+
+def config_dict(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config as config.json records it (tuples become lists)."""
+  return json.loads(cfg.to_json_best_effort(sort_keys=True))
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]
+                       ) -> list[tuple[str, Any, Any]]:
+  """(dotted key, old value, new value) for every key that differs."""
+  a, b = _flatten(old), _flatten(new)
+  return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
+          for k in sorted(set(a) | set(b))
+          if a.get(k, _ABSENT) != b.get(k, _ABSENT)]
+
+
+def _refused(key: str, old: Any, new: Any, flat_new: dict[str, Any]) -> bool:
+  """Whether a difference at `key` forbids resuming (see RESUMABLE)."""
+  if key not in RESUMABLE:
+    return True
+  if key == 'train.num_epochs':
+    if flat_new.get('optim.schedule') == 'cosine':
+      return True
+    try:
+      return int(new) < int(old)
+    except (TypeError, ValueError):
+      return True
+  return False
+
+
+def has_results(workdir: str) -> bool:
+  """Whether a run in `workdir` trained or fitted anything (its own folder
+  or, for multi-model configs, a model's subfolder)."""
+  if not os.path.isdir(workdir):
+    return False
+  for name in _RESULTS:
+    if os.path.exists(os.path.join(workdir, name)):
+      return True
+  for sub in os.listdir(workdir):
+    for name in _RESULTS:
+      if os.path.exists(os.path.join(workdir, sub, name)):
+        return True
+  return False
+
+
+def check_resumable(workdir: str, cfg: ml_collections.ConfigDict) -> None:
+  """Refuses a workdir that holds another run; writes nothing.
+
+  A workdir may be used when it does not exist or is empty, when it holds a
+  run with the same config (up to the keys of `RESUMABLE`), which then
+  resumes, or when it holds a config.json but no results (a start that
+  failed before training: nothing to lose).
+
+  Args:
+    workdir: the run's output directory.
+    cfg: the config that would run there.
+
+  Raises:
+    WorkdirError: the workdir holds a run of another config, or files that
+      are not a run's. The message names the differing keys (old -> new) and
+      the two ways on: another --workdir, or --overwrite.
+  """
+  if not os.path.exists(workdir):
+    return
+  ways = (f'use another --workdir, or pass --overwrite to move the old run '
+          f'to {workdir.rstrip(os.sep)}.old-<time> and start afresh')
+  if not os.path.isdir(workdir):
+    raise WorkdirError(f'--workdir {workdir} is a file, not a directory.')
+  path = os.path.join(workdir, CONFIG)
+  if not os.path.exists(path):
+    if os.listdir(workdir):
+      raise WorkdirError(f'{workdir} is not empty and holds no run ({CONFIG} '
+                         f'is missing): {ways}.')
+    return
+  if not has_results(workdir):
+    return
+  try:
+    with open(path, encoding='utf-8') as f:
+      old = json.load(f)
+  except (OSError, ValueError) as e:
+    raise WorkdirError(f'{path} cannot be read ({e}): {ways}.') from e
+  new = config_dict(cfg)
+  flat_new = _flatten(new)
+  refused = [(k, a, b) for k, a, b in config_differences(old, new)
+             if _refused(k, a, b, flat_new)]
+  if refused:
+    shown = '; '.join(f'{k}: {a!r} -> {b!r}' for k, a, b in refused[:5])
+    more = f' and {len(refused) - 5} more' if len(refused) > 5 else ''
+    raise WorkdirError(f'{workdir} holds a run of another config ({shown}'
+                       f'{more}), which cannot be resumed: {ways}.')
+
+
+def archive(workdir: str, now: datetime.datetime | None = None) -> str | None:
+  """Moves an existing workdir aside to `<workdir>.old-<UTC time>`.
+
+  Returns:
+    The new path, or None when `workdir` did not exist.
+  """
+  if not os.path.exists(workdir):
+    return None
+  now = now or datetime.datetime.now(datetime.timezone.utc)
+  base = f'{os.path.abspath(workdir).rstrip(os.sep)}.old-' + now.strftime(
+      '%Y%m%d-%H%M%S')
+  target, n = base, 1
+  while os.path.exists(target):  # Two archives within one second.
+    n += 1
+    target = f'{base}-{n}'
+  shutil.move(workdir, target)
+  return target
