@@ -11,6 +11,10 @@ The folder holds `<name>.inter`, `image_feat.npy` (the synthetic visual
 features) and `text_feat.npy` (textual), plus `<name>.yaml`, the dataset
 config MMRec looks up under `configs/dataset/` (`run_mmrec.py` copies it
 there).
+
+For a prepared dataset directory, with representations from its feature
+store, use `python -m mmjax.data.export --format mmrec` instead; both write
+through `mmjax.data.export.write_folder`.
 """
 
 from __future__ import annotations
@@ -23,32 +27,16 @@ from absl import flags
 import numpy as np
 
 from mmjax.data import dataset as dataset_lib
+from mmjax.data import export as export_lib
 from mmjax.data import prepare
-from mmjax.data import writers
 
 # Synthetic feature names -> the modality names the MMRec writer maps to
 # image_feat.npy / text_feat.npy.
 _MODALITY = {'synthetic_visual': 'image', 'synthetic_text': 'text'}
 
 
-def dataset_yaml(name: str) -> str:
-  """MMRec's dataset config for a folder written by `write_mmrec`.
-
-  The same keys as MMRec's own configs/dataset/baby.yaml: the id columns,
-  the .inter file name, the feature file names and the separator.
-  """
-  return '\n'.join([
-      'USER_ID_FIELD: userID',
-      'ITEM_ID_FIELD: itemID',
-      'TIME_FIELD: timestamp',
-      'filter_out_cod_start_users: True',
-      f"inter_file_name: '{name}.inter'",
-      "vision_feature_file: 'image_feat.npy'",
-      "text_feature_file: 'text_feat.npy'",
-      "user_graph_dict_file: 'user_graph_dict.npy'",
-      'field_separator: "\\t"',
-      '',
-  ])
+# MMRec's dataset yaml, shared with `python -m mmjax.data.export`.
+dataset_yaml = export_lib.dataset_yaml
 
 
 def synthetic_config(num_users: int, num_items: int, per_user: int,
@@ -106,10 +94,10 @@ def export(ds: dataset_lib.Dataset, features: dict[str, np.ndarray],
     for file in os.listdir(out_dir):
       if file.endswith('.pt'):
         os.remove(os.path.join(out_dir, file))
-  writers.write_mmrec(ds, out_dir, name, features)
-  with open(os.path.join(out_dir, f'{name}.yaml'), 'w',
-            encoding='utf-8') as f:
-    f.write(dataset_yaml(name))
+  # The code path of `python -m mmjax.data.export --format mmrec`, which
+  # exports a prepared dataset directory; this script builds its synthetic
+  # dataset in memory and may rewrite an existing folder.
+  export_lib.write_folder(ds, features, 'mmrec', out_dir, name)
   counts = np.bincount(ds.split, minlength=3)
   return {'users': ds.num_users, 'items': ds.num_items,
           'interactions': len(ds), 'train': int(counts[0]),

@@ -464,7 +464,8 @@ class MovieLensTest(parameterized.TestCase):
     self.assertEqual(sorted(raw.item_table), ['12'])
     self.assertEqual(raw.steps[-1]['examples'], [2])
     _write(os.path.join(d, 'movies.csv'), 'id,title\n11,Heat\n')
-    with self.assertRaisesRegex(DataError, 'movies.csv:1: header lacks movieId'):
+    with self.assertRaisesRegex(DataError,
+                                'movies.csv:1: header lacks movieId'):
       readers.read_movielens_latest(d)
 
   def test_latest_csv_with_quoted_titles(self):
