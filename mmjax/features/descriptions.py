@@ -207,20 +207,23 @@ def check_spec(spec: ml_collections.ConfigDict,
   Raises:
     base.SpecError: an unknown method, or a keyword file without slots.
     ValueError: not exactly one text source.
-    DataError: the text file is missing or malformed.
+    DataError: the text file is missing, or (for keywords) malformed.
   """
   method = spec.get('method', None) or 'keywords'
   if method not in METHODS:
     raise base.SpecError(f'{spec.name}: method must be one of {METHODS}, '
                          f'got {method!r}.')
   kind = _source_kind(spec)
-  if method != 'keywords' or kind == 'texts_from':
+  if kind == 'texts_from':
+    return
+  source = spec.csv.path if kind == 'csv.path' else spec.texts_jsonl
+  if not os.path.isfile(source):
+    raise dataset_lib.DataError(f'{spec.name}: {source}: no such file.')
+  if method != 'keywords':
     return
   if kind == 'csv.path':
-    source = spec.csv.path
     texts = base.spec_csv_column(spec, ds.item_ids).texts
   else:
-    source = spec.texts_jsonl
     texts, _ = read_generated_jsonl(source, ds.item_ids)
   sample = [t for t in texts if t is not None][:NO_SLOTS_SAMPLE]
   parser = slots_lib.SlotParser(slot_names(spec),

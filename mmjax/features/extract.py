@@ -485,6 +485,19 @@ def _take_over(lock: str, owner: dict[str, Any] | None) -> bool:
   return _acquire_lock(lock)
 
 
+def _remove_finished_partial(partial: str) -> None:
+  """Removes the shards of a merge that died after saving the store.
+
+  The representation is stored for this spec, and the merge lock of a dead
+  owner says a merge was killed between `store.save` and removing its
+  shards: nothing there is needed any more.
+  """
+  lock = os.path.join(partial, MERGE_LOCK)
+  if os.path.isdir(lock) and owner_state(lock)[0] == 'dead':
+    logging.info('%s: removing the shards of a finished merge.', partial)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
 def _describe_owner(owner: dict[str, Any] | None) -> str:
   if owner is None:
     return 'a process that recorded no owner (an older mmjax?)'
@@ -537,6 +550,8 @@ def run_one(
   if not overwrite and _already_stored(dataset_dir, name, spec_sha, ds,
                                        store_dtype):
     logging.info('%s: already stored for this spec; skipped.', name)
+    _remove_finished_partial(os.path.join(
+        dataset_dir, store.FEATURES_DIR, PARTIAL_DIR, name))
     return Outcome(name, 'skipped', [])
   partial = os.path.join(dataset_dir, store.FEATURES_DIR, PARTIAL_DIR, name)
   header = {

@@ -229,14 +229,18 @@ class FreeTextFileTest(absltest.TestCase):
         'a_tfidf': {'extractor': 'weightfree', 'method': 'tfidf',
                     'fields': ['title']},
         'kw_fitb': self._kw(self.fitb),
-        'kw_free': self._kw(self.free)})
+        'kw_free': self._kw(self.free),
+        # A mistyped path is found in the same pass (no model is loaded).
+        'txt': {'extractor': 'descriptions', 'method': 'text',
+                'csv': {'path': self.free + '.typo'}}})
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err):
       self.assertEqual(extract.cli(cfg, argv=['x'], out=out), 1)
     self.assertEqual(out.getvalue(), '')
     msg = err.getvalue()
-    self.assertIn('1 of 3 representations cannot be extracted', msg)
+    self.assertIn('2 of 4 representations cannot be extracted', msg)
     self.assertIn(f'kw_free: {self.free}: this file has no slots', msg)
+    self.assertIn(f'txt: {self.free}.typo: no such file', msg)
     self.assertIn("method='text'", msg)
     self.assertNotIn('kw_fitb', msg)
     self.assertEqual(store.list_features(self.dir), [])

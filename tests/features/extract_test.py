@@ -280,6 +280,19 @@ class ExtractTest(absltest.TestCase):
     del m['spec']['dataset_dir'], ref['spec']['dataset_dir']
     self.assertEqual(m, ref)
 
+  def test_restart_cleans_up_a_merge_killed_after_saving(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist'
+    extract.run(cfg)
+    # Killed between store.save and removing its shards: they and the lock
+    # of the dead process are left beside the stored representation.
+    partial = os.path.join(self.dir, 'features', extract.PARTIAL_DIR, 'hist')
+    os.makedirs(partial)
+    self._leave_lock(os.path.join(partial, extract.MERGE_LOCK), start='0')
+    (o,) = extract.run(cfg)
+    self.assertEqual(o.status, 'skipped')
+    self.assertFalse(os.path.exists(partial))
+
   def test_lock_of_a_live_reused_or_foreign_owner(self):
     cfg = weightfree_config(self.dir)
     cfg.only = 'hist'
