@@ -809,8 +809,10 @@ def run(
         raise
       msg = str(e)
       msg = msg[len(name) + 2:] if msg.startswith(f'{name}: ') else msg
-      logging.warning('%s failed: %s', name, msg,
-                      exc_info=not isinstance(e, _EXPECTED_ERRORS))
+      if isinstance(e, _EXPECTED_ERRORS):
+        logging.info('%s failed: %s', name, msg)  # The console says it.
+      else:
+        logging.warning('%s failed: %s', name, msg, exc_info=True)
       outcome = Outcome(name, 'failed', [], error=msg)
     if outcome.status in ('failed', 'locked'):
       failed.add(name)
