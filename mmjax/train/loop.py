@@ -23,7 +23,13 @@ metrics.jsonl: per epoch {'epoch', 'step', 'train/loss', 'train/bpr',
 steps, weighted by real rows), 'train/l2_params' (end of epoch),
 'perf/epoch_time_s', 'perf/samples_per_s'}; per evaluation 'val/<metric>',
 'test/<metric>', 'perf/eval_time_s'; at the end a line with 'final': true
-and 'best/val/...', 'best/test/...', 'best_epoch'.
+and 'best/val/...', 'best/test/...', 'best_epoch', 'at_budget'.
+
+A trained run whose best validation came in its last evaluations, with
+patience never ending it, is "still improving at the budget" (`at_budget`):
+results.json and the final metrics line say so, the final table marks it and
+a warning asks for a larger `train.num_epochs`. Closed-form models (`fit`)
+have no budget and are never marked.
 """
 
 from __future__ import annotations
@@ -56,6 +62,55 @@ from mmjax.utils import seeds
 from mmjax.utils import writers
 
 RESULTS = 'results.json'
+
+# A run is still improving at the budget when its best validation is one of
+# its last AT_BUDGET_EVALS evaluations and patience did not end it. Counted
+# in evaluations, not epochs, because the curve is only seen at evaluations:
+# fewer than three looks without a gain is no evidence of a plateau (one or
+# two flat evaluations are within the noise of a rising curve), and it is
+# the case the issue names (FREEDOM's best at epoch 48 of 50, evaluated every
+# epoch: two evaluations after the best). A run that patience stopped,
+# even at its last epoch, saw its plateau and is never marked.
+AT_BUDGET_EVALS = 3
+
+
+def at_budget(evals_since_best: int, patience_reached: bool) -> bool:
+  """Whether a trained run was still improving when its budget ran out.
+
+  Args:
+    evals_since_best: evaluations after the best one (0: the best was last).
+    patience_reached: `train.patience` evaluations passed without a gain.
+
+  Returns:
+    True when the best is among the last `AT_BUDGET_EVALS` evaluations and
+    patience did not stop the run: more epochs would likely do better.
+  """
+  return not patience_reached and evals_since_best < AT_BUDGET_EVALS
+
+
+def budget_warning(results: dict[str, Any]) -> str | None:
+  """The console warning of a run still improving at the budget, or None."""
+  if not results.get('at_budget'):
+    return None
+  return (f'warning: {results["model"]}: best validation epoch '
+          f'{results["best_epoch"]} of {results["num_epochs"]}; still '
+          'improving at the budget, raise train.num_epochs')
+
+
+def format_dataset_line(ds: dataset_lib.Dataset,
+                        dataset_dir: str | None) -> str:
+  """One line naming the dataset a launch uses (its counts and folder).
+
+  `prepare` prints the full table once, when it builds the dataset; every
+  launch repeating it buried the run's own output.
+  """
+  s = ds.summary()
+  splits = ' / '.join(f'{name} {s[name]:,}'
+                      for name in dataset_lib.SPLIT_NAMES)
+  where = f' in {dataset_dir}' if dataset_dir else ''
+  return (f'dataset {ds.manifest.get("name", "?")}: {s["users"]:,} users, '
+          f'{s["items"]:,} items, {s["interactions"]:,} interactions '
+          f'({splits}){where}')
 
 
 def make_train_step(model: Any, tx: optax.GradientTransformation, cfg: Any):
@@ -328,7 +383,11 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     mesh: the mesh; built from `cfg.mesh.data` when None.
 
   Returns:
-    The results: {'model', 'best_epoch', 'best': {'val/..': .., 'test/..'}}.
+    The results (also written to results.json): {'model', 'best_epoch',
+    'best': {'val/..': .., 'test/..'}, 'fitted' (a closed-form model),
+    'num_epochs' (the budget; None when fitted), 'epochs_run',
+    'stopped_early' (patience ended the run before its budget), 'at_budget'
+    (still improving at the budget, see `at_budget`)}.
   """
   os.makedirs(workdir, exist_ok=True)
   if ds is None:
@@ -343,18 +402,26 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
   if trainer.fit_only:
     writers.truncate_after(metrics_path, -1)
     writer = writers.create_writer(workdir)
-    params = trainer.fit()
+    t0 = time.perf_counter()
+    params = jax.block_until_ready(trainer.fit())
+    fit_time = time.perf_counter() - t0
     t0 = time.perf_counter()
     results = trainer.evaluate(params, 0)
     scalars = {'epoch': 0}
     for split, r in results.items():
       scalars.update(_scalars(split, r.summary))
     best = {k: v for k, v in scalars.items() if k != 'epoch'}
+    scalars['perf/fit_time_s'] = fit_time
     scalars['perf/eval_time_s'] = time.perf_counter() - t0
     writer.write_scalars(0, scalars)
     _save_per_user(workdir, results, trainer.split_hash, name)
+    # A fitted model has no epochs: one line instead of an epoch log.
+    print(f'[{name}] fitted in {fit_time:.2f}s | {select} '
+          f'{float(scalars[select]):.4f}', flush=True)
     loop = {**_initial_loop_state(), 'best': best, 'done': True}
     step = 0
+    num_epochs = None
+    stopped_early = still_improving = False
   else:
     ckpt = checkpoint.Checkpointer(workdir, cfg.ckpt.keep, select)
     latest = ckpt.latest_step()
@@ -410,7 +477,9 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
           loop['evals_since_best'] += 1
           if patience and loop['evals_since_best'] >= patience:
             loop['done'] = True
-            line += f' (early stop: {patience} evaluations without gain)'
+            # At the last epoch the budget ends the run anyway.
+            if epoch < num_epochs:
+              line += f' (early stop: {patience} evaluations without gain)'
       print(line, flush=True)
       _pause_for_tests(epoch, writer)
       if epoch % every == 0 or loop['done'] or epoch == num_epochs:
@@ -418,15 +487,26 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
         ckpt.save(epoch, state, loop)
     step = int(loop['epoch']) * trainer.steps_per_epoch
     ckpt.close()
+    # `done` is also set when patience runs out at the last epoch, which is
+    # not an early stop but still a plateau seen (so not at the budget).
+    stopped_early = bool(loop['done']) and int(loop['epoch']) < num_epochs
+    still_improving = at_budget(int(loop['evals_since_best']),
+                                bool(loop['done']))
   final = {'final': True, 'epoch': int(loop['epoch']),
-           'best_epoch': int(loop['best_epoch'])}
+           'best_epoch': int(loop['best_epoch']),
+           'at_budget': still_improving}
   final.update({f'best/{k}': v for k, v in loop['best'].items()})
   writer.write_scalars(step, final)
   writer.close()
   results = {'model': name, 'best_epoch': int(loop['best_epoch']),
-             'best': loop['best']}
+             'best': loop['best'], 'fitted': trainer.fit_only,
+             'num_epochs': num_epochs, 'epochs_run': int(loop['epoch']),
+             'stopped_early': stopped_early, 'at_budget': still_improving}
   with open(os.path.join(workdir, RESULTS), 'w', encoding='utf-8') as f:
     json.dump(results, f, indent=2, sort_keys=True, default=str)
+  warning = budget_warning(results)
+  if warning:
+    print(warning, flush=True)
   return results
 
 
@@ -446,17 +526,33 @@ def model_config(cfg: Any, name: str) -> ml_collections.ConfigDict:
 
 def format_table(rows: list[dict[str, Any]], metrics: tuple[str, ...]
                  ) -> str:
-  """One validation/test table over models."""
+  """One validation/test table over models.
+
+  The best epoch of a fitted model reads 'fit'; a run still improving at
+  its budget is marked '*' there, with a note under the table, so a number
+  that more epochs would raise is not read as the model's level.
+  """
   head = ['model', 'best_epoch'] + [f'{s}/{m}' for s in ('val', 'test')
                                     for m in metrics]
   lines = ['  '.join(f'{h:>16}' for h in head)]
+  marked = False
   for r in rows:
-    cells = [r['model'], str(r['best_epoch'])]
+    if r.get('fitted'):
+      epoch = 'fit'
+    elif r.get('at_budget'):
+      epoch, marked = f'{r["best_epoch"]} of {r["num_epochs"]} *', True
+    else:
+      epoch = str(r['best_epoch'])
+    cells = [r['model'], epoch]
     for s in ('val', 'test'):
       for m in metrics:
         v = r['best'].get(f'{s}/{m}')
         cells.append('-' if v is None else f'{float(v):.4f}')
     lines.append('  '.join(f'{c:>16}' for c in cells))
+  if marked:
+    lines.append(f'* best validation in the last {AT_BUDGET_EVALS} '
+                 'evaluations: still improving at the budget, raise '
+                 'train.num_epochs')
   return '\n'.join(lines)
 
 
@@ -467,9 +563,8 @@ def train_and_evaluate(cfg: Any, workdir: str) -> list[dict[str, Any]]:
   """
   names = tuple(cfg.get('models') or ())
   ds, dataset_dir = load_dataset(cfg)
-  from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
   if jax.process_index() == 0:
-    print(prepare.format_summary(ds), flush=True)
+    print(format_dataset_line(ds, dataset_dir), flush=True)
   mesh = mesh_lib.make_mesh(cfg.mesh.data)
   rows = []
   if names:
