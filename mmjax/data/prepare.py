@@ -244,6 +244,8 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
       cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}'))
   tmp, old = out_dir + '.partial', out_dir + '.replaced'
   _finish_swap(out_dir, old, quiet)  # Of an earlier, interrupted prepare.
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise dataset_lib.DataError(f'{out_dir}: exists and is not a directory.')
   if os.path.exists(tmp):
     shutil.rmtree(tmp)
   os.makedirs(tmp)
@@ -284,11 +286,11 @@ def _finish_swap(out_dir: str, old: str, quiet: bool) -> None:
   shutil.rmtree(old)
 
 
-def _identity_of(dataset_dir: str) -> str | None:
+def _manifest_of(dataset_dir: str) -> dict[str, Any] | None:
   path = os.path.join(dataset_dir, dataset_lib.MANIFEST)
   try:
     with open(path, encoding='utf-8') as f:
-      return dataset_lib.identity(json.load(f))
+      return json.load(f)
   except (OSError, ValueError):
     return None
 
@@ -300,8 +302,9 @@ def _carry_features(old: str, new: str, quiet: bool) -> None:
   if not entries:
     return
   dst = os.path.join(new, store.FEATURES_DIR)
-  old_id = _identity_of(old)
-  if old_id is not None and old_id == _identity_of(new):
+  old_m, new_m = _manifest_of(old), _manifest_of(new) or {}
+  old_id = None if old_m is None else dataset_lib.identity(old_m)
+  if old_id is not None and old_id == dataset_lib.identity(new_m):
     os.makedirs(dst, exist_ok=True)
     kept = []
     for entry in entries:
@@ -312,6 +315,14 @@ def _carry_features(old: str, new: str, quiet: bool) -> None:
     if names and not quiet:
       print(f'kept {len(names)} stored representations (same source and '
             f'item map): {", ".join(names)}')
+    table = 'items.json'
+    if names and (old_m.get('checksums', {}).get(table)
+                  != new_m.get('checksums', {}).get(table)):
+      # Same items, but their titles, descriptions or images changed: what
+      # was extracted from them may no longer describe them.
+      print(f'{new}: note: the item table changed since the kept '
+            f'representations were stored ({", ".join(names)}); extract '
+            'again those that read titles, descriptions or images.')
     return
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
       '%Y%m%dT%H%M%SZ')

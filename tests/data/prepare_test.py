@@ -216,6 +216,16 @@ class PrepareAgainTest(absltest.TestCase):
                        ['lvlm_x', 'synthetic_text', 'synthetic_visual'])
       store.load(out, 'lvlm_x')  # Still this dataset's.
       self.assertEqual(sorted(os.listdir(root)), [os.path.basename(out)])
+      self.assertNotIn('item table changed', stdout.getvalue())
+      # Same items, other item table (no images now): kept, with a note.
+      cfg = _small(root)
+      cfg.synthetic.max_images = 0
+      stdout = io.StringIO()
+      with contextlib.redirect_stdout(stdout):
+        prepare.prepare(cfg, out, quiet=True)
+      self.assertIn('item table changed since the kept representations',
+                    stdout.getvalue())
+      self.assertEqual(_read(npy), data)
 
   def test_other_item_map_moves_features_aside_and_says_so(self):
     with tempfile.TemporaryDirectory() as root:
