@@ -10,7 +10,9 @@ counts, and what each step removed). Without `out_dir` the dataset goes to
 config, so two configs never share a directory and training configs find the
 dataset they describe (`ensure_dataset`). A prepare writes into a temporary
 folder and renames it when complete: an interrupted prepare leaves nothing
-half-written.
+half-written. Preparing again into a directory never deletes its extracted
+features: they are kept when the dataset is the same one (same source and
+item map), and moved aside to `features.stale-<time>/` otherwise (`prepare`).
 """
 
 from __future__ import annotations
@@ -203,6 +205,9 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
 _PREPARED = frozenset({dataset_lib.MANIFEST, 'interactions', 'user_ids.npy',
                        'item_ids.npy', 'items.json', 'images'})
 STALE_PREFIX = 'features.stale-'
+# `extractor` of the representations `_write` copies from the source data:
+# made again from the source at no cost, so never worth moving aside.
+_SOURCE_EXTRACTORS = ('source', 'synthetic')
 
 
 def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
@@ -222,7 +227,9 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
     directory without a readable manifest: the old `features/` is moved
     aside whole to `features.stale-<UTC time>/` inside the new directory,
     and a line on stdout says so. The store reader never looks there; move
-    representations back by hand only if they really fit.
+    representations back by hand only if they really fit. A store holding
+    only the source features an earlier prepare copied (made again from the
+    source at no cost) is dropped instead.
 
   Anything else the old directory held that a prepare does not write itself
   is carried over too. The swap is a few renames, each atomic: an
@@ -287,12 +294,26 @@ def _finish_swap(out_dir: str, old: str, quiet: bool) -> None:
 
 
 def _manifest_of(dataset_dir: str) -> dict[str, Any] | None:
-  path = os.path.join(dataset_dir, dataset_lib.MANIFEST)
+  return _manifest_of_file(os.path.join(dataset_dir, dataset_lib.MANIFEST))
+
+
+def _manifest_of_file(path: str) -> dict[str, Any] | None:
   try:
     with open(path, encoding='utf-8') as f:
       return json.load(f)
   except (OSError, ValueError):
     return None
+
+
+def _source_feature_files(folder: str) -> set[str]:
+  """Files of the representations a prepare wrote from its source."""
+  out = set()
+  for entry in os.listdir(folder):
+    if entry.endswith('.json'):
+      manifest = _manifest_of_file(os.path.join(folder, entry)) or {}
+      if manifest.get('extractor') in _SOURCE_EXTRACTORS:
+        out.update((entry, entry[:-5] + '.npy'))
+  return out
 
 
 def _carry_features(old: str, new: str, quiet: bool) -> None:
@@ -324,6 +345,8 @@ def _carry_features(old: str, new: str, quiet: bool) -> None:
             f'representations were stored ({", ".join(names)}); extract '
             'again those that read titles, descriptions or images.')
     return
+  if set(entries) <= _source_feature_files(src):
+    return  # Only what a prepare writes from the source: nothing to keep.
   stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
       '%Y%m%dT%H%M%SZ')
   stale = os.path.join(new, STALE_PREFIX + stamp)

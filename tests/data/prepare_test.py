@@ -250,6 +250,22 @@ class PrepareAgainTest(absltest.TestCase):
       prepare.prepare(cfg, out, quiet=True)
       self.assertEqual(_read(os.path.join(out, stale[0], 'lvlm_x.npy')), data)
 
+  def test_source_features_alone_are_not_moved_aside(self):
+    # They are made again from the source: nothing to keep, nothing to say.
+    with tempfile.TemporaryDirectory() as root:
+      out = os.path.join(root, 'ds')
+      prepare.prepare(_small(root), out, quiet=True)
+      cfg = _small(root)
+      cfg.synthetic.num_items = 70
+      stdout = io.StringIO()
+      with contextlib.redirect_stdout(stdout):
+        prepare.prepare(cfg, out, quiet=True)
+      self.assertEqual(stdout.getvalue(), '')
+      self.assertEmpty([e for e in os.listdir(out)
+                        if e.startswith(prepare.STALE_PREFIX)])
+      self.assertEqual(store.load(out, 'synthetic_visual').values.shape[0],
+                       70)
+
   def test_interrupted_swap_is_finished_by_the_next_prepare(self):
     with tempfile.TemporaryDirectory() as root:
       out = os.path.join(root, 'ds')
