@@ -478,7 +478,7 @@ def read_mmrec(path: str, name: str | None = None, *,
                          ('text', 'text_feat.npy')):
     fpath = os.path.join(path, file)
     if os.path.exists(fpath):
-      values = np.asarray(np.load(fpath), np.float32)
+      values = _load_floats(fpath)
       _check_feature(values, fpath)
       _check_rows_cover_items(columns['item'], len(values), fpath, inter)
       features[modality] = (values, np.arange(len(values)).astype(str))
@@ -499,6 +499,19 @@ def _check_rows_cover_items(items: np.ndarray, rows: int, path: str,
     raise DataError(f'{path}: {rows} rows, but {inter} has itemID '
                     f'{int(ids[wrong[0]])}; expected a row for every item id '
                     f'(row = item id).')
+
+
+def _load_floats(path: str) -> np.ndarray:
+  """A .npy file as float32; not numeric or not an array -> DataError."""
+  try:
+    values = np.load(path)
+  except (ValueError, OSError, EOFError) as e:  # Pickled, truncated, not npy.
+    raise DataError(f'{path}: cannot read as a numeric .npy array ({e}).'
+                    ) from None
+  if not isinstance(values, np.ndarray) or values.dtype.kind not in 'fiub':
+    raise DataError(f'{path}: expected a numeric array, got '
+                    f'{getattr(values, "dtype", type(values).__name__)}.')
+  return values.astype(np.float32)
 
 
 def _check_feature(values: np.ndarray, path: str) -> None:
@@ -578,7 +591,7 @@ def read_elliot(path: str, *, on_bad_line: str = 'error',
       raise DataError(f'{folder}: no <item>.npy files.')
     rows = []
     for f in files:
-      v = np.asarray(np.load(os.path.join(folder, f)), np.float32).reshape(-1)
+      v = _load_floats(os.path.join(folder, f)).reshape(-1)
       if rows and v.shape != rows[0].shape:
         raise DataError(f'{os.path.join(folder, f)}: dim {v.shape[0]}, '
                         f'expected {rows[0].shape[0]} like the other items.')

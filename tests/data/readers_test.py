@@ -103,6 +103,20 @@ class MMRecTest(parameterized.TestCase):
     with self.assertRaisesRegex(DataError, f'text_feat.npy.*{what}'):
       readers.read_mmrec(d)
 
+  def test_unreadable_feature_file(self):
+    d = self._folder('userID\titemID\tx_label\n0\t0\t0\n')
+    np.save(os.path.join(d, 'image_feat.npy'), np.array([['a']]))
+    with self.assertRaisesRegex(DataError, 'image_feat.npy: expected a '
+                                'numeric array'):
+      readers.read_mmrec(d)
+    np.save(os.path.join(d, 'image_feat.npy'),
+            np.array([[None]], dtype=object))
+    with self.assertRaisesRegex(DataError, 'image_feat.npy: cannot read'):
+      readers.read_mmrec(d)
+    _write(os.path.join(d, 'image_feat.npy'), 'not an array')
+    with self.assertRaisesRegex(DataError, 'image_feat.npy: cannot read'):
+      readers.read_mmrec(d)
+
   def test_feature_rows_must_cover_item_ids(self):
     d = self._folder('userID\titemID\tx_label\n0\t0\t0\n0\t3\t2\n')
     np.save(os.path.join(d, 'image_feat.npy'), np.zeros((3, 2)))
