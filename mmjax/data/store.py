@@ -87,9 +87,9 @@ def dataset_record(dataset_dir: str) -> dict[str, str] | None:
 @functools.cache
 def _warn_unrecorded(path: str) -> None:
   # Cached so that a store read every epoch or by every model warns once.
-  logging.warning('%s records no dataset identity (written before it was '
-                  'recorded); it is checked by item map only. Re-extract to '
-                  'record it.', path)
+  logging.warning('%s records no dataset identity (written before '
+                  'identities were recorded): only its item map is checked.',
+                  path)
 
 
 def identity_mismatch(dataset_dir: str, manifest: dict[str, Any]
