@@ -516,6 +516,12 @@ def _already_stored(dataset_dir: str, name: str, spec_sha: str,
           and
           m.get('item_map_hash') == dataset_lib.item_map_hash(ds.item_ids)):
     return False
+  # Copied in from another dataset whose item map hashes alike: the store
+  # refuses it at load, so it must be extracted again, not skipped.
+  mismatch = store.identity_mismatch(dataset_dir, m)
+  if mismatch:
+    logging.info('%s: %s', name, mismatch)
+    return False
   # A representation built from a file (descriptions of an LVLM run that was
   # since re-extracted, an edited CSV) is stale when that file changed.
   for path_key, sha_key in (('source', 'source_sha256'), ('csv', 'csv_sha256')):

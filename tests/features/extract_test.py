@@ -167,6 +167,30 @@ class ExtractTest(absltest.TestCase):
     again = extract.run(weightfree_config(self.dir))
     self.assertEqual([o.status for o in again], ['skipped', 'skipped'])
 
+  def test_features_copied_from_another_dataset_are_extracted_again(self):
+    # Two datasets with the same item map (m0..m12) but different sources:
+    # features copied from one into the other would be refused at load, so
+    # extraction must redo them instead of skipping them as stored.
+    other = os.path.join(self.dir, 'other')
+    os.makedirs(other)
+    make_dataset(other)
+    for root, source in ((self.dir, 'tiny:first'), (other, 'tiny:second')):
+      path = os.path.join(root, dataset_lib.MANIFEST)
+      with open(path, encoding='utf-8') as f:
+        manifest = json.load(f)
+      manifest['source'] = source
+      with open(path, 'w', encoding='utf-8') as f:
+        json.dump(manifest, f)
+    extract.run(weightfree_config(self.dir))
+    shutil.copytree(os.path.join(self.dir, 'features'),
+                    os.path.join(other, 'features'))
+    with self.assertRaisesRegex(dataset_lib.DataError, 'extracted for'):
+      self._load('hist', other)
+    again = extract.run(weightfree_config(other))
+    self.assertEqual([o.status for o in again], ['stored', 'stored'])
+    self.assertEqual(self._load('hist', other).manifest['dataset']['source'],
+                     'tiny:second')
+
   def test_interrupted_run_resumes_without_recomputing(self):
     cfg = weightfree_config(self.dir)
     cfg.only = 'hist'
