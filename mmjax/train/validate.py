@@ -25,7 +25,7 @@ import importlib.util
 import math
 import numbers
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ml_collections
 
@@ -288,3 +288,40 @@ def check(cfg: Any) -> None:
   _check_eval(cfg)
   _check_features(cfg)
   _check_mesh_and_ckpt(cfg)
+
+
+def model_names(cfg: Any) -> list[str]:
+  """The model names a config runs: `model.name`, or each `per_model`'s."""
+  names = _get(cfg, 'models')
+  if names in (_MISSING, None) or not tuple(names):
+    return [cfg.model.name]
+  return [cfg.per_model[n].name for n in names]
+
+
+def check_devices(cfg: Any, device_count: int,
+                  closed_form: Callable[[str], bool] = lambda name: False
+                  ) -> None:
+  """Checks the mesh against the devices present, once JAX knows them.
+
+  The loop finds these only after preparing the dataset and building the
+  model context: `mesh.data` larger than the device count, and a batch size
+  that does not split evenly over the mesh (closed-form models, which have
+  no batches, excepted).
+
+  Args:
+    cfg: a training config that passed `check`.
+    device_count: `jax.device_count()`.
+    closed_form: model name -> whether the model is fitted in closed form.
+
+  Raises:
+    ConfigError: either mismatch.
+  """
+  want = _get(cfg, 'mesh.data')
+  n = device_count if want in (_MISSING, None, -1) else int(want)
+  if n > device_count:
+    _fail('mesh.data', want, f'only {device_count} device(s) available')
+  batch = int(cfg.train.batch_size)
+  if batch % n and not all(closed_form(m) for m in model_names(cfg)):
+    _fail('train.batch_size', batch,
+          f'expected a multiple of the {n} devices of the mesh (each device '
+          'gets the same number of rows)')

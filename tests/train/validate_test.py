@@ -162,6 +162,25 @@ class ValidateTest(parameterized.TestCase):
     self.assertFalse(validate.model_exists('context'))
     self.assertFalse(validate.model_exists('nosuch'))
 
+  def test_devices(self):
+    cfg = load_config('test')  # batch 256, mesh.data -1.
+    validate.check_devices(cfg, 8)
+    with self.assertRaisesRegex(validate.ConfigError,
+                                'train.batch_size=256: expected a multiple '
+                                'of the 3 devices'):
+      validate.check_devices(cfg, 3)
+    # Closed-form models have no batches.
+    validate.check_devices(cfg, 3, closed_form=lambda name: True)
+    cfg.mesh.data = 16
+    with self.assertRaisesRegex(validate.ConfigError,
+                                r'mesh.data=16: only 8 device\(s\)'):
+      validate.check_devices(cfg, 8)
+    cfg = load_config('quickstart')  # batch 2048: mostpop, bprmf, lightgcn.
+    self.assertEqual(validate.model_names(cfg),
+                     ['mostpop', 'bprmf', 'lightgcn'])
+    with self.assertRaisesRegex(validate.ConfigError, '3 devices'):
+      validate.check_devices(cfg, 3, lambda name: name == 'mostpop')
+
   def test_imports_no_jax(self):
     # launch checks configs before importing the training stack.
     code = ('import sys; from mmjax.train import validate; '
