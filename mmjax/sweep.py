@@ -447,6 +447,24 @@ def expand(config_spec: str, grid: dict[str, list[str]] | None = None,
                   in enumerate(zip(names, resolved_points))]
 
 
+def runs_of_this_process(runs: Sequence[Run],
+                         shard: tuple[int, int] | None = None,
+                         run_index: int | None = None) -> list[Run]:
+  """The runs this process owns: all, those of index i mod n, or one.
+
+  Raises:
+    SweepError: `run_index` is out of range.
+  """
+  if run_index is not None:
+    if not 0 <= run_index < len(runs):
+      raise SweepError(f'--run_index {run_index}: the sweep has {len(runs)} '
+                       f'runs (0..{len(runs) - 1})')
+    return [runs[run_index]]
+  if shard:
+    return [r for r in runs if r.index % shard[1] == shard[0]]
+  return list(runs)
+
+
 # ---------------------------------------------------------------------------
 # The sweep directory.
 
@@ -499,10 +517,11 @@ def write_spec(workdir: str, spec: dict[str, Any]) -> dict[str, Any]:
       raise SweepError(f'{path} cannot be read; use another --workdir')
     _write_json(path, spec)
     return spec
-  for key in ('config', 'variant', 'sets'):
+  for key, what in (('config', 'config file'), ('variant', 'config variant'),
+                    ('sets', 'set of --set overrides')):
     if old.get(key) != spec[key]:
       raise SweepError(
-          f'{workdir} holds a sweep of another {key} ({old.get(key)!r}, now '
+          f'{workdir} holds a sweep of another {what} ({old.get(key)!r}, now '
           f'{spec[key]!r}); use another --workdir')
   known = {r['name']: r for r in old.get('runs', [])}
   for r in spec['runs']:
@@ -1249,15 +1268,7 @@ def sweep_main() -> int:
     print(f'{len(runs)} runs ({source}); edit the partition/account/gres/'
           f'time lines of {path}, then submit it:\n  sbatch {path}')
     return 0
-  if _RUN_INDEX.value is not None:
-    if not 0 <= _RUN_INDEX.value < len(runs):
-      raise SweepError(f'--run_index {_RUN_INDEX.value}: the sweep has '
-                       f'{len(runs)} runs (0..{len(runs) - 1})')
-    mine = [runs[_RUN_INDEX.value]]
-  elif shard:
-    mine = [r for r in runs if r.index % shard[1] == shard[0]]
-  else:
-    mine = list(runs)
+  mine = runs_of_this_process(runs, shard, _RUN_INDEX.value)
   todo = [r for r in mine if not is_finished(run_dir(workdir, r.name))]
   print(f'sweep {workdir}: {len(runs)} runs ({source}); this process: '
         f'{len(mine)}, {len(mine) - len(todo)} finished (skipped), '
