@@ -1,7 +1,8 @@
 """`runinfo.check_resumable` and `runinfo.archive`: a workdir resumes only a
 run of the same config (up to `runinfo.RESUMABLE`), and a refusal names the
-differing keys and the ways on. The command line's refusal (nothing written)
-is tested in tests/launch_errors_test.py."""
+differing keys and the ways on; `runinfo.write` leaves no stale git.diff.
+The command line's refusal (nothing written) is tested in
+tests/launch_errors_test.py."""
 
 import datetime
 import importlib.util
@@ -9,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -160,6 +162,26 @@ class CheckResumableTest(parameterized.TestCase):
   def test_resumable_keys_exist(self):
     flat = runinfo.config_differences({}, runinfo.config_dict(load_config()))
     self.assertContainsSubset(runinfo.RESUMABLE, [k for k, _, _ in flat])
+
+
+class WriteTest(absltest.TestCase):
+
+  def test_git_diff_describes_this_start(self):
+    workdir = tempfile.mkdtemp(prefix='mmjax_guard_')
+    self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+    path = os.path.join(workdir, runinfo.DIFF)
+    with open(path, 'w') as f:
+      f.write('the diff of an earlier start')
+    # A start from a clean tree removes the earlier diff.
+    clean = ({'git_dirty': False}, '')
+    with mock.patch.object(runinfo, 'collect', return_value=clean):
+      runinfo.write(workdir, load_config())
+    self.assertFalse(os.path.exists(path))
+    dirty = ({'git_dirty': True}, 'the diff of this start')
+    with mock.patch.object(runinfo, 'collect', return_value=dirty):
+      runinfo.write(workdir, load_config())
+    with open(path) as f:
+      self.assertEqual(f.read(), 'the diff of this start')
 
 
 class ArchiveTest(absltest.TestCase):

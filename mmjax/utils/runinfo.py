@@ -108,6 +108,10 @@ def write(workdir: str, cfg: ml_collections.ConfigDict,
   if diff:
     with open(os.path.join(workdir, DIFF), 'w', encoding='utf-8') as f:
       f.write(diff)
+  elif os.path.exists(os.path.join(workdir, DIFF)):
+    # A resume from a clean tree: the earlier start's diff no longer
+    # describes the code (runinfo.json says git_dirty=False).
+    os.remove(os.path.join(workdir, DIFF))
 
 
 def record_data(workdir: str, ds: dataset_lib.Dataset,
