@@ -178,6 +178,136 @@ class HarnessTest(absltest.TestCase):
     np.testing.assert_array_equal(got, np.concatenate([w.T[2:], w.T[:2]]))
 
 
+def _bm3_parity_file(path: str, seed: int = 0) -> None:
+  """A tiny parity file for BM3 in MMRec's names and layout (no MMRec run)."""
+  rng = np.random.default_rng([seed, 7])
+  nu, ni, d = 40, 30, 64
+  users = rng.integers(0, nu, 300)
+  items = rng.integers(0, ni, 300)
+  arrays = {'train/users': users, 'train/items': items, 'num_users': nu,
+            'num_items': ni,
+            'feat/image': rng.standard_normal((ni, 6)).astype(np.float32),
+            'feat/text': rng.standard_normal((ni, 5)).astype(np.float32)}
+  shapes = {'user_embedding.weight': (nu, d), 'item_id_embedding.weight':
+            (ni, d), 'image_embedding.weight': (ni, 6),
+            'text_embedding.weight': (ni, 5), 'image_trs.weight': (d, 6),
+            'image_trs.bias': (d,), 'text_trs.weight': (d, 5),
+            'text_trs.bias': (d,), 'predictor.weight': (d, d),
+            'predictor.bias': (d,)}
+  for name, shape in shapes.items():
+    arrays[f'param/{name}'] = (0.3 * rng.standard_normal(shape)).astype(
+        np.float32)
+  batch = step_parity.fixed_batch(users, items, ni, 64, seed)
+  arrays.update({f'batch/{k}': v for k, v in batch.items()})
+  np.savez(path, **arrays)
+
+
+def _as_mmrec_record(record: dict, spec) -> dict:
+  """Our draws record in MMRec's layout, as a planted MMRec reference.
+
+  BM3's parameter transforms (identity, transpose) are their own inverses.
+  """
+  out = dict(record)
+  for name, (_, fn) in spec.params.items():
+    out[f'draws/grad_mean/{name}'] = fn(record[f'draws/grad_mean/{name}'],
+                                        None)
+  return out
+
+
+class DropoutDrawsTest(absltest.TestCase):
+  """The RNG-independent check of BM3's dropout against MMRec's."""
+
+  def test_keep_and_scale_by_hand(self):
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    x = np.array([[2.0, 0.0, 3.0], [5.0, 0.0, 1.0]])
+    out = np.array([[4.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
+    # Four non-zero inputs, two kept, each doubled; zero inputs not counted.
+    for xp in (np, jnp):
+      keep, scale = step_parity.keep_and_scale(xp.asarray(x),
+                                               xp.asarray(out))
+      self.assertAlmostEqual(float(keep), 0.5)
+      self.assertAlmostEqual(float(scale), 2.0)
+
+  def test_record_dropout_stats_reads_torch_dropout(self):
+    import torch  # pylint: disable=g-import-not-at-top
+    from torch.nn import functional  # pylint: disable=g-import-not-at-top
+    original = functional.dropout
+    torch.manual_seed(0)
+    x = torch.ones(300, 40)
+    x[:, :10] = 0.0  # Zero inputs tell nothing about the mask.
+    stats = []
+    undo = step_parity.record_dropout_stats(stats)
+    try:
+      out = functional.dropout(x, 0.5)
+      functional.dropout(x, 0.3, training=False)  # eval mode: not a draw
+    finally:
+      undo()
+    self.assertLen(stats, 1)
+    kept = (out[:, 10:] != 0).float().mean().item()
+    self.assertAlmostEqual(stats[0][0], kept, places=6)
+    self.assertAlmostEqual(stats[0][1], 2.0, places=6)
+    self.assertIs(functional.dropout, original)
+
+  def test_moment_gap_by_hand(self):
+    # |(3, 4) - 0| = 5 against sqrt(50 / 4 + 50 / 4) = 5.
+    self.assertAlmostEqual(
+        step_parity.moment_gap([3.0, 4.0], 50.0, 4, [0.0, 0.0], 50.0, 4),
+        1.0)
+    # Scalars: a difference of 0.3 with standard errors 0.1 and 0.1 * sqrt 3.
+    self.assertAlmostEqual(
+        step_parity.moment_gap(1.3, 0.01 * 25, 25, 1.0, 0.03 * 100, 100),
+        1.5)
+    self.assertEqual(step_parity.moment_gap(2.0, 0.0, 5, 2.0, 0.0, 5), 0.0)
+
+  def test_draws_agree_with_ours_and_catch_rate_and_scaling(self):
+    from mmjax.models import bm3  # pylint: disable=g-import-not-at-top
+    path = os.path.join(_tmpdir(self), 'BM3-dropout.npz')
+    _bm3_parity_file(path)
+    spec = step_parity.SPECS['BM3-dropout']
+    npz = np.load(path)
+    ctx, cfg, params = step_parity._our_setup(npz, spec, bm3)
+    batch = {'users': npz['batch/users'].astype(np.int32),
+             'pos': npz['batch/pos'].astype(np.int32),
+             'mask': np.ones(len(npz['batch/users']), np.float32)}
+
+    def draws(cfg, seed):
+      return step_parity.our_dropout_draws(bm3, spec, params, ctx, batch,
+                                           cfg, 30, seed)
+
+    def row_against(reference):
+      return step_parity.draws_row('BM3-dropout', ours,
+                                   _as_mmrec_record(reference, spec), npz)
+
+    ours = draws(cfg, 0)
+    # The same dropout from other keys: every statistic agrees.
+    same = draws(cfg, 1000)
+    row = row_against(same)
+    self.assertTrue(row['ok'], row)
+    self.assertLen(row['calls'], 4)  # u, i and both modalities' targets
+    for call in row['calls']:
+      self.assertAlmostEqual(call['ours']['keep'], 0.7, delta=0.01)
+      self.assertAlmostEqual(call['ours']['scale'], 1 / 0.7, places=5)
+    self.assertBetween(row['grad_ratio'], 0.5, step_parity.DRAWS_GRAD_RATIO)
+
+    # A reference that drops half: kept fractions and gradients differ.
+    half = step_parity.cfg_of(dataclasses.replace(
+        spec, model_cfg={**spec.model_cfg, 'dropout': 0.5}))
+    row = row_against(draws(half, 1000))
+    self.assertFalse(row['ok'])
+    self.assertGreater(min(c['keep_z'] for c in row['calls']), 10.0)
+    self.assertGreater(row['grad_ratio'], step_parity.DRAWS_GRAD_RATIO)
+
+    # A reference that drops the same entries but does not scale the kept
+    # ones (dropout without 1 / (1 - p)): only the scaling differs.
+    unscaled = dict(same)
+    unscaled['draws/scale'] = np.ones_like(same['draws/scale'])
+    row = row_against(unscaled)
+    self.assertFalse(row['ok'])
+    for call in row['calls']:
+      self.assertAlmostEqual(call['scale_err'], 1 / 0.7 - 1, places=5)
+      self.assertLess(call['keep_z'], step_parity.DRAWS_Z)
+
+
 class OutcomeTest(absltest.TestCase):
 
   def test_parity_by_hand(self):
@@ -356,6 +486,18 @@ class MMRecParityTest(absltest.TestCase):
       row = step_parity.compare(path, model)
       self.assertTrue(row['ok'], row)
       self.assertLess(row['loss_abs_err'], 1e-5, row)
+
+  def test_bm3_dropout_statistics_match_mmrec(self):
+    # MMRec's own F.dropout against ours, each with its own RNG.
+    root = _tmpdir(self)
+    data = os.path.join(root, 'tiny')
+    _tiny_export(data)
+    path = os.path.join(root, 'BM3-dropout.npz')
+    step_parity.mmrec_step(_MMREC_DIR, data, 'tiny', 'BM3-dropout', 64, 0,
+                           path, draws=30)
+    row = step_parity.compare_dropout_draws(path, 'BM3-dropout')
+    self.assertTrue(row['ok'], row)
+    self.assertEqual(row['draws'], {'mmrec': 30, 'ours': 30})
 
 
 if __name__ == '__main__':

@@ -26,6 +26,16 @@ then also trains N Adam steps on both sides from the same weights (MMRec's
 Trainer optimiser; our optax Adam), on N more seeded batches with each
 step's masks replayed, and compares the final weights.
 
+Dropout statistics (`--dropout_draws N`, for the same specs): replayed
+masks check the arithmetic, not our own masks. So both sides also compute
+the loss and gradient N times from the initial weights on the first batch,
+each time with their own fresh dropout (MMRec's torch RNG, our JAX keys),
+and `compare_dropout_draws` compares what does not depend on the RNG: the
+mean loss (in standard errors of the difference), the mean gradient (its
+distance against the distance Monte Carlo noise alone gives, about 1 when
+the two gradient distributions agree), and per dropout call the kept
+fraction of the non-zero inputs and the scaling of the kept ones.
+
 `--side mmrec` only writes the .npz files (no JAX needed); `--side ours`
 only compares existing files (no torch or MMRec needed); the default does
 both in one process.
@@ -49,6 +59,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import patches  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TOLERANCE = 1e-4
+# The dropout statistics check (`compare_dropout_draws`): draws per side, and
+# its limits: the mean losses and each call's mean kept fraction within
+# DRAWS_Z standard errors of their difference, the mean gradients' distance
+# within DRAWS_GRAD_RATIO times the Monte Carlo distance (about 1 for equal
+# distributions: a sum over thousands of gradient entries), and the scaling
+# of the kept entries within DRAWS_SCALE_TOL of each other.
+DROPOUT_DRAWS = 100
+DRAWS_Z = 4.0
+DRAWS_GRAD_RATIO = 1.5
+DRAWS_SCALE_TOL = 1e-5
 
 
 def _identity(x: np.ndarray, npz) -> np.ndarray:
@@ -336,9 +356,283 @@ def replay_dropout(module: Any, spec: 'Spec', npz, prefix: str = 'dropout'
   return undo
 
 
+def keep_and_scale(x, out) -> tuple[Any, Any]:
+  """(kept fraction, scaling) of one dropout call, numpy or jax.numpy.
+
+  Only non-zero inputs count: a zero input stays zero whatever the mask, so
+  it says nothing about it. The scaling is the largest out / x over the kept
+  entries: inverted dropout scales every kept entry by 1 / (1 - p), so the
+  largest ratio is that factor up to an ulp, where a float32 mean over a
+  whole table would add its summation error (1e-5 and more).
+  """
+  xp = np if isinstance(x, np.ndarray) else _jnp()
+  nonzero = x != 0
+  kept = nonzero & (out != 0)
+  ratio = xp.where(kept, out / xp.where(kept, x, 1), -xp.inf)
+  return kept.sum() / xp.maximum(nonzero.sum(), 1), ratio.max()
+
+
+def _jnp():
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  return jnp
+
+
+def record_dropout_stats(stats: list[tuple[float, float]]
+                         ) -> Callable[[], None]:
+  """Records each `F.dropout` call's (kept fraction, scaling).
+
+  As `record_dropout`, MMRec's own dropout runs unchanged; `keep_and_scale`
+  of its input and output is appended to `stats`.
+
+  Returns:
+    The function that restores torch's dropout.
+  """
+  from torch.nn import functional  # pylint: disable=g-import-not-at-top
+  original = functional.dropout
+
+  def recording(input, p=0.5, training=True, inplace=False):  # pylint: disable=redefined-builtin
+    x = input.detach().numpy().copy()  # Before an in-place call changes it.
+    out = original(input, p, training, inplace)
+    if training and p > 0:
+      keep, scale = keep_and_scale(x, out.detach().numpy())
+      stats.append((float(keep), float(scale)))
+    return out
+
+  def undo():
+    functional.dropout = original
+
+  functional.dropout = recording
+  return undo
+
+
+def _draws_record(losses, keep, scale, total, total_sq, draws: int
+                  ) -> dict[str, np.ndarray]:
+  """The .npz entries of `draws` dropout draws (see `mmrec_dropout_draws`).
+
+  Gradients are summarised by their mean and the sum over entries of their
+  unbiased variance (the trace of the covariance), which is what the Monte
+  Carlo error of the mean needs.
+  """
+  out = {'draws/loss': np.asarray(losses, np.float64),
+         'draws/keep': np.asarray(keep, np.float64).reshape(draws, -1),
+         'draws/scale': np.asarray(scale, np.float64).reshape(draws, -1)}
+  for name, g in total.items():
+    mean = g / draws
+    var = (total_sq[name] / draws - mean * mean) * draws / max(draws - 1, 1)
+    out[f'draws/grad_mean/{name}'] = mean
+    out[f'draws/grad_trvar/{name}'] = np.float64(np.maximum(var, 0.0).sum())
+  return out
+
+
+def mmrec_dropout_draws(model: Any, interaction: Any, draws: int
+                        ) -> dict[str, np.ndarray]:
+  """MMRec's loss and gradients `draws` times, each with fresh dropout.
+
+  From the model's current weights on one batch, in train mode. Returns
+  `draws/loss` [N], `draws/keep` and `draws/scale` [N, calls] (MMRec's call
+  order), `draws/grad_mean/<name>` (MMRec's layout) and
+  `draws/grad_trvar/<name>`.
+  """
+  losses, keep, scale = [], [], []
+  total: dict[str, np.ndarray] = {}
+  total_sq: dict[str, np.ndarray] = {}
+  for _ in range(draws):
+    stats: list[tuple[float, float]] = []
+    undo = record_dropout_stats(stats)
+    try:
+      model.zero_grad()
+      loss = model.calculate_loss(interaction)
+      if isinstance(loss, tuple):
+        loss = sum(loss)
+      loss = loss.reshape(())
+      loss.backward()
+    finally:
+      undo()
+    losses.append(loss.item())
+    keep.append([k for k, _ in stats])
+    scale.append([c for _, c in stats])
+    for name, p in model.named_parameters():
+      if p.grad is not None:
+        g = p.grad.numpy().astype(np.float64)
+        total[name] = total.get(name, 0.0) + g
+        total_sq[name] = total_sq.get(name, 0.0) + g * g
+  model.zero_grad()
+  return _draws_record(losses, keep, scale, total, total_sq, draws)
+
+
+def our_dropout_draws(module: Any, spec: 'Spec', params: Any, ctx: Any,
+                      batch: Any, cfg: Any, draws: int, seed: int = 0
+                      ) -> dict[str, np.ndarray]:
+  """Our loss and gradients `draws` times, with our own dropout.
+
+  Step k uses the key `jax.random.key(seed + k)`; `spec.dropout_fn` is
+  wrapped (during tracing only) to record `keep_and_scale` of each call, in
+  our call order. Gradient entries are keyed by MMRec's parameter names but
+  in our layout.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  jnp = _jnp()
+  original = getattr(module, spec.dropout_fn)
+
+  def loss_fn(p, ctx, batch, key):
+    seen = []
+
+    def recording(k, x, rate):
+      out = original(k, x, rate)
+      if rate > 0:
+        seen.append(jnp.stack(keep_and_scale(x, out)))
+      return out
+
+    setattr(module, spec.dropout_fn, recording)
+    try:
+      loss = module.loss(p, batch, ctx, key, cfg)[0]
+    finally:
+      setattr(module, spec.dropout_fn, original)
+    return loss, jnp.stack(seen) if seen else jnp.zeros((0, 2))
+
+  step = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
+  losses, keep, scale = [], [], []
+  total: dict[str, np.ndarray] = {}
+  total_sq: dict[str, np.ndarray] = {}
+  for k in range(draws):
+    (loss, stats), grads = step(params, ctx, batch, jax.random.key(seed + k))
+    stats = np.asarray(stats, np.float64)
+    losses.append(float(loss))
+    keep.append(stats[:, 0])
+    scale.append(stats[:, 1])
+    for name, (ours, _) in spec.params.items():
+      g = np.asarray(_get(grads, ours), np.float64)
+      total[name] = total.get(name, 0.0) + g
+      total_sq[name] = total_sq.get(name, 0.0) + g * g
+  return _draws_record(losses, keep, scale, total, total_sq, draws)
+
+
+def moment_gap(mean_a: Any, var_a: float, n_a: int, mean_b: Any,
+               var_b: float, n_b: int) -> float:
+  """|mean_a - mean_b| / sqrt(var_a / n_a + var_b / n_b).
+
+  For scalars, the difference of two sample means in standard errors; for
+  arrays (var the trace of the covariance), the distance between the mean
+  vectors against the one Monte Carlo noise alone gives: its square averages
+  1 when both samples come from one distribution.
+  """
+  diff = np.asarray(mean_a, np.float64) - np.asarray(mean_b, np.float64)
+  noise = var_a / n_a + var_b / n_b
+  dist = float(np.sqrt(np.sum(diff * diff)))
+  if noise <= 0:
+    return 0.0 if dist == 0 else float('inf')
+  return dist / float(np.sqrt(noise))
+
+
+def compare_dropout_draws(npz_path: str, model_name: str,
+                          draws: int | None = None, seed: int = 0
+                          ) -> dict[str, Any]:
+  """Our dropout's statistics against MMRec's (see the module docstring).
+
+  Args:
+    npz_path: written by `mmrec_step` with `draws` > 0 (`draws/...`).
+    model_name: a key of SPECS with a `dropout_order`.
+    draws: our draws; None: as many as MMRec's.
+    seed: our first key.
+
+  Returns:
+    `draws_row` of our draws (`our_dropout_draws` from MMRec's initial
+    weights and first batch) against MMRec's.
+  """
+  spec = SPECS[model_name]
+  module = importlib.import_module(spec.module)
+  npz = np.load(npz_path)
+  ctx, cfg, params = _our_setup(npz, spec, module)
+  jnp = _jnp()
+  batch = {'users': jnp.asarray(npz['batch/users'], jnp.int32),
+           'pos': jnp.asarray(npz['batch/pos'], jnp.int32),
+           'neg': jnp.asarray(npz['batch/neg'], jnp.int32),
+           'mask': jnp.ones(len(npz['batch/users']), jnp.float32)}
+  ours = our_dropout_draws(module, spec, params, ctx, batch, cfg,
+                           draws or len(npz['draws/loss']), seed)
+  return draws_row(model_name, ours, npz, npz)
+
+
+def draws_row(model_name: str, ours: Any, ref: Any, npz: Any
+              ) -> dict[str, Any]:
+  """Compares two `draws/...` records: ours against MMRec's (`ref`).
+
+  Args:
+    model_name: a key of SPECS with a `dropout_order`.
+    ours: `our_dropout_draws`'s record (gradients in our layout).
+    ref: MMRec's record (`mmrec_dropout_draws`, gradients in its layout).
+    npz: the parity file, for the spec's parameter transforms.
+
+  Returns:
+    A row: draws per side, mean losses and their gap in standard errors,
+    the mean gradients' gap against Monte Carlo noise (all parameters, and
+    per parameter), per dropout call (our order) the mean kept fraction and
+    scaling on both sides, and `ok` against DRAWS_Z, DRAWS_GRAD_RATIO and
+    DRAWS_SCALE_TOL.
+  """
+  spec = SPECS[model_name]
+  n, n_ref = len(ours['draws/loss']), len(ref['draws/loss'])
+
+  def loss_var(rec):
+    return float(np.var(rec['draws/loss'], ddof=1))
+
+  row = {'model': model_name, 'draws': {'mmrec': n_ref, 'ours': n},
+         'mmrec_loss_mean': float(np.mean(ref['draws/loss'])),
+         'our_loss_mean': float(np.mean(ours['draws/loss'])),
+         'loss_z': moment_gap(np.mean(ours['draws/loss']), loss_var(ours), n,
+                              np.mean(ref['draws/loss']), loss_var(ref),
+                              n_ref),
+         'grads': {}, 'calls': []}
+  diff_sq = noise = 0.0
+  for name, (_, fn) in spec.params.items():
+    if f'draws/grad_mean/{name}' not in ref:
+      continue
+    ref_mean = fn(ref[f'draws/grad_mean/{name}'], npz)
+    ref_var = float(ref[f'draws/grad_trvar/{name}'])
+    our_mean = ours[f'draws/grad_mean/{name}']
+    our_var = float(ours[f'draws/grad_trvar/{name}'])
+    row['grads'][name] = moment_gap(our_mean, our_var, n, ref_mean, ref_var,
+                                    n_ref)
+    diff_sq += float(np.sum((our_mean - ref_mean) ** 2))
+    noise += our_var / n + ref_var / n_ref
+  row['grad_ratio'] = (float(np.sqrt(diff_sq / noise)) if noise > 0
+                       else 0.0)
+  for k, j in enumerate(spec.dropout_order):
+    call = {}
+    for side, rec, col in (('ours', ours, k), ('mmrec', ref, j)):
+      keep = rec['draws/keep'][:, col]
+      call[side] = {'keep': float(np.mean(keep)),
+                    'keep_var': float(np.var(keep, ddof=1)),
+                    'scale': float(np.mean(rec['draws/scale'][:, col]))}
+    call['keep_z'] = moment_gap(
+        call['ours']['keep'], call['ours']['keep_var'], n,
+        call['mmrec']['keep'], call['mmrec']['keep_var'], n_ref)
+    call['scale_err'] = abs(call['ours']['scale'] - call['mmrec']['scale'])
+    row['calls'].append(call)
+  row['ok'] = bool(
+      row['loss_z'] <= DRAWS_Z and row['grad_ratio'] <= DRAWS_GRAD_RATIO
+      and all(c['keep_z'] <= DRAWS_Z and c['scale_err'] <= DRAWS_SCALE_TOL
+              for c in row['calls']))
+  return row
+
+
+def format_draws(row: dict[str, Any]) -> str:
+  """One line of `compare_dropout_draws`'s row."""
+  keep = ', '.join(f"{c['ours']['keep']:.4f}/{c['mmrec']['keep']:.4f}"
+                   for c in row['calls'])
+  scale = ', '.join(f"{c['ours']['scale']:.6f}/{c['mmrec']['scale']:.6f}"
+                    for c in row['calls'])
+  return (f"{row['model']}: dropout draws {row['draws']['ours']}/"
+          f"{row['draws']['mmrec']} (ours/MMRec): mean loss "
+          f"{row['our_loss_mean']:.6f}/{row['mmrec_loss_mean']:.6f} "
+          f"({row['loss_z']:.2f} SE), mean gradient gap "
+          f"{row['grad_ratio']:.3f} x Monte Carlo noise, kept fraction "
+          f"{keep}, scaling {scale}: {'ok' if row['ok'] else 'DIFFERENT'}")
+
+
 def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
                batch_size: int, seed: int, out_path: str,
-               steps: int = 0) -> float:
+               steps: int = 0, draws: int = 0) -> float:
   """Runs MMRec's loss and backward on one fixed batch; writes the .npz.
 
   With `steps` > 0 it then trains `steps` steps from the initial weights
@@ -347,6 +641,11 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
   saves each step's batch (`traj/<k>/users|pos|neg`), its dropout masks
   (`traj/<k>/dropout/<j>`), its loss (`traj/<k>/loss`) and the final
   weights (`final/<name>`): `compare_steps` replays the same steps.
+
+  With `draws` > 0 and a spec with `dropout_order`, it also records
+  `mmrec_dropout_draws` from the initial weights on the first batch
+  (`draws/...`), after everything above, so the recorded masks are the
+  same with or without it.
 
   Returns:
     MMRec's loss.
@@ -448,6 +747,13 @@ def mmrec_step(mmrec_dir: str, data_dir: str, dataset: str, model_name: str,
       arrays['learning_rate'] = float(config['learning_rate'])
       arrays.update({f'final/{n}': p.detach().numpy().copy()
                      for n, p in model.named_parameters()})
+    if draws and spec.dropout_order is not None:
+      if undo_dropout is not None:
+        undo_dropout()
+        undo_dropout = None
+      model.load_state_dict({n: torch.as_tensor(v) for n, v in
+                             params.items()}, strict=False)
+      arrays.update(mmrec_dropout_draws(model, interaction, draws))
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     np.savez(out_path, **arrays)
     return float(loss.item())
@@ -674,7 +980,7 @@ def main(argv):
       loss = mmrec_step(_MMREC_DIR.value, _DATA_DIR.value, dataset, name,
                         _BATCH.value, _SEED.value,
                         os.path.join(_OUT_DIR.value, f'{name}.npz'),
-                        _STEPS.value)
+                        _STEPS.value, _DRAWS.value)
       print(f'{name}: MMRec loss {loss:.6f}')
   if _SIDE.value in ('both', 'ours'):
     rows = []
@@ -696,6 +1002,16 @@ def main(argv):
               f"{traj['max_loss_abs_err']:.1e}, largest weight difference "
               f"{traj['max_param_abs_err']:.1e}, worst relative to MMRec's "
               f"change {traj['worst_rel_err']:.1e}")
+    for name in _MODELS.value:
+      path = os.path.join(_OUT_DIR.value, f'{name}.npz')
+      if SPECS[name].dropout_order is None:
+        continue
+      with np.load(path) as npz:
+        if 'draws/loss' not in npz:
+          continue
+      draws_row = compare_dropout_draws(path, name)
+      rows.append({'dropout_draws': draws_row})
+      print(format_draws(draws_row))
     with open(os.path.join(_OUT_DIR.value, 'parity.json'), 'w',
               encoding='utf-8') as f:
       json.dump({'rows': rows, 'date': datetime.datetime.now(
@@ -722,6 +1038,10 @@ if __name__ == '__main__':
   _STEPS = flags.DEFINE_integer(
       'steps', 0, 'Also train this many Adam steps on both sides from the '
       'same weights (masks replayed) and compare the final weights.')
+  _DRAWS = flags.DEFINE_integer(
+      'dropout_draws', DROPOUT_DRAWS, 'For specs with dropout: draws per '
+      'side of the loss and gradient with fresh dropout, whose means, kept '
+      'fractions and scaling are compared (0: skip).')
   _SIDE = flags.DEFINE_enum('side', 'both', ['both', 'mmrec', 'ours'],
                             'Which half to run.')
   app.run(main)
