@@ -78,6 +78,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from typing import Any, Iterator, Sequence
 
 from absl import app
@@ -217,8 +218,12 @@ def _parse(config_spec: str, overrides: Sequence[str]
   config_flags.DEFINE_config_file('config', None, 'Experiment config file.',
                                   flag_values=values, lock_config=True,
                                   sys_argv=argv)
-  values(argv)
-  return values.config
+  with warnings.catch_warnings():
+    # config_flags loads the file with the deprecated
+    # SourceFileLoader.load_module: one warning per run of a sweep.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    values(argv)
+    return values.config
 
 
 def _one_line(error: Exception) -> str:
@@ -670,6 +675,29 @@ def prepare_data(configs: Sequence[ml_collections.ConfigDict]) -> None:
 # ---------------------------------------------------------------------------
 # Running.
 
+RUN_LOCK = '.sweep.lock'
+
+
+@contextlib.contextmanager
+def _run_lock(directory: str) -> Iterator[bool]:
+  """Yields whether this process holds the run's lock (non-blocking).
+
+  Two sweep processes given the same run (overlapping shards, an array
+  resubmitted while tasks still run) would train into one workdir at once;
+  the second sees the lock held and leaves the run alone.
+  """
+  import fcntl  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(directory, RUN_LOCK), 'a', encoding='utf-8') as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      yield False
+      return
+    try:
+      yield True
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
 
 def _now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -726,8 +754,18 @@ class Runner:
     self._stop = threading.Event()
 
   def _run_one(self, run: Run, env: dict[str, str]) -> dict[str, Any]:
+    """Launches `run` unless another process is running or has run it."""
     directory = run_dir(self.workdir, run.name)
     os.makedirs(directory, exist_ok=True)
+    with _run_lock(directory) as owned:
+      if not owned:
+        return {'state': 'busy', 'wall_s': 0.0}
+      if is_finished(directory):
+        return {'state': 'finished elsewhere', 'wall_s': 0.0}
+      return self._launch(run, directory, env)
+
+  def _launch(self, run: Run, directory: str, env: dict[str, str]
+              ) -> dict[str, Any]:
     cfg_path = os.path.join(directory, CONFIG)
     if not os.path.exists(cfg_path):
       # launch refuses a non-empty folder that holds no run (config.json);
@@ -787,6 +825,10 @@ class Runner:
           tail = status.get('log_tail') or ['(empty log)']
           line = (f'{head} FAILED (exit {status["exit_code"]}) in '
                   f'{status["wall_s"]:.1f} s: {tail[-1]}')
+        elif status['state'] == 'busy':
+          line = f'{head} skipped: another sweep process is running it'
+        elif status['state'] == 'finished elsewhere':
+          line = f'{head} skipped: another sweep process finished it'
         else:
           line = f'{head} interrupted'
         tqdm.tqdm.write(line, file=sys.stdout)
@@ -1284,7 +1326,8 @@ def sweep_main() -> int:
       print('interrupted: unfinished runs resume when the sweep is started '
             'again', file=sys.stderr)
       return 130
-    failed = [(r, s) for r, s in finished if s['state'] != 'done']
+    failed = [(r, s) for r, s in finished
+              if s['state'] in ('failed', 'interrupted')]
   _print_collected(workdir)
   if failed:
     print(f'{len(failed)} of {len(todo)} runs failed (retried when the sweep'

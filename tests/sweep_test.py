@@ -3,6 +3,8 @@ environments, selection on validation, collect, the SLURM script, and one
 real sweep that finishes, skips, survives a crash and resumes."""
 
 import csv
+import fcntl
+import glob
 import json
 import os
 import shutil
@@ -135,6 +137,17 @@ class ExpandTest(absltest.TestCase):
     with self.assertRaisesRegex(sweep.SweepError, 'no such file'):
       sweep.expand('configs/missing.py', None, {}, None)
 
+  def test_every_get_sweep_of_configs_expands(self):
+    # Each value must reach launch through the command line unchanged.
+    for path in sorted(glob.glob(os.path.join(REPO, 'configs', '*.py'))):
+      module = sweep.load_module(path)
+      if not hasattr(module, 'get_sweep'):
+        continue
+      source, runs = sweep.expand(path, None, {}, None)
+      self.assertEqual(source, 'get_sweep', path)
+      self.assertLen(runs, len(module.get_sweep()), path)
+      self.assertLen({r.name for r in runs}, len(runs), path)
+
   def test_parse_flags(self):
     self.assertEqual(
         sweep.parse_assignments(['config.eval.topk=(10,20),(5,)', 'a=x'],
@@ -237,6 +250,20 @@ class WorkerEnvTest(absltest.TestCase):
 
 
 class ShardAndSpecTest(absltest.TestCase):
+
+  def test_a_run_locked_by_another_process_is_left_alone(self):
+    workdir = make_tmp(self)
+    _, (run,) = sweep.expand(TEST_CONFIG, None, {}, None)
+    directory = sweep.run_dir(workdir, run.name)
+    os.makedirs(directory)
+    with open(os.path.join(directory, sweep.RUN_LOCK), 'a') as held:
+      # flock locks belong to an open file: the runner's own open of the
+      # file conflicts with this one as another process's would.
+      fcntl.flock(held, fcntl.LOCK_EX)
+      status = sweep.Runner(TEST_CONFIG, workdir, 1, progress=False
+                            )._run_one(run, {})
+    self.assertEqual(status['state'], 'busy')
+    self.assertEqual(os.listdir(directory), [sweep.RUN_LOCK])
 
   def test_shards_partition_the_runs(self):
     _, runs = sweep.expand(TEST_CONFIG, {'optim.lr': ['1', '2', '3']}, {},
