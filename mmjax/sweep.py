@@ -54,8 +54,15 @@ at_budget, every val/ and test/ metric), and summary.md / summary.tex: per
 (model, representation, control) the grid point (swept keys but the seed)
 whose mean validation `eval.select_metric` over its seeds is best, with test
 at that point as mean +- sample std over its seeds. Test is never read to
-select. Runs are data-prepared once here first (under a file lock), so that
-parallel workers or array tasks never prepare the same dataset twice at once.
+select. The control is part of the group so that a null control (shuffled
+or noise features) is never pooled with, or selected against, the real
+features.
+
+Concurrency. Before launching, the sweep prepares each dataset its runs need
+(under a file lock in the data root), so that N workers or array tasks never
+prepare one dataset at once; and a run's folder is locked while it runs, so
+that a run given to two sweep processes (overlapping shards, an array
+resubmitted while tasks still run) trains once.
 """
 
 from __future__ import annotations
@@ -841,7 +848,14 @@ class Runner:
           if not pending:
             return
           run = pending.pop(0)
-        report(run, self._run_one(run, self.envs[slot]))
+        try:
+          status = self._run_one(run, self.envs[slot])
+        except Exception as e:  # pylint: disable=broad-except
+          # The sweep's own trouble with one run (a full disk, a config
+          # file edited under it) is that run's failure, not the sweep's.
+          status = {'state': 'failed', 'exit_code': None, 'wall_s': 0.0,
+                    'log_tail': [f'sweep: {type(e).__name__}: {e}']}
+        report(run, status)
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True)
                for i in range(min(self.workers, len(pending)))]
