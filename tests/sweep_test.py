@@ -423,6 +423,20 @@ class CollectTest(absltest.TestCase):
                   r' & 0.1200 $\pm$ 0.0283', tex)
     self.assertIn(r'\bottomrule', tex)
 
+    os.remove(os.path.join(tmp, 'summary.md'))
+    out = run_sweep('--collect', tmp)
+    self.assertEqual(out.returncode, 0, out.stderr)
+    self.assertIn('collected 7 runs (5 done, 1 failed, 1 pending)', out.stdout)
+    self.assertIn('vbpr visual=clip none: optim.lr=0.001 (n=2) val 0.3100, '
+                  'test/recall@20 0.1200 ± 0.0283 (at budget)', out.stdout)
+    self.assertTrue(os.path.exists(os.path.join(tmp, 'summary.md')))
+
+  def test_collect_refuses_a_folder_without_a_sweep(self):
+    out = run_sweep('--collect', make_tmp(self))
+    self.assertEqual(out.returncode, 2)
+    self.assertRegex(out.stderr, r'^error: .*no sweep.json; not a sweep '
+                     r'directory\n$')
+
 
 class SlurmTest(absltest.TestCase):
 
@@ -445,6 +459,13 @@ class SlurmTest(absltest.TestCase):
                   "--seeds 0,1", script)
     self.assertIn('--run_index "${SLURM_ARRAY_TASK_ID}"', script)
     self.assertNotIn('@@', script)
+    # An array task beyond the sweep is refused before any run starts.
+    out = run_sweep('--config', TEST_CONFIG, '--workdir', workdir,
+                    '--grid', 'optim.lr=1e-2,5e-3', '--seeds', '0,1',
+                    '--set', 'train.num_epochs=1', '--run_index', '4')
+    self.assertEqual(out.returncode, 2)
+    self.assertIn('--run_index 4: the sweep has 4 runs (0..3)', out.stderr)
+    self.assertFalse(os.path.exists(os.path.join(workdir, sweep.RUNS)))
     if shutil.which('bash'):
       check = subprocess.run(['bash', '-n', path], capture_output=True,
                              text=True)
