@@ -1,4 +1,6 @@
-"""BM3: shapes, finite gradients, masked items, docstring equations."""
+"""BM3: shapes, finite gradients, masked items, equations, dropout."""
+
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -116,6 +118,45 @@ class Bm3Test(parameterized.TestCase):
         q, batch, ctx, jax.random.key(1), cfg)[0])(params)
     # Modality branches only enter through cl: no gradient at cl_weight 0.
     np.testing.assert_array_equal(np.asarray(grads['proj'][0]['w']), 0.0)
+
+  def test_dropout_keeps_one_minus_rate_and_scales_the_kept(self):
+    x = jax.random.normal(jax.random.key(3), (400, 50)) + 5.0  # no zeros
+    out = np.asarray(bm3._dropout(jax.random.key(4), x, 0.3))
+    x = np.asarray(x)
+    kept = out != 0
+    # 20,000 Bernoulli(0.7) draws: sd 0.0032, the bound is 6 sd.
+    self.assertAlmostEqual(kept.mean(), 0.7, delta=0.02)
+    np.testing.assert_allclose(out[kept], x[kept] / np.float32(0.7),
+                               rtol=1e-6)
+    other = np.asarray(bm3._dropout(jax.random.key(5), x, 0.3)) != 0
+    self.assertFalse((other == kept).all())
+    np.testing.assert_array_equal(np.asarray(bm3._dropout(
+        jax.random.key(4), x, 0.0)), x)
+
+  @parameterized.parameters(1, 2)
+  def test_dropout_draws_one_mask_per_target_over_whole_tables(
+      self, num_modalities):
+    # What MMRec drops: u_t, i_t and each modality's target, each with its
+    # own mask over the whole table, at the configured rate.
+    ctx = vbpr_test.make_context(num_modalities)
+    cfg = make_config(dropout=0.3)
+    params = bm3.init(jax.random.key(0), ctx, cfg)
+    calls = []
+    original = bm3._dropout
+
+    def recording(key, x, rate):
+      calls.append((tuple(np.asarray(jax.random.key_data(key)).ravel()),
+                    x.shape, rate))
+      return original(key, x, rate)
+
+    with mock.patch.object(bm3, '_dropout', recording):
+      bm3.loss(params, _pairs_batch(), ctx, jax.random.key(1), cfg)
+      bm3.embed(params, ctx, cfg)  # Scoring draws no dropout.
+    self.assertEqual([shape for _, shape, _ in calls],
+                     [(NUM_USERS, 4)] + [(NUM_ITEMS, 4)] * (
+                         1 + num_modalities))
+    self.assertEqual({rate for _, _, rate in calls}, {0.3})
+    self.assertLen({key for key, _, _ in calls}, len(calls))
 
 
 if __name__ == '__main__':
