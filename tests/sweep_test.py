@@ -516,6 +516,11 @@ class EndToEndTest(absltest.TestCase):
       rows = list(csv.DictReader(f))
     self.assertEqual([(r['model.name'], r['status']) for r in rows],
                      [('lightgcn', 'done'), ('bprmf', 'done')])
+    # Two workers: each run had half the cores (launch records XLA_FLAGS).
+    threads = max(1, sweep.available_cores() // 2)
+    with open(self.run_path('name=bprmf', 'runinfo.json')) as f:
+      self.assertIn(f'intra_op_parallelism_threads={threads}',
+                    json.load(f)['xla_flags'])
 
     # (b) Started again: both are skipped, no launch runs.
     before = {n: mtimes_and_logs(self.run_path(n))
