@@ -17,24 +17,35 @@ from jax.sharding import PartitionSpec as P
 AXIS = 'data'
 
 
+# `mesh.coordinator='auto'`: let JAX find the cluster itself.
+AUTO = 'auto'
+
+
 def maybe_initialize_distributed(mesh_cfg: Any) -> bool:
   """Calls `jax.distributed.initialize` when `mesh.coordinator` is set.
 
   Config fields (placeholders in every training config): mesh.coordinator
-  ('host:port'), mesh.num_processes, mesh.process_id. Must run before any
-  other JAX call touches the backend.
+  ('host:port', or 'auto'), mesh.num_processes, mesh.process_id. With
+  'auto', `initialize()` gets no arguments and JAX detects the cluster
+  (TPU VM slices, SLURM, Open MPI, Kubernetes), so the same command runs on
+  every worker; num_processes and process_id are then ignored. Must run
+  before any other JAX call touches the backend.
 
   Returns:
     Whether it initialised.
   """
   if mesh_cfg is None or not mesh_cfg.get('coordinator'):
     return False
-  # CPU processes exchange collectives through gloo (the default has none).
+  # CPU processes exchange collectives through gloo (the default has none);
+  # the option does nothing on GPU and TPU backends.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(
-      coordinator_address=mesh_cfg.coordinator,
-      num_processes=int(mesh_cfg.num_processes),
-      process_id=int(mesh_cfg.process_id))
+  if mesh_cfg.coordinator == AUTO:
+    jax.distributed.initialize()
+  else:
+    jax.distributed.initialize(
+        coordinator_address=mesh_cfg.coordinator,
+        num_processes=int(mesh_cfg.num_processes),
+        process_id=int(mesh_cfg.process_id))
   return True
 
 

@@ -62,7 +62,7 @@ def base_config() -> ml_collections.ConfigDict:
       'convention': 'mmrec', 'user_groups': ()})
   c.mesh = ml_collections.ConfigDict({
       'data': -1,                      # devices on the 'data' axis (-1: all)
-      'coordinator': ph(str),          # 'host:port' for multi-host runs
+      'coordinator': ph(str),          # 'host:port' or 'auto' (multi-host)
       'num_processes': 1, 'process_id': 0})
   c.ckpt = ml_collections.ConfigDict({'every_epochs': 5, 'keep': 2})
   # Multi-model configs (quickstart): run each of `models` with its
