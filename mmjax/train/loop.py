@@ -97,22 +97,6 @@ def budget_warning(results: dict[str, Any]) -> str | None:
           'improving at the budget, raise train.num_epochs')
 
 
-def format_dataset_line(ds: dataset_lib.Dataset,
-                        dataset_dir: str | None) -> str:
-  """One line naming the dataset a launch uses (its counts and folder).
-
-  `prepare` prints the full table once, when it builds the dataset; every
-  launch repeating it buried the run's own output.
-  """
-  s = ds.summary()
-  splits = ' / '.join(f'{name} {s[name]:,}'
-                      for name in dataset_lib.SPLIT_NAMES)
-  where = f' in {dataset_dir}' if dataset_dir else ''
-  return (f'dataset {ds.manifest.get("name", "?")}: {s["users"]:,} users, '
-          f'{s["items"]:,} items, {s["interactions"]:,} interactions '
-          f'({splits}){where}')
-
-
 def make_train_step(model: Any, tx: optax.GradientTransformation, cfg: Any):
   """`train_step(state, batch, ctx, key) -> (state, metrics)`, pure."""
 
@@ -563,8 +547,10 @@ def train_and_evaluate(cfg: Any, workdir: str) -> list[dict[str, Any]]:
   """
   names = tuple(cfg.get('models') or ())
   ds, dataset_dir = load_dataset(cfg)
+  from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
   if jax.process_index() == 0:
-    print(format_dataset_line(ds, dataset_dir), flush=True)
+    # One line: prepare prints the full table once, when it builds the data.
+    print(prepare.format_summary_line(ds, dataset_dir), flush=True)
   mesh = mesh_lib.make_mesh(cfg.mesh.data)
   rows = []
   if names:

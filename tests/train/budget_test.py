@@ -96,17 +96,6 @@ class AtBudgetRuleTest(parameterized.TestCase):
     self.assertLen(loop.format_table(rows[:2], ('recall@20',)).split('\n'),
                    3)
 
-  def test_dataset_line(self):
-    ds = dataclasses.replace(
-        loop_test.random_dataset(num_users=40, num_items=30, per_user=8),
-        manifest={'name': 'toy'})
-    line = loop.format_dataset_line(ds, '/data/toy-1234')
-    # 40 users x 8 interactions: 6 train, 1 valid, 1 test each.
-    self.assertEqual(
-        line, 'dataset toy: 40 users, 30 items, 320 interactions '
-        '(train 240 / valid 40 / test 40) in /data/toy-1234')
-    self.assertNotIn('\n', line)
-
 
 class BudgetRunTest(absltest.TestCase):
   """Real tiny runs through `train_and_evaluate_one`."""
