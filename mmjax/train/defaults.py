@@ -47,9 +47,14 @@ def base_config() -> ml_collections.ConfigDict:
       'schedule': 'constant',      # constant | mmrec | cosine
       'lr_decay': (1.0, 50.0),     # MMRec's learning_rate_scheduler (a, b)
   })
+  # 200 epochs with patience 20 (MMRec stops after 20 evaluations without
+  # gain): patience, not the cap, ends a run at the models' default learning
+  # rates. At 50 epochs and patience 10, VBPR and FREEDOM on ml-lvlm and
+  # VBPR and LATTICE on the synthetic data peaked in the last evaluations
+  # (loop.at_budget flags such runs).
   c.train = ml_collections.ConfigDict({
-      'num_epochs': 50, 'batch_size': 2048, 'num_negatives': 1,
-      'eval_every_epochs': 1, 'patience': 10,
+      'num_epochs': 200, 'batch_size': 2048, 'num_negatives': 1,
+      'eval_every_epochs': 1, 'patience': 20,
       # train_items (MMRec, Elliot) | all: see mmjax/train/sampler.py.
       'negatives_from': 'train_items'})
   c.eval = ml_collections.ConfigDict({
