@@ -75,6 +75,7 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import resolve
+from mmjax.utils import cli as cli_lib
 
 PARTIAL_DIR = '.partial'
 SPEC_FILE = 'spec.json'
@@ -793,8 +794,8 @@ def run(
     wanted = [x.strip() for x in only.split(',') if x.strip()]
     unknown = sorted(set(wanted) - set(names))
     if unknown:
-      raise ValueError(f'only={only!r}: unknown representations {unknown} '
-                       f'(have {names}).')
+      raise base.SpecError(f'only={only!r}: unknown representations '
+                           f'{unknown} (have {names}).')
     names = [x for x in names if x in wanted]
   if not merge:
     check_specs(config, names, ds, dataset_dir)
@@ -813,9 +814,12 @@ def run(
     except REPRESENTATION_ERRORS as e:
       if not keep_going:
         raise
-      msg = str(e)
+      # A missing optional package is a set-up problem: name its extra.
+      missing = (cli_lib.describe_missing_module(e.name)
+                 if isinstance(e, ModuleNotFoundError) else None)
+      msg = missing or str(e)
       msg = msg[len(name) + 2:] if msg.startswith(f'{name}: ') else msg
-      if isinstance(e, _EXPECTED_ERRORS):
+      if missing or isinstance(e, _EXPECTED_ERRORS):
         logging.info('%s failed: %s', name, msg)  # The console says it.
       else:
         logging.warning('%s failed: %s', name, msg, exc_info=True)
@@ -922,6 +926,12 @@ def cli(config: ml_collections.ConfigDict, *, shard: tuple[int, int] = (0, 1),
     # Input problems: the message says what to do; a traceback would bury it.
     print(f'error: {e}', file=sys.stderr)
     return 1
+  except ModuleNotFoundError as e:
+    missing = cli_lib.describe_missing_module(e.name)
+    if missing is None:
+      raise  # Not an optional extra: a real bug, keep its traceback.
+    print(f'error: {missing}', file=sys.stderr)
+    return 1
   lines = summary(outcomes, _rerun_command(argv or sys.argv))
   for line in lines:
     print(line, file=out)
@@ -933,7 +943,12 @@ def main(argv):
   config = _CONFIG.value
   if config is None:
     raise app.UsageError('--config is required.')
-  sys.exit(cli(config, shard=parse_shard(_SHARD.value), merge=_MERGE.value))
+  try:
+    shard = parse_shard(_SHARD.value)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  sys.exit(cli(config, shard=shard, merge=_MERGE.value))
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 import ml_collections
@@ -17,6 +18,7 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import extract
+from mmjax.features import keywords
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -111,11 +113,17 @@ class TitleStatsExtractor(base.Extractor):
     self.scale = float(spec.get('scale', 1.0))
     self.unparsed = tuple(spec.get('unparsed', ()))
     self.fail_all = bool(spec.get('fail_all', False))
+    # Normalise titles as the keyword pipeline does (lemmatised with
+    # simplemma, an extraction extra), so a missing extra can be shown.
+    self.normalize = bool(spec.get('normalize', False))
 
   def manifest(self):
     return {'extractor': 'title_stats'}
 
   def extract(self, batch):
+    if self.normalize:
+      for row in batch.rows:
+        keywords.normalize(row['title'])
     values = np.zeros((len(batch), 2), np.float32)
     failed = {}
     for k, (it, row) in enumerate(zip(batch.items, batch.rows)):
@@ -457,6 +465,28 @@ class ExtractTest(absltest.TestCase):
     self.assertEqual(lines[5], {'item': 5, 'raw_id': 'm5',
                                 'generated_text': 'HEAT'})
     self.assertEqual([x['item'] for x in lines], list(range(13)))
+
+  def test_cli_user_errors_are_one_line(self):
+    cfg = weightfree_config(self.dir)
+    cfg.only = 'hist,histo'
+    err = io.StringIO()
+    with mock.patch.object(sys, 'stderr', err):
+      self.assertEqual(extract.cli(cfg, out=io.StringIO()), 1)
+    self.assertEqual(err.getvalue().count('\n'), 1)
+    self.assertIn("unknown representations ['histo']", err.getvalue())
+    # An extra that is not installed (simplemma hidden from the import
+    # system) names the make target instead of a traceback.
+    cfg = weightfree_config(self.dir)
+    cfg.representations = ml_collections.ConfigDict(
+        {'stats': {'extractor': 'tests.features.extract_test',
+                   'normalize': True}})
+    out = io.StringIO()
+    with mock.patch.dict(sys.modules, {'simplemma': None}):
+      self.assertEqual(extract.cli(cfg, out=out), 1)
+    self.assertIn(
+        '`simplemma` is not installed: it is part of the extraction extras; '
+        'install them with `make install-extract`.', out.getvalue())
+    self.assertNotIn('Traceback', out.getvalue())
 
   def test_unknown_extractor(self):
     cfg = weightfree_config(self.dir)
