@@ -34,6 +34,7 @@ report with a one-line error naming it (exit status 2).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import collections
 import csv
@@ -47,9 +48,6 @@ import re
 import shlex
 import sys
 from typing import Any, Iterable, Sequence
-
-from absl import app
-from absl import flags
 
 from mmjax import plots
 from mmjax import sweep as sweep_lib
@@ -474,10 +472,11 @@ def table_html(table: LeverageTable, alpha: float) -> str:
     for c in table.controls:
       for m, _ in METRICS:
         mean, std, marks = _parts(table, row, c, m, alpha)
-        text = _e(mean) + (f'<span class="sd"> ± {_e(std)}</span>'
-                           if std else '')
+        text = _e(mean)
         if marks:
           text += f'<sup>{_e(marks)}</sup>'
+        if std:  # Below the mean: the table is wide already.
+          text += f'<br><span class="sd">± {_e(std)}</span>'
         cells.append(f'<td>{text}</td>')
     if table.has_shuffle:
       p, sig = _p_shuffle(table, row, alpha)
@@ -580,13 +579,19 @@ def _add(sets: dict[tuple[str, str], CurveSet], model: str, rep: str,
     s.metric = metric
 
 
-def study_run_dir(study_dir: str, row: dict[str, str]) -> str | None:
-  """The run directory a study.csv row names, or None."""
+def study_run_dir(study_dir: str, row: dict[str, str],
+                  sweeps: Sequence[str] = ()) -> str | None:
+  """The run directory a study.csv row names, or None.
+
+  The row's run_dir (or dir, workdir, run) column is a path, absolute or
+  relative to the study, or the name of a run of one of `sweeps`.
+  """
   for key in ('run_dir', 'run dir', 'dir', 'workdir', 'run'):
     text = (row.get(key) or '').strip()
     if not text:
       continue
-    for path in (text, os.path.join(study_dir, text)):
+    for path in (text, os.path.join(study_dir, text),
+                 *(sweep_lib.run_dir(s, text) for s in sweeps)):
       if os.path.isdir(path):
         return path
   return None
@@ -599,8 +604,9 @@ def study_curves(study_dir: str, rows: Sequence[dict[str, str]]
   controls = order_controls(r.get('control', '') for r in rows)
   styles = plots.control_styles(controls)
   sets: dict[tuple[str, str], CurveSet] = {}
+  sweeps = sweep_dirs(study_dir)
   for r in rows:
-    directory = study_run_dir(study_dir, r)
+    directory = study_run_dir(study_dir, r, sweeps)
     model, rep = r.get('model', ''), r.get('representation', '')
     if directory is None:
       sets.setdefault((model, rep), CurveSet(model, rep)).missing += 1
@@ -1112,24 +1118,36 @@ def build(directory: str, alpha: float = DEFAULT_ALPHA) -> Report:
 # ---------------------------------------------------------------------------
 # Command line.
 
-_ALPHA = flags.DEFINE_float('alpha', DEFAULT_ALPHA,
-                            'Significance level of the marks.')
+# argparse rather than absl flags: the report defines no global flag, so the
+# study (or any script) may import it beside flags of its own.
 
 
-def main(argv: Sequence[str]) -> None:
-  if len(argv) != 2:
-    sys.stderr.write('usage: python -m mmjax.report <study or sweep dir> '
-                     '[--alpha=0.05]\n')
-    sys.exit(USAGE)
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog='python -m mmjax.report',
+      description='Tables, figures and a self-contained index.html of a '
+      'study or sweep directory, written to <dir>/report/.')
+  parser.add_argument('directory', help='a study (study.json) or sweep '
+                      '(sweep.json) directory')
+  parser.add_argument('--alpha', type=float, default=DEFAULT_ALPHA,
+                      help='significance level of the marks (default '
+                      '%(default)s)')
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """The command; returns the exit status (2 on a missing input)."""
+  args = parse_args(argv)
   try:
-    report = build(argv[1], _ALPHA.value)
+    report = build(args.directory, args.alpha)
   except ReportError as e:
     sys.stderr.write(f'error: {e}\n')
-    sys.exit(USAGE)
+    return USAGE
   print(f'{report.kind} report: {report.index} ({len(report.tables)} table '
         f'files, {len(report.figures)} figure files'
         f'{f", {report.failed} failed runs" if report.failed else ""})')
+  return 0
 
 
 if __name__ == '__main__':
-  app.run(main)
+  sys.exit(main())

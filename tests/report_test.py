@@ -385,6 +385,17 @@ class ReportTest(absltest.TestCase):
     self.assertEqual(curve.epochs, (1, 2))  # The cut line is left out.
     self.assertIsNone(curve.best_epoch)
 
+  def test_study_rows_name_their_runs(self):
+    final = os.path.join(self.study, 'final')
+    name = 'vbpr-clip-real-seed=0'
+    expected = sweep.run_dir(final, name)
+    for row in ({'run_dir': os.path.join('final', 'runs', name)},
+                {'run_dir': expected}, {'run': name}):
+      self.assertEqual(
+          report.study_run_dir(self.study, row, [final]), expected, row)
+    self.assertIsNone(report.study_run_dir(self.study, {'run': 'nope'},
+                                           [final]))
+
   def test_sweep_report(self):
     out = os.path.join(self.sweep, 'report')
     page = self._read('index.html', out)
