@@ -8,6 +8,10 @@ the new one (`runinfo.check_resumable`: a longer `train.num_epochs` and a few
 keys that change nothing computed may differ); otherwise the start is refused
 before anything is written, unless `--overwrite` moves the old run aside.
 
+The run itself (checks, workdir guard, runinfo, training) is
+`mmjax.run.run`, which the sweep, the study and the bench scripts call too;
+this module is the command line around it.
+
 User errors (a misspelt or mistyped `--config.` key, a missing config file, a
 config value that cannot run, another run's workdir, a missing representation,
 a package of the optional extras) print one line to stderr and exit 2 (usage)
@@ -21,7 +25,6 @@ import importlib.util
 import logging as py_logging
 import os
 import re
-import shutil
 import sys
 from typing import NoReturn, Sequence
 
@@ -31,6 +34,7 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
+from mmjax import run as run_lib
 from mmjax.data import dataset as dataset_lib
 from mmjax.train import validate
 from mmjax.utils import runinfo
@@ -252,40 +256,6 @@ def describe_error(error: Exception) -> tuple[str, int] | None:
   return None
 
 
-def check_data(config: ml_collections.ConfigDict) -> None:
-  """The cheap data checks: the data config exists, and when the dataset is
-  already prepared, every representation of `features.sources` is stored.
-
-  Raises:
-    validate.ConfigError: either is missing.
-  """
-  from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
-  from mmjax.data import store  # pylint: disable=g-import-not-at-top
-  name = str(config.data.name)
-  try:
-    data_cfg = prepare.resolve_training_data(config.data)
-  except FileNotFoundError as e:
-    raise validate.ConfigError(
-        f'data.name={name!r}: no such data config (expected configs/data/'
-        f'{name.partition(":")[0]}.py).') from e
-  # As prepare.ensure_dataset names it; a dataset not prepared yet is
-  # checked by the loop after preparing it.
-  out_dir = os.path.join(
-      data_cfg.root, f'{data_cfg.name}-{prepare.config_hash(data_cfg)[:8]}')
-  if not os.path.exists(os.path.join(out_dir, dataset_lib.MANIFEST)):
-    return
-  stored = store.list_features(out_dir)
-  for modality, rep in sorted(dict(config.features.sources or {}).items()):
-    if rep and rep not in stored:
-      close = difflib.get_close_matches(rep, stored, n=1)
-      hint = (f'did you mean {close[0]!r}?' if close else
-              f'stored: {", ".join(stored) or "none"}; extract it with '
-              '`python -m mmjax.features.extract`.')
-      raise validate.ConfigError(
-          f'features.sources.{modality}={rep!r}: no such representation in '
-          f'{out_dir}/features; {hint}')
-
-
 def _resolve() -> tuple[ml_collections.ConfigDict, str, list[str]]:
   """(config, workdir, override flags) from --config/--workdir or --rerun."""
   if _RERUN.value:
@@ -307,38 +277,8 @@ def _resolve() -> tuple[ml_collections.ConfigDict, str, list[str]]:
 
 def _run() -> None:
   config, workdir, overrides = _resolve()
-  validate.check(config)
-  check_data(config)
-  # Only a run's directory is moved aside: never a folder that holds no run.
-  overwrite = _OVERWRITE.value and os.path.exists(
-      os.path.join(workdir, runinfo.CONFIG))
-  if not overwrite:
-    runinfo.check_resumable(workdir, config)
-  # The training stack, imported once the cheap checks have passed.
-  # pylint: disable=g-import-not-at-top
-  import jax
-  from mmjax import models
-  from mmjax.parallel import mesh as mesh_lib
-  from mmjax.train import loop
-  # pylint: enable=g-import-not-at-top
-  mesh_lib.maybe_initialize_distributed(config.get('mesh'))
-  validate.check_devices(config, jax.device_count(),
-                         lambda name: hasattr(models.get_model(name), 'fit'))
-  logging.info('JAX %s, devices: %r', jax.__version__, jax.devices())
-  if overwrite:
-    moved = runinfo.archive(workdir)
-    logging.warning('--overwrite: moved the old run to %s', moved)
-  created = not os.path.exists(workdir)
-  try:
-    runinfo.write(workdir, config, overrides, sys.argv)
-    loop.train_and_evaluate(config, os.path.abspath(workdir))
-  except BaseException:
-    # A start that fails before anything is trained (e.g. a representation
-    # of a dataset prepared in this run) leaves no workdir behind; one that
-    # existed before is never removed.
-    if created and not runinfo.has_results(workdir):
-      shutil.rmtree(workdir, ignore_errors=True)
-    raise
+  run_lib.run(config, workdir, overwrite=_OVERWRITE.value,
+              overrides=overrides, argv=sys.argv)
 
 
 def main(argv: Sequence[str]) -> None:

@@ -256,11 +256,23 @@ def _pow2(n: int) -> int:
   return 1 << max(int(n) - 1, 0).bit_length()
 
 
-def _pad_rows(
+def pad_rows(
     indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, width: int,
     fill: Any, values: np.ndarray | None = None,
 ) -> np.ndarray:
-  """[len(rows), width] slice of a CSR, padded with `fill`."""
+  """[len(rows), width] slice of a CSR, padded with `fill`.
+
+  Args:
+    indptr: int64 [U + 1].
+    indices: int32 [nnz].
+    rows: int [n], the rows to take.
+    width: W, at least the largest count among `rows` (longer rows are cut).
+    fill: the padding value.
+    values: [nnz] values to take instead of `indices`, or None.
+
+  Returns:
+    [n, W] of `indices`' (or `values`') dtype.
+  """
   start = indptr[rows][:, None]
   count = (indptr[rows + 1] - indptr[rows])[:, None]
   col = np.arange(width)[None]
@@ -271,11 +283,45 @@ def _pad_rows(
   return np.where(col < count, src[idx], fill).astype(src.dtype)
 
 
+_pad_rows = pad_rows  # The old name; bench/eval_speed.py still uses it.
+
+
 def _bin_name(lo: float, hi: float) -> str:
   def fmt(v):
     return 'inf' if math.isinf(v) else f'{v:g}'
 
   return f'group={fmt(lo)}-{fmt(hi)}'
+
+
+def group_means(per_user: dict[str, np.ndarray], train_counts: np.ndarray,
+                groups: tuple[float, ...]) -> dict[str, float]:
+  """Means of per-user metrics per group of training-history length.
+
+  Group [lo, hi) of consecutive `groups` edges holds the users with lo <=
+  training interactions < hi; its metrics are named '<metric>/group=lo-hi'
+  (e.g. 'recall@20/group=0-5' for 0 to 4 interactions), with the user count
+  'num_users/group=lo-hi'. An empty group has only its count. Cold-item
+  metrics (suffix '/cold_items') are left out.
+
+  Args:
+    per_user: metric name -> float64 [n], as `EvalResult.per_user`.
+    train_counts: int [n], each evaluated user's training interactions.
+    groups: increasing edges, e.g. (0, 6, inf).
+
+  Returns:
+    name -> float.
+  """
+  out = {}
+  for lo, hi in zip(groups, groups[1:]):
+    sel = (train_counts >= lo) & (train_counts < hi)
+    g = _bin_name(lo, hi)
+    out[f'num_users/{g}'] = float(sel.sum())
+    if not sel.any():
+      continue
+    for name, v in per_user.items():
+      if not name.endswith(COLD):
+        out[f'{name}/{g}'] = float(v[sel].mean())
+  return out
 
 
 class Evaluator:
@@ -293,6 +339,7 @@ class Evaluator:
       cfg_eval: ml_collections.ConfigDict,
       mesh: jax.sharding.Mesh | None,
       score_fn: ScoreFn,
+      exclude_items: np.ndarray | None = None,
   ):
     """Builds the jitted block function; compiles on the first call.
 
@@ -303,6 +350,11 @@ class Evaluator:
       mesh: a mesh with a 'data' axis, or None for one device.
       score_fn: static function (params, ctx, users int32 [U_b]) -> float
         [U_b, I]; params and ctx are arguments of the jitted function.
+      exclude_items: bool [I], items removed from every ranking (scored
+        -inf like masked ones), or None. With it, the per-user metric
+        'excluded_above' counts the excluded, unmasked items scored strictly
+        above the user's best remaining candidate (ties not counted): the
+        cold-items-only evaluator removes the warm items this way.
 
     Raises:
       ValueError: an inconsistent config.
@@ -358,12 +410,20 @@ class Evaluator:
     else:
       dev = jax.devices()[0]
       self._rows = self._repl = jax.sharding.SingleDeviceSharding(dev)
+    self.exclude_items = exclude_items
+    if exclude_items is not None:
+      exclude_items = np.asarray(exclude_items, bool)
+      if exclude_items.shape != (d.num_items,):
+        raise ValueError(f'exclude_items has shape {exclude_items.shape}, '
+                         f'expected ({d.num_items},).')
     self._item_stats = jax.device_put(
         (
             d.cold_items.astype(np.float32),
             d.item_pop.astype(np.float32),
             d.long_tail,
             beyond.novelty(d.item_pop, d.num_train_users),
+            np.zeros(d.num_items, bool) if exclude_items is None
+            else exclude_items,
         ),
         self._repl,
     )
@@ -391,7 +451,7 @@ class Evaluator:
       item_order: (perm, rank) int32 [I] each, the call's random item order
         and its inverse (`_item_order`).
       item_stats: (cold float32 [I], pop float32 [I], long tail bool [I],
-        novelty float32 [I]).
+        novelty float32 [I], excluded bool [I]).
       exact: static; True permutes every score (`_top_k_exact`), False takes
         the fast path (`_top_k_fast`), which may report that it was not
         exact for some users.
@@ -400,7 +460,7 @@ class Evaluator:
       name -> float32 [U_b], plus 'top_items' int32 [U_b, K_max] and
       'fast_ok' bool [U_b] (True where the top K is the exact one).
     """
-    cold, pop, tail, nov = item_stats
+    cold, pop, tail, nov, excluded = item_stats
     n_items, ub = self.data.num_items, users.shape[0]
     scores = self._score_fn(params, ctx, users).astype(jnp.float32)
     assert scores.shape == (ub, n_items), scores.shape
@@ -411,6 +471,12 @@ class Evaluator:
     scores = scores.at[rows, mask_items].set(-jnp.inf, mode='drop')
     # top_k orders -0.0 below 0.0; here they tie, as they are equal.
     scores = jnp.where(scores == 0, 0.0, scores)
+    if self.exclude_items is not None:
+      kept = jnp.where(excluded[None], -jnp.inf, scores)  # [U_b, I]
+      best_kept = kept.max(axis=1, keepdims=True)  # [U_b, 1]
+      excluded_above = jnp.sum(excluded[None] & (scores > best_kept)
+                               & (scores > -jnp.inf), axis=1)  # [U_b]
+      scores = kept
     perm, rank = item_order
     shift = jax.random.randint(jax.random.fold_in(key, block_index), (ub,), 0,
                                n_items)
@@ -438,6 +504,8 @@ class Evaluator:
       out[f'arp@{k}'] = beyond.arp(top_items, pop, k)
       out[f'aplt@{k}'] = beyond.aplt(top_items, tail, k)
       out[f'epc@{k}'] = beyond.epc(top_items, gains, nov, k)
+    if self.exclude_items is not None:
+      out['excluded_above'] = excluded_above.astype(jnp.float32)
     out['num_relevant'] = n_rel.astype(jnp.float32)
     out['num_relevant' + COLD] = n_cold.astype(jnp.float32)
     out['top_items'] = top_items
@@ -466,14 +534,14 @@ class Evaluator:
       # Pad the last block with copies of its first user; dropped below.
       rows = np.concatenate(
           [rows, np.full(self.block - len(rows), rows[0], np.int32)])
-      mask = _pad_rows(d.mask_indptr, d.mask_indices, rows, self.mask_width,
+      mask = pad_rows(d.mask_indptr, d.mask_indices, rows, self.mask_width,
                        d.num_items)
-      held = _pad_rows(d.held_indptr, d.held_indices, rows, self.held_width,
+      held = pad_rows(d.held_indptr, d.held_indices, rows, self.held_width,
                        d.num_items)
       if gains_src is None:
         gains = (held < d.num_items).astype(np.float32)
       else:
-        gains = _pad_rows(d.held_indptr, d.held_indices, rows,
+        gains = pad_rows(d.held_indptr, d.held_indices, rows,
                           self.held_width, 0.0, gains_src)
       batch = jax.device_put((rows, mask, held, gains), self._rows)
       index = jax.device_put(np.int32(bi), self._repl)
@@ -529,16 +597,8 @@ class Evaluator:
       summary[f'coverage@{k}'] = beyond.coverage(top_items, d.num_items, k)
       summary[f'gini@{k}'] = beyond.gini(top_items, d.num_items, k)
     if self.groups:
-      counts = d.user_train_counts[d.users]
-      for lo, hi in zip(self.groups, self.groups[1:]):
-        sel = (counts >= lo) & (counts < hi)
-        g = _bin_name(lo, hi)
-        summary[f'num_users/{g}'] = float(sel.sum())
-        if not sel.any():
-          continue
-        for name, v in per_user.items():
-          if not name.endswith(COLD):
-            summary[f'{name}/{g}'] = float(v[sel].mean())
+      summary.update(group_means(per_user, d.user_train_counts[d.users],
+                                 self.groups))
     return EvalResult(per_user, d.users, summary, top_items)
 
 

@@ -64,7 +64,10 @@ def base_config() -> ml_collections.ConfigDict:
       # do; True also masks validation items.
       'batch_users': 1024, 'mask_valid_at_test': False,
       'relevance_threshold': ph(float), 'gain': 'binary',
-      'convention': 'mmrec', 'user_groups': ()})
+      'convention': 'mmrec', 'user_groups': (),
+      # Evaluators beside 'val' and 'test' (mmjax/eval/evaluators.py), e.g.
+      # {'cold': {'kind': 'cold_items_only', 'split': 'test'}}; empty: none.
+      'evaluators': ml_collections.ConfigDict()})
   c.mesh = ml_collections.ConfigDict({
       'data': -1,                      # devices on the 'data' axis (-1: all)
       'coordinator': ph(str),          # 'host:port' or 'auto' (multi-host)

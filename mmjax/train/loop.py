@@ -22,8 +22,12 @@ metrics.jsonl: per epoch {'epoch', 'step', 'train/loss', 'train/bpr',
 'train/reg', 'train/l2_grads', 'train/l2_updates' (means over the epoch's
 steps, weighted by real rows), 'train/l2_params' (end of epoch),
 'perf/epoch_time_s', 'perf/samples_per_s'}; per evaluation 'val/<metric>',
-'test/<metric>', 'perf/eval_time_s'; at the end a line with 'final': true
-and 'best/val/...', 'best/test/...', 'best_epoch', 'at_budget'.
+'test/<metric>', '<name>/<metric>' of each evaluator of `eval.evaluators`
+(mmjax/eval/evaluators.py; those with every='best' only at a new best),
+'perf/eval_time_s'; at the end a line with 'final': true and
+'best/val/...', 'best/test/...', 'best/<name>/...', 'best_epoch',
+'at_budget'. Per-user vectors at the best epoch: per_user_valid.npz,
+per_user_test.npz and per_user_<name>.npz (`per_user_file`).
 
 A trained run whose best validation came in its last evaluations, with
 patience never ending it, is "still improving at the budget" (`at_budget`):
@@ -50,6 +54,7 @@ import optax
 
 from mmjax import models
 from mmjax.data import dataset as dataset_lib
+from mmjax.eval import evaluators as evaluators_lib
 from mmjax.eval import ranking
 from mmjax.models import context as context_lib
 from mmjax.parallel import mesh as mesh_lib
@@ -184,16 +189,21 @@ class Trainer:
 
   Attributes:
     cfg, model, mesh, ctx (replicated), td (replicated TrainData or None for
-    closed-form models), tx, epoch_fn, steps_per_epoch, evaluators
-    {'val': Evaluator, 'test': Evaluator}, feature_record, score_fn
-    (params, ctx, users) -> scores [U_b, I], and eval_params (params -> what
-    score_fn takes: the embeddings, or the params of a model with `score`).
+    closed-form models), tx, epoch_fn, steps_per_epoch, data_key and
+    train_key (the epoch order's and the steps' keys, `epoch_fn`'s last two
+    arguments), evaluators {'val': Evaluator, 'test': Evaluator} (the
+    full ranking of each split), extra_evaluators (name -> the evaluators of
+    `eval.evaluators`, mmjax/eval/evaluators.py), dataset, feature_record,
+    score_fn (params, ctx, users) -> scores [U_b, I], and eval_params
+    (params -> what score_fn takes: the embeddings, or the params of a model
+    with `score`).
   """
 
   def __init__(self, cfg: Any, ds: dataset_lib.Dataset,
                dataset_dir: str | None = None,
                mesh: jax.sharding.Mesh | None = None):
     self.cfg = cfg
+    self.dataset = ds
     self.model = models.get_model(cfg.model.name)
     self.mesh = mesh or mesh_lib.make_mesh(cfg.mesh.data)
     self.repl = mesh_lib.replicated(self.mesh)
@@ -216,8 +226,10 @@ class Trainer:
       self.steps_per_epoch = -(-self.num_train // batch)
       self.tx = optim.make_optimizer(cfg, self.steps_per_epoch)
       self.epoch_fn = make_epoch_fn(self.model, self.tx, cfg, self.mesh, batch)
-      self._data_key = self._key(seeds.STREAM_DATA)
-      self._train_key = self._key(seeds.STREAM_TRAIN)
+      self.data_key = self._key(seeds.STREAM_DATA)
+      self.train_key = self._key(seeds.STREAM_TRAIN)
+      # The old names; bench/model_speed.py and bench/scale.py use them.
+      self._data_key, self._train_key = self.data_key, self.train_key
     if hasattr(self.model, 'score'):
       model = self.model
       self.score_fn = lambda p, c, u: model.score(p, c, u, cfg)
@@ -227,15 +239,56 @@ class Trainer:
       embed = jax.jit(lambda p, c: self.model.embed(p, c, cfg),
                       out_shardings=self.repl)
       self.eval_params = lambda params: embed(params, self.ctx)
-    self.evaluators = {}
+    self._eval_data = {}
     mask_valid = bool(cfg.eval.mask_valid_at_test)
-    for name, split in (('val', dataset_lib.VALID), ('test', dataset_lib.TEST)):
-      data = ranking.make_eval_data(
-          ds, split, mask_valid=mask_valid,
-          relevance_threshold=cfg.eval.relevance_threshold)
-      self.evaluators[name] = ranking.Evaluator(data, cfg.eval, self.mesh,
-                                                self.score_fn)
+    self.evaluators = {
+        name: ranking.Evaluator(self.eval_data(name, mask_valid), cfg.eval,
+                                self.mesh, self.score_fn)
+        for name in evaluators_lib.SPLITS}
+    self.extra_evaluators = {}
+    self.add_evaluators(cfg.eval.get('evaluators'))
     self.split_hash = dataset_lib.split_hash(ds)
+
+  def eval_data(self, split: str, mask_valid: bool) -> ranking.EvalData:
+    """The EvalData of split 'val' or 'test', built once per mask choice."""
+    mask_valid = mask_valid and split == 'test'
+    if (split, mask_valid) not in self._eval_data:
+      self._eval_data[split, mask_valid] = ranking.make_eval_data(
+          self.dataset, evaluators_lib.SPLITS[split], mask_valid=mask_valid,
+          relevance_threshold=self.cfg.eval.relevance_threshold)
+    return self._eval_data[split, mask_valid]
+
+  def add_evaluators(self, section: Any) -> list[str]:
+    """Builds the evaluators of an `eval.evaluators`-like section.
+
+    Args:
+      section: name -> {kind, split, every, ...} (evaluators.specs), or None.
+
+    Returns:
+      Their names.
+
+    Raises:
+      ValueError: a bad entry, or a name already taken.
+    """
+    spec_map = evaluators_lib.specs(section)
+    taken = sorted(set(spec_map) & set(self.extra_evaluators))
+    if taken:
+      raise ValueError(f'evaluators {taken} exist already.')
+    self.extra_evaluators.update(evaluators_lib.build(
+        spec_map, self.eval_data, self.cfg.eval, self.mesh, self.score_fn))
+    return list(spec_map)
+
+  @property
+  def evaluator_names(self) -> list[str]:
+    """'val', 'test', then the extra evaluators (metric prefixes)."""
+    return [*self.evaluators, *self.extra_evaluators]
+
+  def names_every(self, every: str) -> list[str]:
+    """The evaluators run at every evaluation ('eval'; 'val' and 'test'
+    included) or only at a new best ('best')."""
+    main = list(self.evaluators) if every == 'eval' else []
+    return main + [n for n, e in self.extra_evaluators.items()
+                   if e.spec.every == every]
 
   def _key(self, stream: int) -> Any:
     # Made by a jitted function: device_put of a committed single-device
@@ -274,21 +327,60 @@ class Trainer:
                                      self._data_key, self._train_key)
     return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
 
-  def eval_key(self, epoch: int, split: str) -> jax.Array:
-    """The tie-break key of split 'val' or 'test' at `epoch`."""
+  def eval_key(self, epoch: int, name: str) -> jax.Array:
+    """The tie-break key of evaluator `name` at `epoch`: its split's key.
+
+    'val' folds in 0 and 'test' 1; an extra evaluator uses its split's key.
+    """
+    if name in self.extra_evaluators:
+      name = self.extra_evaluators[name].spec.split
     key = jax.random.fold_in(seeds.stream(self.cfg.seed, seeds.STREAM_EVAL),
                              epoch)
-    return jax.random.fold_in(key, list(self.evaluators).index(split))
+    return jax.random.fold_in(key, list(evaluators_lib.SPLITS).index(name))
 
-  def evaluate(self, params: Any, epoch: int
+  def evaluate(self, params: Any, epoch: int,
+               names: list[str] | None = None,
+               given: dict[str, ranking.EvalResult] | None = None
                ) -> dict[str, ranking.EvalResult]:
-    """Validation and test results of `params` (tie-break keyed by epoch)."""
+    """Evaluator results of `params` (tie-break keyed by epoch).
+
+    Args:
+      params: the model's parameters.
+      epoch: the epoch (the tie-break key's).
+      names: which evaluators; default: those run at every evaluation
+        ('val', 'test' and the extras with every='eval').
+      given: results of this params and epoch already computed ('val',
+        'test'), which `user_groups` evaluators regroup instead of ranking
+        again.
+
+    Returns:
+      name -> EvalResult, for `names` only.
+    """
+    names = self.names_every('eval') if names is None else list(names)
+    unknown = sorted(set(names) - set(self.evaluator_names))
+    if unknown:
+      raise KeyError(f'no evaluators {unknown}; the run has '
+                     f'{self.evaluator_names}.')
+    done = dict(given or {})
     out = {}
     with jax.set_mesh(self.mesh):
       eval_params = self.eval_params(params)
-      for name, evaluator in self.evaluators.items():
-        out[name] = evaluator(eval_params, self.ctx,
-                              self.eval_key(epoch, name))
+
+      def split_result(split):
+        if split not in done:
+          done[split] = self.evaluators[split](
+              eval_params, self.ctx, self.eval_key(epoch, split))
+        return done[split]
+
+      for name in names:
+        if name in self.evaluators:
+          out[name] = split_result(name)
+        else:
+          evaluator = self.extra_evaluators[name]
+          split = evaluator.spec.split
+          out[name] = evaluator(
+              eval_params, self.ctx, self.eval_key(epoch, name),
+              split_result(split) if evaluator.needs_split_result else None)
     return out
 
 
@@ -342,14 +434,24 @@ def _scalars(prefix: str, summary: dict[str, float]) -> dict[str, float]:
   return {f'{prefix}/{k}': v for k, v in summary.items()}
 
 
-def _save_per_user(workdir, results, split_hash, name):
-  # File names use the dataset's split names ('valid', 'test'), which
-  # `python -m mmjax.eval.compare` expects.
+def per_user_file(name: str) -> str:
+  """The per-user file of evaluator `name`: per_user_<name>.npz.
+
+  'val' is written as per_user_valid.npz: file names use the dataset's split
+  names ('valid', 'test'), which `python -m mmjax.eval.compare` expects.
+  """
+  return f'per_user_{"valid" if name == "val" else name}.npz'
+
+
+def _save_per_user(workdir, results, trainer, name):
   for prefix, result in results.items():
+    extra = trainer.extra_evaluators.get(prefix)
+    if extra is not None and not extra.saves_per_user:
+      continue
     split = 'valid' if prefix == 'val' else prefix
     ranking.save_per_user(
-        result, os.path.join(workdir, f'per_user_{split}.npz'),
-        split_hash=split_hash, split=split, name=name)
+        result, os.path.join(workdir, per_user_file(prefix)),
+        split_hash=trainer.split_hash, split=split, name=name)
 
 
 def train_and_evaluate_one(cfg: Any, workdir: str,
@@ -390,7 +492,7 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     params = jax.block_until_ready(trainer.fit())
     fit_time = time.perf_counter() - t0
     t0 = time.perf_counter()
-    results = trainer.evaluate(params, 0)
+    results = trainer.evaluate(params, 0, trainer.evaluator_names)
     scalars = {'epoch': 0}
     for split, r in results.items():
       scalars.update(_scalars(split, r.summary))
@@ -398,7 +500,7 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     scalars['perf/fit_time_s'] = fit_time
     scalars['perf/eval_time_s'] = time.perf_counter() - t0
     writer.write_scalars(0, scalars)
-    _save_per_user(workdir, results, trainer.split_hash, name)
+    _save_per_user(workdir, results, trainer, name)
     # A fitted model has no epochs: one line instead of an epoch log.
     print(f'[{name}] fitted in {fit_time:.2f}s | {select} '
           f'{float(scalars[select]):.4f}', flush=True)
@@ -426,6 +528,8 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     eval_every = max(int(cfg.train.eval_every_epochs), 1)
     every = max(int(cfg.ckpt.every_epochs), 1)
     patience = int(cfg.train.patience or 0)
+    best_only = trainer.names_every('best')
+    prefixes = set(trainer.evaluator_names)
     epoch = int(loop['epoch'])
     while not loop['done'] and epoch < num_epochs:
       epoch += 1
@@ -445,17 +549,23 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
         scalars = {'epoch': epoch}
         for split, r in results.items():
           scalars.update(_scalars(split, r.summary))
+        metric = float(scalars[select])
+        is_best = loop['best_metric'] is None or metric > loop['best_metric']
+        if is_best and best_only:
+          more = trainer.evaluate(state.params, epoch, best_only, results)
+          for split, r in more.items():
+            scalars.update(_scalars(split, r.summary))
+          results.update(more)
         scalars['perf/eval_time_s'] = time.perf_counter() - t0
         writer.write_scalars(step, scalars)
-        metric = float(scalars[select])
         line += f' | {select} {metric:.4f}'
-        if loop['best_metric'] is None or metric > loop['best_metric']:
+        if is_best:
           loop.update(best_metric=metric, best_epoch=epoch,
                       evals_since_best=0,
                       best={k: v for k, v in scalars.items()
-                            if k.split('/')[0] in ('val', 'test')})
+                            if k.split('/')[0] in prefixes})
           ckpt.save_best(epoch, state, {select: metric})
-          _save_per_user(workdir, results, trainer.split_hash, name)
+          _save_per_user(workdir, results, trainer, name)
           line += ' (best)'
         else:
           loop['evals_since_best'] += 1

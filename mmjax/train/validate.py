@@ -40,6 +40,17 @@ NEGATIVES_FROM = ('train_items', 'all')  # mmjax/train/sampler.py.
 CONTROLS = ('none', 'shuffle', 'noise')  # mmjax/models/context.py.
 CONVENTIONS = ('mmrec', 'elliot')  # mmjax/eval/metrics.py.
 GAINS = ('binary', 'graded')  # mmjax/eval/ranking.py.
+# mmjax/eval/evaluators.py KINDS, EVERY, COMMON, OPTIONS and RESERVED.
+EVALUATOR_KINDS = ('ranking', 'cold_items_only', 'user_groups')
+EVALUATOR_EVERY = ('eval', 'best')
+EVALUATOR_COMMON = ('kind', 'split', 'every')
+EVALUATOR_OPTIONS = {
+    'ranking': ('topk', 'user_groups', 'mask_valid_at_test'),
+    'cold_items_only': ('topk', 'mask_valid_at_test'),
+    'user_groups': ('groups',),
+}
+EVALUATOR_RESERVED = ('val', 'test', 'train', 'perf', 'best', 'final',
+                      'epoch', 'step')
 
 _MISSING = object()
 _SELECT = re.compile(r'^([a-z_]+)@(\d+)(' + re.escape(COLD_SUFFIX) + r')?$')
@@ -225,6 +236,62 @@ def _check_eval(cfg: Any) -> None:
       _fail('eval.user_groups', groups, 'expected increasing numbers')
 
 
+def _increasing(value: Any) -> bool:
+  return (not isinstance(value, (str, bytes)) and isinstance(value, Sequence)
+          and all(_is_real(g) for g in value)
+          and all(a < b for a, b in zip(value, value[1:])))
+
+
+def _check_evaluators(cfg: Any) -> None:
+  """`eval.evaluators`: name -> {kind, split, every, the kind's options}."""
+  section = _get(cfg, 'eval.evaluators')
+  if section in (_MISSING, None):
+    return
+  if not isinstance(section, (ml_collections.ConfigDict, dict)):
+    _fail('eval.evaluators', section, 'expected a section of name -> '
+          "{kind: ..., split: ...}")
+  for name in section:
+    key = f'eval.evaluators.{name}'
+    entry = section[name]
+    if not isinstance(entry, (ml_collections.ConfigDict, dict)):
+      _fail(key, entry, "expected {kind: ..., split: 'val' or 'test'}")
+    if name in EVALUATOR_RESERVED or not str(name).isidentifier():
+      _fail(key, dict(entry), 'the name must be an identifier other than '
+            f'{", ".join(EVALUATOR_RESERVED)}')
+    kind = entry.get('kind', _MISSING)
+    if kind not in EVALUATOR_KINDS:
+      _fail(f'{key}.kind', None if kind is _MISSING else kind,
+            f'expected one of {", ".join(EVALUATOR_KINDS)}')
+    unknown = sorted(set(entry) - set(EVALUATOR_COMMON)
+                     - set(EVALUATOR_OPTIONS[kind]))
+    if unknown:
+      _fail(f'{key}.{unknown[0]}', entry[unknown[0]],
+            f'not an option of kind {kind!r} (it takes '
+            f'{", ".join(EVALUATOR_COMMON + EVALUATOR_OPTIONS[kind])})')
+    _one_of(cfg, f'{key}.split', ('val', 'test'))
+    _one_of(cfg, f'{key}.every', EVALUATOR_EVERY)
+    own_topk = entry.get('topk', None)
+    if own_topk is not None and (
+        not _increasing(own_topk) or not own_topk
+        or not all(_is_int(k) and k >= 1 for k in own_topk)):
+      _fail(f'{key}.topk', own_topk,
+            'expected increasing integers >= 1, e.g. (10, 20)')
+    for option in ('user_groups', 'groups'):
+      groups = entry.get(option, None)
+      if groups is not None and not _increasing(groups):
+        _fail(f'{key}.{option}', groups, 'expected increasing numbers')
+    if kind == 'user_groups':
+      groups = entry.get('groups', None) or _get(cfg, 'eval.user_groups')
+      if groups in (_MISSING, None) or len(tuple(groups)) < 2:
+        _fail(f'{key}.groups', entry.get('groups', None),
+              'expected at least two increasing edges, e.g. (0, 6, inf) '
+              'for users with at most 5 training interactions and the '
+              'others (or set eval.user_groups)')
+    mask = entry.get('mask_valid_at_test', None)
+    if mask is not None and not isinstance(mask, bool):
+      _fail(f'{key}.mask_valid_at_test', mask, 'expected True or False')
+
+
 def _check_features(cfg: Any) -> None:
   _one_of(cfg, 'features.control', CONTROLS, allow_none=True)
   sources = _get(cfg, 'features.sources')
@@ -286,6 +353,7 @@ def check(cfg: Any) -> None:
   _check_optim(cfg)
   _check_train(cfg)
   _check_eval(cfg)
+  _check_evaluators(cfg)
   _check_features(cfg)
   _check_mesh_and_ckpt(cfg)
 
