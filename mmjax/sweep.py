@@ -299,11 +299,14 @@ class Run:
     overrides: swept key -> value as the resolved config holds it (seed
       included when --seeds is given), JSON-compatible.
     args: the `--config.` flags of its launch (--set ones first).
+    config: its own config 'path[:variant]', or None for the sweep's
+      (a study's final sweep runs several models' configs).
   """
   index: int
   name: str
   overrides: dict[str, Any]
   args: tuple[str, ...]
+  config: str | None = None
 
 
 def _key_label(key: str) -> str:
@@ -315,7 +318,7 @@ def _short_hash(overrides: dict[str, Any]) -> str:
   return hashlib.sha1(text.encode()).hexdigest()[:6]
 
 
-def _sanitize(text: str) -> str:
+def sanitize(text: str) -> str:
   """File-system safe: letters, digits and `._,=+@-`; others become '_'."""
   return re.sub(r'_+', '_', re.sub(r'[^A-Za-z0-9._,=+@-]', '_', text))
 
@@ -333,7 +336,7 @@ def run_names(points: Sequence[dict[str, Any]]) -> list[str]:
   ambiguous = len(set(labels)) < len(labels)
   names = []
   for p in points:
-    name = _sanitize(','.join(f'{_key_label(k)}={display(v)}'
+    name = sanitize(','.join(f'{_key_label(k)}={display(v)}'
                               for k, v in p.items())) or 'default'
     if ambiguous or len(name) > MAX_NAME:
       name = f'{name[:MAX_NAME - 7]}-{_short_hash(p)}'
@@ -393,8 +396,8 @@ def _equal(a: Any, b: Any) -> bool:
 
 def expand(config_spec: str, grid: dict[str, list[str]] | None = None,
            sets: dict[str, str] | None = None,
-           seeds: Sequence[int] | None = None
-           ) -> tuple[str, list[Run]]:
+           seeds: Sequence[int] | None = None,
+           use_get_sweep: bool = True) -> tuple[str, list[Run]]:
   """The runs of a sweep.
 
   Args:
@@ -402,6 +405,8 @@ def expand(config_spec: str, grid: dict[str, list[str]] | None = None,
     grid: key -> texts of its values (--grid); empty/None: get_sweep().
     sets: key -> text, fixed in every run (--set).
     seeds: the seeds, or None to keep the config's seed.
+    use_get_sweep: without `grid`, expand the config's get_sweep() (False:
+      one point, as a study's empty tuning grid asks).
 
   Returns:
     ('grid' | 'get_sweep' | 'single', the runs in order).
@@ -427,7 +432,7 @@ def expand(config_spec: str, grid: dict[str, list[str]] | None = None,
     points = [dict(zip(keys, texts))
               for texts in itertools.product(*grid.values())]
     expected = [None] * len(points)
-  elif hasattr(module, 'get_sweep'):
+  elif use_get_sweep and hasattr(module, 'get_sweep'):
     source = 'get_sweep'
     expected = [dict(p) for p in module.get_sweep()]
     points = [{k: format_value(v) for k, v in p.items()} for p in expected]
@@ -481,7 +486,7 @@ def runs_of_this_process(runs: Sequence[Run],
 # The sweep directory.
 
 
-def _write_json(path: str, value: Any) -> None:
+def write_json(path: str, value: Any) -> None:
   """Atomic (unique temporary file + rename): shards may write at once."""
   tmp = f'{path}.{socket.gethostname()}.{os.getpid()}.tmp'
   with open(tmp, 'w', encoding='utf-8') as f:
@@ -527,7 +532,7 @@ def write_spec(workdir: str, spec: dict[str, Any]) -> dict[str, Any]:
   if old is None:
     if os.path.exists(path):
       raise SweepError(f'{path} cannot be read; use another --workdir')
-    _write_json(path, spec)
+    write_json(path, spec)
     return spec
   for key, what in (('config', 'config file'), ('variant', 'config variant'),
                     ('sets', 'set of --set overrides')):
@@ -545,7 +550,7 @@ def write_spec(workdir: str, spec: dict[str, Any]) -> dict[str, Any]:
   merged['runs'] = old.get('runs', []) + [r for r in spec['runs']
                                           if r['name'] not in known]
   if not _equal(merged, old):
-    _write_json(path, merged)
+    write_json(path, merged)
   return merged
 
 
@@ -773,19 +778,20 @@ class Runner:
 
   def _launch(self, run: Run, directory: str, env: dict[str, str]
               ) -> dict[str, Any]:
+    config_spec = run.config or self.config_spec
     cfg_path = os.path.join(directory, CONFIG)
     if not os.path.exists(cfg_path):
       # launch refuses a non-empty folder that holds no run (config.json);
       # train.log and the status make it non-empty, so the folder first
       # gets the config this run resolves to, which launch then rewrites.
-      cfg = resolve(self.config_spec, run.args)
+      cfg = resolve(config_spec, run.args)
       with open(cfg_path, 'w', encoding='utf-8') as f:
         f.write(cfg.to_json_best_effort(indent=2, sort_keys=True))
-    cmd = launch_command(self.config_spec, directory, run)
+    cmd = launch_command(config_spec, directory, run)
     status = {'state': 'running', 'started': _now(),
               'host': socket.gethostname(), 'command': cmd,
               'overrides': run.overrides}
-    _write_json(os.path.join(directory, STATUS), status)
+    write_json(os.path.join(directory, STATUS), status)
     t0 = time.monotonic()
     with open(os.path.join(directory, LOG), 'a', encoding='utf-8') as log:
       log.write(f'# {_now()} {shlex.join(cmd)}\n')
@@ -809,7 +815,7 @@ class Runner:
       status['log_tail'] = log_tail(os.path.join(directory, LOG))
       if code == 0:
         status['log_tail'].append(f'exited 0 without {RESULTS}')
-    _write_json(os.path.join(directory, STATUS), status)
+    write_json(os.path.join(directory, STATUS), status)
     return status
 
   def run(self, runs: Sequence[Run]) -> list[tuple[Run, dict[str, Any]]]:
@@ -1032,7 +1038,7 @@ def select(records: Sequence[Record]) -> list[Selection]:
   return out
 
 
-def _run_state(directory: str) -> str:
+def run_state(directory: str) -> str:
   if not os.path.isdir(directory):
     return 'pending'
   state = read_status(directory).get('state')
@@ -1060,7 +1066,7 @@ def load_records(workdir: str) -> tuple[list[str], list[dict[str, Any]],
     directory = run_dir(workdir, r['name'])
     cfg = _read_json(os.path.join(directory, CONFIG)) or {}
     results = _read_json(os.path.join(directory, RESULTS)) or {}
-    state = _run_state(directory)
+    state = run_state(directory)
     overrides = r['overrides']
     values = {}
     for k in swept:
@@ -1183,7 +1189,7 @@ _TEX = {'\\': r'\textbackslash{}', '&': r'\&', '%': r'\%', '$': r'\$',
         '^': r'\^{}'}
 
 
-def _tex(text: str) -> str:
+def tex(text: str) -> str:
   return ''.join(_TEX.get(c, c) for c in text)
 
 
@@ -1195,13 +1201,13 @@ def format_latex(selections: Sequence[Selection]) -> str:
       if m not in tests:
         tests.append(m)
   head = ['Model', 'Representation', 'Control', 'Selected point', '$n$',
-          'Val'] + [f'Test {_tex(m)}' for m in tests]
+          'Val'] + [f'Test {tex(m)}' for m in tests]
   lines = ['% Written by python -m mmjax.sweep; needs \\usepackage{booktabs}.',
            '\\begin{tabular}{' + 'l' * 4 + 'r' * (2 + len(tests)) + '}',
            '\\toprule', ' & '.join(head) + r' \\', '\\midrule']
   for s in selections:
-    cells = [_tex(s.group[0]), _tex(s.group[1]), _tex(s.group[2]),
-             _tex(_point_text(s.point)), str(len(s.seeds)),
+    cells = [tex(s.group[0]), tex(s.group[1]), tex(s.group[2]),
+             tex(_point_text(s.point)), str(len(s.seeds)),
              f'{s.val_mean:.4f}']
     for m in tests:
       text = _mean_std(s.test_mean.get(f'test/{m}'),

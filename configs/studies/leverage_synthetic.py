@@ -1,0 +1,112 @@
+r"""The leverage study on the synthetic data with a planted answer.
+
+  python -m mmjax.study --config configs/studies/leverage_synthetic.py \
+      --workdir studies/synthetic --workers 2
+  python -m mmjax.study \
+      --config configs/studies/leverage_synthetic.py:runlocal \
+      --workdir studies/smoke --workers 2
+
+The design under which bench/README.md ("The same test on cold items")
+found the planted answer: 1000 users x 500 items x 20 draws per user, the
+generator's feature noise 0.5, the cold-item split (20% of the items have no
+training interaction and every held-out item is one of them, so only
+content can rank them), BPR negatives from the training items. Preset
+`visual` (the default variant) plants the users' preference in the images
+only: real should beat `shuffle_visual` (and `noise`, `only_textual`), and
+not `shuffle_textual`; `preset=text` swaps the roles; `preset=none` plants no
+content signal, where no control should lose to real. VBPR (counterpart
+BPR-MF), LATTICE and FREEDOM (counterpart LightGCN) at bench/planted.py's
+settings: VBPR <= 40 epochs, patience 10, lr 1e-3; the graph models <= 80
+epochs, patience 20, lr 5e-3 (the tuning grid adds 1e-3 / 5e-3 around them).
+
+Variants: `preset=visual|text|none`; `runlocal`: the whole study end to end
+in about two minutes (300 users x 200 items, VBPR and BPR-MF, one tuning
+point, 2 final seeds, controls real, shuffle_visual, none, only_visual);
+tests/study_test.py runs it.
+
+Fields (every study config; mmjax/study.py reads them):
+  name, dataset: labels of the tables.
+  models: label -> {config, variant, counterpart, representations (empty:
+    all), grid (optional: replaces the study's), sets (optional: added to
+    the study's)}.
+  counterparts, references: label -> {config, variant[, grid, sets]}.
+  representations: label -> {modality: representation} (features.sources).
+  grid: nested {section: {key: values}}, the tuning grid (may be empty).
+  tune_seeds, final_seeds; tune_counterparts: tune the `none` models too.
+  controls: real, shuffle, noise, none, shuffle_<m>, noise_<m>, only_<m>.
+  sets: nested overrides of every run (data split and size, epochs...).
+  user_groups: eval.user_groups edges (lowest bin: cold users, highest:
+    warm users); metric: the per-user metric of the statistics; num_boot.
+"""
+
+import ml_collections
+
+from mmjax.utils import config_args
+
+SOURCES = {'textual': 'synthetic_text', 'visual': 'synthetic_visual'}
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  args = config_args.parse_arg(arg, runlocal=False, preset='visual')
+  if args.preset not in ('visual', 'text', 'none'):
+    raise ValueError(f'preset={args.preset!r}: use visual, text or none')
+  c = ml_collections.ConfigDict()
+  c.name = f'leverage_synthetic_{args.preset}'
+  c.dataset = f'synthetic_{args.preset}'
+  c.metric = 'recall@20'
+  c.num_boot = 10000
+  c.representations = {'synthetic': dict(SOURCES)}
+  graph = {'optim': {'lr': 5e-3},
+           'train': {'num_epochs': 80, 'patience': 20},
+           'ckpt': {'every_epochs': 80}}
+  c.models = {
+      'vbpr': {'config': 'configs/vbpr_synthetic.py', 'variant': '',
+               'counterpart': 'bprmf'},
+      'lattice': {'config': 'configs/lattice_synthetic.py', 'variant': '',
+                  'counterpart': 'lightgcn', 'sets': graph},
+      'freedom': {'config': 'configs/freedom_synthetic.py', 'variant': '',
+                  'counterpart': 'lightgcn', 'sets': graph},
+  }
+  c.counterparts = {
+      'bprmf': {'config': 'configs/bprmf_synthetic.py', 'variant': ''},
+      'lightgcn': {'config': 'configs/lightgcn_synthetic.py', 'variant': '',
+                   'sets': graph},
+  }
+  c.references = {
+      'mostpop': {'config': 'configs/mostpop_synthetic.py', 'variant': ''},
+  }
+  c.grid = {'optim': {'lr': (1e-3, 5e-3)}}
+  c.tune_seeds = (0,)
+  c.final_seeds = (0, 1, 2, 3, 4)
+  c.tune_counterparts = False
+  c.controls = ('real', 'shuffle_visual', 'shuffle_textual', 'noise', 'none',
+                'only_visual', 'only_textual')
+  synthetic = {'preset': args.preset, 'num_users': 1000, 'num_items': 500,
+               'interactions_per_user': 20, 'max_images': 0}
+  c.sets = {
+      'data': {'split': 'cold_item',
+               'overrides': {'seed': 0, 'synthetic': synthetic}},
+      'train': {'num_epochs': 40, 'patience': 10, 'batch_size': 512,
+                'eval_every_epochs': 1},
+      # Checkpoints only where the loop must write them (best, stop, end).
+      'ckpt': {'every_epochs': 40, 'keep': 1},
+      'mesh': {'data': 1},
+  }
+  c.user_groups = (0, 6, 1e9)  # Cold users: at most 5 training interactions.
+  if args.runlocal:
+    c.name += '_runlocal'
+    c.models = {k: v for k, v in c.models.items() if k == 'vbpr'}
+    c.counterparts = {'bprmf': c.counterparts.bprmf.to_dict()}
+    c.references = {}
+    c.grid = {}
+    c.final_seeds = (0, 1)
+    c.controls = ('real', 'shuffle_visual', 'none', 'only_visual')
+    c.num_boot = 2000
+    synthetic.update(num_users=300, num_items=200, interactions_per_user=15,
+                     feature_dim=16)
+    c.sets.data.overrides = {'seed': 0, 'synthetic': synthetic}
+    c.sets.train = {'num_epochs': 15, 'patience': 5, 'batch_size': 256,
+                    'eval_every_epochs': 1}
+    c.sets.ckpt = {'every_epochs': 15, 'keep': 1}
+    c.sets.eval = {'batch_users': 128}
+  return c
