@@ -47,15 +47,25 @@ CURVES_SIZE = (9.0, 4.5)  # inches
 
 
 def control_styles(controls: Sequence[str]) -> dict[str, tuple[str, str]]:
-  """(colour, marker) of each control; `only_*` ones in the order given."""
-  out, k = {}, 0
+  """(colour, marker) of each control.
+
+  `shuffle_<m>` and `noise_<m>` (one modality shuffled or replaced) take
+  their kind's colour and a marker of their own; each `only_<m>` a colour
+  and marker of its own, in the order given.
+  """
+  out, only, per_kind = {}, 0, {}
   for c in controls:
+    kind, _, modality = c.partition('_')
     if c in CONTROL_COLOURS:
       out[c] = (CONTROL_COLOURS[c], CONTROL_MARKERS.get(c, 'o'))
-    elif c.startswith('only_'):
-      out[c] = (MODALITY_COLOURS[k % len(MODALITY_COLOURS)],
+    elif kind in ('shuffle', 'noise') and modality:
+      k = per_kind[kind] = per_kind.get(kind, -1) + 1
+      out[c] = (CONTROL_COLOURS[kind],
                 MODALITY_MARKERS[k % len(MODALITY_MARKERS)])
-      k += 1
+    elif kind == 'only':
+      out[c] = (MODALITY_COLOURS[only % len(MODALITY_COLOURS)],
+                MODALITY_MARKERS[only % len(MODALITY_MARKERS)])
+      only += 1
     else:
       out[c] = (OTHER_COLOUR, 'P')
   return out

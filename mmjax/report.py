@@ -215,17 +215,27 @@ def sanitize(text: str) -> str:
 
 
 def order_controls(controls: Iterable[str]) -> list[str]:
-  """real, shuffle, noise, none, then the others (only_*) as first seen."""
+  """real, shuffle, shuffle_<m>, noise, noise_<m>, none, only_<m>, then any
+  others; within a kind, modalities as first seen."""
   seen = list(dict.fromkeys(controls))
-  return ([c for c in CONTROL_ORDER if c in seen] +
-          [c for c in seen if c not in CONTROL_ORDER])
+  rank = {k: i for i, k in enumerate((*CONTROL_ORDER, 'only'))}
+
+  def key(control: str) -> tuple[int, bool, int]:
+    kind = control.partition('_')[0]
+    return rank.get(kind, len(rank)), kind != control, seen.index(control)
+
+  return sorted(seen, key=key)
 
 
 def control_name(control: str) -> str:
+  """'shuffled', 'shuffled visual', 'only textual', ... for headers."""
   if control in CONTROL_NAMES:
     return CONTROL_NAMES[control]
-  if control.startswith('only_'):
-    return 'only ' + control[len('only_'):]
+  kind, _, modality = control.partition('_')
+  if kind == 'only':
+    return f'only {modality}'
+  if kind in ('shuffle', 'noise') and modality:
+    return f'{CONTROL_NAMES[kind]} {modality}'
   return control
 
 
@@ -687,6 +697,29 @@ def sweep_command(spec: dict[str, Any], directory: str) -> str:
   return shlex.join(args)
 
 
+def study_commands(spec: Any) -> tuple[list[str], list[str]]:
+  """(the study's own commands, the commands of its runs) of study.json.
+
+  mmjax.study records {'commands': {'study': <command>, 'runs': {name:
+  <launch command>}}}; a plain list or string is taken as the study's.
+  """
+  if not isinstance(spec, dict):
+    return [], []
+  main_cmds, runs = [], []
+  for key in ('commands', 'command', 'argv'):
+    value = spec.get(key)
+    if isinstance(value, dict):
+      for k, v in value.items():
+        if k == 'runs':
+          runs += (_command_text(list(v.values())) if isinstance(v, dict)
+                   else _command_text(v))
+        else:
+          main_cmds += _command_text(v)
+    elif value:
+      main_cmds += _command_text(value)
+  return main_cmds, runs
+
+
 def _command_text(value: Any) -> list[str]:
   """Commands as recorded (a string, an argv list, or lists/dicts of them)."""
   if isinstance(value, str):
@@ -936,9 +969,14 @@ def _curves_section(drawn: Sequence[tuple[CurveSet, list[str]]],
 
 def _what_ran(commands: Sequence[str], runsets: Sequence[RunSet],
               configs: Sequence[tuple[str, Any]],
-              prov: dict[str, Any]) -> str:
+              prov: dict[str, Any], run_commands: Sequence[str] = ()
+              ) -> str:
   parts = ['<h2>What was run</h2>', '<h3>Commands</h3>',
            '<pre>' + _e('\n'.join(commands)) + '</pre>']
+  if run_commands:
+    parts.append(f'<details><summary>the {len(run_commands)} final runs\' '
+                 'commands (study.json)</summary><pre>' +
+                 _e('\n'.join(run_commands)) + '</pre></details>')
   rows = []
   for rs in runsets:
     counts = collections.Counter(run_state(d)['state'] for _, d in rs.runs)
@@ -996,17 +1034,16 @@ def study_report(directory: str, out_dir: str, alpha: float) -> Report:
   runsets = load_runsets(sweep_dirs(directory))
   failed = failures(runsets)
   sections.append(failures_html(failed))
-  commands = []
-  for key in ('commands', 'command', 'argv'):
-    if isinstance(spec, dict) and spec.get(key):
-      commands += _command_text(spec[key])
+  commands, run_commands = study_commands(spec)
   if not commands:
-    commands = [shlex.join(['python', '-m', 'mmjax.study', '...',
-                            '--workdir', directory]) +
-                '  (study.json records no command)']
-  commands += [sweep_command(rs.spec, rs.directory) for rs in runsets]
+    commands = [f'(study.json records no command for {directory})']
+  # Sweeps the study ran itself (source 'study...') have no command of
+  # their own; any other sweep under the study does.
+  commands += [sweep_command(rs.spec, rs.directory) for rs in runsets
+               if not str(rs.spec.get('source', '')).startswith('study')]
   configs = [(STUDY, spec)] + representative_configs(runsets)
-  sections.append(_what_ran(commands, runsets, configs, provenance(runsets)))
+  sections.append(_what_ran(commands, runsets, configs, provenance(runsets),
+                            run_commands))
   index = write_text(os.path.join(out_dir, INDEX),
                      page(f'mmjax study {name}', sections))
   return Report('study', index, tuple(table_paths), tuple(figures),

@@ -168,8 +168,11 @@ def make_study(root):
   _write_json(os.path.join(d, 'study.json'), {
       'spec': {'dataset': 'synth', 'models': list(MODELS)},
       'selected': {'vbpr': {'optim.lr': 0.001}},
-      'commands': ['python -m mmjax.study --config configs/studies/'
-                   'leverage_synthetic.py:runlocal --workdir studies/s']})
+      'commands': {
+          'study': 'python -m mmjax.study --config configs/studies/'
+                   'leverage_synthetic.py:runlocal --workdir studies/s',
+          'runs': {r['name']: f'python -m mmjax.launch --workdir '
+                              f'final/runs/{r["name"]}' for r in runs}}})
   for name, rows in (('table.csv', table_rows()), ('study.csv', study_rows)):
     with open(os.path.join(d, name), 'w', encoding='utf-8',
               newline='') as f:
@@ -368,7 +371,8 @@ class ReportTest(absltest.TestCase):
         page, '0.1010', '0.0810', '0.1160', 'noise', 'shuffled',
         'cold items', 'leverage_synth_all', '<td class="sig">4.2e-04</td>',
         '<td>0.2</td>', '<sup>†</sup>',
-        '--workdir studies/s',  # study.json's command.
+        '--workdir studies/s',  # study.json's command,
+        'the 24 final runs\' commands (study.json)',  # and its runs'.
         COMMIT, '0.10.2', '<details><summary>study.json</summary>',
         '&quot;lr&quot;: 0.001')  # A run's config, as JSON.
 
@@ -384,6 +388,21 @@ class ReportTest(absltest.TestCase):
     curve, _ = report.run_curve(failed, 'x', 0)
     self.assertEqual(curve.epochs, (1, 2))  # The cut line is left out.
     self.assertIsNone(curve.best_epoch)
+
+  def test_controls_order_names_and_styles(self):
+    controls = ['only_textual', 'none', 'noise_visual', 'real', 'shuffle',
+                'shuffle_visual', 'noise', 'only_visual']
+    ordered = report.order_controls(controls)
+    self.assertEqual(ordered, ['real', 'shuffle', 'shuffle_visual', 'noise',
+                               'noise_visual', 'none', 'only_textual',
+                               'only_visual'])
+    self.assertEqual([report.control_name(c) for c in ordered], [
+        'real', 'shuffled', 'shuffled visual', 'noise', 'noise visual',
+        'none (ID only)', 'only textual', 'only visual'])
+    styles = plots.control_styles(ordered)
+    self.assertLen(set(styles.values()), len(ordered))
+    self.assertEqual(styles['shuffle_visual'][0],
+                     plots.CONTROL_COLOURS['shuffle'])
 
   def test_study_rows_name_their_runs(self):
     final = os.path.join(self.study, 'final')
