@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 from typing import Any, Sequence
 
 from matplotlib import figure as mpl_figure
@@ -181,7 +182,7 @@ def gain_figure(gains: Sequence[Gain], stem: str, *, title: str,
   ]
   fig.legend(handles=handles, loc='outside lower center',
              ncols=min(len(handles), 6), frameon=False)
-  fig.suptitle(title)
+  fig.suptitle(textwrap.fill(title, 90))
   return save(fig, stem)
 
 
@@ -269,5 +270,5 @@ def curves_figure(curves: Sequence[Curve], stem: str, *, title: str,
                                   label='best epoch'))
   fig.legend(handles=handles, loc='outside right upper', frameon=False,
              fontsize='small')
-  fig.suptitle(title)
+  fig.suptitle(textwrap.fill(title, 70))
   return save(fig, stem)

@@ -214,6 +214,11 @@ def sanitize(text: str) -> str:
   return re.sub(r'[^A-Za-z0-9._=+-]+', '_', str(text)).strip('_')[:80] or '_'
 
 
+def readable(representation: str) -> str:
+  """'textual=a;visual=b' as 'textual=a; visual=b', which can wrap."""
+  return representation.replace(';', '; ')
+
+
 def order_controls(controls: Iterable[str]) -> list[str]:
   """real, shuffle, shuffle_<m>, noise, noise_<m>, none, only_<m>, then any
   others; within a kind, modalities as first seen."""
@@ -527,7 +532,8 @@ def gains(tables: Sequence[LeverageTable], alpha: float
         if c == 'real' or gap is None or not math.isfinite(gap):
           continue
         out.setdefault(t.dataset, []).append(plots.Gain(
-            panel=group_name(t.group), row=f'{row[0]} · {row[1]}',
+            panel=group_name(t.group),
+            row=f'{row[0]} · {readable(row[1])}',
             control=c, gap=gap, low=number(cell.get('ci_low')),
             high=number(cell.get('ci_high')),
             significant=t.significant(row, c, alpha)))
@@ -631,15 +637,17 @@ def sweep_curves(directory: str) -> list[CurveSet]:
   """A sweep's runs, a figure per (model, representation), one colour per
   (control, grid point)."""
   _, _, records = sweep_lib.load_records(directory)
+  # The control (as mmjax.sweep names it: 'none' is the real features) is
+  # named when it varies; it replaces a swept features.control.
+  controls = {r.group[2] for r in records if r.group[2]}
   sets: dict[tuple[str, str], CurveSet] = {}
   for r in records:
     model, rep, control = r.group
-    point = ', '.join(f'{k.rsplit(".", 1)[-1]}={v}' for k, v in r.point
-                      if not k.endswith('features.control'))
-    label = ', '.join(x for x in (
-        '' if control == 'none' else control_name(control), point) if x)
+    parts = [f'control={control}'] if len(controls) > 1 else []
+    parts += [f'{k.rsplit(".", 1)[-1]}={v}' for k, v in r.point
+              if k != 'features.control']
     _add(sets, model or '?', rep or '?', sweep_lib.run_dir(
-        directory, r.name), label or 'run', r.seed, None)
+        directory, r.name), ', '.join(parts) or 'run', r.seed, None)
   return list(sets.values())
 
 
@@ -652,7 +660,7 @@ def draw_curves(sets: Sequence[CurveSet], out_dir: str) -> list[
     stem = os.path.join(out_dir, f'curves_{i:02d}_{sanitize(s.model)}_'
                         f'{sanitize(s.representation)}')
     paths = plots.curves_figure(
-        s.curves, stem, title=f'{s.model} · {s.representation}',
+        s.curves, stem, title=f'{s.model} · {readable(s.representation)}',
         metric=s.metric)
     out.append((s, paths))
   return out
