@@ -8,6 +8,7 @@ hand-made per-user files and on one tiny two-run grid of 1 epoch.
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -324,30 +325,46 @@ class PairedRowsTest(absltest.TestCase):
       planted.paired_rows([{'seeds': [0], 'dirs': dirs}], 100, 0.01)
 
 
-class TinyGridTest(absltest.TestCase):
-  """Two real runs of 1 epoch: real and shuffled visual, then the table."""
+class TrainedRunsTest(absltest.TestCase):
+  """Two real VBPR runs of 1 epoch on a cold-item split (real and shuffled
+  visual), trained once for the class: then resume, the table, and the
+  cold-only diagnostic against a numpy ranking of the restored runs.
 
-  def test_train_resume_and_table(self):
-    tmp = _tmpdir(self)
-    runs = os.path.join(tmp, 'runs')
-    kw = dict(num_users=120, num_items=60, per_user=10, epochs=1,
-              patience=1, batch_size=128, lr=None,
-              data_root=os.path.join(tmp, 'data'))
+  The runs and their compiles are most of this file's time, so both tests
+  read the same two runs.
+  """
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.tmp = tempfile.mkdtemp(prefix='mmjax_planted_')
+    cls.runs = os.path.join(cls.tmp, 'runs')
+    cls.kw = dict(num_users=150, num_items=80, per_user=10, epochs=1,
+                  patience=1, batch_size=128, lr=None,
+                  data_root=os.path.join(cls.tmp, 'data'), split='cold_item')
     # Leftovers of an interrupted run (no cell.json) are cleared first.
-    stale = os.path.join(runs, 'visual_s0_vbpr_real', 'stale')
-    os.makedirs(os.path.dirname(stale))
-    with open(stale, 'w') as f:
+    cls.stale = os.path.join(cls.runs, 'visual_s0_vbpr_real', 'stale')
+    os.makedirs(os.path.dirname(cls.stale))
+    with open(cls.stale, 'w') as f:
       f.write('from an interrupted run')
-    records = {}
+    cls.records = {}
     for control in ('', 'visual'):
       cell = planted.Cell('visual', None, 0, 'vbpr', control)
-      records[cell] = planted.run_cell(
-          cell, planted.make_config(cell, **kw), runs)
+      cls.records[cell] = planted.run_cell(
+          cell, planted.make_config(cell, **cls.kw), cls.runs)
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.tmp, ignore_errors=True)
+    super().tearDownClass()
+
+  def test_train_resume_and_table(self):
+    records, runs, kw = self.records, self.runs, self.kw
     real_cell = planted.Cell('visual', None, 0, 'vbpr', '')
     rec = records[real_cell]
     self.assertEqual(rec['best_epoch'], 1)
-    self.assertEqual(rec['workdir'], os.path.dirname(stale))
-    self.assertFalse(os.path.exists(stale))
+    self.assertEqual(rec['workdir'], os.path.dirname(self.stale))
+    self.assertFalse(os.path.exists(self.stale))
     with open(os.path.join(rec['workdir'], 'results.json')) as f:
       self.assertEqual(json.load(f)['best']['test/recall@20'], rec['test'])
     # A finished run is read back, not trained again.
@@ -373,26 +390,18 @@ class TinyGridTest(absltest.TestCase):
     self.assertIn('| visual | vbpr | shuffle_visual |',
                   planted.format_main(main_rows))
 
-
-class ColdOnlyTest(absltest.TestCase):
-  """The cold-only diagnostic against a numpy ranking of the restored runs."""
-
   def test_cold_only_matches_numpy_and_is_cached(self):
     # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp
     from mmjax.train import checkpoint
     from mmjax.train import loop
     # pylint: enable=g-import-not-at-top
-    tmp = _tmpdir(self)
-    runs = os.path.join(tmp, 'runs')
-    kw = dict(num_users=150, num_items=80, per_user=10, epochs=2,
-              patience=2, batch_size=128, lr=None,
-              data_root=os.path.join(tmp, 'data'), split='cold_item')
-    records, cold = {}, {}
-    for control in ('', 'visual'):
-      cell = planted.Cell('visual', None, 0, 'vbpr', control)
+    runs, kw = self.runs, self.kw
+    cold = {}
+    records = dict(self.records)
+    for cell, rec in self.records.items():
+      control = cell.control
       cfg = planted.make_config(cell, **kw)
-      rec = records[cell] = planted.run_cell(cell, cfg, runs)
       cold[cell] = planted.cold_only(cfg, rec['workdir'], rec['best_epoch'],
                                      rec['test'])
       self.assertEqual(cold[cell]['full'], rec['test'])

@@ -4,12 +4,31 @@ Eight devices test correctness of the sharded paths on a 2-core machine; they
 say nothing about speed.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ['XLA_FLAGS'] = (
     os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+# One persistent compilation cache per test session, shared through the
+# environment with the subprocesses that tests start (launch, multihost):
+# many tests build the same programs (a Trainer per test, a launch per
+# resume check), and a cached executable is the one XLA would compile again,
+# so results are unchanged (the bitwise determinism tests run with it) while
+# the suite spends a quarter less time compiling. Every program is cached
+# (no minimum compile time), so what is cached does not depend on timing.
+# The folder is new and empty per session and removed at exit; a folder the
+# caller set is kept.
+if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
+  _cache_dir = tempfile.mkdtemp(prefix='mmjax_test_jax_cache_')
+  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache_dir
+  os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 
