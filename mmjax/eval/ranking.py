@@ -41,6 +41,10 @@ Cold-item metrics ('recall@20/cold_items') rank all items as usual but count
 only held-out items without a training interaction as relevant; they are
 averaged over users with at least one such item (NaN for the others).
 
+`exclude_items` removes items from every user's candidates (the
+cold-items-only evaluator of mmjax/eval/evaluators.py removes the warm ones)
+and counts, per user, the excluded items scored above the best remaining one.
+
 Per-user vectors are saved with `save_per_user` as
 `<workdir>/per_user_<split>.npz`, which `mmjax.eval.compare` reads.
 """

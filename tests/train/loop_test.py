@@ -176,6 +176,39 @@ class EpochTest(parameterized.TestCase):
       loop.Trainer(cfg, self.ds, mesh=mesh_lib.make_mesh(8))
 
 
+class EvaluatorsTest(absltest.TestCase):
+
+  def test_default_and_extra_evaluators(self):
+    ds = random_dataset()
+    cfg = small_config('bprmf')
+    self.assertEqual(dict(cfg.eval.evaluators), {})
+    trainer = loop.Trainer(cfg, ds, mesh=mesh_lib.make_mesh(1))
+    self.assertEqual(trainer.evaluator_names, ['val', 'test'])
+    params = trainer.init_state().params
+    plain = trainer.evaluate(params, 3)
+    self.assertEqual(list(plain), ['val', 'test'])
+    self.assertNotIn('recall@20/group=0-5', plain['test'].summary)
+    cfg.eval.evaluators = {'again': {'kind': 'ranking', 'split': 'test'},
+                           'late': {'kind': 'ranking', 'split': 'val',
+                                    'every': 'best'}}
+    trainer = loop.Trainer(cfg, ds, mesh=mesh_lib.make_mesh(1))
+    self.assertEqual(trainer.names_every('eval'), ['val', 'test', 'again'])
+    self.assertEqual(trainer.names_every('best'), ['late'])
+    got = trainer.evaluate(params, 3)
+    self.assertEqual(list(got), ['val', 'test', 'again'])
+    # An extra evaluator of a split breaks ties with the split's key.
+    self.assertTrue(jnp.array_equal(
+        jax.random.key_data(trainer.eval_key(3, 'again')),
+        jax.random.key_data(trainer.eval_key(3, 'test'))))
+    for name in ('val', 'test'):
+      self.assertEqual(got[name].summary, plain[name].summary)
+    self.assertEqual(got['again'].summary, plain['test'].summary)
+    late = trainer.evaluate(params, 3, ['late'], given=got)
+    self.assertEqual(late['late'].summary, plain['val'].summary)
+    with self.assertRaisesRegex(KeyError, 'nope'):
+      trainer.evaluate(params, 3, ['nope'])
+
+
 class ScheduleTest(parameterized.TestCase):
 
   def test_mmrec_schedule(self):
