@@ -8,6 +8,7 @@ import os
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import pytest
 
 from mmjax.features import prompts
 from mmjax.features import slots
@@ -169,6 +170,7 @@ class PerturbationTest(parameterized.TestCase):
 class RealFilesTest(absltest.TestCase):
   """Parse rates over the full real files (needs ../shared/data)."""
 
+  @pytest.mark.shared_data
   def test_parse_rates(self):
     lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
     if not os.path.isdir(lvlm):

@@ -10,6 +10,7 @@ import os
 from absl.testing import absltest
 import ml_collections
 import numpy as np
+import pytest
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
@@ -161,6 +162,7 @@ class MiniLMTest(absltest.TestCase):
     self.assertEqual(o.status, 'stored')
 
 
+  @pytest.mark.shared_data
   @absltest.skipUnless(
       os.path.isdir(conftest.SHARED_DATA),
       'needs ../shared/data (movielens-lvlm LVLM outputs); absent here')
