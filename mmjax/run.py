@@ -254,7 +254,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   from mmjax.parallel import mesh as mesh_lib
   from mmjax.train import loop
   # pylint: enable=g-import-not-at-top
-  mesh_lib.maybe_initialize_distributed(config.get('mesh'))
+  if not jax.distributed.is_initialized():  # Once per process.
+    mesh_lib.maybe_initialize_distributed(config.get('mesh'))
   validate.check_devices(config, jax.device_count(),
                          lambda name: hasattr(models.get_model(name), 'fit'))
   logging.info('JAX %s, devices: %r', jax.__version__, jax.devices())
