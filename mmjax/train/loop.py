@@ -268,14 +268,19 @@ class Trainer:
       Their names.
 
     Raises:
-      ValueError: a bad entry, or a name already taken.
+      ValueError: a bad entry, or a name taken by another evaluator (one
+        with the same spec is kept as it is).
     """
     spec_map = evaluators_lib.specs(section)
-    taken = sorted(set(spec_map) & set(self.extra_evaluators))
+    taken = sorted(n for n, s in spec_map.items()
+                   if n in self.extra_evaluators
+                   and self.extra_evaluators[n].spec != s)
     if taken:
-      raise ValueError(f'evaluators {taken} exist already.')
+      raise ValueError(f'evaluators {taken} exist already, with other '
+                       'settings.')
+    new = {n: s for n, s in spec_map.items() if n not in self.extra_evaluators}
     self.extra_evaluators.update(evaluators_lib.build(
-        spec_map, self.eval_data, self.cfg.eval, self.mesh, self.score_fn))
+        new, self.eval_data, self.cfg.eval, self.mesh, self.score_fn))
     return list(spec_map)
 
   @property

@@ -207,6 +207,12 @@ class EvaluatorsTest(absltest.TestCase):
     self.assertEqual(late['late'].summary, plain['val'].summary)
     with self.assertRaisesRegex(KeyError, 'nope'):
       trainer.evaluate(params, 3, ['nope'])
+    # Asking again for an evaluator it has is fine; another one by that
+    # name is refused.
+    self.assertEqual(trainer.add_evaluators(
+        {'again': {'kind': 'ranking', 'split': 'test'}}), ['again'])
+    with self.assertRaisesRegex(ValueError, 'other settings'):
+      trainer.add_evaluators({'again': {'kind': 'ranking', 'split': 'val'}})
 
 
 class ScheduleTest(parameterized.TestCase):
