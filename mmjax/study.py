@@ -62,7 +62,6 @@ import io
 import json
 import math
 import os
-import re
 import shlex
 import shutil
 import sys
@@ -240,10 +239,13 @@ class Plan:
             sources: dict[str, str] | None) -> dict[str, Any]:
     spec = _spec(sec)
     key = sweep.sanitize(f'{model}.{rep}')
+    grid = _grid(self.study, sec, self.base(spec))
+    # The grid's keys are swept, not set (a section's lr is a default).
+    sets = {k: v for k, v in self.sets(spec, sources, sec.get('sets')).items()
+            if k not in grid}
     return {'key': key, 'model': model, 'representation': rep,
             'config': spec, 'dir': os.path.join(self.workdir, TUNE, key),
-            'sets': self.sets(spec, sources, sec.get('sets')),
-            'grid': _grid(self.study, sec, self.base(spec))}
+            'sets': sets, 'grid': grid}
 
   def expand_tune(self, tune: dict[str, Any]) -> list[sweep.Run]:
     grid = {k: [sweep.format_value(v) for v in vs]
@@ -325,8 +327,23 @@ def _point_values(run: sweep.Run, grid: dict[str, Any]) -> dict[str, Any]:
   return {k: run.overrides[k] for k in grid if k in run.overrides}
 
 
+def run_env(workdir: str) -> dict[str, str]:
+  """The runs' environment: this one, with a persistent JAX compilation
+  cache in the study folder (unless one is set). The runs of a study build
+  the same programs again and again (same data, shapes and model); a cached
+  executable is the one XLA would compile, so results do not change."""
+  env = dict(os.environ)
+  if 'JAX_COMPILATION_CACHE_DIR' not in env:
+    env['JAX_COMPILATION_CACHE_DIR'] = os.path.join(
+        os.path.abspath(workdir), 'jax_cache')
+    env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+    env['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
+  return env
+
+
 def run_sweep(config_spec: str, workdir: str, runs: Sequence[sweep.Run],
-              workers: int, spec: dict[str, Any]) -> list[str]:
+              workers: int, spec: dict[str, Any],
+              env: dict[str, str] | None = None) -> list[str]:
   """Runs the unfinished `runs` in sweep directory `workdir`.
 
   Returns:
@@ -341,7 +358,7 @@ def run_sweep(config_spec: str, workdir: str, runs: Sequence[sweep.Run],
     return []
   sweep.prepare_data([sweep.resolve(r.config or config_spec, r.args)
                       for r in todo])
-  runner = sweep.Runner(config_spec, workdir, workers)
+  runner = sweep.Runner(config_spec, workdir, workers, env=env)
   finished = runner.run(todo)
   return [r.name for r, s in finished
           if s['state'] in ('failed', 'interrupted')]
@@ -412,6 +429,7 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
     raise StudyError(f'{workdir} holds a study of {record.get("config")!r}; '
                      'use another --workdir')
   failed = []
+  env = run_env(workdir)
   tune_runs, selected, tuned = {}, {}, {}
   for tune in plan.tunes:
     runs = plan.expand_tune(tune)
@@ -422,7 +440,8 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
             k: sweep.format_value(v) for k, v in tune['sets'].items()},
                            plan.tune_seeds, runs)
     failed += [f'{tune["key"]}/{n}' for n in
-               run_sweep(tune['config'], tune['dir'], runs, workers, spec)]
+               run_sweep(tune['config'], tune['dir'], runs, workers, spec,
+                         env)]
     _, _, records = sweep.load_records(tune['dir'])
     chosen = sweep.select(records)
     if not chosen:
@@ -448,6 +467,10 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
   final_runs = [r for r in final_runs
                 if not any(r.name.startswith(sweep.sanitize(w) + '.')
                            for w in waiting)]
+  # Seed-major: the first round compiles each program once, and the
+  # compilation cache serves the other seeds.
+  order = {s: i for i, s in enumerate(plan.final_seeds)}
+  final_runs.sort(key=lambda r: order.get(r.overrides.get('seed'), 0))
   final_runs = [sweep.Run(i, r.name, r.overrides, r.args, r.config)
                 for i, r in enumerate(final_runs)]
   names = {r.name for r in final_runs}
@@ -465,7 +488,7 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
                 'config': r.config} for r in final_runs]}
   failed += [f'{FINAL}/{n}' for n in
              run_sweep(config_spec, final_dir, final_runs, workers,
-                       final_spec)]
+                       final_spec, env)]
   write_record(workdir, {
       'config': _abs_spec(config_spec), 'spec': _plain(plan.study),
       'dataset': plan.dataset, 'selected': tuned,
@@ -508,9 +531,6 @@ def write_record(workdir: str, record: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------
 # Collect.
 
-_GROUP = re.compile(r'^test/recall@20/(group=([^-]+)-(.+))$')
-
-
 def _read_json(path: str) -> Any:
   try:
     with open(path, encoding='utf-8') as f:
@@ -519,21 +539,24 @@ def _read_json(path: str) -> Any:
     return None
 
 
-def user_group_names(best: dict[str, Any]) -> dict[str, str]:
-  """{'cold_users': 'group=0-6', 'warm_users': 'group=6-1e+09'} from a
-  run's metrics: the lowest and highest user-group bins (two or more)."""
-  bins = []
-  for k in best:
-    m = _GROUP.match(k)
-    if m:
-      try:
-        bins.append((float(m[2]), m[1]))
-      except ValueError:
-        continue
-  if len(bins) < 2:
+def _edge(value: float) -> str:
+  return 'inf' if math.isinf(value) else f'{value:g}'
+
+
+def user_group_names(edges: Sequence[float]) -> dict[str, str]:
+  """{'cold_users': 'group=0-6', 'warm_users': 'group=6-1e+09'}: the names
+  `mmjax.eval.ranking` gives the lowest and highest bins of
+  `eval.user_groups` edges (none with fewer than two bins)."""
+  edges = [float(e) for e in edges or ()]
+  if len(edges) < 3:
     return {}
-  bins.sort()
-  return {'cold_users': bins[0][1], 'warm_users': bins[-1][1]}
+  return {'cold_users': f'group={_edge(edges[0])}-{_edge(edges[1])}',
+          'warm_users': f'group={_edge(edges[-2])}-{_edge(edges[-1])}'}
+
+
+def _edges(run_dir: str) -> list[float]:
+  cfg = _read_json(os.path.join(run_dir, sweep.CONFIG)) or {}
+  return [float(e) for e in (cfg.get('eval') or {}).get('user_groups') or ()]
 
 
 def _suffix(group: str, names: dict[str, str]) -> str | None:
@@ -563,9 +586,7 @@ class _Groups:
     return self._counts[data_dir]
 
   def select(self, run_dir: str, group: str):
-    cfg = _read_json(os.path.join(run_dir, sweep.CONFIG)) or {}
-    edges = [float(e) for e in (cfg.get('eval') or {}).get('user_groups')
-             or ()]
+    edges = _edges(run_dir)
     if len(edges) < 3:
       return None
     lo, hi = (edges[0], edges[1]) if group == 'cold_users' else (
@@ -673,14 +694,14 @@ def table_rows(dataset: str, cells: Sequence[dict[str, Any]], metric: str,
   rows = []
   for (model, rep, control), cs in keyed.items():
     done = [c for c in cs if c['status'] == 'done']
-    names = user_group_names(done[0]['metrics']) if done else {}
+    names = user_group_names(_edges(done[0]['dir'])) if done else {}
     real = {c['seed']: c for c in keyed.get((model, rep, 'real'), [])
             if c['status'] == 'done'}
     for group in GROUPS:
       suffix = _suffix(group, names)
       if suffix is None:
         continue
-      if group == 'cold_items' and not any(
+      if group != 'all' and not any(
           f'test/{metric}{suffix}' in c['metrics'] and _finite(
               c['metrics'][f'test/{metric}{suffix}']) for c in done):
         continue
