@@ -285,8 +285,10 @@ class LeverageTable:
     return p is not None and math.isfinite(p) and p < alpha
 
   @property
-  def has_shuffle(self) -> bool:
-    return 'shuffle' in self.controls
+  def p_controls(self) -> tuple[str, ...]:
+    """The shuffled controls (shuffle, shuffle_<m>): a p column each."""
+    return tuple(c for c in self.controls
+                 if c.partition('_')[0] == 'shuffle')
 
 
 def leverage_tables(rows: Sequence[dict[str, str]],
@@ -347,18 +349,19 @@ def _parts(table: LeverageTable, row: tuple[str, str], control: str,
   return mean, std_text, marks
 
 
-def _p_shuffle(table: LeverageTable, row: tuple[str, str],
-               alpha: float) -> tuple[str, bool]:
-  text = format_p(number(table.cell(row, 'shuffle').get(P_COLUMN)))
-  return text, table.significant(row, 'shuffle', alpha)
+def _p(table: LeverageTable, row: tuple[str, str], control: str,
+       alpha: float) -> tuple[str, bool]:
+  """(the Holm p-value of real vs `control` as text, significant)."""
+  text = format_p(number(table.cell(row, control).get(P_COLUMN)))
+  return text, table.significant(row, control, alpha)
 
 
 def table_note(alpha: float) -> str:
   return (f'Test metrics at the validation-selected epoch, mean ± sample std '
           f'over seeds. {DAGGER}: real differs from this control '
           f'(Holm-adjusted paired t-test over users, p < {alpha:g}); the p '
-          f'column is real vs shuffled ({P_COLUMN}), bold when p < '
-          f'{alpha:g}. *: a seed\'s best epoch was at the end of its '
+          f'columns are real vs each shuffled control ({P_COLUMN}), bold '
+          f'when p < {alpha:g}. *: a seed\'s best epoch was at the end of its '
           'budget.')
 
 
@@ -396,8 +399,8 @@ def table_markdown(table: LeverageTable, alpha: float) -> str:
   head = ['model', 'representation']
   for c in table.controls:
     head += [f'{control_name(c)} {short}' for _, short in METRICS]
-  if table.has_shuffle:
-    head.append('p real vs shuffled (Holm)')
+  head += [f'p real vs {control_name(c)} (Holm)'
+           for c in table.p_controls]
   lines = [f'## Leverage: {table.title}', '',
            '| ' + ' | '.join(head) + ' |',
            '|---|---|' + '---:|' * (len(head) - 2)]
@@ -408,8 +411,8 @@ def table_markdown(table: LeverageTable, alpha: float) -> str:
         mean, std, marks = _parts(table, row, c, m, alpha)
         cells.append(mean + (f' ± {std}' if std else '') +
                      marks.replace('*', r'\*'))
-    if table.has_shuffle:
-      p, sig = _p_shuffle(table, row, alpha)
+    for c in table.p_controls:
+      p, sig = _p(table, row, c, alpha)
       cells.append(f'**{p}**' if sig else p)
     lines.append('| ' + ' | '.join(cells) + ' |')
   lines += ['', table_note(alpha)]
@@ -428,8 +431,8 @@ def tex(text: str) -> str:
 def table_latex(table: LeverageTable, alpha: float) -> str:
   """A booktabs tabular: a column group of three metrics per control."""
   k = len(METRICS)
-  p_col = 1 if table.has_shuffle else 0
-  spec = 'll' + ('r' * k) * len(table.controls) + 'r' * p_col
+  p_cols = len(table.p_controls)
+  spec = 'll' + ('r' * k) * len(table.controls) + 'r' * p_cols
   groups, rules = ['', ''], []
   for i, c in enumerate(table.controls):
     first = 3 + i * k
@@ -437,9 +440,11 @@ def table_latex(table: LeverageTable, alpha: float) -> str:
     rules.append(f'\\cmidrule(lr){{{first}-{first + k - 1}}}')
   names = ['Model', 'Representation']
   names += [tex(short) for _ in table.controls for _, short in METRICS]
-  if p_col:
-    groups.append('')
-    names.append('$p$ (Holm)')
+  if p_cols:
+    first = 3 + len(table.controls) * k
+    groups.append(f'\\multicolumn{{{p_cols}}}{{c}}{{$p$ real vs (Holm)}}')
+    rules.append(f'\\cmidrule(lr){{{first}-{first + p_cols - 1}}}')
+    names += [tex(control_name(c)) for c in table.p_controls]
   lines = [
       '% Written by python -m mmjax.report; needs \\usepackage{booktabs}.',
       f'% Leverage: {tex(table.title)}.',
@@ -455,8 +460,8 @@ def table_latex(table: LeverageTable, alpha: float) -> str:
         if marks:
           text += '$^{' + marks.replace(DAGGER, r'\dagger') + '}$'
         cells.append(text)
-    if p_col:
-      p, sig = _p_shuffle(table, row, alpha)
+    for c in table.p_controls:
+      p, sig = _p(table, row, c, alpha)
       p = p.replace(EMPTY, '--')
       cells.append(f'\\textbf{{{p}}}' if sig else p)
     lines.append(' & '.join(cells) + r' \\')
@@ -476,8 +481,10 @@ def table_html(table: LeverageTable, alpha: float) -> str:
           for c in table.controls]
   sub = [f'<th>{_e(short)}</th>' for _ in table.controls
          for _, short in METRICS]
-  if table.has_shuffle:
-    top.append('<th rowspan="2">p real vs<br>shuffled (Holm)</th>')
+  if table.p_controls:
+    top.append(f'<th colspan="{len(table.p_controls)}">p real vs (Holm)'
+               '</th>')
+    sub += [f'<th>{_e(control_name(c))}</th>' for c in table.p_controls]
   out = ['<div class="scroll"><table class="leverage">',
          '<thead><tr>' + ''.join(top) + '</tr>',
          '<tr>' + ''.join(sub) + '</tr></thead><tbody>']
@@ -493,8 +500,8 @@ def table_html(table: LeverageTable, alpha: float) -> str:
         if std:  # Below the mean: the table is wide already.
           text += f'<br><span class="sd">± {_e(std)}</span>'
         cells.append(f'<td>{text}</td>')
-    if table.has_shuffle:
-      p, sig = _p_shuffle(table, row, alpha)
+    for c in table.p_controls:
+      p, sig = _p(table, row, c, alpha)
       cells.append(f'<td class="sig">{_e(p)}</td>' if sig else
                    f'<td>{_e(p)}</td>')
     out.append('<tr>' + ''.join(cells) + '</tr>')

@@ -404,6 +404,31 @@ class ReportTest(absltest.TestCase):
     self.assertEqual(styles['shuffle_visual'][0],
                      plots.CONTROL_COLOURS['shuffle'])
 
+  def test_a_p_column_per_shuffled_control(self):
+    rows = [r for r in table_rows() if r['group'] == 'all'
+            and r['model'] == 'vbpr' and r['representation'] == 'visual=clip']
+    for r in rows:  # shuffle of one modality, noise of all: a p column.
+      r['control'] = {'shuffle': 'shuffle_visual'}.get(r['control'],
+                                                       r['control'])
+    extra = dict(rows[1], control='shuffle_textual', p_t_holm='0.03')
+    (table,) = report.leverage_tables(rows + [extra])
+    self.assertEqual(table.controls, ('real', 'shuffle_visual',
+                                      'shuffle_textual', 'noise'))
+    self.assertEqual(table.p_controls, ('shuffle_visual', 'shuffle_textual'))
+    cells = markdown_cells(report.table_markdown(table, ALPHA))
+    row = cells[('vbpr', 'visual=clip')]
+    self.assertEqual(row['p real vs shuffled textual (Holm)'], '**0.03**')
+    self.assertEqual(row['p real vs shuffled visual (Holm)'], '**4.2e-04**')
+    self.assertNotIn('p real vs noise (Holm)', row)
+    latex = report.table_latex(table, ALPHA)
+    self.assertIn(r'\multicolumn{2}{c}{$p$ real vs (Holm)}', latex)
+    self.assertIn(r'\cmidrule(lr){15-16}', latex)
+    self.assertTrue(latex.splitlines()[-4].endswith(
+        r'\textbf{4.2e-04} & \textbf{0.03} \\'), latex)
+    page = report.table_html(table, ALPHA)
+    self.assertIn('<th colspan="2">p real vs (Holm)</th>', page)
+    self.assertIn('<th>shuffled textual</th>', page)
+
   def test_study_rows_name_their_runs(self):
     final = os.path.join(self.study, 'final')
     name = 'vbpr-clip-real-seed=0'
