@@ -119,7 +119,8 @@ def gain_size(num_panels: int, num_rows: int,
 
 def gain_figure(gains: Sequence[Gain], stem: str, *, title: str,
                 xlabel: str = 'Test Recall@20: real minus control',
-                alpha: float = 0.05) -> list[str]:
+                alpha: float = 0.05,
+                control_names: dict[str, str] | None = None) -> list[str]:
   """Dot-and-whisker chart of `gains`, one panel per `Gain.panel`.
 
   Rows are the distinct `Gain.row`s (top to bottom in first-seen order);
@@ -133,6 +134,7 @@ def gain_figure(gains: Sequence[Gain], stem: str, *, title: str,
     title: the figure's title.
     xlabel: the x axis' label.
     alpha: the significance level, stated in the legend.
+    control_names: the legend's name of each control (default: as given).
 
   Returns:
     The paths written.
@@ -171,7 +173,8 @@ def gain_figure(gains: Sequence[Gain], stem: str, *, title: str,
   axes[0].set_ylim(len(rows) - 0.5, -0.5)
   handles = [mpl_lines.Line2D([], [], linestyle='none', marker=styles[c][1],
                               markersize=MARKER_SIZE - 1, color=styles[c][0],
-                              label=f'vs {c}') for c in controls]
+                              label=f'vs {(control_names or {}).get(c, c)}')
+             for c in controls]
   handles += [
       mpl_lines.Line2D([], [], linestyle='none', marker='o', markersize=7,
                        color=ZERO_COLOUR, label=f'significant (Holm p < '

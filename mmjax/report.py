@@ -1018,7 +1018,10 @@ def study_report(directory: str, out_dir: str, alpha: float) -> Report:
   table_paths = write_tables(tables, out_dir, alpha)
   figures, sections = [], []
   name = os.path.basename(os.path.abspath(directory))
-  sections.append(f'<h1>Leverage study {_e(name)}</h1>')
+  label = ((spec.get('spec') or {}).get('name') if isinstance(spec, dict)
+           else None)
+  sections.append(f'<h1>Leverage study {_e(label or name)}'
+                  f'{f" ({_e(name)})" if label else ""}</h1>')
   datasets = list(dict.fromkeys(t.dataset for t in tables))
   sections.append(
       f'<p class="meta">{_e(os.path.abspath(directory))}: '
@@ -1035,7 +1038,8 @@ def study_report(directory: str, out_dir: str, alpha: float) -> Report:
       paths = plots.gain_figure(
           per_dataset[d], os.path.join(out_dir, f'gain_{sanitize(d)}'),
           title=f'{d}: gain of real features over each control',
-          alpha=alpha)
+          alpha=alpha, control_names={c: control_name(c) for t in tables
+                                      for c in t.controls})
       figures += paths
       sections.append(figure_html(
           paths, f'{d}: test Recall@20 of real minus each control, mean '

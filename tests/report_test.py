@@ -166,7 +166,8 @@ def make_study(root):
       'variant': 'runlocal', 'source': 'grid', 'grid': None, 'sets': {},
       'seeds': list(SEEDS), 'runs': runs})
   _write_json(os.path.join(d, 'study.json'), {
-      'spec': {'dataset': 'synth', 'models': list(MODELS)},
+      'spec': {'name': 'leverage_test', 'dataset': 'synth',
+               'models': list(MODELS)},
       'selected': {'vbpr': {'optim.lr': 0.001}},
       'commands': {
           'study': 'python -m mmjax.study --config configs/studies/'
@@ -368,7 +369,8 @@ class ReportTest(absltest.TestCase):
                         page)
     self.assertLen(images, 1 + 4)  # The gain figure and 4 curve figures.
     self.assertContains(
-        page, '0.1010', '0.0810', '0.1160', 'noise', 'shuffled',
+        page, '<h1>Leverage study leverage_test (study)</h1>', '0.1010',
+        '0.0810', '0.1160', 'noise', 'shuffled',
         'cold items', 'leverage_synth_all', '<td class="sig">4.2e-04</td>',
         '<td>0.2</td>', '<sup>†</sup>',
         '--workdir studies/s',  # study.json's command,
