@@ -2,7 +2,8 @@ r"""The leverage study: does a model use its content, and which helps most?
 
   python -m mmjax.study --config configs/studies/leverage_synthetic.py \
       --workdir studies/synthetic --workers 2
-  python -m mmjax.study --config configs/studies/leverage_synthetic.py:runlocal \
+  python -m mmjax.study \
+      --config configs/studies/leverage_synthetic.py:runlocal \
       --workdir studies/smoke
   python -m mmjax.study --collect studies/synthetic
 
@@ -73,6 +74,7 @@ import ml_collections
 import numpy as np
 
 from mmjax import sweep  # Defines --config, --workdir, --workers, --collect.
+from mmjax.data import dataset as dataset_lib
 from mmjax.eval import stats
 
 FLAGS = flags.FLAGS
@@ -139,7 +141,8 @@ def flatten(tree: Any, base: Any, prefix: str = '') -> dict[str, Any]:
   return out
 
 
-def _spec(section: Any) -> str:
+def section_spec(section: Any) -> str:
+  """A model section's 'path[:variant]' (paths relative to the repo)."""
   path = section['config']
   if not os.path.isabs(path):
     path = os.path.join(REPO, path)
@@ -237,7 +240,7 @@ class Plan:
 
   def _tune(self, model: str, sec: dict[str, Any], rep: str,
             sources: dict[str, str] | None) -> dict[str, Any]:
-    spec = _spec(sec)
+    spec = section_spec(sec)
     key = sweep.sanitize(f'{model}.{rep}')
     grid = _grid(self.study, sec, self.base(spec))
     # The grid's keys are swept, not set (a section's lr is a default).
@@ -274,7 +277,7 @@ class Plan:
       return name
 
     for m, sec in self.models.items():
-      spec = _spec(sec)
+      spec = section_spec(sec)
       for r in self._reps_of(sec):
         sources = self.representations[r]
         point = selected.get(sweep.sanitize(f'{m}.{r}'), {})
@@ -290,7 +293,7 @@ class Plan:
               if not cp:
                 continue
               csec = self.counterparts[cp]
-              cspec = _spec(csec)
+              cspec = section_spec(csec)
               cpoint = selected.get(sweep.sanitize(f'{cp}.id-only'), {})
               name = add(f'{cp}.id-only.seed={seed}', cspec,
                          {**self.sets(cspec, None, csec.get('sets')),
@@ -309,7 +312,7 @@ class Plan:
                             'control': control, 'seed': seed, 'run': name,
                             'kind': 'real' if kind == 'real' else 'control'})
     for ref, sec in self.references.items():
-      spec = _spec(sec)
+      spec = section_spec(sec)
       for seed in self.final_seeds:
         name = add(f'{ref}.id-only.seed={seed}', spec,
                    self.sets(spec, None, sec.get('sets')), seed)
@@ -579,22 +582,25 @@ class _Groups:
     if not data_dir:
       raise ValueError(f'{run_dir}: runinfo.json names no dataset dir')
     if data_dir not in self._counts:
-      from mmjax.data import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
       ds = dataset_lib.load(data_dir)
       users, _ = ds.select(dataset_lib.TRAIN)
       self._counts[data_dir] = np.bincount(users, minlength=ds.num_users)
     return self._counts[data_dir]
 
-  def select(self, run_dir: str, group: str):
-    edges = _edges(run_dir)
-    if len(edges) < 3:
-      return None
-    lo, hi = (edges[0], edges[1]) if group == 'cold_users' else (
-        edges[-2], edges[-1])
-    counts = self.train_counts(run_dir)
+  def select(self, run_dirs: dict[int, str], group: str):
+    """(seed, users) -> bool [n]: the group's users of each seed's run
+    (`run_dirs`: seed -> run directory), or None without two groups."""
+    bins = {}
+    for seed, d in run_dirs.items():
+      edges = _edges(d)
+      if len(edges) < 3:
+        return None
+      lo, hi = (edges[0], edges[1]) if group == 'cold_users' else (
+          edges[-2], edges[-1])
+      bins[seed] = (lo, hi, self.train_counts(d))
 
     def keep(seed, users):
-      del seed
+      lo, hi, counts = bins[seed]
       c = counts[users]
       return (c >= lo) & (c < hi)
 
@@ -717,7 +723,8 @@ def table_rows(dataset: str, cells: Sequence[dict[str, Any]], metric: str,
         if pairs:
           select = None
           if group in ('warm_users', 'cold_users'):
-            select = groups.select(pairs[0]['dir'], group)
+            select = groups.select({c['seed']: c['dir'] for c in pairs},
+                                   group)
           pooled = stats.pool(
               [(c['seed'], per_user(real[c['seed']]['dir']),
                 per_user(c['dir'])) for c in pairs],

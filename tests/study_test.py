@@ -14,8 +14,12 @@ import time
 from absl.testing import absltest
 from absl.testing import parameterized
 
+import numpy as np
+
 from mmjax import study
 from mmjax import sweep
+from mmjax.eval import ranking
+from mmjax.eval import stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDIES = os.path.join(REPO, 'configs', 'studies')
@@ -71,11 +75,12 @@ class ExpandTest(parameterized.TestCase):
         self.assertNotIn('features.sources', over)
         if kind == 'none':
           cp = plan.models[e['model']]['counterpart']
-          self.assertEqual(run.config, study._spec(plan.counterparts[cp]))  # pylint: disable=protected-access
+          self.assertEqual(run.config,
+                           study.section_spec(plan.counterparts[cp]))
         continue
       sources = plan.representations[e['representation']]
       self.assertEqual(run.config,
-                       study._spec(plan.models[e['model']]))  # pylint: disable=protected-access
+                       study.section_spec(plan.models[e['model']]))
       if kind == 'only':
         self.assertEqual(over['features.sources'],
                          {modality: sources[modality]})
@@ -103,6 +108,90 @@ class ExpandTest(parameterized.TestCase):
         study.parse_control(name)
     self.assertEqual(study.parse_control('noise_textual'),
                      ('noise', 'textual'))
+
+
+def plant_run(final_dir, name, seed, per_user, cold, test, model='vbpr'):
+  """A finished run of a study's final sweep, with per-user test values."""
+  d = sweep.run_dir(final_dir, name)
+  os.makedirs(d)
+  users = np.arange(len(per_user))
+  result = ranking.EvalResult(
+      per_user={'recall@20': np.asarray(per_user, np.float64),
+                'recall@20/cold_items': np.asarray(cold, np.float64)},
+      users=users.astype(np.int32), summary={},
+      top_items=np.zeros((len(users), 1), np.int32))
+  ranking.save_per_user(result, os.path.join(d, 'per_user_test.npz'),
+                        split_hash='h', split='test', name=name)
+  files = {
+      sweep.RESULTS: {'model': model, 'best_epoch': 3, 'at_budget': False,
+                      'best': {'val/recall@20': 0.5, **test}},
+      sweep.STATUS: {'state': 'done'},
+      sweep.CONFIG: {'seed': seed, 'model': {'name': model},
+                     'eval': {'user_groups': []}}}
+  for file, value in files.items():
+    with open(os.path.join(d, file), 'w', encoding='utf-8') as f:
+      json.dump(value, f)
+  return d
+
+
+class CollectTest(absltest.TestCase):
+  """collect() on planted runs: the statistics are stats' on the pairs."""
+
+  def test_table_from_planted_runs(self):
+    workdir = tempfile.mkdtemp(prefix='mmjax_study_collect_')
+    self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+    final = os.path.join(workdir, study.FINAL)
+    nan = float('nan')
+    values = {  # (control, seed) -> per-user recall@20 of 4 users.
+        ('real', 0): [1.0, 0.5, 0.5, 0.0], ('real', 1): [1.0, 1.0, 0.5, 0.0],
+        ('shuffle', 0): [0.0, 0.5, 0.0, 0.0],
+        ('shuffle', 1): [0.5, 0.0, 0.5, 0.0],
+    }
+    entries = []
+    for (control, seed), v in values.items():
+      name = f'vbpr.r.{control}.seed={seed}'
+      cold = [v[0], nan, v[2], nan]
+      plant_run(final, name, seed, v, cold, {
+          'test/recall@20': float(np.mean(v)), 'test/ndcg@20': 0.1,
+          'test/hit@20': 0.2,
+          'test/recall@20/cold_items': float(np.nanmean(cold))})
+      entries.append({'model': 'vbpr', 'representation': 'r',
+                      'control': control, 'seed': seed, 'run': name,
+                      'kind': 'real' if control == 'real' else 'control'})
+    with open(os.path.join(workdir, study.STUDY), 'w', encoding='utf-8') as f:
+      json.dump({'dataset': 'd', 'spec': {'num_boot': 500},
+                 'final_seeds': [0, 1], 'entries': entries}, f)
+    rows = study.collect(workdir)
+    got = {(r['control'], r['group']): r for r in rows}
+    self.assertEqual(set(got), {(c, g) for c in ('real', 'shuffle')
+                                for g in ('all', 'cold_items')})
+    self.assertNotIn('p_t', got['real', 'all'])
+    self.assertAlmostEqual(got['real', 'all']['recall@20_mean'], 0.5625)
+    self.assertAlmostEqual(got['real', 'all']['recall@20_std'],
+                           math.sqrt(2 * 0.0625 ** 2))
+    for group, metric in (('all', 'recall@20'),
+                          ('cold_items', 'recall@20/cold_items')):
+      pairs = []
+      for seed in (0, 1):
+        pairs.append((seed, *[ranking.load_per_user(os.path.join(
+            final, 'runs', f'vbpr.r.{c}.seed={seed}', 'per_user_test.npz'))
+                              for c in ('real', 'shuffle')]))
+      want = stats.real_vs_control(stats.pool(pairs, metric), num_boot=10)
+      row = got['shuffle', group]
+      for k in ('gap', 'p_t', 'effect_d', 'p_seeds'):
+        # p_seeds is NaN for 'all': both seeds' gaps are 0.375.
+        np.testing.assert_allclose(row[k], want[k], err_msg=k)
+    # Holm over the table's two tests.
+    ps = [got['shuffle', g]['p_t'] for g in ('all', 'cold_items')]
+    np.testing.assert_allclose(
+        [got['shuffle', g]['p_t_holm'] for g in ('all', 'cold_items')],
+        stats.holm(ps))
+    table = read_csv(os.path.join(workdir, 'table.csv'))
+    self.assertLen(table, 4)
+    self.assertEqual(table[0]['p_t'], '')  # A real row.
+    cells = read_csv(os.path.join(workdir, 'study.csv'))
+    self.assertLen(cells, 4)
+    self.assertEqual(cells[0]['status'], 'done')
 
 
 class RunlocalTest(absltest.TestCase):
