@@ -10,14 +10,14 @@ Study. Per dataset and group (all users, warm users, cold users, cold items)
 of `table.csv`, the leverage table `leverage_<dataset>_<group>.{csv,md,tex}`:
 a row per (model, representation), and per control present (real, shuffled,
 noise, none, each modality alone) test Recall@20, NDCG@20 and HR@20 as mean
-± sample std over seeds, then the Holm-adjusted p-value of real vs shuffled.
-A control whose Recall@20 differs from real's (Holm-adjusted paired t-test
-over users, p < --alpha) carries a dagger; the p-value is bold then. Per
-dataset, `gain_<dataset>.{png,pdf}`: real minus each control (test
-Recall@20) with its bootstrap 95% interval, a panel per group. Per (model,
-representation), `curves_*.{png,pdf}`: validation select metric per epoch of
-the final runs (one colour per control, one line style per seed, the best
-epoch starred).
+± sample std over seeds, then the Holm-adjusted p-value of real vs each
+shuffled control (shuffle, shuffle_<m>). A control whose Recall@20 differs
+from real's (Holm-adjusted paired t-test over users, p < --alpha) carries a
+dagger; its p-value is bold then. Per dataset, `gain_<dataset>.{png,pdf}`:
+real minus each control (test Recall@20) with its bootstrap 95% interval, a
+panel per group. Per (model, representation), `curves_*.{png,pdf}`:
+validation select metric per epoch of the final runs (one colour per
+control, one line style per seed, the best epoch starred).
 
 Sweep. The selection summary (per model, representation and control: the
 grid point selected on validation, test at that point as mean ± std over
@@ -852,7 +852,7 @@ td {{ padding: 3px 8px; border-bottom: 1px solid #dee2e6; text-align: right;
 td.l {{ text-align: left; }}
 td.sig {{ font-weight: bold; }}
 .sd {{ color: #6c757d; }}
-tr.failed td {{ color: #c92a2a; }}
+tr.failed td, .failed {{ color: #c92a2a; }}
 .note {{ color: #495057; font-size: 12.5px; max-width: 1000px; }}
 figure {{ margin: 8px 0 18px; }}
 figure img {{ max-width: 100%; height: auto; display: block; }}

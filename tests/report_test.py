@@ -526,6 +526,7 @@ class ChromiumTest(absltest.TestCase):
     index = report.build(study).index
     shot = os.path.join(root, 'shot.png')
     args = [binary, '--headless', '--disable-gpu', '--hide-scrollbars',
+            '--disable-dev-shm-usage',  # Containers' /dev/shm is small.
             f'--user-data-dir={os.path.join(root, "profile")}',
             f'--screenshot={shot}', '--window-size=1280,2000',
             'file://' + os.path.abspath(index)]
