@@ -198,13 +198,6 @@ def sweep_dirs(directory: str) -> list[str]:
   return out
 
 
-def sweep_runs(directory: str) -> list[tuple[dict[str, Any], str]]:
-  """(run entry of sweep.json, run directory) of each run of a sweep."""
-  spec = read_json(os.path.join(directory, SWEEP), 'the sweep spec')
-  return [(r, sweep_lib.run_dir(directory, r['name']))
-          for r in spec.get('runs', [])]
-
-
 # ---------------------------------------------------------------------------
 # Leverage tables.
 
@@ -607,14 +600,17 @@ def study_run_dir(study_dir: str, row: dict[str, str],
   """The run directory a study.csv row names, or None.
 
   The row's run_dir (or dir, workdir, run) column is a path, absolute or
-  relative to the study, or the name of a run of one of `sweeps`.
+  relative to the study, or (its last part) the name of a run of one of
+  `sweeps`, which finds the runs of a study moved after it ran.
   """
   for key in ('run_dir', 'run dir', 'dir', 'workdir', 'run'):
     text = (row.get(key) or '').strip()
     if not text:
       continue
+    # A moved study: its runs by name in its own sweeps.
     for path in (text, os.path.join(study_dir, text),
-                 *(sweep_lib.run_dir(s, text) for s in sweeps)):
+                 *(sweep_lib.run_dir(s, os.path.basename(text.rstrip('/')))
+                   for s in sweeps)):
       if os.path.isdir(path):
         return path
   return None

@@ -436,7 +436,8 @@ class ReportTest(absltest.TestCase):
     name = 'vbpr-clip-real-seed=0'
     expected = sweep.run_dir(final, name)
     for row in ({'run_dir': os.path.join('final', 'runs', name)},
-                {'run_dir': expected}, {'run': name}):
+                {'run_dir': expected}, {'run': name},
+                {'run_dir': f'/elsewhere/final/runs/{name}'}):  # Moved.
       self.assertEqual(
           report.study_run_dir(self.study, row, [final]), expected, row)
     self.assertIsNone(report.study_run_dir(self.study, {'run': 'nope'},
