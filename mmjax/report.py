@@ -895,13 +895,14 @@ def plain_table(head: Sequence[str], rows: Sequence[Sequence[Any]],
   return '\n'.join(out)
 
 
-def _show(text: str) -> str:
-  """A results.csv cell for the page: numbers to 4 decimals."""
+def _show(column: str, text: str) -> str:
+  """A results.csv cell for the page: metrics to 4 decimals, the rest (run
+  names, swept values such as a learning rate of 1e-5) as written."""
   x = number(text)
-  if x is None or not isinstance(text, str) or re.fullmatch(
-      r'-?\d+', text.strip()):
+  if (not column.startswith(('val/', 'test/')) or x is None or
+      not math.isfinite(x)):
     return text
-  return _value(x) if math.isfinite(x) else text
+  return _value(x)
 
 
 def provenance_html(prov: dict[str, Any]) -> str:
@@ -1123,7 +1124,7 @@ def sweep_report(directory: str, out_dir: str, alpha: float) -> Report:
   shown = [h for h in head if h not in metric_cols] + [
       h for h in metric_cols if re.search(r'(recall|ndcg|hit)@', h)]
   sections += [f'<h2>Results ({RESULTS_CSV})</h2>',
-               plain_table(shown, [[_show(r.get(h, '')) for h in shown]
+               plain_table(shown, [[_show(h, r.get(h, '')) for h in shown]
                                    for r in results], left=2,
                            row_class=['failed' if r.get('status') in (
                                'failed', 'interrupted') else ''

@@ -458,6 +458,8 @@ class ReportTest(absltest.TestCase):
     with open(os.path.join(self.sweep, 'results.csv'),
               encoding='utf-8') as f:
       results = list(csv.DictReader(f))
+    results_table = page[page.index('<h2>Results'):]
+    self.assertContains(results_table, '<td>0.001</td>', '<td>0.01</td>')
     for r in results:
       self.assertContains(page, r['run'])
       if r['status'] == 'done':
