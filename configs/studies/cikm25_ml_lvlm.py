@@ -22,10 +22,13 @@ writes a SLURM array with `python -m mmjax.sweep ... --slurm`.
 VBPR (counterpart BPR-MF) and FREEDOM (counterpart LightGCN) with title+genres
 as text and Qwen2-VL-7B's poster description as the visual modality (the two
 representations the ml-lvlm configs use, extracted by default), a grid of
-lr {1e-3, 5e-3} at 64 factors and regularisation 0.01, up to 100 epochs
-(validation every 10, patience 3 evaluations), seeds 0 and 1, controls real,
-shuffle, noise, none, only_textual, only_visual, and MostPop as a reference
-(about 26 runs). Not yet timed here.
+lr {1e-3, 5e-3} at 64 factors and regularisation 0.01, up to 200 epochs
+(validation every 10, patience 5 evaluations), seeds 0 and 1, controls real,
+shuffle, noise, none, only_textual, only_visual, and MostPop as a reference:
+4 tuning runs and 26 final ones (2 copied from tuning). Not yet run whole:
+single runs at 100 epochs took 48 s (VBPR) and 60 s (FREEDOM) on this
+2-core machine at load 6 (VBPR at lr 1e-3 still improving at 100 epochs,
+hence 200), so about 20 minutes with --workers 2 is the estimate.
 """
 
 import importlib.util
@@ -89,7 +92,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.grid = {'optim': {'lr': (1e-3, 5e-3)},
               'model': {'embed_dim': (64,), 'reg_weight': (0.01,)}}
     c.final_seeds = (0, 1)
-    c.sets.train = {'num_epochs': 100, 'eval_every_epochs': 10,
-                    'patience': 3}
-    c.sets.ckpt = {'every_epochs': 100, 'keep': 1}
+    c.sets.train = {'num_epochs': 200, 'eval_every_epochs': 10,
+                    'patience': 5}
+    c.sets.ckpt = {'every_epochs': 200, 'keep': 1}
   return c

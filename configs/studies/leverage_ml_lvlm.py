@@ -103,8 +103,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.grid = {'optim': {'lr': (1e-3, 5e-3)}}
     c.final_seeds = (0, 1)
     c.controls = ('real', 'shuffle', 'none', 'only_visual')
-    c.sets = {'train': {'num_epochs': 100, 'patience': 3,
+    c.sets = {'train': {'num_epochs': 200, 'patience': 5,
                         'eval_every_epochs': 10},
-              'ckpt': {'every_epochs': 100, 'keep': 1},
+              'ckpt': {'every_epochs': 200, 'keep': 1},
               'mesh': {'data': 1}}
   return c
