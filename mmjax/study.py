@@ -263,7 +263,8 @@ class Plan:
     """The final sweep's runs and the table's entries.
 
     Args:
-      selected: tune key -> {dotted key: value} (the selected point).
+      selected: tune key -> {dotted key: value} (the selected point); a
+      tuned (model, representation) without one is left out (it waits).
     """
     runs: dict[str, sweep.Run] = {}
     entries = []
@@ -280,7 +281,10 @@ class Plan:
       spec = section_spec(sec)
       for r in self._reps_of(sec):
         sources = self.representations[r]
-        point = selected.get(sweep.sanitize(f'{m}.{r}'), {})
+        key = sweep.sanitize(f'{m}.{r}')
+        if key not in selected:
+          continue  # Its tuning has no finished run yet: its cells wait.
+        point = selected[key]
         for control in self.controls:
           kind, modality = parse_control(control)
           if modality and modality not in sources:
@@ -294,7 +298,11 @@ class Plan:
                 continue
               csec = self.counterparts[cp]
               cspec = section_spec(csec)
-              cpoint = selected.get(sweep.sanitize(f'{cp}.id-only'), {})
+              ckey = sweep.sanitize(f'{cp}.id-only')
+              if self.study.get('tune_counterparts') and (
+                  ckey not in selected):
+                continue
+              cpoint = selected.get(ckey, {})
               name = add(f'{cp}.id-only.seed={seed}', cspec,
                          {**self.sets(cspec, None, csec.get('sets')),
                           **cpoint}, seed)
@@ -463,21 +471,13 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
         'select_metric': best.select_metric, 'seeds': list(best.seeds),
         'points': [{'point': dict(p), 'n': n, 'val': v}
                    for p, n, v in best.points]}
-  ready = {t['key'] for t in plan.tunes if t['key'] in selected}
   final_runs, entries = plan.final(selected)
-  waiting = {f'{t["model"]}.{t["representation"]}' for t in plan.tunes
-             if t['key'] not in ready}
-  final_runs = [r for r in final_runs
-                if not any(r.name.startswith(sweep.sanitize(w) + '.')
-                           for w in waiting)]
   # Seed-major: the first round compiles each program once, and the
   # compilation cache serves the other seeds.
   order = {s: i for i, s in enumerate(plan.final_seeds)}
   final_runs.sort(key=lambda r: order.get(r.overrides.get('seed'), 0))
   final_runs = [sweep.Run(i, r.name, r.overrides, r.args, r.config)
                 for i, r in enumerate(final_runs)]
-  names = {r.name for r in final_runs}
-  entries = [e for e in entries if e['run'] in names]
   final_dir = os.path.join(workdir, FINAL)
   os.makedirs(os.path.join(final_dir, sweep.RUNS), exist_ok=True)
   copied = reuse_tuning_runs(plan, tune_runs, selected, final_runs)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 from absl.testing import absltest
@@ -192,6 +193,44 @@ class CollectTest(absltest.TestCase):
     cells = read_csv(os.path.join(workdir, 'study.csv'))
     self.assertLen(cells, 4)
     self.assertEqual(cells[0]['status'], 'done')
+
+
+class FailureTest(absltest.TestCase):
+
+  def test_a_failed_tuning_run_is_recorded_and_its_cells_wait(self):
+    tmp = tempfile.mkdtemp(prefix='mmjax_study_fail_')
+    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    config = os.path.join(tmp, 'broken.py')
+    with open(config, 'w', encoding='utf-8') as f:
+      f.write(textwrap.dedent(f'''\
+          import importlib.util
+
+          _spec = importlib.util.spec_from_file_location(
+              'base', {SYNTHETIC!r})
+          _base = importlib.util.module_from_spec(_spec)
+          _spec.loader.exec_module(_base)
+
+
+          def get_config(arg=None):
+            c = _base.get_config('runlocal')
+            c.representations = {{'missing': {{'visual': 'no_such_rep'}}}}
+            return c
+          '''))
+    workdir = os.path.join(tmp, 'study')
+    out = subprocess.run(
+        [sys.executable, '-m', 'mmjax.study', '--config', config,
+         '--workdir', workdir], cwd=REPO, capture_output=True, text=True,
+        timeout=TIMEOUT, env=child_env())
+    self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+    self.assertIn('failed', out.stderr)
+    status = sweep.read_status(os.path.join(
+        workdir, 'tune', 'vbpr.missing', 'runs', 'seed=0'))
+    self.assertEqual(status['state'], 'failed')
+    self.assertIn('no_such_rep', ' '.join(status['log_tail']))
+    # Nothing final ran (not even the counterpart of the waiting cells);
+    # the empty table is still written.
+    self.assertEqual(read_csv(os.path.join(workdir, 'table.csv')), [])
+    self.assertFalse(os.listdir(os.path.join(workdir, 'final', 'runs')))
 
 
 class RunlocalTest(absltest.TestCase):
