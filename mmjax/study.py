@@ -174,11 +174,12 @@ class Plan:
   """What a study runs: tune sweeps, then the final runs.
 
   Attributes:
+    study: the study config.
     tunes: [{'key', 'model', 'representation', 'config', 'dir', 'sets',
       'grid'}], one sweep per tuned (model, representation) or counterpart.
-    entries: [{'model', 'representation', 'control', 'seed', 'run',
-      'kind'}]: the table's cells by seed ('kind' real | control |
-      reference), `run` a final run's name.
+    representations, models, counterparts, references: its sections, as
+      dicts.
+  `final(selected)` gives the final runs and the table's cells.
   """
 
   def __init__(self, config_spec: str, workdir: str):
@@ -265,6 +266,15 @@ class Plan:
     Args:
       selected: tune key -> {dotted key: value} (the selected point); a
       tuned (model, representation) without one is left out (it waits).
+
+    Returns:
+      (runs, entries): the final sweep's runs (shared ones once) and one
+      entry per table cell and seed: {'model', 'representation',
+      'control', 'seed', 'run' (a run's name), 'kind' (real | control |
+      reference)}.
+
+    Raises:
+      StudyError: two runs of one name with different settings.
     """
     runs: dict[str, sweep.Run] = {}
     entries = []
@@ -275,6 +285,12 @@ class Plan:
       if name not in runs:
         args = tuple(_args(over))
         runs[name] = sweep.Run(len(runs), name, _plain(over), args, spec)
+      elif runs[name].config != spec or not sweep.same_value(
+          runs[name].overrides, over):
+        # A reference that is also a counterpart, with other settings.
+        raise StudyError(f'two runs named {name} with other settings: give '
+                         'the reference and the counterpart the same '
+                         'section, or another label')
       return name
 
     for m, sec in self.models.items():

@@ -389,7 +389,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
   return int(match[1]), int(match[2])
 
 
-def _equal(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+  """Equal as JSON (tuples and lists alike, ConfigDicts as dicts)."""
   return json.dumps(to_jsonable(a), sort_keys=True) == json.dumps(
       to_jsonable(b), sort_keys=True)
 
@@ -455,7 +456,7 @@ def expand(config_spec: str, grid: dict[str, list[str]] | None = None,
     cfg = resolve(config_spec, set_args + args)
     got = {k: to_jsonable(get_path(cfg, k)) for k in point}
     for k, v in (want or {}).items():
-      if not _equal(got[k], v):
+      if not same_value(got[k], v):
         raise SweepError(f'get_sweep() value {k}={v!r} reads back as '
                          f'{got[k]!r} from the command line')
     resolved_points.append((got, tuple(set_args + args)))
@@ -542,14 +543,14 @@ def write_spec(workdir: str, spec: dict[str, Any]) -> dict[str, Any]:
           f'{spec[key]!r}); use another --workdir')
   known = {r['name']: r for r in old.get('runs', [])}
   for r in spec['runs']:
-    if r['name'] in known and not _equal(known[r['name']]['overrides'],
+    if r['name'] in known and not same_value(known[r['name']]['overrides'],
                                          r['overrides']):
       raise SweepError(f'{workdir}: run {r["name"]} exists with other '
                        'overrides; use another --workdir')
   merged = dict(spec)
   merged['runs'] = old.get('runs', []) + [r for r in spec['runs']
                                           if r['name'] not in known]
-  if not _equal(merged, old):
+  if not same_value(merged, old):
     write_json(path, merged)
   return merged
 

@@ -15,8 +15,9 @@ training items masked at test (`eval.mask_valid_at_test=False`). Models
 VBPR, FREEDOM, LATTICE, BM3 with the MiniLM representations of
 configs/studies/leverage_ml_lvlm.py (title+genres, and title+genres with each
 LVLM output file), one tuning seed, three final seeds, every control. The
-full study (about 1,700 runs) is meant for a cluster: each of its sweeps
-writes a SLURM array with `python -m mmjax.sweep ... --slurm`.
+full study (1,560 tuning runs, 768 final ones) is meant for a cluster; the
+study command runs on one machine (--workers N), and a SLURM array for a
+study is not written yet (mmjax.sweep --slurm does it for one sweep).
 
 `fast`: meant to finish within 30 minutes on an idle 2-core machine:
 VBPR (counterpart BPR-MF) and FREEDOM (counterpart LightGCN) with title+genres

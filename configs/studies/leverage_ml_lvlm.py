@@ -20,8 +20,8 @@ one seed, then run over three seeds with every control. The split is the
 dataset's (per-user chronological 8:1:1); cold users are those with at most
 5 training interactions.
 
-This is a large study (about 2,000 runs): run it through the sweep
-machinery on a cluster, or start from configs/studies/cikm25_ml_lvlm.py:fast.
+This is a large study (1,680 tuning runs, 840 final ones), meant for a
+cluster; start with `fast` or configs/studies/cikm25_ml_lvlm.py:fast.
 Variants: `fast` (VBPR alone, three representations, two grid points, two
 seeds).
 """

@@ -19,8 +19,10 @@ BPR-MF), LATTICE and FREEDOM (counterpart LightGCN) at bench/planted.py's
 settings: VBPR <= 40 epochs, patience 10, lr 1e-3; the graph models <= 80
 epochs, patience 20, lr 5e-3 (the tuning grid adds 1e-3 / 5e-3 around them).
 
-Variants: `preset=visual|text|none`; `runlocal`: the whole study end to end
-in about two minutes (300 users x 200 items, VBPR and BPR-MF, one tuning
+Variants: `preset=visual|text|none`; `models=vbpr+lattice` (a subset, with
+their counterparts); `seeds=N` (final seeds 0..N-1); `runlocal`: the whole
+study end to end in one to two minutes here (300 users x 200 items, VBPR
+and BPR-MF, one tuning
 point, 2 final seeds, <= 10 epochs, controls real, shuffle_visual, none;
 cold users those with at most 9 training interactions);
 tests/study_test.py runs it.
@@ -48,7 +50,8 @@ SOURCES = {'textual': 'synthetic_text', 'visual': 'synthetic_visual'}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  args = config_args.parse_arg(arg, runlocal=False, preset='visual')
+  args = config_args.parse_arg(arg, runlocal=False, preset='visual',
+                               models='', seeds=0)
   if args.preset not in ('visual', 'text', 'none'):
     raise ValueError(f'preset={args.preset!r}: use visual, text or none')
   c = ml_collections.ConfigDict()
@@ -94,6 +97,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       'mesh': {'data': 1},
   }
   c.user_groups = (0, 6, 1e9)  # Cold users: at most 5 training interactions.
+  if args.models:
+    keep = args.models.split('+')
+    unknown = sorted(set(keep) - set(c.models))
+    if unknown:
+      raise ValueError(f'models={args.models}: unknown {unknown}; known: '
+                       f'{sorted(c.models)}')
+    c.models = {k: v for k, v in c.models.items() if k in keep}
+    used = {m.counterpart for m in c.models.values()}
+    c.counterparts = {k: v for k, v in c.counterparts.items() if k in used}
+  if args.seeds:
+    c.final_seeds = tuple(range(args.seeds))
   if args.runlocal:
     c.name += '_runlocal'
     c.models = {k: v for k, v in c.models.items() if k == 'vbpr'}
