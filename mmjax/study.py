@@ -78,6 +78,9 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.eval import stats
 
 FLAGS = flags.FLAGS
+_DRY_RUN = flags.DEFINE_bool(
+    'dry_run', False, 'Print what the study would run (tuning sweeps, final '
+    'runs per control) and run nothing.')
 STUDY = 'study.json'
 TUNE = 'tune'
 FINAL = 'final'
@@ -344,6 +347,29 @@ class Plan:
                         'control': 'real', 'seed': seed, 'run': name,
                         'kind': 'reference'})
     return list(runs.values()), entries
+
+
+def describe_plan(plan: Plan) -> str:
+  """What `plan` runs, in lines of text; the final runs as if every tuning
+  sweep selected its first point."""
+  lines = [f'study {plan.study.get("name") or ""}: {len(plan.tunes)} tuning '
+           f'sweeps (seeds {plan.tune_seeds}), final seeds '
+           f'{plan.final_seeds}']
+  total = 0
+  for t in plan.tunes:
+    n = math.prod(len(v) for v in t['grid'].values()) * len(plan.tune_seeds)
+    total += n
+    grid = ', '.join(f'{k} {list(v)}' for k, v in t['grid'].items())
+    lines.append(f'  tune {t["key"]}: {n} runs ({grid or "one point"})')
+  runs, entries = plan.final({t['key']: {k: v[0] for k, v in
+                                         t['grid'].items()}
+                              for t in plan.tunes})
+  per_control: dict[str, set[str]] = {}
+  for e in entries:
+    per_control.setdefault(e['control'], set()).add(e['run'])
+  lines.append(f'{total} tuning runs; {len(runs)} final runs: ' + ', '.join(
+      f'{c} {len(n)}' for c, n in per_control.items()))
+  return '\n'.join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -861,6 +887,9 @@ def study_main(argv: Sequence[str]) -> int:
                      'DIR)')
   if FLAGS.workers < 1:
     raise StudyError(f'--workers {FLAGS.workers}: expected at least 1')
+  if _DRY_RUN.value:
+    print(describe_plan(Plan(FLAGS.config, FLAGS.workdir)))
+    return 0
   return run_study(FLAGS.config, FLAGS.workdir, FLAGS.workers, argv)
 
 

@@ -96,6 +96,8 @@ class ExpandTest(parameterized.TestCase):
       for k, v in selected[sweep.sanitize(
           f'{e["model"]}.{e["representation"]}')].items():
         self.assertEqual(over[k], v)
+    text = study.describe_plan(plan)
+    self.assertIn(f'{len(runs)} final runs', text)
     # Every final run's flags resolve (checked on one per config file).
     seen = set()
     for r in runs:
