@@ -282,14 +282,17 @@ class Plan:
     runs: dict[str, sweep.Run] = {}
     entries = []
 
-    def add(name, spec, overrides, seed):
+    def add(name, spec, overrides, point, seed):
       name = sweep.sanitize(name)
       over = {**overrides, 'seed': seed}
+      args = tuple(_args(over))
+      # What varies across the final runs (the table's columns of
+      # results.csv); the study's fixed sets are in `args` only.
+      varying = {k: v for k, v in over.items()
+                 if k in point or k == 'seed' or k.startswith('features.')}
       if name not in runs:
-        args = tuple(_args(over))
-        runs[name] = sweep.Run(len(runs), name, _plain(over), args, spec)
-      elif runs[name].config != spec or not sweep.same_value(
-          runs[name].overrides, over):
+        runs[name] = sweep.Run(len(runs), name, _plain(varying), args, spec)
+      elif runs[name].config != spec or runs[name].args != args:
         # A reference that is also a counterpart, with other settings.
         raise StudyError(f'two runs named {name} with other settings: give '
                          'the reference and the counterpart the same '
@@ -324,7 +327,7 @@ class Plan:
               cpoint = selected.get(ckey, {})
               name = add(f'{cp}.id-only.seed={seed}', cspec,
                          {**self.sets(cspec, None, csec.get('sets')),
-                          **cpoint}, seed)
+                          **cpoint}, cpoint, seed)
             else:
               over = {**self.sets(spec, sources, sec.get('sets')),
                       **point}
@@ -334,7 +337,8 @@ class Plan:
                 over['features.control'] = kind
                 over['features.control_modalities'] = (
                     (modality,) if modality else ())
-              name = add(f'{m}.{r}.{control}.seed={seed}', spec, over, seed)
+              name = add(f'{m}.{r}.{control}.seed={seed}', spec, over,
+                         point, seed)
             entries.append({'model': m, 'representation': r,
                             'control': control, 'seed': seed, 'run': name,
                             'kind': 'real' if kind == 'real' else 'control'})
@@ -342,7 +346,7 @@ class Plan:
       spec = section_spec(sec)
       for seed in self.final_seeds:
         name = add(f'{ref}.id-only.seed={seed}', spec,
-                   self.sets(spec, None, sec.get('sets')), seed)
+                   self.sets(spec, None, sec.get('sets')), {}, seed)
         entries.append({'model': ref, 'representation': 'id-only',
                         'control': 'real', 'seed': seed, 'run': name,
                         'kind': 'reference'})
@@ -530,7 +534,9 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
       'config': _abs_spec(config_spec), 'variant': None, 'source': 'study',
       'grid': None, 'sets': {}, 'seeds': plan.final_seeds,
       'runs': [{'name': r.name, 'overrides': r.overrides,
-                'config': r.config} for r in final_runs]}
+                'config': r.config, 'args': list(r.args)}
+               for r in final_runs]}
+  check_final(final_dir, final_spec)
   failed += [f'{FINAL}/{n}' for n in
              run_sweep(config_spec, final_dir, final_runs, workers,
                        final_spec, env)]
@@ -556,25 +562,26 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
   return 0
 
 
-def _abs_spec(config_spec: str) -> str:
-  path, colon, variant = config_spec.partition(':')
-  return os.path.abspath(path) + colon + variant
+def check_final(final_dir: str, spec: dict[str, Any]) -> None:
+  """Refuses final runs that exist with other settings.
 
+  The final sweep records each run's varying keys as its overrides and its
+  full flags as 'args'; a run of the same name whose flags or config file
+  changed (an edited study config) would otherwise be skipped as finished.
 
-def read_record(workdir: str) -> dict[str, Any] | None:
-  try:
-    with open(os.path.join(workdir, STUDY), encoding='utf-8') as f:
-      return json.load(f)
-  except (OSError, ValueError):
-    return None
+  Raises:
+    StudyError: naming the first such run.
+  """
+  old = _read_json(os.path.join(final_dir, sweep.SPEC)) or {}
+  known = {r['name']: r for r in old.get('runs', [])}
+  for r in spec['runs']:
+    was = known.get(r['name'])
+    if was and (was.get('config') != r['config'] or
+                list(was.get('args') or []) != r['args']):
+      raise StudyError(f'{final_dir}: run {r["name"]} exists with other '
+                       'settings (was the study config changed?); use '
+                       'another --workdir')
 
-
-def write_record(workdir: str, record: dict[str, Any]) -> None:
-  sweep.write_json(os.path.join(workdir, STUDY), record)
-
-
-# ---------------------------------------------------------------------------
-# Collect.
 
 def _read_json(path: str) -> Any:
   try:
@@ -583,6 +590,22 @@ def _read_json(path: str) -> Any:
   except (OSError, ValueError):
     return None
 
+
+def _abs_spec(config_spec: str) -> str:
+  path, colon, variant = config_spec.partition(':')
+  return os.path.abspath(path) + colon + variant
+
+
+def read_record(workdir: str) -> dict[str, Any] | None:
+  return _read_json(os.path.join(workdir, STUDY))
+
+
+def write_record(workdir: str, record: dict[str, Any]) -> None:
+  sweep.write_json(os.path.join(workdir, STUDY), record)
+
+
+# ---------------------------------------------------------------------------
+# Collect.
 
 def _edge(value: float) -> str:
   return 'inf' if math.isinf(value) else f'{value:g}'

@@ -70,8 +70,10 @@ class ExpandTest(parameterized.TestCase):
     for e in entries:
       run = runs[names.index(e['run'])]
       kind, modality = study.parse_control(e['control'])
-      over = run.overrides
+      over = run.overrides  # What varies: the point, features, seed.
       self.assertEqual(over['seed'], e['seed'])
+      for k, v in over.items():
+        self.assertIn(f'--config.{k}={sweep.format_value(v)}', run.args)
       if e['kind'] == 'reference' or kind == 'none':
         self.assertNotIn('features.sources', over)
         if kind == 'none':
@@ -104,6 +106,17 @@ class ExpandTest(parameterized.TestCase):
       if r.config not in seen:
         seen.add(r.config)
         sweep.resolve(r.config, r.args)
+
+  def test_final_runs_with_other_settings_are_refused(self):
+    final = tempfile.mkdtemp(prefix='mmjax_study_final_')
+    self.addCleanup(shutil.rmtree, final, ignore_errors=True)
+    run = {'name': 'm.r.real.seed=0', 'overrides': {'seed': 0},
+           'config': 'c.py', 'args': ['--config.train.num_epochs=5']}
+    sweep.write_json(os.path.join(final, sweep.SPEC), {'runs': [run]})
+    study.check_final(final, {'runs': [run]})  # The same: fine.
+    edited = {**run, 'args': ['--config.train.num_epochs=9']}
+    with self.assertRaisesRegex(study.StudyError, 'other settings'):
+      study.check_final(final, {'runs': [edited]})
 
   def test_bad_controls_are_refused(self):
     for name in ('shuffled', 'none_visual', 'only', 'real_x'):
