@@ -43,8 +43,9 @@ and machinery):
     (MostPop, ItemKNN...) run at their config's hyperparameters over the
     final seeds, as rows of the table without statistics.
 (c) collect: `<study>/study.csv` (one row per (model, representation,
-    control, seed): run dir, status, best epoch, at_budget and every val/
-    and test/ metric), `<study>/table.csv`, `table.md`, `table.tex`: per
+    control, seed): run dir, status, best epoch, at_budget and every val/,
+    test/ and extra evaluator's metric at the best epoch),
+    `<study>/table.csv`, `table.md`, `table.tex`: per
     (model, representation, control) and group (all, warm_users,
     cold_users, cold_items, those present) test Recall@20, NDCG@20 and
     HR@20 as mean and sample std over seeds and, for every control row,
@@ -702,7 +703,7 @@ def collect(workdir: str, num_boot: int | None = None) -> list[dict[str, Any]]:
                   'best_epoch': results.get('best_epoch', ''),
                   'at_budget': results.get('at_budget', ''),
                   'metrics': {k: v for k, v in best.items()
-                              if k.startswith(('val/', 'test/'))}})
+                              if '/' in k and not k.startswith('train/')}})
   write_study_csv(os.path.join(workdir, 'study.csv'), cells)
   rows = table_rows(record.get('dataset') or '', cells, metric, num_boot)
   write_table(workdir, rows, record)
@@ -710,10 +711,12 @@ def collect(workdir: str, num_boot: int | None = None) -> list[dict[str, Any]]:
 
 
 def write_study_csv(path: str, cells: Sequence[dict[str, Any]]) -> None:
-  metrics = sorted({k for c in cells for k in c['metrics']
-                    if k.startswith('val/')})
-  metrics += sorted({k for c in cells for k in c['metrics']
-                     if k.startswith('test/')})
+  # val/ and test/ first, then those of extra evaluators (eval.evaluators,
+  # e.g. 'cold/recall@20').
+  names = {k for c in cells for k in c['metrics']}
+  metrics = sorted(k for k in names if k.startswith('val/'))
+  metrics += sorted(k for k in names if k.startswith('test/'))
+  metrics += sorted(k for k in names if k not in metrics)
   head = ['model', 'representation', 'control', 'seed', 'run_dir', 'status',
           'best_epoch', 'at_budget'] + metrics
   rows = [{'model': c['model'], 'representation': c['representation'],

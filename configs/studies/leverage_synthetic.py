@@ -95,6 +95,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # Checkpoints only where the loop must write them (best, stop, end).
       'ckpt': {'every_epochs': 40, 'keep': 1},
       'mesh': {'data': 1},
+      # bench/planted.py's cold-only diagnostic, at the best epoch (in
+      # study.csv as cold/recall@20, cold/warm_above_median, ...).
+      'eval': {'evaluators': {'cold': {'kind': 'cold_items_only',
+                                       'split': 'test', 'every': 'best'}}},
   }
   c.user_groups = (0, 6, 1e9)  # Cold users: at most 5 training interactions.
   if args.models:
