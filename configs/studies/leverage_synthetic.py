@@ -27,6 +27,18 @@ point, 2 final seeds, <= 10 epochs, controls real, shuffle_visual, none;
 cold users those with at most 9 training interactions);
 tests/study_test.py runs it.
 
+Measured 2026-12-07 on this 2-core machine beside other jobs (load 4-8),
+VBPR alone, 3 seeds (`:models=vbpr,seeds=3`, --workers 2; 25 launches):
+preset `visual` in 216 s: real 0.133 beats shuffle_visual by +0.091 (Holm
+5e-50, p seeds 7e-3), noise +0.093, only_textual +0.092 and none (BPR-MF)
++0.102, and not shuffle_textual (-0.004, Holm 1.0) nor only_visual (-0.008);
+preset `none` in 119 s: no shuffle matters (+0.005, +0.006, Holm 1.0),
+noise +0.013 (Holm 0.2), but none (BPR-MF) loses by +0.024 (Holm 4e-5): on
+the cold-item split an ID-only model cannot score a cold item at all, so
+`none` asks "any content", not "the planted content"; only_visual +0.017
+(Holm 6e-3, p seeds 0.06) is a per-user false positive of the kind
+bench/README.md describes (read p seeds).
+
 Fields (every study config; mmjax/study.py reads them):
   name, dataset: labels of the tables.
   models: label -> {config, variant, counterpart, representations (empty:
