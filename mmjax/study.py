@@ -501,7 +501,9 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
                run_sweep(tune['config'], tune['dir'], runs, workers, spec,
                          env)]
     _, _, records = sweep.load_records(tune['dir'])
-    chosen = sweep.select(records)
+    # Only this grid's runs (the folder may hold an earlier, larger grid).
+    names = {r.name for r in runs}
+    chosen = sweep.select([r for r in records if r.name in names])
     if not chosen:
       print(f'{tune["key"]}: no finished tuning run; its final runs wait',
             file=sys.stderr)
@@ -526,11 +528,6 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
   final_runs = [sweep.Run(i, r.name, r.overrides, r.args, r.config)
                 for i, r in enumerate(final_runs)]
   final_dir = os.path.join(workdir, FINAL)
-  os.makedirs(os.path.join(final_dir, sweep.RUNS), exist_ok=True)
-  copied = reuse_tuning_runs(plan, tune_runs, selected, final_runs)
-  if copied:
-    print(f'{copied} final real runs copied from their finished tuning runs',
-          flush=True)
   final_spec = {
       'config': _abs_spec(config_spec), 'variant': None, 'source': 'study',
       'grid': None, 'sets': {}, 'seeds': plan.final_seeds,
@@ -538,10 +535,12 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
                 'config': r.config, 'args': list(r.args)}
                for r in final_runs]}
   check_final(final_dir, final_spec)
-  failed += [f'{FINAL}/{n}' for n in
-             run_sweep(config_spec, final_dir, final_runs, workers,
-                       final_spec, env)]
-  write_record(workdir, {
+  os.makedirs(os.path.join(final_dir, sweep.RUNS), exist_ok=True)
+  copied = reuse_tuning_runs(plan, tune_runs, selected, final_runs)
+  if copied:
+    print(f'{copied} final real runs copied from their finished tuning runs',
+          flush=True)
+  record = {
       'config': _abs_spec(config_spec), 'spec': _plain(plan.study),
       'dataset': plan.dataset, 'selected': tuned,
       'tune_seeds': plan.tune_seeds, 'final_seeds': plan.final_seeds,
@@ -551,7 +550,13 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
           'runs': {r.name: shlex.join(sweep.launch_command(
               r.config, os.path.abspath(sweep.run_dir(final_dir, r.name)),
               r)) for r in final_runs}},
-      'entries': entries})
+      'entries': entries}
+  # Written before the final runs, so that an interrupted study can be
+  # collected (`--collect`) with what finished.
+  write_record(workdir, record)
+  failed += [f'{FINAL}/{n}' for n in
+             run_sweep(config_spec, final_dir, final_runs, workers,
+                       final_spec, env)]
   rows = collect(workdir)
   print(f'collected {len(entries)} cells into '
         f'{os.path.join(workdir, "study.csv")}; table.csv, table.md, '
