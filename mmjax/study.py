@@ -74,14 +74,11 @@ from absl import flags
 import ml_collections
 import numpy as np
 
-from mmjax import sweep  # Defines --config, --workdir, --workers, --collect.
+from mmjax import sweep  # Its flags: --config, --workdir, --workers, ...
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import stats
 
 FLAGS = flags.FLAGS
-_DRY_RUN = flags.DEFINE_bool(
-    'dry_run', False, 'Print what the study would run (tuning sweeps, final '
-    'runs per control) and run nothing.')
 STUDY = 'study.json'
 TUNE = 'tune'
 FINAL = 'final'
@@ -905,6 +902,16 @@ def write_table(workdir: str, rows: Sequence[dict[str, Any]],
 # flags, defined once by mmjax.sweep).
 
 
+def define_flags() -> None:
+  """The sweep's flags plus --dry_run; by the command line only, not at
+  import (absl's flag registry is global: see sweep.define_flags)."""
+  sweep.define_flags()
+  if 'dry_run' not in FLAGS:
+    flags.DEFINE_bool(
+        'dry_run', False, 'Print what the study would run (tuning sweeps, '
+        'final runs per control) and run nothing.')
+
+
 def study_main(argv: Sequence[str]) -> int:
   for name in _SWEEP_ONLY:
     if FLAGS[name].present:
@@ -918,7 +925,7 @@ def study_main(argv: Sequence[str]) -> int:
                      'DIR)')
   if FLAGS.workers < 1:
     raise StudyError(f'--workers {FLAGS.workers}: expected at least 1')
-  if _DRY_RUN.value:
+  if FLAGS.dry_run:
     print(describe_plan(Plan(FLAGS.config, FLAGS.workdir)))
     return 0
   return run_study(FLAGS.config, FLAGS.workdir, FLAGS.workers, argv)
@@ -944,4 +951,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -1242,24 +1242,33 @@ def collect(workdir: str) -> tuple[list[Selection], list[Record]]:
 # ---------------------------------------------------------------------------
 # Command line.
 
-_CONFIG = flags.DEFINE_string('config', None,
-                              'Config file, path[:variant] (as launch).')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'The sweep directory.')
-_GRID = flags.DEFINE_multi_string(
-    'grid', [], 'key=v1,v2,...: a swept override (repeatable; the product '
-    'is taken). Without it, the config\'s get_sweep().')
-_SET = flags.DEFINE_multi_string('set', [],
-                                 'key=value fixed in every run (repeatable).')
-_SEEDS = flags.DEFINE_string('seeds', None, 'Comma-separated seeds.')
-_WORKERS = flags.DEFINE_integer('workers', 1, 'Runs at once on this machine.')
-_SHARD = flags.DEFINE_string('shard', None,
-                             'i/n: run only the runs with index % n == i.')
-_RUN_INDEX = flags.DEFINE_integer('run_index', None,
-                                  'Run only this run (SLURM array task).')
-_SLURM = flags.DEFINE_bool('slurm', False,
-                           'Write <workdir>/slurm/array.sbatch; run nothing.')
-_COLLECT = flags.DEFINE_string(
-    'collect', None, 'Only collect the sweep in this directory.')
+def define_flags() -> None:
+  """Defines the sweep's flags (also the study's); once per process.
+
+  Called by the command lines only, not at import: absl has one global flag
+  registry, and other modules that tests import beside this one
+  (mmjax.features.extract, mmjax.launch) define --config too.
+  """
+  if 'workdir' in flags.FLAGS and 'grid' in flags.FLAGS:
+    return
+  flags.DEFINE_string('config', None,
+                      'Config file, path[:variant] (as launch).')
+  flags.DEFINE_string('workdir', None, 'The sweep directory.')
+  flags.DEFINE_multi_string(
+      'grid', [], 'key=v1,v2,...: a swept override (repeatable; the product '
+      'is taken). Without it, the config\'s get_sweep().')
+  flags.DEFINE_multi_string('set', [],
+                            'key=value fixed in every run (repeatable).')
+  flags.DEFINE_string('seeds', None, 'Comma-separated seeds.')
+  flags.DEFINE_integer('workers', 1, 'Runs at once on this machine.')
+  flags.DEFINE_string('shard', None,
+                      'i/n: run only the runs with index % n == i.')
+  flags.DEFINE_integer('run_index', None,
+                       'Run only this run (SLURM array task).')
+  flags.DEFINE_bool('slurm', False,
+                    'Write <workdir>/slurm/array.sbatch; run nothing.')
+  flags.DEFINE_string(
+      'collect', None, 'Only collect the sweep in this directory.')
 
 
 def _fail(message: str, status: int = USAGE) -> None:
@@ -1286,36 +1295,36 @@ def _sweep_args(config_spec: str, workdir: str) -> list[str]:
   path, colon, variant = config_spec.partition(':')
   args = ['--config', os.path.abspath(path) + colon + variant,
           '--workdir', os.path.abspath(workdir)]
-  for g in _GRID.value:
+  for g in flags.FLAGS.grid:
     args += ['--grid', g]
-  for s in _SET.value:
+  for s in flags.FLAGS.set:
     args += ['--set', s]
-  if _SEEDS.value:
-    args += ['--seeds', _SEEDS.value]
+  if flags.FLAGS.seeds:
+    args += ['--seeds', flags.FLAGS.seeds]
   return args
 
 
 def sweep_main() -> int:
   """The sweep command; returns the exit status."""
-  if _COLLECT.value:
-    _print_collected(_COLLECT.value)
+  if flags.FLAGS.collect:
+    _print_collected(flags.FLAGS.collect)
     return 0
-  if not _CONFIG.value or not _WORKDIR.value:
+  if not flags.FLAGS.config or not flags.FLAGS.workdir:
     raise SweepError('--config and --workdir are required (or --collect '
                      'DIR)')
-  if _SHARD.value and _RUN_INDEX.value is not None:
+  if flags.FLAGS.shard and flags.FLAGS.run_index is not None:
     raise SweepError('--shard and --run_index exclude each other')
-  if _WORKERS.value < 1:
-    raise SweepError(f'--workers {_WORKERS.value}: expected at least 1')
-  grid = parse_assignments(_GRID.value, 'grid', split=True)
-  sets = parse_assignments(_SET.value, 'set', split=False)
-  seeds = parse_seeds(_SEEDS.value)
-  shard = parse_shard(_SHARD.value)
-  workdir = _WORKDIR.value
-  source, runs = expand(_CONFIG.value, grid, sets, seeds)
-  write_spec(workdir, make_spec(_CONFIG.value, source, grid, sets, seeds,
+  if flags.FLAGS.workers < 1:
+    raise SweepError(f'--workers {flags.FLAGS.workers}: expected at least 1')
+  grid = parse_assignments(flags.FLAGS.grid, 'grid', split=True)
+  sets = parse_assignments(flags.FLAGS.set, 'set', split=False)
+  seeds = parse_seeds(flags.FLAGS.seeds)
+  shard = parse_shard(flags.FLAGS.shard)
+  workdir = flags.FLAGS.workdir
+  source, runs = expand(flags.FLAGS.config, grid, sets, seeds)
+  write_spec(workdir, make_spec(flags.FLAGS.config, source, grid, sets, seeds,
                                 runs))
-  if _SLURM.value:
+  if flags.FLAGS.slurm:
     if not os.path.exists(TEMPLATE):
       raise SweepError(f'{TEMPLATE} is missing (the SLURM template)')
     with open(TEMPLATE, encoding='utf-8') as f:
@@ -1323,7 +1332,7 @@ def sweep_main() -> int:
     script = slurm_script(
         template, job_name=os.path.basename(os.path.abspath(workdir)),
         num_runs=len(runs), workdir=workdir,
-        args=_sweep_args(_CONFIG.value, workdir))
+        args=_sweep_args(flags.FLAGS.config, workdir))
     os.makedirs(os.path.join(workdir, 'slurm'), exist_ok=True)
     path = os.path.join(workdir, 'slurm', 'array.sbatch')
     with open(path, 'w', encoding='utf-8') as f:
@@ -1331,16 +1340,16 @@ def sweep_main() -> int:
     print(f'{len(runs)} runs ({source}); edit the partition/account/gres/'
           f'time lines of {path}, then submit it:\n  sbatch {path}')
     return 0
-  mine = runs_of_this_process(runs, shard, _RUN_INDEX.value)
+  mine = runs_of_this_process(runs, shard, flags.FLAGS.run_index)
   todo = [r for r in mine if not is_finished(run_dir(workdir, r.name))]
   print(f'sweep {workdir}: {len(runs)} runs ({source}); this process: '
         f'{len(mine)}, {len(mine) - len(todo)} finished (skipped), '
-        f'{len(todo)} to run on {min(_WORKERS.value, max(len(todo), 1))} '
+        f'{len(todo)} to run on {min(flags.FLAGS.workers, max(len(todo), 1))} '
         'worker(s)', flush=True)
   failed = []
   if todo:
-    prepare_data([resolve(_CONFIG.value, r.args) for r in todo])
-    runner = Runner(_CONFIG.value, workdir, _WORKERS.value)
+    prepare_data([resolve(flags.FLAGS.config, r.args) for r in todo])
+    runner = Runner(flags.FLAGS.config, workdir, flags.FLAGS.workers)
     try:
       finished = runner.run(todo)
     except KeyboardInterrupt:
@@ -1374,4 +1383,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
