@@ -12,6 +12,7 @@ from unittest import mock
 from absl.testing import absltest
 import ml_collections
 import numpy as np
+import pytest
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import prepare
@@ -375,6 +376,7 @@ class RestrictCsvTest(absltest.TestCase):
       prepare._csv_keys(path, 'asin')
 
 
+@pytest.mark.shared_data
 class PrepareRealTest(absltest.TestCase):
 
   def setUp(self):

