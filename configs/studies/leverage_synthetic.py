@@ -39,6 +39,15 @@ the cold-item split an ID-only model cannot score a cold item at all, so
 (Holm 6e-3, p seeds 0.06) is a per-user false positive of the kind
 bench/README.md describes (read p seeds).
 
+The whole study (preset `visual`, --workers 2, 108 launches) took 846 s
+here at load 4-5. Real against shuffle_visual over 5 seeds: VBPR +0.082
+(Holm 1e-71, p seeds 4e-4), LATTICE +0.045 (Holm 6e-30, p seeds 1e-3),
+FREEDOM +0.001 (n.s.; its image graph weight is 0.1, as bench/README.md
+found); against shuffle_textual nothing (-0.006, +0.002, -0.000, Holm 1.0).
+only_visual beats real for VBPR and LATTICE (-0.018, -0.019): the textual
+features carry no signal here, only noise. LightGCN (`none` of the graph
+models) and MostPop score 0 on cold items.
+
 Fields (every study config; mmjax/study.py reads them):
   name, dataset: labels of the tables.
   models: label -> {config, variant, counterpart, representations (empty:
