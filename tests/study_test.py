@@ -210,6 +210,39 @@ class CollectTest(absltest.TestCase):
     self.assertEqual(cells[0]['status'], 'done')
 
 
+def run_study(*args):
+  return subprocess.run([sys.executable, '-m', 'mmjax.study', *args],
+                        cwd=REPO, capture_output=True, text=True,
+                        timeout=TIMEOUT, env=child_env())
+
+
+class CommandLineTest(absltest.TestCase):
+
+  def test_dry_run_runs_nothing(self):
+    tmp = tempfile.mkdtemp(prefix='mmjax_study_dry_')
+    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    workdir = os.path.join(tmp, 'study')
+    out = run_study('--config', f'{SYNTHETIC}:runlocal', '--workdir',
+                    workdir, '--dry_run')
+    self.assertEqual(out.returncode, 0, out.stderr)
+    self.assertIn('1 tuning runs; 6 final runs: real 2, shuffle_visual 2, '
+                  'none 2', out.stdout)
+    self.assertFalse(os.path.exists(workdir))
+
+  def test_usage_errors_in_one_line(self):
+    for args, text in (
+        (['--config', SYNTHETIC, '--workdir', '/tmp/x', '--grid',
+          'optim.lr=1'], '--grid is a flag of mmjax.sweep'),
+        (['--workdir', '/tmp/x'], '--config and --workdir are required'),
+        (['--config', f'{SYNTHETIC}:preset=blue', '--workdir', '/tmp/x',
+          '--dry_run'], 'preset=blue'),
+        (['--collect', '/nonexistent'], 'not a study directory')):
+      out = run_study(*args)
+      self.assertEqual(out.returncode, 2, out.stderr)
+      self.assertIn(text, out.stderr)
+      self.assertNotIn('Traceback', out.stderr)
+
+
 class FailureTest(absltest.TestCase):
 
   def test_a_failed_tuning_run_is_recorded_and_its_cells_wait(self):
