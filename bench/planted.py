@@ -382,6 +382,7 @@ def run_cell(cell: Cell, cfg: Any, runs_dir: str) -> dict[str, Any]:
 COLD_ONLY = 'test_cold_only'  # per_user_<COLD_ONLY>.npz of a run
 COLD_RECORD = 'cold_only.json'
 COLD_KEYS = ('cold_only', 'full', 'num_users', 'random', 'warm_above_median')
+COLD_EVAL = 'cold_only'  # Its cold_items_only evaluator's name.
 
 
 def _replace_json(path: str, obj: Any) -> None:
@@ -407,13 +408,16 @@ def cold_only(cfg: Any, workdir: str, best_epoch: int, recorded_test: float,
   (b) per user, the number of unmasked warm items scored strictly above the
       user's best-scored cold item (its median is reported; warm items tied
       with it are not counted).
-  The full-ranking test Recall@20 is recomputed first (with the loop's
-  tie-break key): it must equal the recorded one, so the diagnostic reads the
-  state the table's row came from. The result is kept in
+  Both are the package's `cold_items_only` evaluator (mmjax/eval/
+  evaluators.py) on the state `mmjax.run.restore_best` restores. The
+  full-ranking test Recall@20 is recomputed too (with the loop's tie-break
+  key): it must equal the recorded one, so the diagnostic reads the state
+  the table's row came from. The result is kept in
   `<workdir>/cold_only.json` (written last) and read back on the next call.
 
   Args:
-    cfg: the run's config (`make_config` of its cell).
+    cfg: the run's config (`make_config` of its cell); unused, as the
+      run's recorded config.json is read back.
     workdir: the run directory.
     best_epoch: its best validation epoch (the tie-break key's epoch).
     recorded_test: its recorded test Recall@20.
@@ -438,70 +442,36 @@ def cold_only(cfg: Any, workdir: str, best_epoch: int, recorded_test: float,
   if read_only:
     return None
   # pylint: disable=g-import-not-at-top
-  import jax
-  import jax.numpy as jnp
+  from mmjax import run as run_lib
   from mmjax.eval import ranking
-  from mmjax.train import checkpoint
-  from mmjax.train import loop
   # pylint: enable=g-import-not-at-top
-  ds, ds_dir = loop.load_dataset(cfg)
-  trainer = loop.Trainer(cfg, ds, ds_dir)
-  if trainer.fit_only:
-    params = trainer.fit()  # Deterministic: the run's own fit.
-  else:
-    ckpt = checkpoint.Checkpointer(workdir, 1,
-                                   'val/' + cfg.eval.select_metric)
-    try:
-      params = ckpt.restore_best(trainer.abstract_state()).params
-    finally:
-      ckpt.close()
-  test = trainer.evaluators['test']
-  data = test.data
-  if not data.cold_items.any():
-    raise ValueError(f'{workdir}: the split has no cold item (the diagnostic '
-                     'needs --split_kind cold_item).')
-  warm = jnp.asarray(~data.cold_items)
-  score_fn = trainer.score_fn
-
-  def cold_scores(p, ctx, users):
-    return jnp.where(warm, -jnp.inf, score_fn(p, ctx, users))
-
-  evaluator = ranking.Evaluator(data, cfg.eval, trainer.mesh, cold_scores)
-  score = jax.jit(score_fn)
-  above, random = [], []
-  k = int(METRIC.split('@')[1])
-  key = trainer.eval_key(best_epoch, 'test')
-  with jax.set_mesh(trainer.mesh):
-    # As `Trainer.evaluate` computes the test split, without validation.
-    eval_params = trainer.eval_params(params)
-    full = test(eval_params, trainer.ctx, key)
-    if abs(full.summary[METRIC] - recorded_test) > 1e-9:
-      raise ValueError(
-          f'{workdir}: the restored best state gives test {METRIC} '
-          f'{full.summary[METRIC]}, the run recorded {recorded_test}.')
-    result = evaluator(eval_params, trainer.ctx, key)
-    # (b) in blocks of users on the host, with the evaluator's own mask.
-    for start in range(0, len(data.users), 1024):
-      users = data.users[start:start + 1024]
-      s = np.array(score(eval_params, trainer.ctx, jnp.asarray(users)),
-                   np.float64)
-      for row, u in enumerate(users):
-        s[row, data.mask_indices[data.mask_indptr[u]:data.mask_indptr[u + 1]]
-          ] = -np.inf
-      candidates = np.isfinite(s) & data.cold_items
-      best_cold = np.where(candidates, s, -np.inf).max(axis=1)
-      above.append(((s > best_cold[:, None]) & ~data.cold_items).sum(axis=1))
-      n = candidates.sum(axis=1)
-      random.append(np.minimum(k, n) / n)
+  del cfg  # The run's own config.json is read back.
+  restored = run_lib.restore_best(workdir)
+  if restored.best_epoch != best_epoch:
+    raise ValueError(f'{workdir}: the best checkpoint is epoch '
+                     f'{restored.best_epoch}, not {best_epoch}.')
+  try:
+    restored.trainer.add_evaluators(
+        {COLD_EVAL: {'kind': 'cold_items_only', 'split': 'test'}})
+  except ValueError as e:
+    raise ValueError(f'{workdir}: {e} The diagnostic needs --split_kind '
+                     'cold_item.') from e
+  results = restored.evaluate(['test', COLD_EVAL])
+  full, result = results['test'], results[COLD_EVAL]
+  if abs(full.summary[METRIC] - recorded_test) > 1e-9:
+    raise ValueError(
+        f'{workdir}: the restored best state gives test {METRIC} '
+        f'{full.summary[METRIC]}, the run recorded {recorded_test}.')
   per_user_path = os.path.join(workdir, f'per_user_{COLD_ONLY}.npz')
   ranking.save_per_user(result, per_user_path + '.tmp.npz',
-                        split_hash=data.split_hash, split=COLD_ONLY)
+                        split_hash=restored.trainer.split_hash,
+                        split=COLD_ONLY)
   os.replace(per_user_path + '.tmp.npz', per_user_path)
   out = {'cold_only': float(result.summary[METRIC]),
-         'random': float(np.mean(np.concatenate(random))),
-         'warm_above_median': float(np.median(np.concatenate(above))),
+         'random': float(result.summary[f'random_{METRIC}']),
+         'warm_above_median': float(result.summary['warm_above_median']),
          'full': float(full.summary[METRIC]),
-         'num_users': int(len(data.users))}
+         'num_users': int(result.summary['num_users'])}
   _replace_json(path, out)
   return out
 
