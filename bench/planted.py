@@ -360,18 +360,26 @@ def run_cell(cell: Cell, cfg: Any, runs_dir: str) -> dict[str, Any]:
     # and a fresh start beside the old run's best checkpoints fails in orbax
     # (StepAlreadyExistsError).
     shutil.rmtree(workdir)
-  from mmjax.train import loop  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from mmjax import run as run_lib
+  from mmjax.utils import runinfo
+  # pylint: enable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
+  # The run's workdir guard refuses a non-empty folder without a run's
+  # config.json, and train.log makes it non-empty: the config goes first
+  # (the run writes it again).
+  with open(os.path.join(workdir, runinfo.CONFIG), 'w', encoding='utf-8') as f:
+    f.write(cfg.to_json_best_effort(indent=2, sort_keys=True))
   t0 = time.perf_counter()
   # The loop prints a line per epoch; keep it in the run's log, not on the
   # progress bar.
   with open(os.path.join(workdir, 'train.log'), 'a', encoding='utf-8') as log:
     with contextlib.redirect_stdout(log):
-      result = loop.train_and_evaluate_one(cfg, workdir)
+      result = run_lib.run(cfg, workdir)
   record = {**dataclasses.asdict(cell), 'name': cell.name,
-            'workdir': workdir, 'best_epoch': result['best_epoch'],
-            'val': result['best'].get(f'val/{METRIC}'),
-            'test': result['best'].get(f'test/{METRIC}'),
+            'workdir': workdir, 'best_epoch': result.best_epoch,
+            'val': result.val.get(METRIC),
+            'test': result.test.get(METRIC),
             'seconds': time.perf_counter() - t0,
             'settings': settings(cfg)}
   with open(path, 'w', encoding='utf-8') as f:
