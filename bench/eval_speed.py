@@ -121,7 +121,7 @@ def scores_only(evaluator: ranking.Evaluator, params, score_fn):
     rows = d.users[start:start + evaluator.block]
     rows = np.concatenate(
         [rows, np.full(evaluator.block - len(rows), rows[0], np.int32)])
-    mask = ranking._pad_rows(d.mask_indptr, d.mask_indices, rows,
+    mask = ranking.pad_rows(d.mask_indptr, d.mask_indices, rows,
                              evaluator.mask_width, d.num_items)
     batches.append((rows, mask))
 

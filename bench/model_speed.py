@@ -417,7 +417,7 @@ def profile_ours(ds_dir: str, model: str, lr: float, batch_size: int,
   trainer = loop.Trainer(cfg, ds, ds_dir, mesh_lib.make_mesh(1))
   state = trainer.init_state()
   # pylint: disable-next=protected-access
-  keys = (trainer._data_key, trainer._train_key)
+  keys = (trainer.data_key, trainer.train_key)
   args = lambda e: (trainer.ctx, trainer.td, jax.numpy.int32(e),  # noqa: E731
                     *keys)
   compiled = trainer.epoch_fn.lower(state, *args(1)).compile()

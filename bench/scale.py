@@ -82,8 +82,8 @@ def run_one(name: str) -> dict:
   build_s = time.perf_counter() - t0
   state = trainer.init_state()
   epoch = jax.device_put(np.int32(1), trainer.repl)
-  args = (state, trainer.ctx, trainer.td, epoch, trainer._data_key,  # pylint: disable=protected-access
-          trainer._train_key)  # pylint: disable=protected-access
+  args = (state, trainer.ctx, trainer.td, epoch, trainer.data_key,
+          trainer.train_key)
   t0 = time.perf_counter()
   with jax.set_mesh(mesh):
     compiled = trainer.epoch_fn.lower(*args).compile()

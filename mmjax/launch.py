@@ -37,6 +37,7 @@ from ml_collections import config_flags
 from mmjax import run as run_lib
 from mmjax.data import dataset as dataset_lib
 from mmjax.train import validate
+from mmjax.utils import cli as cli_lib
 from mmjax.utils import runinfo
 
 _WORKDIR = flags.DEFINE_string('workdir', None,
@@ -59,17 +60,6 @@ USAGE = 2  # Exit status of a usage error (a flag, the config, the workdir).
 FAILURE = 1  # Exit status of a data error or a missing package.
 
 # Packages of the optional extras (pyproject.toml) -> what installs them.
-EXTRAS = {
-    'torch': ('extraction', 'make install-extract'),
-    'transformers': ('extraction', 'make install-extract'),
-    'sentence_transformers': ('extraction', 'make install-extract'),
-    'tokenizers': ('extraction', 'make install-extract'),
-    'simplemma': ('extraction', 'make install-extract'),
-    'pytest': ('test', 'make install-test'),
-    'yaml': ('bench', 'make install-bench'),
-    'pandas': ('bench', 'make install-bench'),
-    'torch_geometric': ('bench', 'make install-bench'),
-}
 _NO_MODULE = re.compile(r"No module named '([\w.]+)'")
 _BAD_VALUE = re.compile(r'^flag --config\.([\w.]+)=(.*?): (.*)$', re.S)
 
@@ -167,16 +157,6 @@ def _type_name(cfg: ml_collections.ConfigDict | None, path: str) -> str:
     return 'another type'
 
 
-def describe_missing_module(name: str | None) -> str | None:
-  """One line naming the extras that install module `name`, or None."""
-  top = (name or '').split('.')[0]
-  if top not in EXTRAS:
-    return None
-  extra, command = EXTRAS[top]
-  return (f'`{top}` is not installed: it is part of the {extra} extras; '
-          f'install them with `{command}`.')
-
-
 def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
   """One line for an error raised while parsing the flags, or None (a bug).
 
@@ -193,7 +173,7 @@ def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
       "'config."):
     return f'{message.splitlines()[0]}; see --helpshort.'
   if isinstance(error, ModuleNotFoundError):
-    described = describe_missing_module(error.name)
+    described = cli_lib.describe_missing_module(error.name)
     if described:
       return described
   cfg = _load_config_file(spec) if spec else None
@@ -211,7 +191,7 @@ def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
     # The config file itself raised: its last traceback line says why.
     lines = [l for l in message.splitlines() if l.strip()]
     missing = _NO_MODULE.search(lines[-1])
-    described = missing and describe_missing_module(missing.group(1))
+    described = missing and cli_lib.describe_missing_module(missing.group(1))
     if described:
       return described
     return f'{spec}: {lines[-1].strip()} (--debug shows the traceback)'
@@ -250,7 +230,7 @@ def describe_error(error: Exception) -> tuple[str, int] | None:
   if isinstance(error, dataset_lib.DataError):
     return str(error), FAILURE
   if isinstance(error, ModuleNotFoundError):
-    described = describe_missing_module(error.name)
+    described = cli_lib.describe_missing_module(error.name)
     if described:
       return described, FAILURE
   return None

@@ -159,6 +159,16 @@ class CheckResumableTest(parameterized.TestCase):
         runinfo.config_dict(cfg), json.loads(
             cfg.to_json_best_effort(indent=2, sort_keys=True))), [])
 
+  def test_empty_section_equals_an_absent_one(self):
+    # A run recorded before `eval.evaluators` existed resumes under a config
+    # whose section is empty; a filled one is still a difference.
+    old = {'eval': {'topk': [20]}}
+    self.assertEqual(runinfo.config_differences(
+        old, {'eval': {'topk': [20], 'evaluators': {}}}), [])
+    self.assertEqual(runinfo.config_differences(
+        old, {'eval': {'topk': [20], 'evaluators': {'cold': {'kind': 'x'}}}}),
+        [('eval.evaluators.cold.kind', '<absent>', 'x')])
+
   def test_resumable_keys_exist(self):
     flat = runinfo.config_differences({}, runinfo.config_dict(load_config()))
     self.assertContainsSubset(runinfo.RESUMABLE, [k for k, _, _ in flat])

@@ -287,9 +287,6 @@ def pad_rows(
   return np.where(col < count, src[idx], fill).astype(src.dtype)
 
 
-_pad_rows = pad_rows  # The old name; bench/eval_speed.py still uses it.
-
-
 def _bin_name(lo: float, hi: float) -> str:
   def fmt(v):
     return 'inf' if math.isinf(v) else f'{v:g}'

@@ -228,8 +228,6 @@ class Trainer:
       self.epoch_fn = make_epoch_fn(self.model, self.tx, cfg, self.mesh, batch)
       self.data_key = self._key(seeds.STREAM_DATA)
       self.train_key = self._key(seeds.STREAM_TRAIN)
-      # The old names; bench/model_speed.py and bench/scale.py use them.
-      self._data_key, self._train_key = self.data_key, self.train_key
     if hasattr(self.model, 'score'):
       model = self.model
       self.score_fn = lambda p, c, u: model.score(p, c, u, cfg)
@@ -329,7 +327,7 @@ class Trainer:
     # whole product on every device.
     with jax.set_mesh(self.mesh), jax.transfer_guard('disallow'):
       state, metrics = self.epoch_fn(state, self.ctx, self.td, epoch_arr,
-                                     self._data_key, self._train_key)
+                                     self.data_key, self.train_key)
     return state, {k: float(v) for k, v in jax.device_get(metrics).items()}
 
   def eval_key(self, epoch: int, name: str) -> jax.Array:

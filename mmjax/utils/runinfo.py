@@ -200,7 +200,10 @@ class WorkdirError(ValueError):
 
 
 def _flatten(value: Any, prefix: str = '') -> dict[str, Any]:
-  if isinstance(value, dict) and value:
+  if isinstance(value, dict):
+    # An empty section says nothing: it equals one that a run recorded
+    # before the section existed (e.g. `eval.evaluators`, added later), so
+    # that run can still resume.
     out = {}
     for k, v in value.items():
       out.update(_flatten(v, f'{prefix}.{k}' if prefix else str(k)))

@@ -143,8 +143,8 @@ class EpochTest(parameterized.TestCase):
     epoch = jax.device_put(np.int32(1), trainer.repl)
     with jax.set_mesh(trainer.mesh):
       text = trainer.epoch_fn.lower(state, trainer.ctx, trainer.td, epoch,
-                                    trainer._data_key,
-                                    trainer._train_key).as_text()
+                                    trainer.data_key,
+                                    trainer.train_key).as_text()
     # The kernel computes a block of ceil(N / 8) rows per device, gathered.
     nodes = self.ds.num_users + self.ds.num_items
     self.assertIn('all_gather', text)
@@ -160,8 +160,8 @@ class EpochTest(parameterized.TestCase):
       trainer = loop.Trainer(cfg, ds, mesh=mesh)
       state = trainer.init_state()
       text = trainer.epoch_fn.lower(
-          state, trainer.ctx, trainer.td, np.int32(1), trainer._data_key,
-          trainer._train_key).as_text()
+          state, trainer.ctx, trainer.td, np.int32(1), trainer.data_key,
+          trainer.train_key).as_text()
       sizes.append(len(text))
       edges.append(trainer.ctx.graph.num_edges)
     self.assertGreater(edges[1], 4 * edges[0])
