@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import csv
 import gzip
+import inspect
 import io
 import json
 import os
@@ -1003,9 +1004,30 @@ READERS: dict[str, Callable[..., dataset_lib.RawData]] = {
 }
 
 
+def arguments(fmt: str) -> tuple[str, ...]:
+  """The keyword arguments the reader of format `fmt` takes (after path)."""
+  params = list(inspect.signature(READERS[fmt]).parameters)
+  return tuple(params[1:])
+
+
 def read(fmt: str, path: str, **kwargs) -> dataset_lib.RawData:
-  """Reads `path` in format `fmt` (a key of READERS)."""
+  """Reads `path` in format `fmt` (a key of READERS).
+
+  Raises:
+    DataError: an unknown format, or an argument the reader does not take or
+      of the wrong type (named, with the arguments it takes).
+  """
   if fmt not in READERS:
     raise DataError(f'unknown data format {fmt!r}; known: '
                     f'{", ".join(sorted(READERS))}.')
+  params = inspect.signature(READERS[fmt]).parameters
+  known = arguments(fmt)
+  for key, value in kwargs.items():
+    if key not in known:
+      raise DataError(f'the {fmt!r} reader takes no argument {key!r} (given '
+                      f'{value!r}); it takes: {", ".join(known)}.')
+    if (str(params[key].annotation).startswith('str') and value is not None
+        and not isinstance(value, str)):
+      raise DataError(f'the {fmt!r} reader\'s argument {key!r} must be a '
+                      f'string, got {value!r} ({type(value).__name__}).')
   return READERS[fmt](path, **kwargs)

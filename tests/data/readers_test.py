@@ -554,6 +554,16 @@ class DispatchTest(absltest.TestCase):
     with self.assertRaisesRegex(DataError, 'not found'):
       readers.read_movielens100k(_tempdir(self))
 
+  def test_bad_argument_is_a_data_error_naming_it(self):
+    d = _tempdir(self)
+    with self.assertRaisesRegex(
+        DataError, "'elliot' reader takes no argument 'name'.*on_bad_line"):
+      readers.read('elliot', d, name='None')
+    with self.assertRaisesRegex(
+        DataError, "'recbole' reader's argument 'name' must be a string"):
+      readers.read('recbole', d, name=3)
+    self.assertEqual(readers.arguments('mmrec'), ('name', 'on_bad_line'))
+
 
 if __name__ == '__main__':
   absltest.main()
