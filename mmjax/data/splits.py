@@ -182,9 +182,27 @@ def handle_cold(user: np.ndarray, item: np.ndarray, label: np.ndarray,
   steps.append({'step': 'cold_in_heldout', 'policy': policy,
                 'cold_user_interactions': int(cold_user.sum()),
                 'cold_item_interactions': int(cold_item.sum()),
+                'cold_users': len(np.unique(user[cold_user])),
+                'cold_items': len(np.unique(item[cold_item])),
                 'removed': 0})
   if policy == 'keep':
     return np.ones(len(user), bool)
   drop = cold_user if policy == 'drop_users' else cold_user | cold_item
   steps[-1]['removed'] = int(drop.sum())
   return ~drop
+
+
+def options(kind: str, *, ratios=(0.8, 0.1, 0.1), rounding: str = 'mmrec',
+            cutoffs=(), cold_share: float = 0.2) -> dict[str, Any]:
+  """The options of `assign` that shape a split of `kind` (for summaries).
+
+  A fixed or leave_last split uses none of them; a temporal one its cutoffs,
+  or the ratios when it has none.
+  """
+  if kind in ('random', 'chrono'):
+    return {'ratios': list(ratios), 'rounding': rounding}
+  if kind == 'temporal':
+    return {'cutoffs': list(cutoffs)} if cutoffs else {'ratios': list(ratios)}
+  if kind == 'cold_item':
+    return {'cold_share': cold_share}
+  return {}

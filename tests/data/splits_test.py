@@ -177,5 +177,36 @@ class SplitsTest(parameterized.TestCase):
     np.testing.assert_allclose(share, [0.8, 0.1, 0.1], atol=0.06)
 
 
+class SplitOptionsAndColdCountsTest(absltest.TestCase):
+
+  def test_options_of_each_kind(self):
+    kw = dict(ratios=(0.7, 0.1, 0.2), rounding='round', cutoffs=(),
+              cold_share=0.3)
+    self.assertEqual(splits.options('fixed', **kw), {})
+    self.assertEqual(splits.options('leave_last', **kw), {})
+    self.assertEqual(splits.options('chrono', **kw),
+                     {'ratios': [0.7, 0.1, 0.2], 'rounding': 'round'})
+    self.assertEqual(splits.options('random', **kw),
+                     {'ratios': [0.7, 0.1, 0.2], 'rounding': 'round'})
+    self.assertEqual(splits.options('temporal', **kw),
+                     {'ratios': [0.7, 0.1, 0.2]})
+    self.assertEqual(splits.options('temporal', **{**kw, 'cutoffs': (5, 9)}),
+                     {'cutoffs': [5, 9]})
+    self.assertEqual(splits.options('cold_item', **kw), {'cold_share': 0.3})
+
+  def test_cold_step_counts_users_and_items(self):
+    user = np.array([0, 0, 1, 2, 2, 3])
+    item = np.array([0, 1, 0, 2, 0, 3])
+    label = np.array([TRAIN, TRAIN, TEST, VALID, TEST, TEST])
+    steps = []
+    keep = splits.handle_cold(user, item, label, 'drop', steps)
+    # Users 1, 2, 3 never train; items 2, 3 neither.
+    self.assertEqual(steps[0]['cold_users'], 3)
+    self.assertEqual(steps[0]['cold_items'], 2)
+    self.assertEqual(steps[0]['cold_user_interactions'], 4)
+    self.assertEqual(steps[0]['removed'], 4)
+    self.assertEqual(keep.tolist(), [True, True, False, False, False, False])
+
+
 if __name__ == '__main__':
   absltest.main()
