@@ -36,6 +36,7 @@ from ml_collections import config_flags
 
 from mmjax import run as run_lib
 from mmjax.data import dataset as dataset_lib
+from mmjax.data import prepare as prepare_lib
 from mmjax.train import validate
 from mmjax.utils import cli as cli_lib
 from mmjax.utils import runinfo
@@ -211,6 +212,12 @@ def parse_flags(argv: list[str]) -> list[str]:
   if spec is not None and not os.path.exists(spec.partition(':')[0]):
     # config_flags would defer this error to the first read of the config.
     _fail(f'no such file {spec.partition(":")[0]} (the --config file)', USAGE)
+  # `--config.<optional field>=None` sets it to None (placeholders).
+  nones = []
+  if spec and any(a.startswith('--config.') and a.endswith('=None')
+                  for a in argv):
+    argv, nones = prepare_lib.split_none_overrides(argv,
+                                                   _load_config_file(spec))
   try:
     args = flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except
@@ -220,6 +227,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     if message is None:
       raise
     _fail(message, USAGE)
+  prepare_lib.set_none(flags.FLAGS.config, nones)
   return args
 
 

@@ -127,6 +127,19 @@ class LaunchErrorsTest(absltest.TestCase):
     self.assertUserError(out, 2, '--config.train.batch_size=abc',
                          'type int')
 
+  def test_none_sets_an_optional_field_to_none(self):
+    # clip_norm and data.cold are placeholders: `None` parses, and the run
+    # goes on to the next check (a bad metric, so nothing trains).
+    out = launch('--config', TEST_CONFIG, '--workdir', self.workdir,
+                 '--config.optim.clip_norm=None', '--config.data.cold=None',
+                 '--config.eval.select_metric=recal@20')
+    self.assertUserError(out, 2, "eval.select_metric='recal@20'")
+    self.assertNotIn('clip_norm', out.stderr)
+    # A field that is not optional still refuses it.
+    out = launch('--config', TEST_CONFIG, '--workdir', self.workdir,
+                 '--config.train.batch_size=None')
+    self.assertUserError(out, 2, '--config.train.batch_size=None', 'type int')
+
   def test_config_value_that_cannot_run(self):
     out = launch('--config', TEST_CONFIG, '--workdir', self.workdir,
                  '--config.eval.select_metric=recal@20')

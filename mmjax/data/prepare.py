@@ -4,15 +4,20 @@ r"""Prepare a dataset: reader -> preprocessing -> split -> dataset directory.
   python -m mmjax.data.prepare --config configs/data/synthetic.py \
       --config.synthetic.preset=visual --config.out_dir=data/syn-visual
 
+`--config.<field>=None` sets an optional field (a placeholder such as
+implicit_threshold, reader_name or cold) to None.
+
 Prints a summary table (users, items, interactions, density, per-split
-counts, and what each step removed). Without `out_dir` the dataset goes to
-`<root>/<name>-<hash8>`, the hash being that of the resolved preparation
-config, so two configs never share a directory and training configs find the
-dataset they describe (`ensure_dataset`). A prepare writes into a temporary
-folder and renames it when complete: an interrupted prepare leaves nothing
-half-written. Preparing again into a directory never deletes its extracted
-features: they are kept when the dataset is the same one (same source and
-item map), and moved aside to `features.stale-<time>/` otherwise (`prepare`).
+counts, what each step removed, and a `note:` line when held-out
+interactions of users or items unseen in training were dropped). Without
+`out_dir` the dataset goes to `<root>/<name>-<hash8>`, the hash being that of
+the resolved preparation config, so two configs never share a directory and
+training configs find the dataset they describe (`ensure_dataset`). A prepare
+writes into a temporary folder and renames it when complete: an interrupted
+prepare leaves nothing half-written. Preparing again into a directory never
+deletes its extracted features: they are kept when the dataset is the same
+one (same source and item map), and moved aside to `features.stale-<time>/`
+otherwise (`prepare`).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import os
 import shutil
 import sys
-from typing import Any
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
@@ -125,6 +130,10 @@ def _csv_keys(path: str, key: str) -> set[str]:
   return keys
 
 
+# Optional data config fields -> the reader argument each one sets.
+_READER_FIELDS = {'meta_path': 'meta', 'reader_name': 'name'}
+
+
 def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
           ) -> tuple[dataset_lib.Dataset, dict[str, Any]]:
   """Runs reader, preprocessing and split; returns (dataset, raw features)."""
@@ -137,10 +146,17 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
       raise dataset_lib.DataError(f'{cfg.path}: data not found for dataset '
                                   f'{cfg.name!r}.')
     kwargs = {'on_bad_line': cfg.on_bad_line}
-    if cfg.meta_path:
-      kwargs['meta'] = cfg.meta_path
-    if cfg.reader_name:
-      kwargs['name'] = cfg.reader_name
+    for field, arg in _READER_FIELDS.items():
+      value = cfg[field]
+      if value in (None, ''):
+        continue
+      if (cfg.format in readers.READERS
+          and arg not in readers.arguments(cfg.format)):
+        raise dataset_lib.DataError(
+            f'{field}={value!r}: the {cfg.format!r} reader takes no {arg!r} '
+            f'(it takes: {", ".join(readers.arguments(cfg.format))}); leave '
+            f'{field} unset (--config.{field}=None).')
+      kwargs[arg] = value
     raw = readers.read(cfg.format, cfg.path, **kwargs)
   steps = list(raw.steps)
   steps.insert(0, {'step': 'read', 'interactions': len(raw), 'removed': 0})
@@ -177,8 +193,11 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
   keep = splits.handle_cold(x.user, x.item, label, cold, steps)
   x, label = x.take(keep), label[keep]
   steps.append({'step': 'split', 'kind': kind,
-                'ratios': list(cfg.split.ratios),
-                'rounding': cfg.split.rounding, 'removed': 0})
+                **splits.options(kind, ratios=cfg.split.ratios,
+                                 rounding=cfg.split.rounding,
+                                 cutoffs=tuple(cfg.split.cutoffs),
+                                 cold_share=cfg.split.cold_share),
+                'removed': 0})
   user, item, user_ids, item_ids = preprocess.remap(x, cfg.seed)
   # Catalogue items that lost (or never had) interactions leave the dataset.
   unused = len(set(map(str, raw.item_table)) - set(map(str, item_ids)))
@@ -488,7 +507,45 @@ def format_summary(ds: dataset_lib.Dataset) -> str:
       rows.append(f'    {st["step"]:<32}{st.get("removed", 0):>13,}'
                   f'{"" if items is None else f"{items:,}":>8}  {detail}'
                   .rstrip())
+  note = cold_note(ds)
+  if note:
+    rows.append(note)
   return '\n'.join(rows)
+
+
+def _cold_step(ds: dataset_lib.Dataset) -> dict[str, Any] | None:
+  """The manifest's cold_in_heldout step when it dropped something."""
+  for st in ds.manifest.get('steps', []):
+    if st.get('step') == 'cold_in_heldout' and st.get('removed'):
+      return st
+  return None
+
+
+def cold_note(ds: dataset_lib.Dataset) -> str | None:
+  """One line saying held-out interactions of cold users/items were dropped.
+
+  None when the `cold` policy dropped nothing. Dropping them is the default
+  of the warm splits (`cold=drop`): on a sparse dataset it can remove much of
+  valid and test, which the user must not miss.
+  """
+  st = _cold_step(ds)
+  if st is None:
+    return None
+  removed, policy = st['removed'], st.get('policy', 'drop')
+  s = ds.summary()
+  share = removed / max(removed + s['valid'] + s['test'], 1)
+  whose = []
+  for kind in ('user', 'item'):
+    if kind == 'item' and policy == 'drop_users':
+      continue
+    if st.get(f'cold_{kind}_interactions'):
+      n = st.get(f'cold_{kind}s')  # Absent in older manifests.
+      whose.append(f'{kind}s' if n is None
+                   else f'{n:,} {kind}{"" if n == 1 else "s"}')
+  return (f'note: {removed:,} valid/test interactions ({share:.0%} of them) '
+          f'of {" and ".join(whose)} unseen in training were dropped '
+          f'(cold={policy}); keep them with --config.cold=keep '
+          '(--config.data.cold=keep in a training config).')
 
 
 # Step details whose key does not say what it counts.
@@ -511,9 +568,116 @@ def format_summary_line(ds: dataset_lib.Dataset,
   """
   s = ds.summary()
   where = dataset_dir or ds.root or '(not saved)'
+  st = _cold_step(ds)
+  cold = ('' if st is None else f' ({st["removed"]:,} valid/test of cold '
+          f'users/items dropped, cold={st.get("policy", "drop")})')
   return (f'dataset {ds.manifest.get("name", "?")}: {s["users"]:,} users, '
           f'{s["items"]:,} items, {s["train"]:,}/{s["valid"]:,}/'
-          f'{s["test"]:,} train/valid/test interactions, in {where}')
+          f'{s["test"]:,} train/valid/test interactions{cold}, in {where}')
+
+
+# The value of a `--config.<path>=` flag that sets an optional field to None.
+NONE = 'None'
+
+
+def is_optional(cfg: ml_collections.ConfigDict, path: str) -> bool:
+  """Whether the dotted `path` of `cfg` is an optional field.
+
+  An optional field is a `config_dict.placeholder` (whatever its current
+  value, e.g. a data config's `implicit_threshold = 4.0`) or a field whose
+  value is None.
+  """
+  *parents, last = path.split('.')
+  node = cfg
+  for part in parents:
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return False
+    node = node[part]
+  if not isinstance(node, ml_collections.ConfigDict) or last not in node:
+    return False
+  field = dict(node.items(preserve_field_references=True))[last]
+  return field is None or isinstance(
+      field, ml_collections.config_dict.FieldReference)
+
+
+def split_none_overrides(
+    argv: Sequence[str], cfg: ml_collections.ConfigDict | None,
+    name: str = 'config') -> tuple[list[str], list[str]]:
+  """Takes `--<name>.<path>=None` of the optional fields of `cfg` out of argv.
+
+  config_flags parses an override with the field's type: `None` is then
+  "could not convert string to float" for a float placeholder, and the
+  string 'None' for a str one. Parse the rest, then `set_none` the paths.
+
+  Args:
+    argv: the command line.
+    cfg: the config the `--<name>` flag loads (None: nothing is taken out).
+    name: the config flag's name.
+
+  Returns:
+    (argv without those overrides, their dotted paths).
+  """
+  rest, paths = [], []
+  prefix = f'--{name}.'
+  for arg in argv:
+    path, eq, value = arg[len(prefix):].partition('=')
+    if (cfg is not None and arg.startswith(prefix) and eq and value == NONE
+        and is_optional(cfg, path)):
+      paths.append(path)
+    else:
+      rest.append(arg)
+  return rest, paths
+
+
+def set_none(cfg: ml_collections.ConfigDict, paths: Sequence[str]) -> None:
+  """Sets each dotted path of `cfg` to None."""
+  for path in paths:
+    *parents, last = path.split('.')
+    node = cfg
+    for part in parents:
+      node = node[part]
+    node[last] = None
+
+
+def _config_spec(argv: Sequence[str]) -> str | None:
+  """The value of --config in argv (`--config=x` or `--config x`)."""
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      return arg.split('=', 1)[1]
+    if arg == '--config' and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
+  """The config of `path[:arg]`, loaded as config_flags does; None on error."""
+  path, _, arg = spec.partition(':')
+  try:
+    module_spec = importlib.util.spec_from_file_location(
+        'mmjax_prepare_config', path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg) if arg else module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None  # config_flags reports it while parsing.
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """`app.run`'s flag parser: `--config.<optional field>=None` means None."""
+  cfg = None
+  if any(a.startswith('--config.') and a.endswith('=' + NONE) for a in argv):
+    spec = _config_spec(argv)
+    cfg = _load_config_file(spec) if spec else None
+  argv, nones = split_none_overrides(argv, cfg)
+  try:
+    args = flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'FATAL Flags parsing error: {e}', file=sys.stderr)
+    print('Pass --helpshort or --helpfull to see help on flags.',
+          file=sys.stderr)
+    sys.exit(1)
+  set_none(flags.FLAGS.config, nones)
+  return args
 
 
 def main(argv):
@@ -531,4 +695,4 @@ if __name__ == '__main__':
   config_flags.DEFINE_config_file(
       'config', None, 'Data preparation config (configs/data/<x>.py).',
       lock_config=True)
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

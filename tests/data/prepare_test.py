@@ -347,6 +347,105 @@ class SummaryTest(absltest.TestCase):
         self.assertEqual(bool(stdout.getvalue()), expected)
 
 
+def _elliot(folder: str) -> ml_collections.ConfigDict:
+  """A fixed Elliot split where user u9 (3 held-out rows) never trains."""
+  train = [f'u{u}\ti{(u + k) % 6}\t5' for u in range(4) for k in range(3)]
+  test = ['u0\ti5\t5', 'u1\ti0\t5'] + [f'u9\ti{k}\t5' for k in range(3)]
+  for name, rows in (('train.tsv', train), ('test.tsv', test)):
+    with open(os.path.join(folder, name), 'w') as f:
+      f.write('\n'.join(rows) + '\n')
+  cfg = prepare.base_config()
+  cfg.name, cfg.format, cfg.path = 'tiny', 'elliot', folder
+  cfg.split.kind = 'fixed'
+  cfg.root = os.path.join(folder, 'out')
+  return cfg
+
+
+class FlagsAndSummaryTest(absltest.TestCase):
+  """`None` on the command line, the split options, the cold-user note."""
+
+  def test_none_sets_optional_fields_to_none(self):
+    with tempfile.TemporaryDirectory() as root:
+      out = os.path.join(root, 'cli')
+      proc = subprocess.run(
+          [sys.executable, '-m', 'mmjax.data.prepare',
+           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config.synthetic.num_users=60', '--config.synthetic.num_items=50',
+           '--config.synthetic.max_images=0',
+           '--config.implicit_threshold=None', '--config.reader_name=None',
+           '--config.cold=None',
+           f'--config.out_dir={out}'],
+          cwd=REPO, capture_output=True, text=True, timeout=120)
+      self.assertEqual(proc.returncode, 0, proc.stderr)
+      config = dataset_lib.load(out).manifest['config']
+      self.assertIsNone(config['implicit_threshold'])
+      self.assertIsNone(config['reader_name'])
+      self.assertIsNone(config['cold'])
+      # A field that is not optional still refuses `None`.
+      proc = subprocess.run(
+          [sys.executable, '-m', 'mmjax.data.prepare',
+           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config.min_user=None', f'--config.out_dir={out}-2'],
+          cwd=REPO, capture_output=True, text=True, timeout=120)
+      self.assertNotEqual(proc.returncode, 0)
+      self.assertIn('min_user', proc.stderr)
+
+  def test_optional_fields(self):
+    cfg = prepare.load_data_config('ml100k')  # implicit_threshold = 4.0.
+    self.assertTrue(prepare.is_optional(cfg, 'implicit_threshold'))
+    self.assertTrue(prepare.is_optional(cfg, 'reader_name'))
+    self.assertFalse(prepare.is_optional(cfg, 'min_user'))
+    self.assertFalse(prepare.is_optional(cfg, 'split.kind'))
+    self.assertFalse(prepare.is_optional(cfg, 'no.such'))
+    rest, paths = prepare.split_none_overrides(
+        ['x', '--config.implicit_threshold=None', '--config.min_user=None',
+         '--config.cold=none'], cfg)
+    self.assertEqual(paths, ['implicit_threshold'])
+    self.assertEqual(rest, ['x', '--config.min_user=None',
+                            '--config.cold=none'])
+    prepare.set_none(cfg, paths)
+    self.assertIsNone(cfg.implicit_threshold)
+
+  def test_reader_argument_it_does_not_take(self):
+    with tempfile.TemporaryDirectory() as folder:
+      cfg = _elliot(folder)
+      cfg.reader_name = 'None'
+      with self.assertRaisesRegex(
+          dataset_lib.DataError,
+          r"reader_name='None': the 'elliot' reader takes no 'name'"):
+        prepare.build(cfg)
+
+  def test_fixed_split_summary_and_cold_users_note(self):
+    with tempfile.TemporaryDirectory() as folder:
+      cfg = _elliot(folder)
+      stdout = io.StringIO()
+      with contextlib.redirect_stdout(stdout):
+        out = prepare.prepare(cfg)
+      ds = dataset_lib.load(out)
+    text = stdout.getvalue()
+    split = [l for l in text.splitlines() if l.strip().startswith('split ')]
+    self.assertLen(split, 1)
+    self.assertTrue(split[0].endswith('kind=fixed'), split[0])
+    self.assertNotIn('ratios', text)
+    self.assertNotIn('rounding', text)
+    note = [l for l in text.splitlines() if l.startswith('note: ')]
+    self.assertEqual(note, [
+        'note: 3 valid/test interactions (60% of them) of 1 user unseen in '
+        'training were dropped (cold=drop); keep them with --config.cold=keep '
+        '(--config.data.cold=keep in a training config).'])
+    self.assertEqual(prepare.cold_note(ds), note[0])
+    line = prepare.format_summary_line(ds)
+    self.assertIn('(3 valid/test of cold users/items dropped, cold=drop)',
+                  line)
+    with tempfile.TemporaryDirectory() as folder:
+      cfg = _elliot(folder)
+      cfg.cold = 'keep'
+      ds = dataset_lib.load(prepare.prepare(cfg, quiet=True))
+    self.assertIsNone(prepare.cold_note(ds))
+    self.assertNotIn('note:', prepare.format_summary(ds))
+    self.assertNotIn('cold', prepare.format_summary_line(ds))
+
+
 class RestrictCsvTest(absltest.TestCase):
 
   def _csv(self, text: str) -> str:
