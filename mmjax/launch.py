@@ -21,7 +21,6 @@ real bugs always show theirs.
 """
 
 import difflib
-import importlib.util
 import logging as py_logging
 import os
 import re
@@ -95,29 +94,6 @@ def _debug_requested(argv: Sequence[str]) -> bool:
              for a in argv)
 
 
-def _config_arg(argv: Sequence[str]) -> str | None:
-  """The value of --config in argv (`--config=x` or `--config x`)."""
-  for i, arg in enumerate(argv):
-    if arg.startswith('--config='):
-      return arg.split('=', 1)[1]
-    if arg == '--config' and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
-
-
-def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
-  """The config of `path[:arg]`, loaded as config_flags does; None on error."""
-  path, _, arg = spec.partition(':')
-  try:
-    module_spec = importlib.util.spec_from_file_location('mmjax_cli_config',
-                                                         path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
-  except Exception:  # pylint: disable=broad-except
-    return None
-
-
 def _override_paths(argv: Sequence[str]) -> list[str]:
   """The dotted path of each --config.<path>=<value> in argv."""
   return [a[len('--config.'):].partition('=')[0] for a in argv
@@ -166,7 +142,7 @@ def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
   key as an AttributeError after dozens of lines of traceback; this names
   the key, the closest existing one, the expected type or the missing file.
   """
-  spec = _config_arg(argv)
+  spec = cli_lib.config_arg(argv)
   if spec is not None and not os.path.exists(spec.partition(':')[0]):
     return f'no such file {spec.partition(":")[0]} (the --config file)'
   message = str(error)
@@ -177,7 +153,7 @@ def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
     described = cli_lib.describe_missing_module(error.name)
     if described:
       return described
-  cfg = _load_config_file(spec) if spec else None
+  cfg = cli_lib.load_config_file(spec) if spec else None
   match = _BAD_VALUE.match(message)
   if isinstance(error, flags.IllegalFlagValueError) and match:
     path, value, _ = match.groups()
@@ -208,7 +184,7 @@ def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
 
 def parse_flags(argv: list[str]) -> list[str]:
   """`app.run`'s flag parser: user errors in one line and exit status 2."""
-  spec = _config_arg(argv)
+  spec = cli_lib.config_arg(argv)
   if spec is not None and not os.path.exists(spec.partition(':')[0]):
     # config_flags would defer this error to the first read of the config.
     _fail(f'no such file {spec.partition(":")[0]} (the --config file)', USAGE)
@@ -216,8 +192,8 @@ def parse_flags(argv: list[str]) -> list[str]:
   nones = []
   if spec and any(a.startswith('--config.') and a.endswith('=None')
                   for a in argv):
-    argv, nones = prepare_lib.split_none_overrides(argv,
-                                                   _load_config_file(spec))
+    argv, nones = prepare_lib.split_none_overrides(
+        argv, cli_lib.load_config_file(spec))
   try:
     args = flags.FLAGS(argv)
   except Exception as e:  # pylint: disable=broad-except

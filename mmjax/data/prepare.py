@@ -44,6 +44,7 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.data import preprocess
 from mmjax.data import splits
 from mmjax.data import store
+from mmjax.utils import cli as cli_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -639,35 +640,12 @@ def set_none(cfg: ml_collections.ConfigDict, paths: Sequence[str]) -> None:
     node[last] = None
 
 
-def _config_spec(argv: Sequence[str]) -> str | None:
-  """The value of --config in argv (`--config=x` or `--config x`)."""
-  for i, arg in enumerate(argv):
-    if arg.startswith('--config='):
-      return arg.split('=', 1)[1]
-    if arg == '--config' and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
-
-
-def _load_config_file(spec: str) -> ml_collections.ConfigDict | None:
-  """The config of `path[:arg]`, loaded as config_flags does; None on error."""
-  path, _, arg = spec.partition(':')
-  try:
-    module_spec = importlib.util.spec_from_file_location(
-        'mmjax_prepare_config', path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg) if arg else module.get_config()
-  except Exception:  # pylint: disable=broad-except
-    return None  # config_flags reports it while parsing.
-
-
 def parse_flags(argv: list[str]) -> list[str]:
   """`app.run`'s flag parser: `--config.<optional field>=None` means None."""
   cfg = None
   if any(a.startswith('--config.') and a.endswith('=' + NONE) for a in argv):
-    spec = _config_spec(argv)
-    cfg = _load_config_file(spec) if spec else None
+    spec = cli_lib.config_arg(argv)
+    cfg = cli_lib.load_config_file(spec) if spec else None
   argv, nones = split_none_overrides(argv, cfg)
   try:
     args = flags.FLAGS(argv)
