@@ -41,8 +41,11 @@ def base_config() -> ml_collections.ConfigDict:
   })
   c.model = ml_collections.ConfigDict({
       'name': 'bprmf', 'embed_dim': 64, 'num_layers': 0, 'reg_weight': 1e-4})
+  # mmjax/train/optim.py: `name` is any optax optimiser, called with the
+  # schedule and `kwargs`; an empty `kwargs` keeps optax's defaults.
   c.optim = ml_collections.ConfigDict({
       'name': 'adam', 'lr': 1e-3, 'weight_decay': 0.0,
+      'kwargs': ml_collections.ConfigDict(),
       'clip_norm': ph(float),
       'schedule': 'constant',      # constant | mmrec | cosine
       'lr_decay': (1.0, 50.0),     # MMRec's learning_rate_scheduler (a, b)
