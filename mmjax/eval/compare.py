@@ -6,7 +6,10 @@
 reads `<run>/per_user_<split>.npz` (written by
 `mmjax.eval.ranking.save_per_user`) for every run, refuses runs whose dataset
 split hashes differ, and compares each run with the first (the baseline), or
-every pair with --all_pairs. For each comparison and metric: the number of
+every pair with --all_pairs. Runs are labelled by their configs
+(`run_labels`): the model name plus the config keys that tell them apart,
+so `lr=0.001` of one sweep and `lr=0.001` of another stay distinct. For each
+comparison and metric: the number of
 users, both means, the mean difference (run - baseline), a seeded bootstrap
 95% interval of that difference, Cohen's d for paired samples
 (mean(diff) / sd(diff)), and the p-values of a paired t-test and of a
@@ -16,9 +19,11 @@ whole table.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 from collections.abc import Sequence
 import itertools
+import json
 import math
 import os
 from typing import Any
@@ -29,6 +34,7 @@ import numpy as np
 from scipy import stats
 
 from mmjax.eval import ranking
+from mmjax.utils import runinfo
 
 _METRIC = flags.DEFINE_list('metric', ['recall@20'], 'Metrics to compare.')
 _SPLIT = flags.DEFINE_enum('split', 'test', ['val', 'valid', 'test'],
@@ -184,6 +190,130 @@ def _add_holm(rows: list[dict[str, Any]]) -> None:
       row[key + '_holm'] = float(p)
 
 
+# Config keys that change nothing a run computes (where datasets and
+# checkpoints go, how processes reach each other: the bookkeeping keys of
+# runinfo.RESUMABLE); a label never shows them.
+_BOOKKEEPING = ('ckpt.', 'data.root', 'mesh.coordinator', 'mesh.num_processes',
+                'mesh.process_id')
+# The study's factors: a representation or control that differs anywhere
+# among the compared runs is shown on every run that has features. Other
+# keys are shown where they differ between runs of the same model: across
+# models the name tells runs apart, and each model's own defaults
+# (model.num_layers, its lr) would only lengthen the labels.
+_SOURCES = 'features.sources.'
+_FEATURE_OPTIONS = ('features.control', 'features.control_modalities',
+                    'features.transform')
+
+
+def _format_value(value: Any) -> str:
+  if isinstance(value, (list, tuple)):
+    return '[' + ','.join(_format_value(v) for v in value) + ']'
+  return repr(value) if isinstance(value, float) else str(value)
+
+
+def _short_names(keys: Sequence[str]) -> dict[str, str]:
+  """Each dotted key's shortest suffix that no other key shares
+  ('optim.lr' -> 'lr', 'features.sources.visual' -> 'visual')."""
+  parts = {k: k.split('.') for k in keys}
+  names = {}
+  for key, p in parts.items():
+    for depth in range(1, len(p) + 1):
+      suffix = p[-depth:]
+      if not any(q[-depth:] == suffix for k, q in parts.items() if k != key):
+        break
+    names[key] = '.'.join(suffix)
+  return names
+
+
+def run_labels(paths: Sequence[str],
+               configs: Sequence[Mapping[str, Any] | None]) -> list[str]:
+  """Short unique labels of runs from their recorded configs.
+
+  A label is the model name, then in parentheses the config keys that tell
+  the run apart, by their shortest unambiguous name: `vbpr(visual=clip,
+  control=shuffle)`, `lightgcn(lr=0.001)`. Shown are the representations
+  (`features.sources.*`) and, on runs with features, the control and
+  transform, wherever they differ among the compared runs; every other key
+  (bookkeeping ones aside) where it differs between runs of the same model,
+  i.e. the keys a sweep varied. Runs whose labels would still coincide
+  (equal configs, or no config.json) are labelled by their path as given.
+
+  Args:
+    paths: the run directories (or .npz files), as given.
+    configs: each run's config.json contents, or None when it has none
+      (labelled by its folder name, or its path where that is not unique).
+
+  Returns:
+    One label per run, in order.
+
+  Raises:
+    ValueError: the same run given twice.
+  """
+  normalized = [os.path.normpath(p) for p in paths]
+  for i, path in enumerate(normalized):
+    if normalized.index(path) != i:
+      raise ValueError(f'run {path} is given twice.')
+  flat = [None if c is None else {
+      k: v for k, v in runinfo.flatten_config(c).items()
+      if not k.startswith(_BOOKKEEPING)} for c in configs]
+  keys = sorted({k for f in flat if f for k in f})
+
+  def differ(runs: Sequence[dict[str, Any]], key: str) -> bool:
+    # JSON text: config values are lists and dicts (unhashable).
+    return len({(key in f, json.dumps(f.get(key), sort_keys=True))
+                for f in runs}) > 1
+
+  with_config = [f for f in flat if f is not None]
+  factors = [k for k in keys if k.startswith(_SOURCES) and
+             differ(with_config, k)]
+  factors += [k for k in _FEATURE_OPTIONS if differ(with_config, k)]
+  shown = []
+  for f in flat:
+    if f is None:
+      shown.append([])
+      continue
+    has_features = any(k.startswith(_SOURCES) and v for k, v in f.items())
+    same_model = [g for g in with_config
+                  if g.get('model.name') == f.get('model.name')]
+    mine = [k for k in factors if k in f and (
+        k.startswith(_SOURCES) or has_features)]
+    mine += [k for k in keys if k not in factors and k != 'model.name'
+             and k in f and differ(same_model, k)]
+    shown.append(mine)
+  names = _short_names(sorted({k for s in shown for k in s}))
+  labels = []
+  for path, f, mine in zip(paths, flat, shown):
+    folder = os.path.basename(os.path.normpath(
+        os.path.dirname(path) if path.endswith('.npz') else path))
+    if f is None:
+      labels.append(folder or path)
+      continue
+    label = str(f.get('model.name', folder))
+    if mine:
+      label += '(' + ','.join(f'{names[k]}={_format_value(f[k])}'
+                              for k in mine) + ')'
+    labels.append(label)
+  counts = collections.Counter(labels)
+  return [path if counts[label] > 1 else label
+          for path, label in zip(normalized, labels)]
+
+
+def _read_config(run_dir: str) -> dict[str, Any] | None:
+  """A run's config.json, or None when it has none."""
+  path = os.path.join(run_dir, runinfo.CONFIG)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path, encoding='utf-8') as f:
+      config = json.load(f)
+  except ValueError as e:
+    raise ValueError(f'{path}: not a JSON config ({e}).') from e
+  if not isinstance(config, dict):
+    raise ValueError(f'{path}: expected a JSON object (a run\'s config), '
+                     f'got {type(config).__name__}.')
+  return config
+
+
 def load_runs(
     paths: Sequence[str], split: str
 ) -> dict[str, dict[str, Any]]:
@@ -194,28 +324,31 @@ def load_runs(
     split: 'val' (or 'valid': either file name is accepted) or 'test'.
 
   Returns:
-    run name -> `ranking.load_per_user` dict, in the order of `paths`.
+    run label (`run_labels`, from each run's config.json) ->
+    `ranking.load_per_user` dict, in the order of `paths`.
 
   Raises:
     FileNotFoundError: a run has no per-user file for the split.
     HashMismatchError: two runs were evaluated on different data or splits.
+    ValueError: a config.json that is not a JSON object, or a run given
+      twice.
   """
-  runs = {}
+  files, configs = [], []
   for path in paths:
     if path.endswith('.npz'):
       file = path
     else:
       names = ('val', 'valid') if split in ('val', 'valid') else (split,)
-      files = [os.path.join(path, f'per_user_{n}.npz') for n in names]
-      file = next((f for f in files if os.path.exists(f)), files[0])
+      candidates = [os.path.join(path, f'per_user_{n}.npz') for n in names]
+      file = next((f for f in candidates if os.path.exists(f)),
+                  candidates[0])
     if not os.path.exists(file):
       raise FileNotFoundError(f'{file}: no per-user metrics for split '
                               f'{split!r} (was the run evaluated?).')
-    name = os.path.basename(os.path.normpath(
-        os.path.dirname(file) if path.endswith('.npz') else path))
-    if name in runs or not name:
-      name = path
-    runs[name] = ranking.load_per_user(file)
+    files.append(file)
+    configs.append(_read_config(os.path.dirname(file) or '.'))
+  runs = {label: ranking.load_per_user(file)
+          for label, file in zip(run_labels(paths, configs), files)}
   first = next(iter(runs))
   for name, run in runs.items():
     if run['split_hash'] != runs[first]['split_hash']:
@@ -282,7 +415,7 @@ def main(argv: Sequence[str]) -> None:
     raise app.UsageError('give at least two run directories.')
   try:
     runs = load_runs(paths, _SPLIT.value)
-  except (FileNotFoundError, HashMismatchError) as e:
+  except (FileNotFoundError, ValueError) as e:  # HashMismatchError too.
     raise SystemExit(f'error: {e}') from None
   rows = compare_table(runs, _METRIC.value, all_pairs=_ALL_PAIRS.value,
                        num_boot=_NUM_BOOT.value, seed=_SEED.value)

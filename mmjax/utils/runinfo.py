@@ -199,14 +199,15 @@ class WorkdirError(ValueError):
   """The workdir holds another run; the message says how to go on."""
 
 
-def _flatten(value: Any, prefix: str = '') -> dict[str, Any]:
+def flatten_config(value: Any, prefix: str = '') -> dict[str, Any]:
+  """A config.json's contents as dotted key -> value ('optim.lr': 0.001)."""
   if isinstance(value, dict):
     # An empty section says nothing: it equals one that a run recorded
     # before the section existed (e.g. `eval.evaluators`, added later), so
     # that run can still resume.
     out = {}
     for k, v in value.items():
-      out.update(_flatten(v, f'{prefix}.{k}' if prefix else str(k)))
+      out.update(flatten_config(v, f'{prefix}.{k}' if prefix else str(k)))
     return out
   return {prefix: value}
 
@@ -219,7 +220,7 @@ def config_dict(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
 def config_differences(old: dict[str, Any], new: dict[str, Any]
                        ) -> list[tuple[str, Any, Any]]:
   """(dotted key, old value, new value) for every key that differs."""
-  a, b = _flatten(old), _flatten(new)
+  a, b = flatten_config(old), flatten_config(new)
   return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
           for k in sorted(set(a) | set(b))
           if a.get(k, _ABSENT) != b.get(k, _ABSENT)]
@@ -291,7 +292,7 @@ def check_resumable(workdir: str, cfg: ml_collections.ConfigDict) -> None:
   except (OSError, ValueError) as e:
     raise WorkdirError(f'{path} cannot be read ({e}): {ways}.') from e
   new = config_dict(cfg)
-  flat_new = _flatten(new)
+  flat_new = flatten_config(new)
   refused = [(k, a, b) for k, a, b in config_differences(old, new)
              if _refused(k, a, b, flat_new)]
   if refused:

@@ -1,5 +1,7 @@
 """Run comparison: paired tests, Holm correction, bootstrap, hash refusal."""
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -14,8 +16,12 @@ from mmjax.eval import ranking
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def write_run(root, name, users, values, split_hash='abc', split='test'):
+def write_run(root, name, users, values, split_hash='abc', split='test',
+              config=None):
   os.makedirs(os.path.join(root, name), exist_ok=True)
+  if config is not None:
+    with open(os.path.join(root, name, 'config.json'), 'w') as f:
+      json.dump(config, f)
   result = ranking.EvalResult(
       per_user={k: np.asarray(v, np.float64) for k, v in values.items()},
       users=np.asarray(users, np.int32), summary={},
@@ -151,6 +157,116 @@ class RunFilesTest(absltest.TestCase):
                             text=True)
       self.assertNotEqual(proc.returncode, 0)
       self.assertIn('different datasets or splits', proc.stderr)
+
+
+# The shape of a training config.json (mmjax/train/defaults.py), cut down.
+BASE_CONFIG = {
+    'seed': 0,
+    'data': {'name': 'synthetic', 'root': None, 'split': None},
+    'features': {'sources': {}, 'transform': 'none', 'control': 'none',
+                 'control_modalities': []},
+    'model': {'name': 'lightgcn', 'embed_dim': 64, 'num_layers': 2,
+              'reg_weight': 1e-4},
+    'optim': {'name': 'adam', 'lr': 1e-3, 'weight_decay': 0.0},
+    'train': {'num_epochs': 10, 'batch_size': 2048},
+    'ckpt': {'every_epochs': 5, 'keep': 2},
+    'mesh': {'data': -1, 'coordinator': None, 'process_id': 0},
+}
+
+
+def config(**dotted):
+  """BASE_CONFIG with dotted keys set ('optim.lr': 0.01)."""
+  c = copy.deepcopy(BASE_CONFIG)
+  for key, value in dotted.items():
+    *sections, last = key.split('.')
+    node = c
+    for s in sections:
+      node = node.setdefault(s, {})
+    node[last] = value
+  return c
+
+
+class LabelTest(absltest.TestCase):
+
+  def labels(self, runs):
+    """run_labels of (path, dotted overrides or None) pairs."""
+    paths = [p for p, _ in runs]
+    configs = [None if o is None else config(**o) for _, o in runs]
+    return compare.run_labels(paths, configs)
+
+  def test_equal_folder_names_of_two_sweeps(self):
+    # Two sweeps, each with lr=0.001 and lr=0.01 folders: one of lightgcn
+    # at two embedding sizes, one of vbpr (features) on another dataset.
+    vbpr = {'model.name': 'vbpr', 'model.num_layers': 0,
+            'data.name': 'ml_lvlm', 'features.sources': {'visual': 'clip'}}
+    got = self.labels([
+        ('a/lr=0.001', {'model.embed_dim': 32}),
+        ('a/lr=0.01', {'model.embed_dim': 32, 'optim.lr': 0.01}),
+        ('b/lr=0.001', {'model.embed_dim': 64}),
+        ('c/lr=0.001', vbpr),
+        ('c/lr=0.01', {**vbpr, 'optim.lr': 0.01}),
+    ])
+    self.assertEqual(got, [
+        'lightgcn(embed_dim=32,lr=0.001)', 'lightgcn(embed_dim=32,lr=0.01)',
+        'lightgcn(embed_dim=64,lr=0.001)',
+        # data.name differs between models only: the model tells them apart.
+        'vbpr(visual=clip,lr=0.001)', 'vbpr(visual=clip,lr=0.01)'])
+
+  def test_representation_and_control(self):
+    text = {'model.name': 'vbpr', 'features.sources': {'textual': 'minilm'}}
+    got = self.labels([
+        ('runs/bprmf', {'model.name': 'bprmf'}),
+        ('runs/v1', text),
+        ('runs/v2', {**text, 'features.control': 'shuffle'}),
+        ('runs/v3', {'model.name': 'vbpr',
+                     'features.sources': {'textual': 'qwen_kw'}}),
+    ])
+    # bprmf has no features: neither representation nor control applies.
+    self.assertEqual(got, ['bprmf', 'vbpr(textual=minilm,control=none)',
+                           'vbpr(textual=minilm,control=shuffle)',
+                           'vbpr(textual=qwen_kw,control=none)'])
+
+  def test_short_names_stay_unambiguous(self):
+    got = self.labels([
+        ('x/1', {'optim.lr': 0.01, 'model.lr': 1}),
+        ('x/2', {'optim.lr': 0.02, 'model.lr': 2}),
+    ])
+    self.assertEqual(got, ['lightgcn(model.lr=1,optim.lr=0.01)',
+                           'lightgcn(model.lr=2,optim.lr=0.02)'])
+
+  def test_bookkeeping_keys_and_equal_configs_fall_back_to_paths(self):
+    # Only where datasets and checkpoints go differs: the configs compute
+    # the same thing, so only the paths tell the runs apart.
+    got = self.labels([
+        ('s1/lr=0.001', {'data.root': '/d1', 'ckpt.keep': 1}),
+        ('s2/lr=0.001/', {'data.root': '/d2', 'ckpt.keep': 3}),
+        ('s2/bprmf', {'model.name': 'bprmf'}),
+    ])
+    self.assertEqual(got, ['s1/lr=0.001', 's2/lr=0.001', 'bprmf'])
+    # Runs without config.json: folder names, or paths where they clash.
+    self.assertEqual(self.labels([('a/x', None), ('b/x', None),
+                                  ('b/y', None)]), ['a/x', 'b/x', 'y'])
+    with self.assertRaisesRegex(ValueError, 'a/x is given twice'):
+      self.labels([('a/x', None), ('a/x/', None)])
+
+  def test_load_runs_labels_runs_from_their_config(self):
+    users, v = np.arange(5), {'recall@20': np.ones(5)}
+    with tempfile.TemporaryDirectory() as tmp:
+      a = write_run(tmp, 'sweep1/lr=0.001', users, v,
+                    config=config(**{'model.embed_dim': 32}))
+      b = write_run(tmp, 'sweep2/lr=0.001', users, v,
+                    config=config(**{'model.embed_dim': 64}))
+      c = write_run(tmp, 'sweep3/lr=0.001', users, v,
+                    config=config(**{'model.embed_dim': 64}))
+      self.assertEqual(list(compare.load_runs([a, b], 'test')),
+                       ['lightgcn(embed_dim=32)', 'lightgcn(embed_dim=64)'])
+      self.assertEqual(list(compare.load_runs([b, c], 'test')),
+                       [os.path.normpath(b), os.path.normpath(c)])
+      with open(os.path.join(c, 'config.json'), 'w') as f:
+        f.write('{"model": ')
+      with self.assertRaisesRegex(ValueError, 'sweep3/lr=0.001/config.json: '
+                                  'not a JSON config'):
+        compare.load_runs([b, c], 'test')
 
 
 if __name__ == '__main__':
