@@ -8,6 +8,7 @@ exist, a texts_from cycle, a `data` section `ensure_dataset` cannot take.
 import glob
 import importlib.util
 import os
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -15,11 +16,22 @@ import pytest
 
 from mmjax.features import extract
 from tests import conftest
+from tests.features import extract_test
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-CONFIGS = sorted(glob.glob(os.path.join(_ROOT, 'configs', 'features',
-                                        '*.py')))
+# lvlm_outputs.py needs a folder of LVLM outputs (--config.lvlm_dir);
+# tests/features/byod_test.py loads it on one it writes.
+CONFIGS = sorted(p for p in glob.glob(os.path.join(_ROOT, 'configs',
+                                                   'features', '*.py'))
+                 if os.path.basename(p) != 'lvlm_outputs.py')
+ML_LVLM = os.path.join(_ROOT, 'configs', 'features', 'ml_lvlm.py')
+
+
+def shared_data_env():
+  """$MMJAX_SHARED_DATA for ml_lvlm.py: as set, else ../shared/data."""
+  return mock.patch.dict(os.environ, {'MMJAX_SHARED_DATA': os.environ.get(
+      'MMJAX_SHARED_DATA') or conftest.SHARED_DATA})
 
 
 def load(path: str):
@@ -37,7 +49,10 @@ class ConfigsTest(parameterized.TestCase):
 
   @parameterized.parameters(*[os.path.basename(p) for p in CONFIGS])
   def test_loads_with_known_extractors(self, name):
-    config = load(os.path.join(_ROOT, 'configs', 'features', name))
+    if name == 'ml_lvlm.py' and not os.path.isdir(conftest.SHARED_DATA):
+      self.skipTest('ml_lvlm.py lists the LVLM files of ../shared/data')
+    with shared_data_env():
+      config = load(os.path.join(_ROOT, 'configs', 'features', name))
     self.assertIn('representations', config)
     self.assertNotEmpty(config.representations)
     for rep, spec in config.representations.items():
@@ -73,7 +88,8 @@ class ConfigsTest(parameterized.TestCase):
   def test_ml_lvlm_is_the_done_means_command(self):
     if not os.path.isdir(conftest.SHARED_DATA):
       self.skipTest('needs ../shared/data (MovieLens LVLM files), absent here')
-    config = load(os.path.join(_ROOT, 'configs', 'features', 'ml_lvlm.py'))
+    with shared_data_env():
+      config = load(ML_LVLM)
     names = list(config.representations)
     self.assertIn('minilm_title_genres', names)
     self.assertLen([n for n in names if n.startswith('minilm_')], 13)
@@ -86,9 +102,44 @@ class ConfigsTest(parameterized.TestCase):
     from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
 
     # What ensure_dataset does first; it raised on the old data section.
-    data = prepare.resolve_training_data(config.data)
+    with shared_data_env():
+      data = prepare.resolve_training_data(config.data)
     self.assertEqual((data.name, data.format), ('ml_lvlm', 'movielens_latest'))
     self.assertLen(data.restrict_items_csv, 12)
+    # The features read the files the dataset is restricted to.
+    self.assertCountEqual(
+        [os.path.realpath(p) for p in data.restrict_items_csv],
+        {os.path.realpath(s.csv.path) for n, s in
+         config.representations.items() if n != 'minilm_title_genres'})
+
+  def test_ml_lvlm_lvlm_folder_from_the_environment_or_the_flag(self):
+    d = extract_test.new_tempdir(self)
+    with mock.patch.dict(os.environ, {'MMJAX_SHARED_DATA': ''}), \
+         mock.patch('sys.argv', ['extract']), \
+         self.assertRaisesRegex(SystemExit, r'MMJAX_SHARED_DATA is not set'):
+      load(ML_LVLM)
+    with mock.patch.dict(os.environ, {'MMJAX_SHARED_DATA': d}), \
+         mock.patch('sys.argv', ['extract']), \
+         self.assertRaisesRegex(
+             SystemExit,
+             f'{d}/movielens-lvlm/lvlm: the MovieLens LVLM outputs folder is '
+             'absent'):
+      load(ML_LVLM)
+    # --config.lvlm_dir names another folder; the study's file names decide
+    # the kinds there too.
+    for stem in ('m_keywords', 'm_descriptive', 'm_mis'):
+      with open(os.path.join(d, f'{stem}.csv'), 'w') as f:
+        f.write('asin,result\n1,x\n')
+    with mock.patch.dict(os.environ, {'MMJAX_SHARED_DATA': ''}), \
+         mock.patch('sys.argv', ['extract', f'--config.lvlm_dir={d}']):
+      config = load(ML_LVLM)
+    self.assertCountEqual(
+        config.representations,
+        ['minilm_title_genres', 'minilm_m_keywords', 'minilm_m_descriptive',
+         'minilm_m_mis', 'keywords_m_keywords'])
+    self.assertEqual(config.representations.keywords_m_keywords.prompt.domain,
+                     'movies')
+    self.assertEqual(config.data.name, 'ml_lvlm')
 
 
 if __name__ == '__main__':
