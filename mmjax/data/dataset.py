@@ -277,7 +277,7 @@ def load(root: str, *, verify: bool = False) -> Dataset:
   if not os.path.exists(manifest_path):
     raise DataError(
         f'{manifest_path}: no dataset manifest here; prepare one with '
-        '`python -m mmjax.data.prepare --config configs/data/<x>.py`.'
+        '`python -m mmjax.data.prepare --config <dataset name | file.py>`.'
     )
   with open(manifest_path, encoding='utf-8') as f:
     manifest = json.load(f)

@@ -1,14 +1,22 @@
 r"""Prepare a dataset: reader -> preprocessing -> split -> dataset directory.
 
-  python -m mmjax.data.prepare --config configs/data/ml_lvlm.py
-  python -m mmjax.data.prepare --config configs/data/synthetic.py \
-      --config.synthetic.preset=visual --config.out_dir=data/syn-visual
+  python -m mmjax.data.prepare --config synthetic
+  python -m mmjax.data.prepare --config synthetic:visual \
+      --config.synthetic.num_users=500 --config.out_dir=/tmp/syn-visual
+  python -m mmjax.data.prepare --config path/to/mydata.py
+  python -m mmjax.data.prepare --config.name=recipes \
+      --config.format=elliot --config.path=/x/recipes --config.split=fixed
 
-`--config.<field>=None` sets an optional field (a placeholder such as
-implicit_threshold, reader_name or cold) to None.
+`--config` names a built-in dataset (`datasets.BUILTIN`: synthetic, ml_lvlm,
+ml100k, with an optional `:variant`) or a data config file anywhere; without
+it the data is defined by the `--config.<field>=` flags alone, on
+`datasets.base_config()` (the fields, and where data is read and written,
+are described in mmjax/data/datasets.py). `--config.<field>=None` sets an
+optional field (a placeholder such as implicit_threshold, reader_name or
+cold) to None.
 
 Prints a summary table (users, items, interactions, density, per-split
-counts, what each step removed, and a `note:` line when held-out
+counts, what each step removed, and a `WARNING:` line, last, when held-out
 interactions of users or items unseen in training were dropped). Without
 `out_dir` the dataset goes to `<root>/<name>-<hash8>`, the hash being that of
 the resolved preparation config, so two configs never share a directory and
@@ -25,7 +33,6 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -41,47 +48,19 @@ import numpy as np
 import tqdm
 
 from mmjax.data import dataset as dataset_lib
+from mmjax.data import datasets
 from mmjax.data import preprocess
 from mmjax.data import splits
 from mmjax.data import store
 from mmjax.utils import cli as cli_lib
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-SHARED_DATA = os.environ.get(
-    'MMJAX_SHARED_DATA', os.path.join(os.path.dirname(REPO), 'shared', 'data'))
-
-
-def base_config() -> ml_collections.ConfigDict:
-  """Every data config's fields, with defaults."""
-  ph = ml_collections.config_dict.placeholder
-  return ml_collections.ConfigDict({
-      'name': '',
-      'format': '',          # A key of readers.READERS, or 'synthetic'.
-      'path': '',            # Reader input (folder or file).
-      'meta_path': ph(str),  # Amazon meta file.
-      'reader_name': ph(str),  # MMRec / RecBole dataset name.
-      'on_bad_line': 'error',
-      'root': os.path.join(REPO, 'data'),
-      'out_dir': ph(str),
-      'seed': 0,
-      'implicit_threshold': ph(float),
-      'restrict_items_csv': (),  # Keep items present in ALL these CSVs.
-      'restrict_items_key': 'asin',
-      'required_fields': (),
-      'min_user': 0,
-      'min_item': 0,
-      'split': {'kind': 'chrono', 'ratios': (0.8, 0.1, 0.1),
-                'rounding': 'mmrec', 'cutoffs': (), 'cold_share': 0.2},
-      'cold': ph(str),  # drop | keep | drop_users; None: keep for cold_item,
-                        # drop otherwise.
-      'synthetic': _synthetic_defaults(),
-  })
-
-
-def _synthetic_defaults():
-  from mmjax.data import synthetic  # pylint: disable=g-import-not-at-top
-  return synthetic.default_config()
+# Data configs are described, and the built-in ones defined, in datasets.py.
+base_config = datasets.base_config
+load_data_config = datasets.load
+resolve_training_data = datasets.resolve_training_data
+# $MMJAX_SHARED_DATA, the raw data of the built-in datasets (read at import;
+# `datasets.shared_path` reads it at each call).
+SHARED_DATA = datasets.shared_path()
 
 
 def config_hash(cfg: ml_collections.ConfigDict) -> str:
@@ -135,6 +114,24 @@ def _csv_keys(path: str, key: str) -> set[str]:
 _READER_FIELDS = {'meta_path': 'meta', 'reader_name': 'name'}
 
 
+def _check_path(cfg: ml_collections.ConfigDict) -> None:
+  """Raises DataError when the reader's input is not there, saying why."""
+  if not cfg.path:
+    raise dataset_lib.DataError(
+        f'dataset {cfg.name!r} (format {cfg.format!r}): no path; set it '
+        '(--config.path=DIR in prepare, --config.data.path=DIR in a '
+        'training config).')
+  if os.path.exists(cfg.path):
+    return
+  hint = ''
+  if f'${datasets.SHARED_DATA_ENV}' in cfg.path:
+    hint = (f' (the environment variable {datasets.SHARED_DATA_ENV}, the '
+            'folder that holds the raw data of the built-in datasets, is not '
+            'set)')
+  raise dataset_lib.DataError(f'{cfg.path}: data not found for dataset '
+                              f'{cfg.name!r}{hint}.')
+
+
 def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
           ) -> tuple[dataset_lib.Dataset, dict[str, Any]]:
   """Runs reader, preprocessing and split; returns (dataset, raw features)."""
@@ -143,9 +140,7 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
     raw = synthetic.to_raw(cfg.synthetic, cfg.seed, image_dir)
   else:
     from mmjax.data import readers  # pylint: disable=g-import-not-at-top
-    if not os.path.exists(cfg.path):
-      raise dataset_lib.DataError(f'{cfg.path}: data not found for dataset '
-                                  f'{cfg.name!r}.')
+    _check_path(cfg)
     kwargs = {'on_bad_line': cfg.on_bad_line}
     for field, arg in _READER_FIELDS.items():
       value = cfg[field]
@@ -182,22 +177,21 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
   x = preprocess.deduplicate(x, steps)
   x = preprocess.k_core(x, cfg.min_user, cfg.min_item, steps)
   preprocess.check_nonempty(x, steps, src)
-  kind = cfg.split.kind
+  kind = cfg.split
   label = splits.assign(x.user, x.item, x.timestamp, x.split, kind=kind,
-                        seed=cfg.seed, ratios=cfg.split.ratios,
-                        cold_share=cfg.split.cold_share,
-                        rounding=cfg.split.rounding,
-                        cutoffs=tuple(cfg.split.cutoffs))
+                        seed=cfg.seed, ratios=tuple(cfg.ratios),
+                        cold_share=cfg.cold_share, rounding=cfg.rounding,
+                        cutoffs=tuple(cfg.cutoffs))
   # Warm splits evaluate known users and items only; the cold-item split's
   # point is items without training interactions.
   cold = cfg.cold or ('keep' if kind == 'cold_item' else 'drop')
   keep = splits.handle_cold(x.user, x.item, label, cold, steps)
   x, label = x.take(keep), label[keep]
   steps.append({'step': 'split', 'kind': kind,
-                **splits.options(kind, ratios=cfg.split.ratios,
-                                 rounding=cfg.split.rounding,
-                                 cutoffs=tuple(cfg.split.cutoffs),
-                                 cold_share=cfg.split.cold_share),
+                **splits.options(kind, ratios=tuple(cfg.ratios),
+                                 rounding=cfg.rounding,
+                                 cutoffs=tuple(cfg.cutoffs),
+                                 cold_share=cfg.cold_share),
                 'removed': 0})
   user, item, user_ids, item_ids = preprocess.remap(x, cfg.seed)
   # Catalogue items that lost (or never had) interactions leave the dataset.
@@ -267,8 +261,7 @@ def prepare(cfg: ml_collections.ConfigDict, out_dir: str | None = None,
   Returns:
     The dataset directory.
   """
-  out_dir = os.path.normpath(out_dir or cfg.out_dir or os.path.join(
-      cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}'))
+  out_dir = os.path.normpath(out_dir or cfg.out_dir or dataset_dir(cfg))
   tmp, old = out_dir + '.partial', out_dir + '.replaced'
   _finish_swap(out_dir, old, quiet)  # Of an earlier, interrupted prepare.
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -407,54 +400,10 @@ def _write(cfg: ml_collections.ConfigDict, tmp: str, quiet: bool
   return ds
 
 
-def load_data_config(name: str) -> ml_collections.ConfigDict:
-  """Loads configs/data/<name>.py's get_config(); 'name:arg' passes arg.
-
-  E.g. 'synthetic:large' is configs/data/synthetic.py's `large` variant.
-  """
-  name, _, arg = name.partition(':')
-  path = os.path.join(REPO, 'configs', 'data', f'{name}.py')
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path}: no data config named {name!r}.')
-  spec = importlib.util.spec_from_file_location(f'mmjax_data_cfg_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg or None)
-
-
-def resolve_training_data(data_cfg: ml_collections.ConfigDict
-                          ) -> ml_collections.ConfigDict:
-  """A data config with a training config's `data` overrides applied.
-
-  Non-None `root`, `implicit_threshold`, `min_user`, `min_item`, `cold`,
-  `seed` and `split` (the split kind) replace the data config's values; an
-  optional `overrides` field (nested dict, or dotted keys) sets any other
-  field, e.g. {'synthetic': {'num_users': 500}}.
-  """
-  cfg = load_data_config(data_cfg.name)
-  with cfg.unlocked():
-    if data_cfg.get('root'):
-      cfg.root = data_cfg.root
-    for key in ('implicit_threshold', 'min_user', 'min_item', 'cold', 'seed'):
-      if data_cfg.get(key) is not None:
-        cfg[key] = data_cfg[key]
-    if data_cfg.get('split') is not None:
-      cfg.split.kind = data_cfg.split
-    _override(cfg, data_cfg.get('overrides') or {})
-  return cfg
-
-
-def _override(cfg, overrides) -> None:
-  """Applies nested ({'synthetic': {'num_users': 9}}) or dotted overrides."""
-  for key, value in overrides.items():
-    *parents, last = key.split('.')
-    node = cfg
-    for p in parents:
-      node = node[p]
-    if isinstance(value, (dict, ml_collections.ConfigDict)):
-      _override(node[last], value)
-    else:
-      node[last] = value
+def dataset_dir(cfg: ml_collections.ConfigDict) -> str:
+  """`<root>/<name>-<config hash[:8]>`: where `cfg`'s dataset is prepared."""
+  return os.path.join(datasets.data_root(cfg.root),
+                      f'{cfg.name}-{config_hash(cfg)[:8]}')
 
 
 def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
@@ -466,7 +415,7 @@ def ensure_dataset(data_cfg: ml_collections.ConfigDict) -> str:
   `format_summary_line`).
   """
   cfg = resolve_training_data(data_cfg)
-  out_dir = os.path.join(cfg.root, f'{cfg.name}-{config_hash(cfg)[:8]}')
+  out_dir = dataset_dir(cfg)
   manifest = os.path.join(out_dir, dataset_lib.MANIFEST)
   if os.path.exists(manifest):
     with open(manifest, encoding='utf-8') as f:
@@ -522,12 +471,22 @@ def _cold_step(ds: dataset_lib.Dataset) -> dict[str, Any] | None:
   return None
 
 
+# Where the held-out interactions of cold users/items are reported once kept:
+# the evaluators (mmjax/eval/evaluators.py) that the study uses for them.
+_COLD_EVALUATOR = {
+    'user': 'the cold-user evaluator (eval.evaluators kind user_groups; its '
+            'lowest group, from 0 training interactions, holds them)',
+    'item': 'the cold-item evaluator (eval.evaluators kind cold_items_only)',
+}
+
+
 def cold_note(ds: dataset_lib.Dataset) -> str | None:
   """One line saying held-out interactions of cold users/items were dropped.
 
   None when the `cold` policy dropped nothing. Dropping them is the default
   of the warm splits (`cold=drop`): on a sparse dataset it can remove much of
-  valid and test, which the user must not miss.
+  valid and test, which the user must not miss; the line says how many, the
+  option that keeps them and the evaluator that reports them once kept.
   """
   st = _cold_step(ds)
   if st is None:
@@ -535,7 +494,7 @@ def cold_note(ds: dataset_lib.Dataset) -> str | None:
   removed, policy = st['removed'], st.get('policy', 'drop')
   s = ds.summary()
   share = removed / max(removed + s['valid'] + s['test'], 1)
-  whose = []
+  whose, where = [], []
   for kind in ('user', 'item'):
     if kind == 'item' and policy == 'drop_users':
       continue
@@ -543,10 +502,12 @@ def cold_note(ds: dataset_lib.Dataset) -> str | None:
       n = st.get(f'cold_{kind}s')  # Absent in older manifests.
       whose.append(f'{kind}s' if n is None
                    else f'{n:,} {kind}{"" if n == 1 else "s"}')
-  return (f'note: {removed:,} valid/test interactions ({share:.0%} of them) '
-          f'of {" and ".join(whose)} unseen in training were dropped '
+      where.append(_COLD_EVALUATOR[kind])
+  return (f'WARNING: {removed:,} valid/test interactions ({share:.0%} of '
+          f'them) of {" and ".join(whose)} unseen in training were DROPPED '
           f'(cold={policy}); keep them with --config.cold=keep '
-          '(--config.data.cold=keep in a training config).')
+          '(--config.data.cold=keep in a training config), and '
+          f'{" and ".join(where)} reports them.')
 
 
 # Step details whose key does not say what it counts.
@@ -571,7 +532,8 @@ def format_summary_line(ds: dataset_lib.Dataset,
   where = dataset_dir or ds.root or '(not saved)'
   st = _cold_step(ds)
   cold = ('' if st is None else f' ({st["removed"]:,} valid/test of cold '
-          f'users/items dropped, cold={st.get("policy", "drop")})')
+          f'users/items DROPPED, cold={st.get("policy", "drop")}; '
+          'data.cold=keep keeps them)')
   return (f'dataset {ds.manifest.get("name", "?")}: {s["users"]:,} users, '
           f'{s["items"]:,} items, {s["train"]:,}/{s["valid"]:,}/'
           f'{s["test"]:,} train/valid/test interactions{cold}, in {where}')
@@ -640,13 +602,38 @@ def set_none(cfg: ml_collections.ConfigDict, paths: Sequence[str]) -> None:
     node[last] = None
 
 
+def _without_config_arg(argv: Sequence[str]) -> list[str]:
+  """argv without `--config=X` / `--config X` (its `--config.` flags stay)."""
+  out, skip = [], False
+  for i, arg in enumerate(argv):
+    if skip:
+      skip = False
+    elif arg == '--config' and i + 1 < len(argv):
+      skip = True
+    elif not arg.startswith('--config='):
+      out.append(arg)
+  return out
+
+
 def parse_flags(argv: list[str]) -> list[str]:
-  """`app.run`'s flag parser: `--config.<optional field>=None` means None."""
-  cfg = None
-  if any(a.startswith('--config.') and a.endswith('=' + NONE) for a in argv):
-    spec = cli_lib.config_arg(argv)
-    cfg = cli_lib.load_config_file(spec) if spec else None
-  argv, nones = split_none_overrides(argv, cfg)
+  """`app.run`'s flag parser; defines `--config` from what argv names.
+
+  `--config` names a built-in dataset or a data config file (`datasets.
+  load`), or is absent (`datasets.base_config()`); the config is loaded here
+  and the `--config.<field>=` flags apply to it, `None` setting an optional
+  field to None.
+  """
+  spec = cli_lib.config_arg(argv)
+  try:
+    cfg = datasets.load(spec) if spec else datasets.base_config()
+  except dataset_lib.DataError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  argv, nones = split_none_overrides(_without_config_arg(argv), cfg)
+  config_flags.DEFINE_config_dict(
+      'config', cfg, 'Data preparation config: --config <built-in name | '
+      'file.py>[:arg], or none (inline --config.<field>= flags).',
+      lock_config=True, sys_argv=argv)  # Overrides are read from sys_argv.
   try:
     args = flags.FLAGS(argv)
   except flags.Error as e:
@@ -661,16 +648,22 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError('Too many command-line arguments.')
+  cfg = flags.FLAGS.config
+  if not cfg.format:
+    print('error: no dataset: pass --config <built-in name | data config '
+          f'file.py> (built in: {", ".join(sorted(datasets.BUILTIN))}), or '
+          'define the data with --config.format=... --config.path=... '
+          '(see mmjax/data/datasets.py).', file=sys.stderr)
+    sys.exit(1)
+  if not cfg.name:
+    with cfg.unlocked():
+      cfg.name = os.path.basename(os.path.normpath(cfg.path)) or cfg.format
   try:
-    prepare(flags.FLAGS.config)
+    prepare(cfg)
   except (dataset_lib.DataError, FileNotFoundError) as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
 
 
 if __name__ == '__main__':
-  # Defined here, not at import: data configs import this module.
-  config_flags.DEFINE_config_file(
-      'config', None, 'Data preparation config (configs/data/<x>.py).',
-      lock_config=True)
   app.run(main, flags_parser=parse_flags)

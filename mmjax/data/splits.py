@@ -1,6 +1,7 @@
 """Splits: one label (TRAIN / VALID / TEST) per interaction.
 
-Kinds (`split.kind`):
+Kinds (a data config's `split`; its options `ratios`, `rounding`, `cutoffs`
+and `cold_share` are fields beside it, see mmjax/data/datasets.py):
   random        per user, a seeded random share `ratios` (train, valid, test).
   chrono        per user, by timestamp (MMRec's 8:1:1 is ratios=(.8,.1,.1)).
   leave_last    per user: last -> test, second last -> valid (users with

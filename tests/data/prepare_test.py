@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from mmjax.data import dataset as dataset_lib
+from mmjax.data import datasets
 from mmjax.data import prepare
 from mmjax.data import store
 from mmjax.data import synthetic
@@ -112,7 +113,7 @@ class PrepareSyntheticTest(absltest.TestCase):
       other = prepare.ensure_dataset(data_cfg)
       self.assertNotEqual(other, out)
       ds = dataset_lib.load(other)
-      self.assertEqual(ds.manifest['config']['split']['kind'], 'leave_last')
+      self.assertEqual(ds.manifest['config']['split'], 'leave_last')
       # Leave-last: at most one test interaction per user.
       self.assertLessEqual(np.bincount(ds.user[ds.split == 2]).max(), 1)
       # A manifest whose hash differs is prepared again.
@@ -139,7 +140,7 @@ class PrepareSyntheticTest(absltest.TestCase):
   def test_cold_item_split_keeps_cold_items_out_of_train(self):
     with tempfile.TemporaryDirectory() as root:
       cfg = _small(root)
-      cfg.split.kind = 'cold_item'
+      cfg.split = 'cold_item'
       ds = dataset_lib.load(prepare.prepare(cfg, quiet=True))
       train_items = set(ds.item[ds.split == 0].tolist())
       held = set(ds.item[ds.split != 0].tolist())
@@ -154,7 +155,7 @@ class PrepareSyntheticTest(absltest.TestCase):
       out = os.path.join(root, 'cli')
       proc = subprocess.run(
           [sys.executable, '-m', 'mmjax.data.prepare',
-           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config', 'synthetic',
            '--config.synthetic.num_users=60', '--config.synthetic.num_items=50',
            '--config.synthetic.max_images=0', f'--config.out_dir={out}'],
           cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -164,7 +165,7 @@ class PrepareSyntheticTest(absltest.TestCase):
       self.assertIn('interactions', proc.stdout)
       proc = subprocess.run(
           [sys.executable, '-m', 'mmjax.data.prepare',
-           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config', 'synthetic',
            '--config.synthetic.num_userz=60'],
           cwd=REPO, capture_output=True, text=True, timeout=120)
       self.assertNotEqual(proc.returncode, 0)
@@ -356,7 +357,7 @@ def _elliot(folder: str) -> ml_collections.ConfigDict:
       f.write('\n'.join(rows) + '\n')
   cfg = prepare.base_config()
   cfg.name, cfg.format, cfg.path = 'tiny', 'elliot', folder
-  cfg.split.kind = 'fixed'
+  cfg.split = 'fixed'
   cfg.root = os.path.join(folder, 'out')
   return cfg
 
@@ -369,7 +370,7 @@ class FlagsAndSummaryTest(absltest.TestCase):
       out = os.path.join(root, 'cli')
       proc = subprocess.run(
           [sys.executable, '-m', 'mmjax.data.prepare',
-           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config', 'synthetic',
            '--config.synthetic.num_users=60', '--config.synthetic.num_items=50',
            '--config.synthetic.max_images=0',
            '--config.implicit_threshold=None', '--config.reader_name=None',
@@ -384,7 +385,7 @@ class FlagsAndSummaryTest(absltest.TestCase):
       # A field that is not optional still refuses `None`.
       proc = subprocess.run(
           [sys.executable, '-m', 'mmjax.data.prepare',
-           '--config', os.path.join(REPO, 'configs', 'data', 'synthetic.py'),
+           '--config', 'synthetic',
            '--config.min_user=None', f'--config.out_dir={out}-2'],
           cwd=REPO, capture_output=True, text=True, timeout=120)
       self.assertNotEqual(proc.returncode, 0)
@@ -395,7 +396,7 @@ class FlagsAndSummaryTest(absltest.TestCase):
     self.assertTrue(prepare.is_optional(cfg, 'implicit_threshold'))
     self.assertTrue(prepare.is_optional(cfg, 'reader_name'))
     self.assertFalse(prepare.is_optional(cfg, 'min_user'))
-    self.assertFalse(prepare.is_optional(cfg, 'split.kind'))
+    self.assertFalse(prepare.is_optional(cfg, 'split'))
     self.assertFalse(prepare.is_optional(cfg, 'no.such'))
     rest, paths = prepare.split_none_overrides(
         ['x', '--config.implicit_threshold=None', '--config.min_user=None',
@@ -428,21 +429,29 @@ class FlagsAndSummaryTest(absltest.TestCase):
     self.assertTrue(split[0].endswith('kind=fixed'), split[0])
     self.assertNotIn('ratios', text)
     self.assertNotIn('rounding', text)
-    note = [l for l in text.splitlines() if l.startswith('note: ')]
+    note = [l for l in text.splitlines() if l.startswith('WARNING: ')]
+    # u9's 3 test rows of the 5 held out: the count, the option that keeps
+    # them and the evaluator that reports them, in one line.
     self.assertEqual(note, [
-        'note: 3 valid/test interactions (60% of them) of 1 user unseen in '
-        'training were dropped (cold=drop); keep them with --config.cold=keep '
-        '(--config.data.cold=keep in a training config).'])
+        'WARNING: 3 valid/test interactions (60% of them) of 1 user unseen in '
+        'training were DROPPED (cold=drop); keep them with --config.cold=keep '
+        '(--config.data.cold=keep in a training config), and the cold-user '
+        'evaluator (eval.evaluators kind user_groups; its lowest group, from '
+        '0 training interactions, holds them) reports them.'])
     self.assertEqual(prepare.cold_note(ds), note[0])
+    # Printed after the table, just before where the dataset went.
+    lines = text.splitlines()
+    self.assertEqual(lines[-2], note[0])
+    self.assertTrue(lines[-1].startswith('dataset written to '), lines[-1])
     line = prepare.format_summary_line(ds)
-    self.assertIn('(3 valid/test of cold users/items dropped, cold=drop)',
-                  line)
+    self.assertIn('(3 valid/test of cold users/items DROPPED, cold=drop; '
+                  'data.cold=keep keeps them)', line)
     with tempfile.TemporaryDirectory() as folder:
       cfg = _elliot(folder)
       cfg.cold = 'keep'
       ds = dataset_lib.load(prepare.prepare(cfg, quiet=True))
     self.assertIsNone(prepare.cold_note(ds))
-    self.assertNotIn('note:', prepare.format_summary(ds))
+    self.assertNotIn('WARNING', prepare.format_summary(ds))
     self.assertNotIn('cold', prepare.format_summary_line(ds))
 
 
@@ -483,6 +492,9 @@ class PrepareRealTest(absltest.TestCase):
     if not os.path.isdir(os.path.join(SHARED_DATA, 'movielens-lvlm')):
       self.skipTest(f'{SHARED_DATA}/movielens-lvlm is absent (real data '
                     'lives outside the repository).')
+    # The built-in datasets read their raw files under $MMJAX_SHARED_DATA.
+    self.enterContext(mock.patch.dict(
+        os.environ, {datasets.SHARED_DATA_ENV: SHARED_DATA}))
 
   def test_ml_lvlm_restriction_and_chrono_split(self):
     cfg = prepare.load_data_config('ml_lvlm')

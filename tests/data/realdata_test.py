@@ -1,15 +1,16 @@
-"""Readers on the real data in ../shared/data (skipped when it is absent)."""
+"""Readers on the real data of $MMJAX_SHARED_DATA (skipped when it is absent)."""
 
 import os
 import shutil
 import tempfile
 import unittest
+from unittest import mock
 
 from absl.testing import absltest
 import numpy as np
 import pytest
 
-from configs.data import ml100k
+from mmjax.data import datasets
 from mmjax.data import prepare
 from mmjax.data import readers
 from mmjax.data import writers
@@ -38,7 +39,11 @@ class RealML100KRecBoleTest(absltest.TestCase):
     self.assertIn('Animation', raw.item_table['1']['genres'])
 
   def test_prepared_dataset_round_trips_through_mmrec_and_elliot(self):
-    ds, _ = prepare.build(ml100k.get_config())
+    with mock.patch.dict(os.environ,
+                         {datasets.SHARED_DATA_ENV: conftest.SHARED_DATA}):
+      cfg = datasets.load('ml100k')
+    self.assertEqual(cfg.path, ML100K)
+    ds, _ = prepare.build(cfg)
     rng = np.random.default_rng([0])
     image = rng.normal(size=(ds.num_items, 4)).astype(np.float32)
     out = tempfile.mkdtemp(prefix='mmjax_realdata_')
