@@ -3,7 +3,7 @@ r"""Whole runs on 1 device against 8: how far apart do their metrics end?
   python bench/device_parity.py                     # every model, 10 epochs
   python bench/device_parity.py --models=lattice,freedom --epochs=20
 
-Each model's `configs/<model>_synthetic.py:runlocal` (300 users x 200 items)
+Each model's `configs/<model>.py:runlocal` (300 users x 200 items)
 is trained twice in one process of 8 virtual CPU devices, on a 1-device mesh
 and on the 8-device mesh, same seed, evaluating every epoch. One step's
 loss, grads and params agree within 1e-5 across device counts (the tests
@@ -47,8 +47,8 @@ _SEED = flags.DEFINE_integer('seed', 0, 'Run seed.')
 
 
 def model_config(name: str, epochs: int, seed: int):
-  """`configs/<name>_synthetic.py:runlocal` with every epoch evaluated."""
-  path = os.path.join(REPO, 'configs', f'{name}_synthetic.py')
+  """`configs/<name>.py:runlocal` with every epoch evaluated."""
+  path = os.path.join(REPO, 'configs', f'{name}.py')
   spec = importlib.util.spec_from_file_location(f'mmjax_parity_{name}', path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

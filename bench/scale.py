@@ -54,7 +54,7 @@ def config(name: str) -> ml_collections.ConfigDict:
   if name == 'lightgcn':
     c.model.num_layers = 2
   elif name == 'freedom':
-    # configs/freedom_synthetic.py's model section (MMRec's defaults).
+    # configs/freedom.py's model section (MMRec's defaults).
     c.features.sources = ml_collections.ConfigDict(
         {'textual': 'synthetic_text', 'visual': 'synthetic_visual'})
     c.model.update(dict(reg_weight=0.01, num_layers=2, num_mm_layers=1,
