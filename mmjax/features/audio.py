@@ -177,9 +177,9 @@ def load_audio(
     # corrupt header, a truncated stream.
     return None, f'unreadable audio: {path}: {type(e).__name__}: {e}'
   if data.shape[0] == 0 or rate <= 0:
-    return None, f'empty audio (0 samples): {path}'
+    return None, f'empty audio: {path} holds no samples'
   if not np.isfinite(data).all():
-    return None, f'non-finite audio samples (NaN or inf): {path}'
+    return None, f'non-finite audio samples: {path} holds NaN or inf'
   mono = data.mean(axis=1) if channels > 1 else data[:, 0]
   wave = resample(mono, rate, target_rate)
   if len(wave) < min_samples:
