@@ -68,12 +68,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_boot = 10000
   c.representations = dense
   c.models = {
-      name: {'config': f'configs/{name}_ml_lvlm.py', 'variant': '',
+      name: {'config': f'configs/{name}.py', 'variant': 'data=ml_lvlm',
              'counterpart': 'bprmf' if name == 'vbpr' else 'lightgcn'}
       for name in ('vbpr', 'freedom', 'lattice', 'bm3')}
-  c.counterparts = {n: {'config': f'configs/{n}_ml_lvlm.py', 'variant': ''}
+  c.counterparts = {n: {'config': f'configs/{n}.py', 'variant': 'data=ml_lvlm'}
                     for n in ('bprmf', 'lightgcn')}
-  c.references = {n: {'config': f'configs/{n}_ml_lvlm.py', 'variant': ''}
+  c.references = {n: {'config': f'configs/{n}.py', 'variant': 'data=ml_lvlm'}
                   for n in ('mostpop', 'itemknn', 'bprmf', 'lightgcn')}
   c.grid = leverage.CIKM_GRID
   c.tune_seeds = (0,)

@@ -68,19 +68,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.num_boot = 10000
   c.representations = {**dense, **keywords}
   c.models = {
-      name: {'config': f'configs/{name}_ml_lvlm.py', 'variant': '',
+      name: {'config': f'configs/{name}.py', 'variant': 'data=ml_lvlm',
              'counterpart': 'bprmf' if name == 'vbpr' else 'lightgcn',
              'representations': tuple(dense)}
       for name in ('vbpr', 'freedom', 'lattice', 'bm3')}
   c.models.attributeitemknn = {
-      'config': 'configs/attributeitemknn_ml_lvlm.py', 'variant': '',
+      'config': 'configs/attributeitemknn.py', 'variant': 'data=ml_lvlm',
       'counterpart': 'itemknn', 'representations': tuple(keywords),
       'grid': {'model': {'neighbors': (10, 20, 40, 80, 100),
                          'shrink': (0.0, 10.0, 100.0)}}}
   refs = ('mostpop', 'itemknn', 'bprmf', 'lightgcn')
-  c.counterparts = {n: {'config': f'configs/{n}_ml_lvlm.py', 'variant': ''}
+  c.counterparts = {n: {'config': f'configs/{n}.py', 'variant': 'data=ml_lvlm'}
                     for n in ('bprmf', 'lightgcn', 'itemknn')}
-  c.references = {n: {'config': f'configs/{n}_ml_lvlm.py', 'variant': ''}
+  c.references = {n: {'config': f'configs/{n}.py', 'variant': 'data=ml_lvlm'}
                   for n in refs}
   c.grid = CIKM_GRID
   c.tune_seeds = (0,)
@@ -96,7 +96,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     keep = ('title_genres', 'title_genres+qwen_2vl_7b_descriptive',
             'title_genres+qwen_2vl_7b_mis')
     c.representations = {k: dense[k] for k in keep}
-    c.models = {'vbpr': {'config': 'configs/vbpr_ml_lvlm.py', 'variant': '',
+    c.models = {'vbpr': {'config': 'configs/vbpr.py', 'variant': 'data=ml_lvlm',
                          'counterpart': 'bprmf'}}
     c.counterparts = {'bprmf': c.counterparts.bprmf.to_dict()}
     c.references = {'mostpop': c.references.mostpop.to_dict()}
