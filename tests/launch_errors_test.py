@@ -226,11 +226,11 @@ class LaunchErrorsTest(absltest.TestCase):
 
   def test_misspelt_representation_of_a_prepared_dataset(self):
     root = os.path.join(self.tmp, 'data')
-    cfg = workdir_guard_test.load_config('vbpr_synthetic', 'runlocal')
+    cfg = workdir_guard_test.load_config('vbpr', 'runlocal')
     cfg.data.root = root
     loop.load_dataset(cfg)  # Prepared: its features are listed.
     workdir = os.path.join(self.tmp, 'vbpr')
-    out = launch('--config', 'configs/vbpr_synthetic.py:runlocal',
+    out = launch('--config', 'configs/vbpr.py:runlocal',
                  '--workdir', workdir, f'--config.data.root={root}',
                  '--config.features.sources.visual=synthetic_visal')
     self.assertUserError(out, 2, "features.sources.visual='synthetic_visal'",
@@ -243,7 +243,7 @@ class LaunchErrorsTest(absltest.TestCase):
     workdir = os.path.join(self.tmp, 'vbpr_new')
     out = subprocess.run(
         [sys.executable, '-m', 'mmjax.launch',
-         '--config', 'configs/vbpr_synthetic.py:runlocal',
+         '--config', 'configs/vbpr.py:runlocal',
          '--workdir', workdir,
          f'--config.data.root={os.path.join(self.tmp, "fresh_data")}',
          '--config.features.sources.visual=synthetic_visal'], cwd=REPO,

@@ -208,7 +208,7 @@ def make_sweep(root):
                        'FloatingPointError: loss is NaN at epoch 3'])
   runs.append({'name': name, 'overrides': {'optim.lr': 0.1, 'seed': 0}})
   _write_json(os.path.join(d, 'sweep.json'), {
-      'config': '/repo/configs/lightgcn_synthetic.py', 'variant': 'runlocal',
+      'config': '/repo/configs/lightgcn.py', 'variant': 'runlocal',
       'source': 'grid', 'grid': {'optim.lr': ['0.001', '0.01', '0.1']},
       'sets': {}, 'seeds': list(SEEDS), 'runs': runs})
   sweep.collect(d)

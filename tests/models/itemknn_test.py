@@ -282,7 +282,7 @@ class BaselineConfigsTest(absltest.TestCase):
     ds = data_dir = None
     mesh = mesh_lib.make_mesh(8)
     for name in ('random', 'itemknn', 'attributeitemknn'):
-      cfg, module = load_config(f'{name}_synthetic')
+      cfg, module = load_config(name)
       self.assertNotEmpty(module.get_sweep())
       if ds is None:
         ds, data_dir = loop.load_dataset(cfg)

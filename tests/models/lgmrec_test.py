@@ -311,18 +311,17 @@ class LgmrecTest(parameterized.TestCase):
 
 class LgmrecConfigTest(parameterized.TestCase):
 
-  @parameterized.parameters('lgmrec_synthetic', 'lgmrec_ml_lvlm')
-  def test_configs(self, name):
-    module = defaults.sibling_config(_CONFIGS, name)
-    c = module.get_config()
+  @parameterized.parameters('synthetic', 'ml_lvlm')
+  def test_configs(self, dataset):
+    module = defaults.sibling_config(_CONFIGS, 'lgmrec')
+    c = module.get_config(f'data={dataset}')
     self.assertEqual(c.model.name, 'lgmrec')
     # MMRec LGMRec.yaml's 'baby' point.
     self.assertEqual((c.model.num_layers, c.model.num_mm_layers,
                       c.model.num_hyper_layers, c.model.hyper_num,
                       c.model.keep_rate, c.model.alpha, c.model.cl_weight,
                       c.model.reg_weight), (2, 2, 1, 4, 0.5, 0.3, 1e-4, 1e-6))
-    self.assertEqual(c.data.name,
-                     'ml_lvlm' if name.endswith('ml_lvlm') else 'synthetic')
+    self.assertEqual(c.data.name, dataset)
     self.assertLen(c.features.sources, 2)
     sweep = module.get_sweep()
     self.assertLen(sweep, 3)

@@ -344,15 +344,15 @@ class DropoutScheduleTest(parameterized.TestCase):
 
 class ConfigTest(parameterized.TestCase):
 
-  @parameterized.product(
-      name=['ngcf_synthetic', 'ngcf_ml_lvlm', 'ngcf_m_synthetic',
-            'ngcf_m_ml_lvlm'],
-      arg=['', 'runlocal', 'paper'])
-  def test_configs_build_a_model_that_runs(self, name, arg):
+  @parameterized.product(name=['ngcf', 'ngcf_m'],
+                         data=['synthetic', 'ml_lvlm'],
+                         arg=['', 'runlocal', 'paper'])
+  def test_configs_build_a_model_that_runs(self, name, data, arg):
     here = os.path.dirname(os.path.abspath(__file__))
     module = defaults.sibling_config(
         os.path.join(here, '..', '..', 'configs', 'x.py'), name)
-    cfg = module.get_config(arg)
+    cfg = module.get_config(f'data={data},{arg}')
+    self.assertEqual(cfg.data.name, data)
     self.assertEqual(cfg.model.adjacency,
                      'paper' if arg == 'paper' else 'elliot')
     self.assertLen(module.get_sweep(), 30)  # the CIKM grid: 5 x 3 x 2
