@@ -1,6 +1,8 @@
 """Structured LVLM prompts: a template family per domain, three kinds each.
 
-Kinds (the protocol of Pomo et al., CIKM 2025):
+Kinds (the protocol of Pomo et al., CIKM 2025, whose prompts and outputs are
+public in the repository
+matteoattimonelli/On-the-Importance-of-Item-Representations-in-MMRS):
   'fitb': fill in the blanks of five named slots, answered as
     `[Slot] {value}, ...`; the answer is parsed by `slots.py` and becomes
     one-hot side content (`keywords.py`).
@@ -10,11 +12,34 @@ Kinds (the protocol of Pomo et al., CIKM 2025):
     model but asks for nothing about the item. It is a weak-content control,
     not a null: models often describe the image before answering.
 
-The movies family repeats the study's prompts word for word (see
-../shared/data/README.md), so embeddings extracted here are comparable with
-the shipped outputs. Every prompt has a stable sha256 of its text, recorded in
-manifests; changing a prompt's wording changes its hash and therefore the
-extraction spec, so stale features are never mixed with new ones.
+Where each domain's slots and wording come from (`source_of(domain)`):
+  movies    the study's MovieLens prompts (FITB and description):
+            [Genre], [Audience], [Visual Format], [Mood], [Setting]. The
+            MovieLens outputs the study published use exactly these names.
+  baby      the study's Amazon Baby prompts (FITB and description):
+            [Category], [Age Group], [Purpose], [Material], [Usage Context];
+            its published Baby outputs use these names.
+  pets      the study's Amazon Pets FITB prompt: [Category], [Pet Type],
+            [Purpose], [Material], [Usage Context]. The study published no
+            Pets description prompt; mmjax's follows the Baby one.
+  clothing  the study's Amazon Clothing FITB prompt: [Type], [Color],
+            [Wear Location], [Material], [Style]. The description prompt is
+            mmjax's, in the Baby one's pattern.
+  recipes   the study's Allrecipes prompts (FITB and description):
+            [Dish Type], [Cuisine], [Primary Ingredient], [Flavor Profile],
+            [Meal Type]; its example answer separates the slots by spaces,
+            not commas, and so do its published outputs. The description
+            prompt is reproduced as published, "arecipe" included.
+  products  mmjax's own choice, not from a published study: a generic
+            product family ([Category], [Target User], [Purpose],
+            [Material], [Usage Context]) for catalogues the study did not
+            cover.
+The study's texts are reproduced character for character, typographic
+apostrophes (’) included, so embeddings extracted here are comparable with
+its published outputs. Every prompt has a stable sha256 of its text,
+recorded in manifests; changing a prompt's wording changes its hash and
+therefore the extraction spec, so stale features are never mixed with new
+ones.
 
   prompt = prompts.get_prompt('movies', 'fitb')
   prompt.text, prompt.slots, prompt.sha256
@@ -27,42 +52,109 @@ import hashlib
 
 KINDS = ('fitb', 'description', 'misaligned')
 
-# domain -> (subject phrase, five slots, an example value per slot).
-_FITB = {
-    'movies': (
-        'movie posters',
-        ('Genre', 'Audience', 'Visual Format', 'Mood', 'Setting'),
-        ('Comedy', 'Adults', 'Live Action', 'Witty', 'Urban'),
-    ),
-    'baby': (
-        'baby products',
-        ('Category', 'Age Group', 'Purpose', 'Material', 'Usage Context'),
-        ('Stroller', 'Infants', 'Transport', 'Aluminium', 'Outdoor'),
-    ),
-    'pets': (
-        'pet supplies',
-        ('Category', 'Animal', 'Purpose', 'Material', 'Usage Context'),
-        ('Chew Toy', 'Dogs', 'Play', 'Rubber', 'Indoor'),
-    ),
-    'clothing': (
-        'clothing, shoes and jewelry',
-        ('Category', 'Gender', 'Style', 'Material', 'Occasion'),
-        ('Dress', 'Women', 'Casual', 'Cotton', 'Summer'),
-    ),
-    'recipes': (
-        'recipes',
-        ('Dish Type', 'Cuisine', 'Main Ingredient', 'Cooking Method',
-         'Occasion'),
-        ('Soup', 'Italian', 'Tomato', 'Simmered', 'Weeknight Dinner'),
-    ),
-    'products': (
-        'products',
-        ('Category', 'Target User', 'Purpose', 'Material', 'Usage Context'),
-        ('Kitchen Tool', 'Home Cooks', 'Food Preparation', 'Stainless Steel',
-         'Kitchen'),
-    ),
+_STUDY = ('the {} of Pomo et al., CIKM 2025 (published in '
+          'matteoattimonelli/On-the-Importance-of-Item-Representations-in-'
+          'MMRS, README.md)')
+
+
+@dataclasses.dataclass(frozen=True)
+class _Family:
+  """A domain's prompts. `fitb` names `slots` in its 'Fill in the blanks'."""
+
+  slots: tuple[str, ...]
+  fitb: str
+  description: str
+  source: str
+
+
+def _fitb_text(subject: str, slots, examples) -> str:
+  """A FITB prompt in the pattern of the study's Baby and MovieLens ones."""
+  blanks = ', '.join(f'[{s}]' for s in slots)
+  example = ', '.join(f'[{s}] {{{v}}}' for s, v in zip(slots, examples))
+  return (
+      f'Imagine you’re creating metadata for an image database of {subject}. '
+      'Your task is to select five keywords that best represent the image '
+      f'content. Fill in the blanks: {blanks}. For example, your answer will '
+      f'be: {example}.'
+  )
+
+
+def _description_text(subject: str) -> str:
+  """A description prompt in the pattern of the study's Baby one."""
+  return (
+      f'Imagine you’re creating metadata for an image database of {subject}. '
+      'Your task is to produce a comprehensive yet concise description that '
+      'accurately represents the visual content of the image in 30 words at '
+      'most.'
+  )
+
+
+_MOVIES = ('Genre', 'Audience', 'Visual Format', 'Mood', 'Setting')
+_BABY = ('Category', 'Age Group', 'Purpose', 'Material', 'Usage Context')
+_PETS = ('Category', 'Pet Type', 'Purpose', 'Material', 'Usage Context')
+_CLOTHING = ('Type', 'Color', 'Wear Location', 'Material', 'Style')
+_RECIPES = ('Dish Type', 'Cuisine', 'Primary Ingredient', 'Flavor Profile',
+            'Meal Type')
+_PRODUCTS = ('Category', 'Target User', 'Purpose', 'Material',
+             'Usage Context')
+
+_FAMILIES = {
+    'movies': _Family(
+        _MOVIES,
+        _fitb_text('movie posters', _MOVIES,
+                   ('Comedy', 'Adults', 'Live Action', 'Witty', 'Urban')),
+        _description_text('movie posters'),
+        _STUDY.format('MovieLens FITB and description prompts')),
+    'baby': _Family(
+        _BABY,
+        _fitb_text('baby products', _BABY,
+                   ('Feeding', 'Infant', 'Hygiene', 'Silicone', 'Home')),
+        _description_text('baby products'),
+        _STUDY.format('Baby FITB and description prompts')),
+    'pets': _Family(
+        _PETS,
+        _fitb_text('pet-related items', _PETS,
+                   ('Toys', 'Dog', 'Entertainment', 'Rubber', 'Outdoor')),
+        _description_text('pet-related items'),
+        _STUDY.format('Pets FITB prompt') + '; the description prompt is mmjax\'s, '
+        'in the pattern of the study\'s Baby one'),
+    'clothing': _Family(
+        _CLOTHING,
+        # Published with an ASCII apostrophe and lower-case examples.
+        "Imagine you're creating metadata for an image database of clothing "
+        'items. Your task is to select five keywords that best represent the '
+        'image content. Fill in the blanks: [Type], [Color], [Wear Location], '
+        '[Material], [Style]. For example, your answer will be: [Type] '
+        '{dress}, [Color] {red}, [Wear Location] {torso}, [Material] '
+        '{cotton}, [Style] {casual}.',
+        _description_text('clothing items'),
+        _STUDY.format('Clothing FITB prompt') + '; the description prompt is '
+        'mmjax\'s, in the pattern of the study\'s Baby one'),
+    'recipes': _Family(
+        _RECIPES,
+        'Imagine you’re creating metadata for a recipe recommendation '
+        'system. Select five keywords that best represent the dish shown in '
+        'the image. Fill in the blanks: [Dish Type], [Cuisine], [Primary '
+        'Ingredient], [Flavor Profile], [Meal Type]. For example, your '
+        'answer will be: [Dish Type] {Pasta} [Cuisine] {Italian} [Primary '
+        'Ingredient] {Cheese} [Flavor Profile] {Savory} [Meal Type] '
+        '{Dinner}.',
+        # Sic: "arecipe", as published (and as the study's models read it).
+        'Imagine you’re creating metadata for arecipe recommendation system. '
+        'Your task is to produce a comprehensive yet concise description '
+        'that accurately represents the visual content of the image in 30 '
+        'words at most.',
+        _STUDY.format('Allrecipes FITB and description prompts')),
+    'products': _Family(
+        _PRODUCTS,
+        _fitb_text('products', _PRODUCTS,
+                   ('Kitchen Tool', 'Home Cooks', 'Food Preparation',
+                    'Stainless Steel', 'Kitchen')),
+        _description_text('products'),
+        "mmjax's own choice, not from a published study (the pattern of the "
+        "study's Baby prompts with generic slots)"),
 }
-DOMAINS = tuple(_FITB)
+DOMAINS = tuple(_FAMILIES)
 
 _MISALIGNED = (
     'You are a computer scientist. Describe in fewer than 30 words how you '
@@ -101,24 +193,10 @@ class Prompt:
     }
 
 
-def _fitb_text(subject: str, slots, examples) -> str:
-  blanks = ', '.join(f'[{s}]' for s in slots)
-  example = ', '.join(f'[{s}] {{{v}}}' for s, v in zip(slots, examples))
-  return (
-      f"Imagine you're creating metadata for an image database of {subject}. "
-      'Your task is to select five keywords that best represent the image '
-      f'content. Fill in the blanks: {blanks}. For example, your answer will '
-      f'be: {example}.'
-  )
-
-
-def _description_text(subject: str) -> str:
-  return (
-      f"Imagine you're creating metadata for an image database of {subject}. "
-      'Your task is to produce a comprehensive yet concise description that '
-      'accurately represents the visual content of the image in 30 words at '
-      'most.'
-  )
+def _family(domain: str) -> _Family:
+  if domain not in _FAMILIES:
+    raise ValueError(f'unknown prompt domain {domain!r}; have {DOMAINS}.')
+  return _FAMILIES[domain]
 
 
 def get_prompt(domain: str, kind: str) -> Prompt:
@@ -131,21 +209,24 @@ def get_prompt(domain: str, kind: str) -> Prompt:
   Raises:
     ValueError: unknown domain or kind.
   """
-  if domain not in _FITB:
-    raise ValueError(f'unknown prompt domain {domain!r}; have {DOMAINS}.')
+  family = _family(domain)
   if kind not in KINDS:
     raise ValueError(f'unknown prompt kind {kind!r}; have {KINDS}.')
-  subject, slots, examples = _FITB[domain]
   if kind == 'fitb':
-    return Prompt(domain, kind, _fitb_text(subject, slots, examples), slots)
+    return Prompt(domain, kind, family.fitb, family.slots)
   if kind == 'description':
-    return Prompt(domain, kind, _description_text(subject))
+    return Prompt(domain, kind, family.description)
   return Prompt(domain, kind, _MISALIGNED)
 
 
 def slots_of(domain: str) -> tuple[str, ...]:
   """The five FITB slot names of a domain."""
-  return get_prompt(domain, 'fitb').slots
+  return _family(domain).slots
+
+
+def source_of(domain: str) -> str:
+  """Where a domain's slots and wording come from (module docstring)."""
+  return _family(domain).source
 
 
 def custom_prompt(text: str, slots: tuple[str, ...] = ()) -> Prompt:
