@@ -167,6 +167,208 @@ class PerturbationTest(parameterized.TestCase):
     self.assertEqual(p.slots['Age Group'], 'Infants')
 
 
+BABY = prompts.slots_of('baby')
+RECIPES = prompts.slots_of('recipes')
+TOYS = {'Category': 'Toys', 'Age Group': 'Toddler', 'Purpose': 'Play',
+        'Material': 'Plastic', 'Usage Context': 'Home'}
+
+
+class UnseenFormatsTest(parameterized.TestCase):
+  """Answer forms seen in the study's published outputs (rows written here)."""
+
+  def _check(self, domain_slots, text, expected, repaired=()):
+    p = slots.SlotParser(domain_slots).parse(text)
+    self.assertEqual(p.status, slots.OK, (text, p))
+    self.assertEqual(p.slots, expected, text)
+    self.assertEqual(p.repaired, repaired, text)
+
+  @parameterized.named_parameters(
+      ('single_quotes', "['Category'] {Toys}, ['Age Group'] {Toddler}, "
+       "['Purpose'] {Play}, ['Material'] {Plastic}, ['Usage Context'] {Home}"),
+      ('double_quotes_period', '["Category"] {Toys}, ["Age Group"] '
+       '{Toddler}, ["Purpose"] {Play}, ["Material"] {Plastic}, '
+       '["Usage Context"] {Home}.'),
+      ('quoted_with_colons', "['Category']: Toys\n['Age Group']: Toddler\n"
+       "['Purpose']: Play\n['Material']: Plastic\n['Usage Context']: Home"),
+      ('quoted_and_plain_mixed', "['Category'] {Toys} [Age Group] {Toddler} "
+       "['Purpose'] {Play} [Material] {Plastic} ['usage context'] {Home}"),
+  )
+  def test_quoted_keys(self, text):
+    self._check(BABY, text, TOYS)
+
+  @parameterized.named_parameters(
+      ('spaces', 'Dish Type {Soup} Cuisine {Thai} Primary Ingredient '
+       '{Coconut Milk} Flavor Profile {Spicy} Meal Type {Dinner}'),
+      ('commas_period', 'Dish Type {Soup}, Cuisine {Thai}, Primary '
+       'Ingredient {Coconut Milk}, Flavor Profile {Spicy}, Meal Type '
+       '{Dinner}.'),
+      ('lines', 'Dish Type {Soup}\nCuisine {Thai}\nPrimary Ingredient '
+       '{Coconut Milk}\nFlavor Profile {Spicy}\nMeal Type {Dinner}'),
+      ('bare_first_key', 'Dish Type {Soup} [Cuisine] {Thai} [Primary '
+       'Ingredient] {Coconut Milk} [Flavor Profile] {Spicy} [Meal Type] '
+       '{Dinner}.'),
+      ('bare_keys_inside', '[Dish Type] {Soup}, Cuisine {Thai}, [Primary '
+       'Ingredient] {Coconut Milk}, Flavor Profile {Spicy}, [Meal Type] '
+       '{Dinner}'),
+  )
+  def test_bare_keys(self, text):
+    self._check(RECIPES, text, {
+        'Dish Type': 'Soup', 'Cuisine': 'Thai',
+        'Primary Ingredient': 'Coconut Milk', 'Flavor Profile': 'Spicy',
+        'Meal Type': 'Dinner'})
+
+  @parameterized.named_parameters(
+      ('colon_keys', 'Category: [Toys], Age Group: [Toddler], Purpose: '
+       '[Play], Material: [Plastic], Usage Context: [Home]'),
+      ('bracket_keys', '[Category] [Toys] [Age Group] [Toddler] [Purpose] '
+       '[Play] [Material] [Plastic] [Usage Context] [Home]'),
+  )
+  def test_bracketed_value_right_after_its_key(self, text):
+    self._check(BABY, text, TOYS)
+
+  @parameterized.named_parameters(
+      ('two_at_start', '[Dessert] {French} [Primary Ingredient] {Apple} '
+       '[Flavor Profile] {Sweet} [Meal Type] {Dessert}',
+       {'Dish Type': 'Dessert', 'Cuisine': 'French'}),
+      ('two_in_middle', '[Dish Type] {Curry}, [Thai] {Chicken}, [Flavor '
+       'Profile] {Spicy}, [Meal Type] {Dinner}',
+       {'Cuisine': 'Thai', 'Primary Ingredient': 'Chicken'}),
+      ('two_titles', '[Ratatouille] {Stew} [Cuisine] {French} [Vegetables] '
+       '{Eggplant} [Flavor Profile] {Herby} [Meal Type] {Dinner}',
+       {'Dish Type': 'Stew', 'Primary Ingredient': 'Eggplant'}),
+      ('one_title_lines', '[Beef Wellington] {Roast}\nCuisine: British\n'
+       'Primary Ingredient: Beef\nFlavor Profile: Savory\nMeal Type: Dinner',
+       {'Dish Type': 'Roast'}),
+  )
+  def test_slot_names_replaced_by_values(self, text, filled):
+    p = slots.SlotParser(RECIPES).parse(text)
+    self.assertEqual(p.status, slots.OK, (text, p))
+    self.assertEqual(p.repaired, tuple(x for x in RECIPES if x in filled))
+    self.assertEqual({x: p.slots[x] for x in filled}, filled)
+    self.assertIsNone(p.unrepaired)
+
+  def test_two_replaced_names_in_baby(self):
+    self._check(
+        BABY, '[Fitted Sheet] {Infant}, [Purpose] {Sleeping}, [Material] '
+        '{Cotton}, [Usage Context] {Crib}',
+        {'Category': 'Fitted Sheet', 'Age Group': 'Infant',
+         'Purpose': 'Sleeping', 'Material': 'Cotton', 'Usage Context': 'Crib'},
+        repaired=('Category', 'Age Group'))
+
+  @parameterized.named_parameters(
+      ('lines', 'Category: Toys\nAge Group: Toddler\nPurpose: Play\n'
+       'Material: Plastic\nUsage Context: Home\n\n(Category: Toys\nAge '
+       'Group: Toddler\nPurpose: Play\nMaterial: Plastic\nUsage Context: '
+       'Home)'),
+      ('one_line', 'Category: Toys, Age Group: Toddler, Purpose: Play, '
+       'Material: Plastic, Usage Context: Home (Category: Toys, Age Group: '
+       'Toddler, Purpose: Play, Material: Plastic, Usage Context: Home).'),
+      ('bullets', '- Category: Toys\n- Age Group: Toddler\n- Purpose: Play\n'
+       '- Material: Plastic\n- Usage Context: Home\n\n(- Category: Toys\n- '
+       'Age Group: Toddler\n- Purpose: Play\n- Material: Plastic\n- Usage '
+       'Context: Home)'),
+      ('braced', '[Category] {Toys}, [Age Group] {Toddler}, [Purpose] {Play}, '
+       '[Material] {Plastic}, [Usage Context] {Home}\n([Category] {Toys}, '
+       '[Age Group] {Toddler}, [Purpose] {Play}, [Material] {Plastic}, '
+       '[Usage Context] {Home})'),
+  )
+  def test_answer_repeated_in_parentheses(self, text):
+    self._check(BABY, text, TOYS)
+
+  def test_parentheses_inside_a_value_are_kept(self):
+    p = slots.SlotParser(BABY).parse(
+        'Category: Bath Toy (Duck)\nAge Group: Infant (0-12 months)\n'
+        'Purpose: Play\nMaterial: Rubber\nUsage Context: Bathroom (Tub)')
+    self.assertEqual(p.status, slots.OK)
+    self.assertEqual(p.slots['Category'], 'Bath Toy (Duck)')
+    self.assertEqual(p.slots['Age Group'], 'Infant (0-12 months)')
+    self.assertEqual(p.slots['Usage Context'], 'Bathroom (Tub)')
+
+  # What is still refused, and the reason it is refused for.
+
+  def test_repeat_with_another_value_is_a_conflict(self):
+    p = slots.SlotParser(BABY).parse(
+        'Category: Toys\nAge Group: Toddler\nPurpose: Play\nMaterial: '
+        'Plastic\nUsage Context: Home\n\n(Category: Toys\nAge Group: Infant\n'
+        'Purpose: Play\nMaterial: Plastic\nUsage Context: Home)')
+    self.assertEqual((p.status, p.reason), (slots.UNPARSED, 'conflict'))
+    self.assertEqual(p.slots, {})
+
+  @parameterized.named_parameters(
+      # The unknown token stands after the keyed slots, not where
+      # [Visual Format] belongs.
+      ('not_at_position', MOVIE_SLOTS, 3,
+       '[Genre] {Drama}, [Audience] {Adults}, [Mood] {Sad}, [Setting] '
+       '{Urban}, [Director] {Nolan}', 'not at the missing positions',
+       {'Genre', 'Audience', 'Mood', 'Setting'}),
+      # An extra keyless token: six units for five slots.
+      ('extra_token', BABY, 3,
+       '[Crib] {Infant}, [Purpose] {Sleeping}, [Material] {Wood}, [Usage '
+       'Context] {Nursery}, [Style] {Modern}', 'not at the missing positions',
+       {'Purpose', 'Material', 'Usage Context'}),
+      # Title and genre in brackets without braces: which is which?
+      ('unbraced', MOVIE_SLOTS, 3,
+       '[Jaws], [Thriller], [Visual Format] {Live Action}, [Mood] '
+       '{Suspenseful}, [Setting] {Ocean}', 'unbraced token',
+       {'Visual Format', 'Mood', 'Setting'}),
+      # Two readings fit: (Dessert | French, Tart) or (Dessert, French | Tart).
+      ('ambiguous', RECIPES, 2,
+       '[Dessert] {French} [Tart] {Apple} [Flavor Profile] {Sweet} '
+       '[Meal Type] {Dessert}', 'ambiguous',
+       {'Flavor Profile', 'Meal Type'}),
+  )
+  def test_position_repair_refused(self, names, min_slots, text, why, kept):
+    p = slots.SlotParser(names, min_slots).parse(text)
+    self.assertEqual(p.status, slots.PARTIAL, (text, p))
+    self.assertEqual(p.unrepaired, why)
+    self.assertEqual(set(p.slots), kept)
+    self.assertEqual(p.repaired, ())
+
+  def test_repair_needs_min_slots_keyed(self):
+    p = slots.SlotParser(RECIPES).parse(
+        '[Hot Dog] {American} [Sausage] {Smoky} [Meal Type] {Snack}')
+    self.assertEqual((p.status, p.reason), (slots.UNPARSED, 'too few slots'))
+    self.assertEqual(p.unrepaired, 'too few keyed slots')
+
+  @parameterized.named_parameters(
+      # A phrase without brackets before a braced value: the phrase or the
+      # braced word may be the dish type; neither is guessed.
+      ('unbracketed_phrase', 'Trifle {Dessert} [Cuisine] {British} [Primary '
+       'Ingredient] {Custard} [Flavor Profile] {Sweet} [Meal Type] '
+       '{Dessert}', {'Cuisine', 'Primary Ingredient', 'Flavor Profile',
+                     'Meal Type'}),
+      # A slot name inside braces is a value, not a key.
+      ('key_in_braces', 'Mashed Potatoes {Dish Type} {Side Dish} [Primary '
+       'Ingredient] {Potatoes} [Flavor Profile] {Buttery} [Meal Type] '
+       '{Dinner}', {'Primary Ingredient', 'Flavor Profile', 'Meal Type'}),
+  )
+  def test_keyless_first_value_stays_missing(self, text, kept):
+    p = slots.SlotParser(RECIPES).parse(text)
+    self.assertEqual(p.status, slots.PARTIAL, (text, p))
+    self.assertEqual(set(p.slots), kept)
+    self.assertIsNone(p.unrepaired)
+
+  @parameterized.named_parameters(
+      ('braced_list', 'Lemon Tart {Dessert} {French} {Lemon} {Tangy} '
+       '{Dessert}'),
+      ('comma_list', 'Lemon Tart, French, Lemon, Tangy, Dessert'),
+      ('bracket_list', '[Lemon Tart] [French] [Lemon] [Tangy] [Dessert]'),
+  )
+  def test_keyless_lists_are_unparsed(self, text):
+    p = slots.SlotParser(RECIPES).parse(text)
+    self.assertEqual((p.status, p.reason), (slots.UNPARSED, 'too few slots'))
+
+  def test_parse_many_counts_repairs(self):
+    _, counts = slots.SlotParser(RECIPES).parse_many([
+        '[Dessert] {French} [Primary Ingredient] {Apple} [Flavor Profile] '
+        '{Sweet} [Meal Type] {Dessert}',
+        '[Dish Type] {Soup}, [Cuisine] {Thai}, [Flavor Profile] {Spicy}, '
+        '[Meal Type] {Dinner}, [Chef] {Somchai}'])
+    self.assertEqual(counts['repaired'], 1)
+    self.assertEqual(counts['unrepaired:not at the missing positions'], 1)
+    self.assertEqual((counts['ok'], counts['partial']), (1, 1))
+
+
 class RealFilesTest(absltest.TestCase):
   """Parse rates over the full real files (needs ../shared/data)."""
 
