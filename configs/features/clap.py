@@ -2,7 +2,8 @@ r"""CLAP audio and text embeddings, each alone and fused.
 
   python -m mmjax.features.extract --config configs/features/clap.py \
       --config.dataset_dir=data/music --config.audio_root=/data/music/clips \
-      --config.audio_pattern='{raw_id}.*' --config.model=models/clap-htsat-unfused
+      --config.audio_pattern='{raw_id}.*' \
+      --config.model=models/clap-htsat-unfused
 
 `config.model` fills every representation below (laion/clap-htsat-fused and
 laion/larger_clap_music work the same way). Audio is read as in

@@ -365,8 +365,10 @@ class _AudioExtractor(base.Extractor):
   default_max_s: float | None = DEFAULT_ENCODER_MAX_S
   default_normalize = False
 
-  def __init__(self, spec: ml_collections.ConfigDict, resolved: resolve.Resolved,
-               columns: Sequence[str]):
+  def __init__(self, spec: ml_collections.ConfigDict,
+               resolved: resolve.Resolved, columns: Sequence[str]):
+    # soundfile is first used per item; a missing install should stop the
+    # representation here, with the package's name, not fail every item.
     import soundfile  # pylint: disable=g-import-not-at-top,unused-import
     import torch  # pylint: disable=g-import-not-at-top
 
@@ -438,8 +440,8 @@ class _AudioExtractor(base.Extractor):
 class EncoderExtractor(_AudioExtractor):
   """Mean-pooled frames of a wav2vec 2.0 / HuBERT-style encoder."""
 
-  def __init__(self, spec: ml_collections.ConfigDict, resolved: resolve.Resolved,
-               columns: Sequence[str]):
+  def __init__(self, spec: ml_collections.ConfigDict,
+               resolved: resolve.Resolved, columns: Sequence[str]):
     import transformers  # pylint: disable=g-import-not-at-top
 
     super().__init__(spec, resolved, columns)
@@ -537,8 +539,8 @@ class ClapExtractor(_AudioExtractor):
   default_max_s = None  # The feature extractor's max_length_s.
   default_normalize = True
 
-  def __init__(self, spec: ml_collections.ConfigDict, resolved: resolve.Resolved,
-               columns: Sequence[str]):
+  def __init__(self, spec: ml_collections.ConfigDict,
+               resolved: resolve.Resolved, columns: Sequence[str]):
     import transformers  # pylint: disable=g-import-not-at-top
 
     super().__init__(spec, resolved, columns)
