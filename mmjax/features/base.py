@@ -643,6 +643,7 @@ def run_config(*, batch_size: int = 32, shard_size: int = 2048,
   config.dtype = dtype
   config.store_dtype = 'float32'
   config.image_root = ''
+  config.audio_root = ''
   config.only = only
   config.overwrite = False
   config.quiet = False

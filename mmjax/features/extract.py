@@ -92,7 +92,7 @@ REPRESENTATION_ERRORS = (ValueError, OSError, ImportError, RuntimeError)
 # Every spec also gets `dataset_dir` (the resolved dataset directory), so an
 # extractor can read what an earlier representation stored there (e.g.
 # descriptions' `texts_from`).
-INHERITED = ('batch_size', 'device', 'dtype', 'image_root')
+INHERITED = ('batch_size', 'device', 'dtype', 'image_root', 'audio_root')
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Extraction config.')
 _SHARD = flags.DEFINE_string(

@@ -18,6 +18,7 @@ EXTRAS = {
     'sentence_transformers': ('extraction', 'make install-extract'),
     'tokenizers': ('extraction', 'make install-extract'),
     'simplemma': ('extraction', 'make install-extract'),
+    'soundfile': ('extraction', 'make install-extract'),
     'pytest': ('test', 'make install-test'),
     'yaml': ('bench', 'make install-bench'),
     'pandas': ('bench', 'make install-bench'),
