@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+import jax
 import optax
 
 SCHEDULES = ('constant', 'mmrec', 'cosine')
@@ -90,10 +91,13 @@ def make_schedule(cfg: Any, steps_per_epoch: int) -> optax.Schedule:
 def learning_rate(cfg: Any, steps_per_epoch: int, step: int) -> float:
   """The learning rate of update `step` (0-based) under `cfg.optim`.
 
-  The rate of epoch e's (1-based) last update is `learning_rate(cfg,
-  steps_per_epoch, e * steps_per_epoch - 1)`.
+  A host value for the logs: the rate of epoch e's (1-based) last update is
+  `learning_rate(cfg, steps_per_epoch, e * steps_per_epoch - 1)`. The optax
+  schedule puts its scalars on the device, which is allowed here even inside
+  a `jax.transfer_guard('disallow')` block.
   """
-  return float(make_schedule(cfg, steps_per_epoch)(step))
+  with jax.transfer_guard('allow'):
+    return float(make_schedule(cfg, steps_per_epoch)(step))
 
 
 def optimizer_kwargs(cfg: Any) -> dict[str, Any]:

@@ -187,6 +187,13 @@ class ScheduleTest(absltest.TestCase):
           optim.learning_rate(cfg, 10_000, step),
           1e-3 * 0.5 ** (epoch / 2), rtol=1e-5, err_msg=str(step))
 
+  def test_learning_rate_is_a_host_value_under_the_transfer_guard(self):
+    cfg = small_config()
+    cfg.optim.schedule, cfg.optim.lr_decay = 'mmrec', (0.5, 1.0)
+    with jax.transfer_guard('disallow'):
+      self.assertAlmostEqual(optim.learning_rate(cfg, 4, 8), 0.25e-2,
+                             delta=1e-9)
+
   def test_default_mmrec_decay_is_constant(self):
     cfg = small_config()
     cfg.optim.schedule = 'mmrec'  # lr_decay (1.0, 50.0): MMRec's default.
