@@ -35,6 +35,7 @@ from ml_collections import config_flags
 
 from mmjax import run as run_lib
 from mmjax.data import dataset as dataset_lib
+from mmjax.data import datasets
 from mmjax.data import prepare as prepare_lib
 from mmjax.train import validate
 from mmjax.utils import cli as cli_lib
@@ -204,7 +205,20 @@ def parse_flags(argv: list[str]) -> list[str]:
       raise
     _fail(message, USAGE)
   prepare_lib.set_none(flags.FLAGS.config, nones)
+  _absolute_data_file(flags.FLAGS.config)
   return args
+
+
+def _absolute_data_file(config: ml_collections.ConfigDict | None) -> None:
+  """Records a `data.name` that is a data config file by its absolute path.
+
+  The file is named relative to the working directory; recorded absolute in
+  config.json, it is the same file for a `--rerun` or a resume started from
+  anywhere else.
+  """
+  data = config.get('data') if config is not None else None
+  if data is not None and isinstance(data.get('name'), str):
+    data.name = datasets.absolute_spec(data.name)
 
 
 def describe_error(error: Exception) -> tuple[str, int] | None:

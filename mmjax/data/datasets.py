@@ -233,6 +233,17 @@ def is_known(spec: str) -> bool:
   return is_file_spec(spec) or spec.partition(':')[0] in BUILTIN
 
 
+def absolute_spec(spec: str) -> str:
+  """`spec` with a data config file's path made absolute (`x.py[:arg]`).
+
+  Built-in names and inline names are returned unchanged.
+  """
+  if not is_file_spec(spec):
+    return spec
+  path, colon, arg = spec.partition(':')
+  return os.path.abspath(os.path.expanduser(path)) + colon + arg
+
+
 def load(spec: str) -> ml_collections.ConfigDict:
   """The data config that `spec` names: `builtin[:arg]` or `file.py[:arg]`.
 

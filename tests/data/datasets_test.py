@@ -175,6 +175,15 @@ class DatasetsTest(absltest.TestCase):
     self.assertEqual(proc.returncode, 1)
     self.assertIn('error: no dataset: pass --config', proc.stderr)
 
+  def test_absolute_spec(self):
+    # What launch records in config.json: the same file from any directory.
+    with contextlib.chdir(self.tmp):
+      spec = datasets.absolute_spec(os.path.join('elsewhere', 'my.py:keep'))
+    self.assertEqual(spec, os.path.join(os.path.realpath(self.tmp),
+                                        'elsewhere', 'my.py:keep'))
+    self.assertEqual(datasets.absolute_spec('synthetic:visual'),
+                     'synthetic:visual')
+    self.assertEqual(datasets.absolute_spec('recipes'), 'recipes')
 
 if __name__ == '__main__':
   absltest.main()
