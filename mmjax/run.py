@@ -217,9 +217,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   config); the device check; with `overwrite`, an existing run is moved to
   `<workdir>.old-<UTC time>`; runinfo (config.json, overrides, versions,
   git diff); then the training loop, which resumes from the workdir's
-  checkpoint when there is one and skips nothing it has not done. A start
-  that fails before anything was trained removes the workdir it created
-  (never one that existed).
+  checkpoint when there is one and skips nothing it has not done; last, the
+  propagation paths the run took (kernel, row-split kernel or segment_sum:
+  `mmjax.graph.sparse.run_record`) go into runinfo.json. A start that fails
+  before anything was trained removes the workdir it created (never one
+  that existed).
 
   Args:
     config: a training config (configs/*.py's `get_config()`).
@@ -251,6 +253,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   # pylint: disable=g-import-not-at-top
   import jax
   from mmjax import models
+  from mmjax.graph import sparse
   from mmjax.parallel import mesh as mesh_lib
   from mmjax.train import loop
   # pylint: enable=g-import-not-at-top
@@ -263,10 +266,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     moved = runinfo.archive(workdir)
     logging.warning('overwrite: moved the old run to %s', moved)
   created = not os.path.exists(workdir)
+  # The propagation paths this run takes, with those of its earlier starts
+  # (a resume), for runinfo.json: which code computed the results.
+  paths = set(runinfo.read(workdir).get('propagation', {}).get('paths', ()))
   try:
     runinfo.write(workdir, config, overrides,
                   sys.argv if argv is None else argv)
-    rows = loop.train_and_evaluate(config, os.path.abspath(workdir))
+    with sparse.recording_paths(paths):
+      rows = loop.train_and_evaluate(config, os.path.abspath(workdir))
   except BaseException:
     # A start that fails before anything is trained (e.g. a representation
     # of a dataset prepared in this run) leaves no workdir behind; one that
@@ -274,6 +281,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     if created and not runinfo.has_results(workdir):
       shutil.rmtree(workdir, ignore_errors=True)
     raise
+  finally:
+    if os.path.exists(os.path.join(workdir, runinfo.RUNINFO)):
+      runinfo.add(workdir, propagation=sparse.run_record(paths))
   names = model_names(config)
   results = [RunResult.from_results(row, os.path.join(workdir, name))
              for row, name in zip(rows or (), names or ('',))]

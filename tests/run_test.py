@@ -19,6 +19,7 @@ import numpy as np
 
 from mmjax import run as run_lib
 from mmjax.eval import ranking
+from mmjax.graph import kernel
 from mmjax.train import loop
 from mmjax.utils import runinfo
 from mmjax.utils import writers
@@ -147,6 +148,15 @@ class RunTest(absltest.TestCase):
     np.testing.assert_equal(
         only, {f'test/{k}': v for k, v in self.result.test.items()})
 
+  def test_runinfo_records_the_propagation_path(self):
+    # LightGCN on the 8-device mesh: the kernel's rows split over 'data'
+    # where the kernel serves, else the segment_sum reference.
+    info = runinfo.read(self.workdir)['propagation']
+    want = ('kernel_row_split(data=8)' if kernel.available()
+            else 'segment_sum')
+    self.assertEqual(info['paths'], [want])
+    self.assertEqual(info['kernel']['mode'], kernel.settings().mode)
+
   def test_finished_run_resumes_as_is_and_guard(self):
     again = run_lib.run(self.cfg, self.workdir)
     np.testing.assert_equal(as_dict(again), as_dict(self.result))
@@ -158,6 +168,10 @@ class RunTest(absltest.TestCase):
     result = run_lib.run(other, workdir, overwrite=True)
     self.assertEqual((result.model, result.fitted, result.best_epoch),
                      ('mostpop', True, 0))
+    # MostPop never propagates; the resumed LightGCN keeps its first
+    # start's path.
+    self.assertEqual(runinfo.read(workdir)['propagation']['paths'], [])
+    self.assertLen(runinfo.read(self.workdir)['propagation']['paths'], 1)
     self.assertIsNone(result.checkpoint_dir)
     self.assertLen([d for d in os.listdir(self.tmp)
                     if d.startswith('overwritten.old-')], 1)

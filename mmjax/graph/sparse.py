@@ -9,14 +9,20 @@ static).
 
 `propagate(g, x)[r] = sum_{e: receivers[e] == r} weights[e] * x[senders[e]]`,
 i.e. `A @ x` with `A[r, s] = weight`. On CPU a compiled CSR kernel serves it
-(`mmjax.graph.kernel`); elsewhere, with MMJAX_KERNEL=0, for non-float32 inputs
-or when the kernel cannot be built, the `segment_sum` reference does (on GPU
-that is XLA's scatter, for now).
+(`mmjax.graph.kernel`); elsewhere, in propagation mode 'reference'
+(`kernel.configure`, or MMJAX_KERNEL=0), for non-float32 inputs or when the
+kernel cannot be built, the `segment_sum` reference does (on GPU that is
+XLA's scatter, for now). `propagation_path` names the path a trace takes, and
+`recording_paths` collects the paths a run took (`mmjax.run` writes them to
+runinfo.json).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -205,12 +211,83 @@ def _pattern(g: Graph) -> ops.Pattern:
   )
 
 
+# The paths `propagate` takes, as `propagation_path` names them.
+REFERENCE = 'segment_sum'
+KERNEL = 'kernel'
+ROW_SPLIT = 'kernel_row_split'  # Recorded with P: 'kernel_row_split(data=8)'.
+
+_recorders_lock = threading.Lock()
+_recorders: list[set[str]] = []
+
+
+def propagation_path(g: Graph, x: types.Array) -> str:
+  """The path `propagate(g, x)` takes when traced here and now.
+
+  Decided by the kernel settings (`mmjax.graph.kernel.settings`), the
+  backend, the dtypes and the active mesh.
+
+  Returns:
+    REFERENCE, KERNEL, or f'{ROW_SPLIT}(data=P)' where the kernel's rows are
+    split over the P devices of the mesh's 'data' axis.
+
+  Raises:
+    RuntimeError: propagation mode 'kernel' and the kernel cannot serve
+      (float32 [N, D] inputs; others take the reference in every mode).
+  """
+  if not (jnp.ndim(x) == 2 and jnp.result_type(x) == jnp.float32
+          and jnp.result_type(g.weights) == jnp.float32):
+    return REFERENCE  # The kernel is float32 [N, D] only, in every mode.
+  if not kernel.available():
+    return REFERENCE
+  parts = ops.row_split_devices()
+  return KERNEL if parts == 1 else f'{ROW_SPLIT}(data={parts})'
+
+
+@contextlib.contextmanager
+def recording_paths(paths: set[str] | None = None) -> Iterator[set[str]]:
+  """Collects the path of every `propagate` traced inside the block.
+
+  Tracing is when the path is chosen, so a function compiled before the
+  block and called inside it adds nothing (its path was recorded, or not,
+  where it was traced).
+
+  Args:
+    paths: the set to add to (a new one when None).
+
+  Yields:
+    The set of paths (`propagation_path` names), filled as traces happen.
+  """
+  paths = set() if paths is None else paths
+  with _recorders_lock:
+    _recorders.append(paths)
+  try:
+    yield paths
+  finally:
+    with _recorders_lock:
+      _recorders.remove(paths)
+
+
+def run_record(paths: set[str]) -> dict[str, Any]:
+  """What runinfo.json records about propagation.
+
+  Args:
+    paths: the paths a run took (`recording_paths`).
+
+  Returns:
+    paths: sorted; empty when the model never propagates.
+    kernel: `kernel.status(load=False)`: the mode, where the settings came
+      from, whether the kernel is loaded, and why not.
+  """
+  return {'paths': sorted(paths), 'kernel': kernel.status(load=False)}
+
+
 def propagate(g: Graph, x: types.Array) -> types.Array:
   """`A @ x` for x [N, D]; the single entry point for sparse propagation.
 
   Differentiable in x and in `g.weights`. Uses the compiled kernel for float32
-  on CPU when it is available (see `mmjax.graph.kernel`), split by rows over
-  the active mesh's 'data' axis; otherwise `propagate_reference`.
+  on CPU when it is available and the settings allow it (see
+  `mmjax.graph.kernel`), split by rows over the active mesh's 'data' axis;
+  otherwise `propagate_reference` (`propagation_path` says which).
 
   Args:
     g: graph with N nodes.
@@ -220,12 +297,11 @@ def propagate(g: Graph, x: types.Array) -> types.Array:
     [N, D], x's dtype.
   """
   x = jnp.asarray(x)
-  if (
-      x.ndim == 2
-      and x.dtype == jnp.float32
-      and jnp.asarray(g.weights).dtype == jnp.float32
-      and kernel.available()
-  ):
-    assert x.shape[0] == g.num_nodes, (x.shape, g.num_nodes)
-    return ops.csr_matmul(_pattern(g), jnp.asarray(g.weights), x)
-  return propagate_reference(g, x)
+  path = propagation_path(g, x)
+  with _recorders_lock:
+    for paths in _recorders:
+      paths.add(path)
+  if path == REFERENCE:
+    return propagate_reference(g, x)
+  assert x.shape[0] == g.num_nodes, (x.shape, g.num_nodes)
+  return ops.csr_matmul(_pattern(g), jnp.asarray(g.weights), x)

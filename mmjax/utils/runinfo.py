@@ -7,6 +7,11 @@ versions, Python, XLA_FLAGS and JAX_PLATFORMS, devices, process count, time)
 and git.diff (the uncommitted changes, if any). After the data is loaded
 (`record_data`): the dataset directory, manifest sha256, split and item-map
 hashes, and each feature's representation, manifest sha256 and transform.
+After training (`add`, from `mmjax.run`): the propagation paths the run took
+(`mmjax.graph.sparse.run_record`).
+
+A utility, so a leaf: it imports nothing of mmjax; callers pass the values
+(the dataset's record is made by the data layer).
 
 Reused workdirs (`check_resumable`): a run resumes from a workdir only when
 the config it recorded (config.json) equals the new one, apart from the keys
@@ -29,8 +34,6 @@ import sys
 from typing import Any, Sequence
 
 import ml_collections
-
-from mmjax.data import dataset as dataset_lib
 
 CONFIG = 'config.json'
 OVERRIDES = 'overrides.json'
@@ -99,12 +102,7 @@ def write(workdir: str, cfg: ml_collections.ConfigDict,
     f.write(cfg.to_json_best_effort(indent=2, sort_keys=True))
   _write_json(os.path.join(workdir, OVERRIDES), list(overrides))
   info, diff = collect(argv)
-  path = os.path.join(workdir, RUNINFO)
-  if os.path.exists(path):  # Keep what record_data added on a resume.
-    with open(path, encoding='utf-8') as f:
-      old = json.load(f)
-    info = {**old, **info}
-  _write_json(path, info)
+  add(workdir, **info)  # Keeps what record_data added on a resume.
   if diff:
     with open(os.path.join(workdir, DIFF), 'w', encoding='utf-8') as f:
       f.write(diff)
@@ -114,16 +112,44 @@ def write(workdir: str, cfg: ml_collections.ConfigDict,
     os.remove(os.path.join(workdir, DIFF))
 
 
-def record_data(workdir: str, ds: dataset_lib.Dataset,
-                dataset_dir: str | None,
-                features: dict[str, Any]) -> None:
-  """Adds the dataset's and features' hashes to runinfo.json."""
+def read(workdir: str) -> dict[str, Any]:
+  """runinfo.json's contents ({} when there is none yet)."""
   path = os.path.join(workdir, RUNINFO)
-  info = {}
-  if os.path.exists(path):
-    with open(path, encoding='utf-8') as f:
-      info = json.load(f)
-  info['dataset'] = {
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def add(workdir: str, **entries: Any) -> None:
+  """Sets top-level entries of runinfo.json, keeping the others."""
+  _write_json(os.path.join(workdir, RUNINFO), {**read(workdir), **entries})
+
+
+def record_data(workdir: str, dataset: Any, *args: Any) -> None:
+  """Adds the dataset's and features' records to runinfo.json.
+
+  Called as `record_data(workdir, dataset_record, features)`, where
+  dataset_record holds the dataset directory (absolute), name, manifest
+  sha256, split and item-map hashes and counts.
+
+  Transitional: `record_data(workdir, ds, dataset_dir, features)` (a
+  `Dataset` and its directory, as mmjax/train/loop.py still calls it) makes
+  that record here, importing mmjax.data late; remove it once the caller
+  passes the record.
+  """
+  if len(args) == 2:
+    dataset_dir, features = args
+    dataset = _legacy_dataset_record(dataset, dataset_dir)
+  else:
+    (features,) = args
+  add(workdir, dataset=dict(dataset), features=features)
+
+
+def _legacy_dataset_record(ds: Any, dataset_dir: str | None
+                           ) -> dict[str, Any]:
+  from mmjax.data import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
+  return {
       'dir': os.path.abspath(dataset_dir) if dataset_dir else None,
       'name': ds.manifest.get('name'),
       'manifest_sha256': (dataset_lib.manifest_hash(dataset_dir)
@@ -132,8 +158,6 @@ def record_data(workdir: str, ds: dataset_lib.Dataset,
       'item_map_hash': dataset_lib.item_map_hash(ds.item_ids),
       'counts': ds.summary(),
   }
-  info['features'] = features
-  _write_json(path, info)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

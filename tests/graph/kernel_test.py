@@ -49,7 +49,7 @@ def _x(seed, n, d, dtype=np.float32):
 
 def _uses_kernel(fn, *args):
   # A fresh function each time: traces are cached per function, and the
-  # MMJAX_KERNEL switch is read at trace time.
+  # kernel settings are read at trace time.
   return 'mmjax_spmm' in str(jax.make_jaxpr(lambda *a: fn(*a))(*args))
 
 
@@ -208,13 +208,50 @@ class KernelTest(parameterized.TestCase):
     # Each row's sum runs in one thread in a fixed order: bitwise equal.
     np.testing.assert_array_equal(before, one)
 
-  def test_disabled_by_env(self):
+  def test_disabled_by_configure_not_by_env_at_trace_time(self):
     g = _graph(24, 10, 30)
     x = _x(24, 10, 4)
-    with mock.patch.dict(os.environ, {'MMJAX_KERNEL': '0'}):
+    with kernel.configured('reference'):
       self.assertFalse(_uses_kernel(sparse.propagate, g, x))
-      self.assertFalse(kernel.status()['in_use'])
+      st = kernel.status()
+      self.assertFalse(st['in_use'])
+      self.assertEqual((st['mode'], st['settings_from']),
+                       ('reference', 'configure'))
     self.assertTrue(_uses_kernel(sparse.propagate, g, x))
+    # The environment was read once, at the first use: changing it later
+    # changes nothing.
+    with mock.patch.dict(os.environ, {'MMJAX_KERNEL': '0'}):
+      self.assertTrue(_uses_kernel(sparse.propagate, g, x))
+
+  def test_records_the_path_taken(self):
+    g = _graph(31, 20, 60, symmetric=True)
+    x = jnp.asarray(_x(31, 20, 4))
+
+    def step():
+      # A fresh function per trace: jit caches traces per function, and
+      # the settings are not part of its cache key.
+      def grads(w, x):
+        return jax.grad(lambda w, x: jnp.sum(
+            sparse.propagate(g.with_weights(w), x) ** 2), (0, 1))(w, x)
+      return jax.jit(grads)(g.weights, x)
+
+    with sparse.recording_paths() as one:
+      step()
+    self.assertEqual(one, {sparse.KERNEL})
+    mesh = jax.make_mesh((8,), ('data',),
+                         axis_types=(jax.sharding.AxisType.Auto,))
+    with sparse.recording_paths() as split, jax.set_mesh(mesh):
+      step()
+    self.assertEqual(split, {'kernel_row_split(data=8)'})
+    with kernel.configured('reference'), sparse.recording_paths() as ref:
+      step()
+    self.assertEqual(ref, {sparse.REFERENCE})
+    step()  # Traced outside a block: recorded nowhere.
+    self.assertEqual((one, ref), ({sparse.KERNEL}, {sparse.REFERENCE}))
+    record = sparse.run_record(split | one)
+    self.assertEqual(record['paths'], ['kernel', 'kernel_row_split(data=8)'])
+    self.assertTrue(record['kernel']['in_use'])
+    self.assertEqual(record['kernel']['mode'], kernel.settings().mode)
 
   def test_row_blocks_pad_with_zeros(self):
     # Blocks past N (devices beyond the last row) are zeros, not garbage.
@@ -269,7 +306,7 @@ class FallbackTest(absltest.TestCase):
   def test_reference_when_disabled(self):
     g = _graph(29, 20, 80)
     x = _x(29, 20, 5)
-    with mock.patch.dict(os.environ, {'MMJAX_KERNEL': '0'}):
+    with kernel.configured('reference'):
       self.assertFalse(kernel.available())
       got = sparse.propagate(g, x)
       dx = jax.grad(lambda x: jnp.sum(sparse.propagate(g, x) ** 2))(x)
@@ -277,6 +314,34 @@ class FallbackTest(absltest.TestCase):
     np.testing.assert_allclose(got, a @ x, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, 2 * a.T @ (a @ x), rtol=1e-4, atol=1e-4)
 
+  def test_settings_from_env(self):
+    for value, mode in (('1', 'auto'), ('0', 'reference'),
+                        ('kernel', 'kernel'), (' Reference ', 'reference')):
+      with mock.patch.dict(os.environ, {'MMJAX_KERNEL': value,
+                                        'MMJAX_KERNEL_BUILD': '0'}):
+        self.assertEqual(kernel.from_env(),
+                         kernel.Settings(mode, False, 'environment'))
+    with mock.patch.dict(os.environ, {'MMJAX_KERNEL': 'off'}):
+      with self.assertRaisesRegex(ValueError, "MMJAX_KERNEL='off': expected"):
+        kernel.from_env()
+    with self.assertRaisesRegex(ValueError, "mode 'fast': expected"):
+      kernel.configure('fast')
+
+  def test_configure_returns_and_configured_restores(self):
+    before = kernel.settings()
+    old = kernel.configure('reference', build=False)
+    try:
+      self.assertEqual(old, before)
+      self.assertEqual(kernel.settings(),
+                       kernel.Settings('reference', False, 'configure'))
+      with kernel.configured('auto'):
+        self.assertEqual(kernel.settings().mode, 'auto')
+        self.assertFalse(kernel.settings().build)
+      self.assertEqual(kernel.settings().mode, 'reference')
+    finally:
+      kernel.configure(old.mode, build=old.build)
+    self.assertEqual((kernel.settings().mode, kernel.settings().build),
+                     (before.mode, before.build))
 
   def test_missing_library_falls_back_with_one_warning(self):
     # A fresh process with no library and building forbidden: the reference
@@ -293,6 +358,13 @@ class FallbackTest(absltest.TestCase):
         assert 'MMJAX_KERNEL_BUILD=0' in st['reason'], st
         assert np.allclose(y1, [[0.0], [3.0]]), y1
         assert np.allclose(y2, [[0.0], [6.0]]), y2
+        # Mode 'kernel' asks for the kernel or an error, never a fallback.
+        kernel.configure('kernel')
+        try:
+          sparse.propagate(g, 3 * x)
+          raise AssertionError('no error in mode kernel')
+        except RuntimeError as e:
+          assert 'MMJAX_KERNEL_BUILD=0' in str(e), e
         print('ok')
     """)
     with tempfile.TemporaryDirectory() as tmp:

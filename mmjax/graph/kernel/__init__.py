@@ -6,51 +6,170 @@ after installing). When the library is missing or stale and a compiler exists,
 the first use builds it (about 10 s, logged); when it cannot be built or
 loaded, `propagate` uses the `segment_sum` reference and logs one warning.
 
-Environment (read when a function is traced; a jitted function keeps the
-path it was traced with):
-  MMJAX_KERNEL=0: never use the kernel (reference everywhere).
+Which path `propagate` takes is chosen in one place, here, by `Settings`:
+  mode: 'auto' (the kernel where it serves: CPU backend, float32, loaded;
+    else the reference), 'reference' (segment_sum everywhere) or 'kernel'
+    (the kernel, or an error saying why not; inputs other than float32
+    [N, D] take the reference in every mode).
+  build: whether a missing or stale library may be compiled on first use.
+Set them with `configure(...)` (or the `configured(...)` context manager,
+for tests). Until something calls it, the first use resolves them once from
+the environment (`from_env`) and keeps them for the process:
+  MMJAX_KERNEL: 1 or auto (default), 0 or reference, kernel.
   MMJAX_KERNEL_BUILD=0: never compile on first use (load a built one only).
-  MMJAX_KERNEL_THREADS: threads per call (default: the CPU count).
+`propagate` reads the settings when it is traced, so a jitted function keeps
+the path it was traced with: configure before the first trace. The mesh
+decides the rest: under `jax.set_mesh` with a 'data' axis of P > 1 devices
+the kernel's rows are split over them (`ops.row_split_devices`).
+`mmjax.graph.sparse.recording_paths` records the paths actually taken, which
+`mmjax.run` writes to runinfo.json.
+
+Other environment, read once by the library or the build, not per trace:
+  MMJAX_KERNEL_THREADS: threads per call, read when the library starts its
+    thread pool (default: the CPU count; `set_num_threads` overrides it).
+  MMJAX_KERNEL_DIR, CXX, MMJAX_KERNEL_CFLAGS: see `build.py`.
 
 `status()` says whether the kernel is built, loaded and in use here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
 import os
 import threading
+from typing import Iterator
 
 from absl import logging
 import jax
 
 from mmjax.graph.kernel import build
 
+# The environment variables that `from_env` reads.
+ENV_MODE = 'MMJAX_KERNEL'
+ENV_BUILD = 'MMJAX_KERNEL_BUILD'
+MODES = ('auto', 'reference', 'kernel')
+_ENV_MODES = {'1': 'auto', '0': 'reference', **{m: m for m in MODES}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """How `propagate` chooses its path (see the module docstring).
+
+  Attributes:
+    mode: 'auto', 'reference' or 'kernel'.
+    build: compile a missing or stale library on first use.
+    source: where they came from: 'environment' or 'configure'.
+  """
+
+  mode: str = 'auto'
+  build: bool = True
+  source: str = 'configure'
+
+  def __post_init__(self):
+    if self.mode not in MODES:
+      raise ValueError(f'propagation mode {self.mode!r}: expected one of '
+                       f'{", ".join(MODES)}.')
+
+
+def from_env() -> Settings:
+  """The settings that MMJAX_KERNEL and MMJAX_KERNEL_BUILD ask for.
+
+  Raises:
+    ValueError: MMJAX_KERNEL holds another value.
+  """
+  raw = os.environ.get(ENV_MODE, '1').strip().lower()
+  if raw not in _ENV_MODES:
+    raise ValueError(f'{ENV_MODE}={os.environ[ENV_MODE]!r}: expected one of '
+                     f'{", ".join(_ENV_MODES)}.')
+  return Settings(mode=_ENV_MODES[raw],
+                  build=os.environ.get(ENV_BUILD, '1') != '0',
+                  source='environment')
+
+
+@dataclasses.dataclass
+class _Process:
+  """What this process holds: the settings and the loaded library.
+
+  One object, since both are per process by nature: the library is loaded
+  into the process and its targets are registered in XLA's process-wide FFI
+  registry.
+  """
+
+  settings: Settings | None = None
+  lib: ctypes.CDLL | None = None
+  tried: bool = False
+  reason: str = 'not loaded yet'
+  warned: bool = False
+
+
 _lock = threading.Lock()
-_lib: ctypes.CDLL | None = None
-_tried = False
-_reason = 'not loaded yet'
-_warned = False
+_process = _Process()
+
+
+def settings() -> Settings:
+  """The settings in force; the first call without `configure` reads the
+  environment (`from_env`) and keeps what it found."""
+  with _lock:
+    if _process.settings is None:
+      _process.settings = from_env()
+    return _process.settings
+
+
+def configure(mode: str | None = None, *, build: bool | None = None
+              ) -> Settings:
+  """Sets how `propagate` chooses its path, for functions traced from now on.
+
+  Args:
+    mode: 'auto', 'reference' or 'kernel'; None keeps the current one.
+    build: whether a missing library may be compiled on first use; None
+      keeps the current one.
+
+  Returns:
+    The previous settings (pass their mode and build back to restore them).
+
+  Raises:
+    ValueError: an unknown mode.
+  """
+  old = settings()
+  new = Settings(mode=old.mode if mode is None else mode,
+                 build=old.build if build is None else bool(build))
+  with _lock:
+    _process.settings = new
+  return old
+
+
+@contextlib.contextmanager
+def configured(mode: str | None = None, *, build: bool | None = None
+               ) -> Iterator[Settings]:
+  """`configure` for the duration of a `with` block (tests, benchmarks)."""
+  old = configure(mode, build=build)
+  try:
+    yield settings()
+  finally:
+    with _lock:
+      _process.settings = old
 
 
 def enabled() -> bool:
-  """False when MMJAX_KERNEL=0 (read on every call, so tests may toggle it)."""
-  return os.environ.get('MMJAX_KERNEL', '1') != '0'
+  """Whether the settings allow the kernel (mode is not 'reference')."""
+  return settings().mode != 'reference'
 
 
 def _load() -> bool:
   """Builds (if needed and allowed), loads and registers the kernel once."""
-  global _lib, _tried, _reason
+  allow_build = settings().build
   with _lock:
-    if _tried:
-      return _lib is not None
-    _tried = True
+    if _process.tried:
+      return _process.lib is not None
+    _process.tried = True
     try:
       if not build.is_current():
-        if os.environ.get('MMJAX_KERNEL_BUILD', '1') == '0':
+        if not allow_build:
           raise RuntimeError(
-              f'{build.lib_path()} is missing or stale and '
-              'MMJAX_KERNEL_BUILD=0; run python -m mmjax.graph.kernel.build'
+              f'{build.lib_path()} is missing or stale and building is off '
+              f'({ENV_BUILD}=0); run python -m mmjax.graph.kernel.build'
           )
         logging.info('building the propagation kernel: %s', build.lib_path())
         build.build()
@@ -63,63 +182,91 @@ def _load() -> bool:
         )
       lib.mmjax_num_threads.restype = ctypes.c_int
       lib.mmjax_set_num_threads.argtypes = [ctypes.c_int]
-      _lib = lib
-      _reason = 'loaded'
+      _process.lib = lib
+      _process.reason = 'loaded'
     except (OSError, RuntimeError, AttributeError) as e:
-      _reason = f'{type(e).__name__}: {e}'
-    return _lib is not None
+      _process.reason = f'{type(e).__name__}: {e}'
+    return _process.lib is not None
+
+
+def unavailable_reason() -> str | None:
+  """Why `propagate` cannot use the kernel here (None when it can).
+
+  Loads (and if allowed builds) the kernel unless the settings or the
+  backend rule it out first.
+  """
+  if not enabled():
+    return f'propagation mode {settings().mode!r}'
+  if jax.default_backend() != 'cpu':
+    return f'backend {jax.default_backend()}: XLA scatter (segment_sum)'
+  return None if _load() else _process.reason
 
 
 def available() -> bool:
-  """Whether `propagate` will use the kernel for float32 inputs on CPU."""
-  global _warned
-  if not enabled() or jax.default_backend() != 'cpu':
-    return False
-  ok = _load()
-  if not ok and not _warned:
-    _warned = True
+  """Whether `propagate` will use the kernel for float32 inputs here.
+
+  Raises:
+    RuntimeError: mode 'kernel' and the kernel cannot serve, with why.
+  """
+  reason = unavailable_reason()
+  if reason is None:
+    return True
+  mode = settings().mode
+  if mode == 'kernel':
+    raise RuntimeError(f'propagation mode \'kernel\' but the kernel cannot '
+                       f'serve: {reason}.')
+  if mode == 'auto' and not _process.warned:
+    _process.warned = True
     logging.warning(
         'mmjax propagation kernel unavailable (%s); using the segment_sum '
-        'reference, which is several times slower on CPU.', _reason,
+        'reference, which is several times slower on CPU.', reason,
     )
-  return ok
+  return False
 
 
 def num_threads() -> int:
   """Threads the kernel uses per call (0 when it is not loaded)."""
-  return int(_lib.mmjax_num_threads()) if _load() else 0
+  return int(_process.lib.mmjax_num_threads()) if _load() else 0
 
 
 def set_num_threads(n: int) -> None:
   """Sets the kernel's threads per call; n <= 0 restores the default."""
   if _load():
-    _lib.mmjax_set_num_threads(int(n))
+    _process.lib.mmjax_set_num_threads(int(n))
 
 
-def status() -> dict[str, object]:
-  """Where the kernel stands, for `.ci/run` and bug reports.
+def status(load: bool = True) -> dict[str, object]:
+  """Where the kernel stands, for `.ci/run`, runinfo.json and bug reports.
 
-  Loads (and if needed builds) the kernel first.
+  Args:
+    load: load (and if allowed build) the kernel first, when the settings
+      and backend allow it; False reports what this process has done so far
+      (a run that never propagated has not loaded it).
 
   Returns:
+    mode: the settings' mode; settings_from: 'environment' or 'configure'.
     built: the library exists and matches the sources.
     path: where the library is (or would be).
     loaded: it is loaded and registered with XLA.
-    in_use: `propagate` uses it here (loaded, enabled, CPU backend).
+    in_use: `propagate` uses it here for float32 inputs.
     reason: why not, or 'loaded'.
-    threads: threads per call.
+    threads: threads per call (0 when not loaded).
   """
-  loaded = _load() if enabled() else False
-  reason = _reason
-  if not enabled():
-    reason = 'disabled by MMJAX_KERNEL=0'
-  elif jax.default_backend() != 'cpu':
-    reason = f'backend {jax.default_backend()}: XLA scatter (segment_sum)'
+  current = settings()
+  if load:
+    reason = unavailable_reason()
+  elif not enabled() or jax.default_backend() != 'cpu':
+    reason = unavailable_reason()  # Decided without loading anything.
+  else:
+    reason = None if _process.lib is not None else _process.reason
+  loaded = _process.lib is not None
   return {
+      'mode': current.mode,
+      'settings_from': current.source,
       'built': build.is_current(),
       'path': build.lib_path(),
       'loaded': loaded,
-      'in_use': bool(loaded and enabled() and jax.default_backend() == 'cpu'),
-      'reason': reason,
-      'threads': num_threads() if loaded else 0,
+      'in_use': reason is None,
+      'reason': reason or 'loaded',
+      'threads': int(_process.lib.mmjax_num_threads()) if loaded else 0,
   }

@@ -9,8 +9,8 @@ pattern and runtime values `w`, with a `custom_vjp`:
        perturbed); on one device in the same sweep over A^T as dx, so g is
        read once.
 
-When a mesh with a 'data' axis of size P > 1 is active (`jax.set_mesh`) and
-not yet manual, each device computes a block of ceil(N / P) rows (or
+When a mesh with a 'data' axis (`mmjax.parallel.mesh.AXIS`) of size P > 1 is
+active (`jax.set_mesh`) and not yet manual (`row_split_devices`), each device computes a block of ceil(N / P) rows (or
 ceil(E / P) edges) and the blocks are all-gathered, so the propagation is
 split across devices instead of repeated on each. Graph and x are replicated
 inputs there, as parameters are in the training step. The mesh is read at
@@ -29,7 +29,7 @@ import jax
 from jax import lax
 import jax.numpy as jnp
 
-DATA_AXIS = 'data'
+from mmjax.parallel import mesh as mesh_lib
 
 
 class Pattern(NamedTuple):
@@ -64,14 +64,15 @@ def transpose_pattern(
   return t_indptr, t_cols, t_perm
 
 
-def _data_mesh():
-  """The active mesh when rows should be split over its 'data' axis."""
+def row_split_devices() -> int:
+  """P, the devices the kernel's rows are split over when traced now: the
+  active mesh's 'data' axis size, or 1 (no mesh, one device, or inside a
+  shard_map that already made the axis manual)."""
   mesh = jax.sharding.get_abstract_mesh()
-  if mesh.empty or DATA_AXIS not in mesh.axis_names:
-    return None
-  if mesh.shape[DATA_AXIS] <= 1 or DATA_AXIS in mesh.manual_axes:
-    return None
-  return mesh
+  axis = mesh_lib.AXIS
+  if mesh.empty or axis not in mesh.axis_names or axis in mesh.manual_axes:
+    return 1
+  return int(mesh.shape[axis])
 
 
 def _spmm_call(indptr, cols, w, perm, x, row0, rows: int) -> jax.Array:
@@ -92,16 +93,15 @@ def _edge_dot_call(indptr, cols, g, x, edge0, count: int) -> jax.Array:
 
 def _split(fn, total: int, args):
   """Runs fn(start, count, *args) on one device or row-split over 'data'."""
-  mesh = _data_mesh()
-  if mesh is None:
+  parts = row_split_devices()
+  if parts == 1:
     return fn(jnp.zeros((), jnp.int32), total, *args)
-  parts = mesh.shape[DATA_AXIS]
   block = -(-total // parts)
 
   def local(*local_args):
-    start = (lax.axis_index(DATA_AXIS) * block).astype(jnp.int32)
+    start = (lax.axis_index(mesh_lib.AXIS) * block).astype(jnp.int32)
     out = fn(start, block, *local_args)
-    return lax.all_gather(out, DATA_AXIS, tiled=True)
+    return lax.all_gather(out, mesh_lib.AXIS, tiled=True)
 
   spec = jax.sharding.PartitionSpec()
   out = jax.shard_map(
@@ -167,7 +167,7 @@ def _bwd(res, g):
   if not need_dw:
     return None, None, spmm(pattern.t_indptr, pattern.t_cols, w,
                             pattern.t_perm, g)
-  if _data_mesh() is None:
+  if row_split_devices() == 1:
     dx, dw = _spmm_t_dw(pattern, w, g, x)
     return None, dw, dx
   # Split over devices: dx by rows of A^T, dw by blocks of edges.
