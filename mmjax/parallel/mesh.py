@@ -14,6 +14,9 @@ import jax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+# The mesh axis that batches, evaluation user blocks and the propagation
+# kernel's rows are split over: the one spelling, imported by the modules
+# that name it (this module imports nothing of mmjax, so none cycles).
 AXIS = 'data'
 
 
