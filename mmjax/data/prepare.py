@@ -132,9 +132,31 @@ def _check_path(cfg: ml_collections.ConfigDict) -> None:
                               f'{cfg.name!r}{hint}.')
 
 
+def check_choices(cfg: ml_collections.ConfigDict) -> None:
+  """Raises DataError for a field outside its choices, before any reading.
+
+  A typo in the split kind or the cold policy would otherwise surface only
+  after the (possibly long) read and preprocessing.
+  """
+  from mmjax.data import readers  # pylint: disable=g-import-not-at-top
+  choices = {
+      'format': tuple(sorted(readers.READERS)) + ('synthetic',),
+      'split': splits.KINDS, 'rounding': splits.ROUNDING,
+      'cold': splits.COLD + (None,), 'on_bad_line': readers.ON_BAD_LINE,
+  }
+  for field, allowed in choices.items():
+    if cfg[field] not in allowed:
+      shown = ', '.join(str(a) for a in allowed)
+      raise dataset_lib.DataError(
+          f'dataset {cfg.name!r}: {field}={cfg[field]!r}: expected one of '
+          f'{shown} (--config.{field}= in prepare, --config.data.{field}= '
+          'in a training config).')
+
+
 def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
           ) -> tuple[dataset_lib.Dataset, dict[str, Any]]:
   """Runs reader, preprocessing and split; returns (dataset, raw features)."""
+  check_choices(cfg)
   if cfg.format == 'synthetic':
     from mmjax.data import synthetic  # pylint: disable=g-import-not-at-top
     raw = synthetic.to_raw(cfg.synthetic, cfg.seed, image_dir)
@@ -178,10 +200,13 @@ def build(cfg: ml_collections.ConfigDict, image_dir: str | None = None
   x = preprocess.k_core(x, cfg.min_user, cfg.min_item, steps)
   preprocess.check_nonempty(x, steps, src)
   kind = cfg.split
-  label = splits.assign(x.user, x.item, x.timestamp, x.split, kind=kind,
-                        seed=cfg.seed, ratios=tuple(cfg.ratios),
-                        cold_share=cfg.cold_share, rounding=cfg.rounding,
-                        cutoffs=tuple(cfg.cutoffs))
+  try:
+    label = splits.assign(x.user, x.item, x.timestamp, x.split, kind=kind,
+                          seed=cfg.seed, ratios=tuple(cfg.ratios),
+                          cold_share=cfg.cold_share, rounding=cfg.rounding,
+                          cutoffs=tuple(cfg.cutoffs))
+  except ValueError as e:  # An option this data cannot take (fixed, ...).
+    raise dataset_lib.DataError(f'{src}: {e}') from None
   # Warm splits evaluate known users and items only; the cold-item split's
   # point is items without training interactions.
   cold = cfg.cold or ('keep' if kind == 'cold_item' else 'drop')

@@ -175,6 +175,25 @@ class DatasetsTest(absltest.TestCase):
     self.assertEqual(proc.returncode, 1)
     self.assertIn('error: no dataset: pass --config', proc.stderr)
 
+  def test_a_field_outside_its_choices_is_named_before_reading(self):
+    cfg = datasets.load(self._file())
+    cfg.path = os.path.join(self.tmp, 'absent')  # Never read: checked first.
+    for field, value in (('split', 'fixd'), ('cold', 'kep'),
+                         ('format', 'eliot'), ('rounding', 'x')):
+      bad = datasets.load(self._file())
+      bad.path = cfg.path
+      bad[field] = value
+      with self.assertRaisesRegex(
+          dataset_lib.DataError,
+          f"dataset 'mydata': {field}='{value}': expected one of "):
+        prepare.build(bad)
+    # An option only the data can refuse: still a DataError naming it.
+    cfg = datasets.load(self._file())
+    cfg.split, cfg.ratios = 'random', (0.5, 0.1, 0.1)
+    with self.assertRaisesRegex(dataset_lib.DataError,
+                                "'mydata'.*ratios must be three"):
+      prepare.build(cfg)
+
   def test_absolute_spec(self):
     # What launch records in config.json: the same file from any directory.
     with contextlib.chdir(self.tmp):
