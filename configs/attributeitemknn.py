@@ -15,12 +15,11 @@ poster, the attribute matrix of Elliot's AttributeItemKNN.
 
 Variants: `data=synthetic` (the default) or `data=ml_lvlm`, `dense` (ml-lvlm
 only: MiniLM of title and genres, `minilm_title_genres`, instead of the
-keywords), `runlocal` (3 epochs, small batches, and on the synthetic data 300
-users x 200 items), `mmrec` (MMRec's ItemKNNCBF.yaml: knn_k 10, shrink 10,
-the neighbours of the user's items, raw features concatenated). Defaults are
-Elliot's AttributeItemKNN (40 neighbours, cosine, the item itself among its
-neighbours). `get_sweep` is the neighbours x shrink grid. See
-mmjax/models/attributeitemknn.py.
+keywords), `runlocal` (`defaults.tiny_data`: a smoke run), `mmrec` (MMRec's
+ItemKNNCBF.yaml: knn_k 10, shrink 10, the neighbours of the user's items, raw
+features concatenated). Defaults are Elliot's AttributeItemKNN (40 neighbours,
+cosine, the item itself among its neighbours). `get_sweep` is the neighbours x
+shrink grid. See mmjax/models/attributeitemknn.py.
 """
 
 from typing import Any

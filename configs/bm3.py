@@ -6,11 +6,10 @@ r"""BM3 (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/bm3.py:data=ml_lvlm \
       --workdir runs/bm3_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items). `get_sweep` is the CIKM 2025 grid.
-Defaults from MMRec's BM3.yaml (no negative sampling).
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run). `get_sweep` is the CIKM 2025 grid. Defaults from MMRec's BM3.yaml (no
+negative sampling).
 """
 
 from typing import Any

@@ -6,12 +6,11 @@ r"""FREEDOM (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/freedom.py:data=ml_lvlm \
       --workdir runs/freedom_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items), `elliot` (Elliot's modality weights:
-every modality's graph scaled by its weight, even when alone). `get_sweep`
-is the CIKM 2025 grid. Defaults from MMRec's FREEDOM.yaml.
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run), `elliot` (Elliot's modality weights: every modality's graph scaled by its
+weight, even when alone). `get_sweep` is the CIKM 2025 grid. Defaults from
+MMRec's FREEDOM.yaml.
 """
 
 from typing import Any

@@ -6,14 +6,12 @@ r"""GRCN (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/grcn.py:data=ml_lvlm \
       --workdir runs/grcn_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items), `paper` (the paper's routing, which
-updates user preferences from their items, 3 routings; MMRec's routing sends
-nothing to users). Defaults from MMRec's GRCN.yaml and grcn.py (see
-mmjax/models/grcn.py); `get_sweep` is MMRec's GRCN grid (reg_weight x
-learning_rate).
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run), `paper` (the paper's routing, which updates user preferences from their
+items, 3 routings; MMRec's routing sends nothing to users). Defaults from
+MMRec's GRCN.yaml and grcn.py (see mmjax/models/grcn.py); `get_sweep` is
+MMRec's GRCN grid (reg_weight x learning_rate).
 """
 
 from typing import Any

@@ -5,13 +5,12 @@ r"""ItemKNN (closed form, no training) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/itemknn.py:data=ml_lvlm \
       --workdir runs/itemknn_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (interactions
-only: no features are read), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items), `classic` (Elliot's 'standard'
-ItemKNN: scores normalised by the candidate's neighbour similarities; the
-default is Elliot's 'aiolli'). Defaults are Elliot's (40 neighbours, shrink
-0, cosine); `get_sweep` is the neighbours x shrink grid. See
-mmjax/models/itemknn.py.
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (interactions only:
+no features are read), `runlocal` (`defaults.tiny_data`: a smoke run),
+`classic` (Elliot's 'standard' ItemKNN: scores normalised by the candidate's
+neighbour similarities; the default is Elliot's 'aiolli'). Defaults are
+Elliot's (40 neighbours, shrink 0, cosine); `get_sweep` is the neighbours x
+shrink grid. See mmjax/models/itemknn.py.
 """
 
 from typing import Any

@@ -6,12 +6,11 @@ r"""LATTICE (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/lattice.py:data=ml_lvlm \
       --workdir runs/lattice_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items), `elliot` (Elliot's user-item graph
-D^-1 (A + I) D^-1 with per-layer L2 normalisation). `get_sweep` is the CIKM
-2025 grid. Defaults from MMRec's LATTICE.yaml (lr decay 0.96 per 50 epochs).
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run), `elliot` (Elliot's user-item graph D^-1 (A + I) D^-1 with per-layer L2
+normalisation). `get_sweep` is the CIKM 2025 grid. Defaults from MMRec's
+LATTICE.yaml (lr decay 0.96 per 50 epochs).
 """
 
 from typing import Any

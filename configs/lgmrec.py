@@ -6,13 +6,11 @@ r"""LGMRec (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/lgmrec.py:data=ml_lvlm \
       --workdir runs/lgmrec_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items). Defaults from MMRec's LGMRec.yaml
-(its 'baby' point); `get_sweep` is the yaml's three published points (baby,
-sports, clothing) of (num_hyper_layers, hyper_num, keep_rate, alpha).
-LGMRec is not in the CIKM 2025 grid study.
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run). Defaults from MMRec's LGMRec.yaml (its 'baby' point); `get_sweep` is the
+yaml's three published points (baby, sports, clothing) of (num_hyper_layers,
+hyper_num, keep_rate, alpha). LGMRec is not in the CIKM 2025 grid study.
 """
 
 from typing import Any

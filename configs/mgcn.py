@@ -6,13 +6,11 @@ r"""MGCN (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/mgcn.py:data=ml_lvlm \
       --workdir runs/mgcn_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items). Defaults from MMRec's MGCN.yaml
-(cl_weight at the middle of its grid, lr decay 0.96 per 50 epochs);
-`get_sweep` is that yaml's grid (`cl_loss` in {0.001, 0.01, 0.1}), the only
-hyper-parameter MMRec searches for MGCN.
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run). Defaults from MMRec's MGCN.yaml (cl_weight at the middle of its grid, lr
+decay 0.96 per 50 epochs); `get_sweep` is that yaml's grid (`cl_loss` in
+{0.001, 0.01, 0.1}), the only hyper-parameter MMRec searches for MGCN.
 """
 
 from typing import Any

@@ -5,14 +5,13 @@ r"""NGCF (ID-only: no item features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/ngcf.py:data=ml_lvlm \
       --workdir runs/ngcf_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm`, `runlocal` (3
-epochs, small batches, and on the synthetic data 300 users x 200 items),
-`paper` (the paper's Laplacian D^-1/2 A D^-1/2 with the self-connection in
-the first term only, and un-normalised layer outputs fed forward; the
-default is Elliot's). Defaults: Elliot's NGCF as the Ducho-meets-Elliot
-benchmark runs it (3 layers of width 64, node and message dropout 0.1, node
-dropout drawn once per epoch, batch 1024, lr 5e-4, l_w 1e-2). `get_sweep` is
-the CIKM 2025 grid (Elliot's grid fixes the layer count at 3).
+Variants: `data=synthetic` (the default) or `data=ml_lvlm`, `runlocal`
+(`defaults.tiny_data`: a smoke run), `paper` (the paper's Laplacian D^-1/2 A
+D^-1/2 with the self-connection in the first term only, and un-normalised layer
+outputs fed forward; the default is Elliot's). Defaults: Elliot's NGCF as the
+Ducho-meets-Elliot benchmark runs it (3 layers of width 64, node and message
+dropout 0.1, node dropout drawn once per epoch, batch 1024, lr 5e-4, l_w 1e-2).
+`get_sweep` is the CIKM 2025 grid (Elliot's grid fixes the layer count at 3).
 """
 
 from typing import Any

@@ -6,15 +6,13 @@ r"""NGCF-M (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/ngcf_m.py:data=ml_lvlm \
       --workdir runs/ngcf_m_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items), `paper` (NGCF's layers as in the
-paper; see configs/ngcf.py). Defaults: Elliot's NGCF-M as the
-Ducho-meets-Elliot benchmark runs it (3 layers of width 64, the layer mean,
-node and message dropout 0.1, node dropout once per epoch, batch 1024, lr
-5e-4, l_w 1e-2). `get_sweep` is the CIKM 2025 grid (Elliot's fixes 3
-layers).
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run), `paper` (NGCF's layers as in the paper; see configs/ngcf.py). Defaults:
+Elliot's NGCF-M as the Ducho-meets-Elliot benchmark runs it (3 layers of width
+64, the layer mean, node and message dropout 0.1, node dropout once per epoch,
+batch 1024, lr 5e-4, l_w 1e-2). `get_sweep` is the CIKM 2025 grid (Elliot's
+fixes 3 layers).
 """
 
 from typing import Any

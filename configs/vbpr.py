@@ -6,12 +6,10 @@ r"""VBPR (visual and textual features) on the synthetic data or ml-lvlm.
   python -m mmjax.launch --config configs/vbpr.py:data=ml_lvlm \
       --workdir runs/vbpr_ml_lvlm
 
-Variants: `data=synthetic` (the default) or `data=ml_lvlm` (MiniLM features:
-title+genres as text, the LVLM's poster description as the visual modality;
-`defaults.FEATURES`), `runlocal` (3 epochs, small batches, and on the
-synthetic data 300 users x 200 items: a smoke run), `elliot` (Elliot's VBPR:
-softplus loss, squared-L2 regulariser, L2-normalised projection).
-`get_sweep` is the CIKM 2025 grid.
+Variants: `data=synthetic` (the default) or `data=ml_lvlm` (the features each
+dataset gives: `defaults.FEATURES`), `runlocal` (`defaults.tiny_data`: a smoke
+run), `elliot` (Elliot's VBPR: softplus loss, squared-L2 regulariser,
+L2-normalised projection). `get_sweep` is the CIKM 2025 grid.
 """
 
 from typing import Any

@@ -145,7 +145,11 @@ def sweep(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 
 
 def tiny_data(c: ml_collections.ConfigDict) -> None:
-  """The `runlocal` variant: the synthetic generator at test size, 3 epochs."""
+  """The `runlocal` variant: 3 epochs at small batches (a smoke run).
+
+  On the synthetic data the generator also runs at test size (300 users x
+  200 items); other datasets ignore that override and keep their size.
+  """
   c.data.overrides = ml_collections.ConfigDict({'synthetic': {
       'num_users': 300, 'num_items': 200, 'interactions_per_user': 15,
       'max_images': 20, 'feature_dim': 16}})
