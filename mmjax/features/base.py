@@ -48,6 +48,7 @@ import json
 import os
 from typing import Any, Sequence
 
+from absl import logging
 import ml_collections
 import numpy as np
 
@@ -325,6 +326,68 @@ def text_problem(text: str | None) -> str | None:
   return None
 
 
+def _suggest_columns(
+    fieldnames: Sequence[str], rows: list[dict[str, Any]],
+    index: dict[str, int],
+) -> tuple[str | None, str | None, int]:
+  """A plausible (id column, text column) pair of a CSV, for an error.
+
+  The id column is the one holding the most of the dataset's item ids; the
+  text column the other one with the longest cells on average.
+
+  Returns:
+    (key, column, matched ids of key); (None, None, 0) without any match.
+  """
+  matched = {f: sum(1 for r in rows if str(r.get(f) or '').strip() in index)
+             for f in fieldnames}
+  key = max(fieldnames, key=lambda f: matched[f], default=None)
+  if key is None or not matched[key]:
+    return None, None, 0
+  others = [f for f in fieldnames if f != key]
+  def mean_length(f):
+    cells = [len(str(r.get(f) or '')) for r in rows]
+    return sum(cells) / max(len(cells), 1)
+  column = max(others, key=mean_length, default=None)
+  return key, column, matched[key]
+
+
+def _header_error(path: str, fieldnames: Sequence[str] | None, key: str,
+                  column: str, rows: list[dict[str, Any]],
+                  index: dict[str, int]) -> dataset_lib.DataError:
+  """The error for a CSV whose header lacks the configured columns."""
+  if not fieldnames:
+    return dataset_lib.DataError(
+        f'{path}: empty file; expected a header line naming the id column '
+        f'{key!r} (csv.key) and the text column {column!r} (csv.column).')
+  missing = [c for c in (key, column) if c not in fieldnames]
+  message = (
+      f'{path}: the header line is {list(fieldnames)}, which has no '
+      f'{" and no ".join(repr(c) for c in missing)} column. Name the item-id '
+      f'column with the spec option csv.key (now {key!r}) and the text '
+      f'column with csv.column (now {column!r}).')
+  id_names = [f for f in fieldnames if str(f).strip() in index]
+  if id_names:
+    return dataset_lib.DataError(
+        f'{message} The first line holds the item id {id_names[0]!r}, so '
+        'the file seems to have no header line: add one (e.g. '
+        f'"{key},{column}") at its top.')
+  guess_key, guess_column, matched = _suggest_columns(fieldnames, rows, index)
+  if guess_key is not None and guess_column is not None:
+    message += (
+        f' This file suggests csv.key={guess_key!r} ({matched} of its '
+        f'{len(rows)} rows name an item of the dataset) and '
+        f'csv.column={guess_column!r}.')
+  else:
+    message += ' No column of this file holds the dataset\'s item ids.'
+  return dataset_lib.DataError(message)
+
+
+def _is_header_line(row: dict[str, Any], fieldnames: Sequence[str]) -> bool:
+  """True for a data row that repeats the header (files concatenated)."""
+  return all(str(row.get(f) or '').strip() == str(f).strip()
+             for f in fieldnames)
+
+
 def join_csv_column(
     path: str,
     item_ids: np.ndarray,
@@ -335,22 +398,27 @@ def join_csv_column(
   """Reads a per-item text column from a CSV (e.g. LVLM outputs asin,result).
 
   Rows are matched to items by raw id (`str(row[key]) == item_ids[i]`). Cells
-  may span lines (the csv module handles quoting).
+  may span lines (the csv module handles quoting). A line that repeats the
+  header (`asin,result` again, as in files written by appending batches) is
+  a header, not a row: it is skipped and counted.
 
   Args:
     path: the CSV file (header row required).
     item_ids: str [I], the dataset's raw item ids.
-    key: the id column.
-    column: the text column.
+    key: the id column (a spec's `csv.key`).
+    column: the text column (a spec's `csv.column`).
 
   Returns:
     (texts, problems, counts): texts[i] for each internal item (None where the
     CSV has no row or the cell is not UTF-8), problems[i] the reason for each
-    None, counts of rows read / not in the dataset / duplicates.
+    None, counts of rows read / not in the dataset / duplicates, and
+    'repeated_headers' (lines repeating the header) when there are any.
 
   Raises:
-    DataError: missing file or columns, or an id given twice with different
-      texts.
+    DataError: missing file; a header without `key` or `column` (the message
+      names the header found, the spec options csv.key / csv.column and, when
+      one column holds the dataset's item ids, the pair to set); an id given
+      twice with different texts.
   """
   if not os.path.exists(path):
     raise dataset_lib.DataError(f'{path}: no such CSV file.')
@@ -360,18 +428,22 @@ def join_csv_column(
   # with surrogateescape so a bad byte marks only the cell that holds it.
   text = raw.decode('utf-8-sig', errors='surrogateescape')
   reader = csv.DictReader(io.StringIO(text, newline=''))
-  if reader.fieldnames is None or key not in reader.fieldnames or (
-      column not in reader.fieldnames):
-    raise dataset_lib.DataError(
-        f'{path}: expected columns {key!r} and {column!r}, header is '
-        f'{reader.fieldnames}.'
-    )
   index = {str(r): i for i, r in enumerate(np.asarray(item_ids).astype(str))}
+  fieldnames = reader.fieldnames
+  if not fieldnames or key not in fieldnames or column not in fieldnames:
+    raise _header_error(path, fieldnames, key, column,
+                        list(reader) if fieldnames else [], index)
   texts: list[str | None] = [None] * len(index)
   problems: dict[int, str] = {}
   seen: dict[str, str] = {}
   counts = {'rows': 0, 'not_in_dataset': 0, 'duplicate_rows': 0}
-  for line, row in enumerate(reader, start=2):
+  headers = 0
+  for row in reader:
+    # The reader's line count, so multi-line cells do not shift it.
+    line = reader.line_num
+    if _is_header_line(row, fieldnames):
+      headers += 1
+      continue
     counts['rows'] += 1
     rid = str(row[key]).strip()
     value = row[column] if row[column] is not None else ''
@@ -388,6 +460,10 @@ def join_csv_column(
       counts['not_in_dataset'] += 1
       continue
     texts[index[rid]] = value
+  if headers:
+    counts['repeated_headers'] = headers
+    logging.warning('%s: %d lines repeat the header %s; read as headers, '
+                    'not rows.', path, headers, ','.join(fieldnames))
   for i, value in enumerate(texts):
     if value is None:
       problems[i] = f'not in {os.path.basename(path)}'
@@ -508,14 +584,26 @@ def spec_csv_column(spec: ml_collections.ConfigDict,
 
   The one reader of a spec's external text column (the CLI, TF-IDF's
   vocabulary and the descriptions extractor all use it). None when the
-  spec has no `csv.path`.
+  spec has no `csv.path`. `info['csv_counts']` holds the counts of
+  `join_csv_column` (repeated header lines included), so manifests report
+  them.
+
+  Raises:
+    DataError: as `join_csv_column`, prefixed with the spec's name.
   """
   csv_spec = spec.get('csv', None)
   if not csv_spec or not csv_spec.get('path', None):
     return None
-  texts, problems, counts = join_csv_column(
-      csv_spec.path, item_ids, key=csv_spec.get('key', None) or 'asin',
-      column=csv_spec.get('column', None) or 'result')
+  try:
+    texts, problems, counts = join_csv_column(
+        csv_spec.path, item_ids, key=csv_spec.get('key', None) or 'asin',
+        column=csv_spec.get('column', None) or 'result')
+  except dataset_lib.DataError as e:
+    # Which representation's csv.* options to fix.
+    name = spec.get('name', None)
+    if not name:
+      raise
+    raise dataset_lib.DataError(f'{name}: {e}') from e
   return JoinedColumn(
       field=csv_spec.get('field', None) or 'text', texts=texts,
       problems=problems,

@@ -1,7 +1,10 @@
 r"""Representations from generated text: one-hot keywords and text embeddings.
 
-The text comes either from an external CSV (`asin,result`, e.g. the real
-outputs in ../shared/data/movielens-lvlm/lvlm/*.csv; `asin` is the raw item id)
+The text comes either from an external CSV (`asin,result`, as in the
+published LVLM outputs of Pomo et al., CIKM 2025; `asin` is the raw item id,
+other column names are set with csv.key and csv.column, and a header that
+lacks them is an error naming the pair the file suggests; lines that repeat
+the header are counted as `source_counts.repeated_headers`, not read as rows)
 or from an LVLM run of this package: `texts_from: <lvlm representation name>`
 reads `<dataset_dir>/features/<name>.generated_text.jsonl` (written by
 `lvlm.py`; in the same config it is extracted first), and
@@ -16,7 +19,8 @@ The manifest records the source and its sha256.
     the matrix does not depend on sharding. Unparsed answers (refusals,
     degenerate text, no slots) fail with their reason; partial answers keep
     the slots they have. The manifest lists the vocabulary per slot and the
-    parse counts.
+    parse counts, with the answers completed by the parser's position
+    repair ('repaired') and why others were not ('unrepaired_reasons').
   method='text': embed the whole generated text with a text encoder
     (`text.py`, all-MiniLM-L6-v2 by default).
 
@@ -247,11 +251,16 @@ class KeywordExtractor(base.Extractor):
     counts = {'ok': 0, 'partial': 0, 'unparsed': 0}
     reasons: dict[str, int] = {}
     rejected: dict[str, int] = {}
+    repaired = 0
+    unrepaired: dict[str, int] = {}
     for i, t in enumerate(texts):
       if t is None:
         continue
       p = parser.parse(t)
       counts[p.status] += 1
+      repaired += bool(p.repaired)
+      if p.unrepaired:
+        unrepaired[p.unrepaired] = unrepaired.get(p.unrepaired, 0) + 1
       for r in p.rejected.values():
         rejected[r] = rejected.get(r, 0) + 1
       if p.parsed:
@@ -268,7 +277,8 @@ class KeywordExtractor(base.Extractor):
           first, reasons))
     # Slot values not kept (degenerate, or prose too long for a keyword).
     self.parse_counts = dict(counts, unparsed_reasons=reasons,
-                             rejected_values=rejected)
+                             rejected_values=rejected, repaired=repaired,
+                             unrepaired_reasons=unrepaired)
     # Kept as one value each (see keywords.py); counted so a report can say
     # how often a model answered a blank with several keywords.
     self.multi_valued = {
