@@ -166,9 +166,39 @@ def slot_names(spec: ml_collections.ConfigDict) -> tuple[str, ...]:
   return prompts.slots_of(p.get('domain', 'movies'))
 
 
+def _domain_hint(spec: ml_collections.ConfigDict,
+                 texts: list[str | None]) -> str:
+  """' Its answers parse with prompt.domain=...' when another domain fits.
+
+  A FITB file of another prompt family (a recipe file read with the default
+  movie slots) is the common cause of 'no slots'; the first
+  NO_SLOTS_SAMPLE answers are parsed with every domain's slots and the one
+  that parses most of them (at least half) is named.
+  """
+  sample = [t for t in texts if t is not None][:NO_SLOTS_SAMPLE]
+  if not sample:
+    return ''
+  min_slots = int(spec.get('min_slots', 3))
+  current = tuple(slot_names(spec))
+  best, best_count = None, 0
+  for domain in prompts.DOMAINS:
+    names = prompts.slots_of(domain)
+    if names == current:
+      continue
+    parser = slots_lib.SlotParser(names, min_slots)
+    count = sum(parser.parse(t).parsed for t in sample)
+    if count > best_count:
+      best, best_count = domain, count
+  if best is None or 2 * best_count < len(sample):
+    return ''
+  return (f' Its answers parse with prompt.domain={best!r} ({best_count} of '
+          f'the first {len(sample)}; slots {list(prompts.slots_of(best))}).')
+
+
 def _no_slots_message(spec: ml_collections.ConfigDict, source: str,
                       num_read: int, example: str | None,
-                      reasons: dict[str, int] | None = None) -> str:
+                      reasons: dict[str, int] | None = None,
+                      hint: str = '') -> str:
   p = spec.get('prompt', None) or {}
   where = (f'the prompt_slots {list(slot_names(spec))}'
            if spec.get('prompt_slots', None) else
@@ -183,11 +213,11 @@ def _no_slots_message(spec: ml_collections.ConfigDict, source: str,
     shown = f' The first reads {flat!r}.'
   return (
       f'{spec.name}: {source}: this file has no slots: none of the '
-      f'{num_read} answers checked names {where}{why}.{shown} A free-text file '
-      "(descriptive or task-misaligned output) has no slots: embed it with "
-      "method='text' instead of 'keywords'. If it is a fill-in-the-blank "
-      'file whose prompt used other slot names, set prompt_slots (or '
-      'prompt.domain) to them.')
+      f'{num_read} answers checked names {where}{why}.{shown}{hint} A '
+      'free-text file (descriptive or task-misaligned output) has no slots: '
+      "embed it with method='text' instead of 'keywords'. If it is a "
+      'fill-in-the-blank file whose prompt used other slot names, set '
+      'prompt_slots (or prompt.domain) to them.')
 
 
 # How many answers `check_spec` parses to decide that a file has no slots.
@@ -233,8 +263,9 @@ def check_spec(spec: ml_collections.ConfigDict,
   parser = slots_lib.SlotParser(slot_names(spec),
                                 int(spec.get('min_slots', 3)))
   if sample and not any(parser.parse(t).parsed for t in sample):
-    raise base.SpecError(_no_slots_message(spec, source, len(sample),
-                                           sample[0]))
+    raise base.SpecError(_no_slots_message(
+        spec, source, len(sample), sample[0],
+        hint=_domain_hint(spec, sample)))
 
 
 class KeywordExtractor(base.Extractor):
@@ -274,7 +305,7 @@ class KeywordExtractor(base.Extractor):
       first = next(t for t in texts if t is not None)
       raise base.SpecError(_no_slots_message(
           spec, self.source_info.get('source', '?'), counts['unparsed'],
-          first, reasons))
+          first, reasons, hint=_domain_hint(spec, texts)))
     # Slot values not kept (degenerate, or prose too long for a keyword).
     self.parse_counts = dict(counts, unparsed_reasons=reasons,
                              rejected_values=rejected, repaired=repaired,

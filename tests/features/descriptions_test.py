@@ -241,6 +241,8 @@ class FreeTextFileTest(absltest.TestCase):
     msg = err.getvalue()
     self.assertIn('2 of 4 representations cannot be extracted', msg)
     self.assertIn(f'kw_free: {self.free}: this file has no slots', msg)
+    # Prose parses with no domain's slots: no domain is suggested.
+    self.assertNotIn('Its answers parse with', msg)
     self.assertIn(f'txt: {self.free}.typo: no such file', msg)
     self.assertIn("method='text'", msg)
     self.assertNotIn('kw_fitb', msg)
@@ -261,6 +263,15 @@ class FreeTextFileTest(absltest.TestCase):
     with self.assertRaisesRegex(base.SpecError,
                                 r"'movies' keyword prompt.*prompt_slots"):
       descriptions.check_spec(spec, self.ds)
+    # The domain whose slots the answers use is named (6 of 6 parse).
+    with self.assertRaisesRegex(
+        base.SpecError, r"Its answers parse with prompt.domain='recipes' "
+        r"\(6 of the first 6; slots \['Dish Type'"):
+      descriptions.check_spec(spec, self.ds)
+    with spec.unlocked():
+      spec.prompt = {'domain': 'recipes'}
+    descriptions.check_spec(spec, self.ds)
+    del spec['prompt']
     spec.prompt_slots = recipe_slots
     descriptions.check_spec(spec, self.ds)
     fitb = ml_collections.ConfigDict(dict(self._kw(self.fitb), name='kw'))
