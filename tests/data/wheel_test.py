@@ -1,4 +1,4 @@
-"""The package works without its checkout: wheel -> fresh venv -> prepare, train.
+"""The package works without its checkout: wheel, fresh venv, prepare, train.
 
 The wheel is built from a copy of the sources (the checkout gets no build/
 or egg-info) and installed with pip, without an index, into a new venv
