@@ -275,8 +275,10 @@ def run_labels(paths: Sequence[str],
     has_features = any(k.startswith(_SOURCES) and v for k, v in f.items())
     same_model = [g for g in with_config
                   if g.get('model.name') == f.get('model.name')]
+    # A control without features changes nothing the model sees; shown
+    # only where it is all that tells two runs of a model apart.
     mine = [k for k in factors if k in f and (
-        k.startswith(_SOURCES) or has_features)]
+        k.startswith(_SOURCES) or has_features or differ(same_model, k))]
     mine += [k for k in keys if k not in factors and k != 'model.name'
              and k in f and differ(same_model, k)]
     shown.append(mine)

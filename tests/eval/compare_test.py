@@ -225,6 +225,11 @@ class LabelTest(absltest.TestCase):
     self.assertEqual(got, ['bprmf', 'vbpr(textual=minilm,control=none)',
                            'vbpr(textual=minilm,control=shuffle)',
                            'vbpr(textual=qwen_kw,control=none)'])
+    # Unless the control is all that tells two runs of a model apart.
+    got = self.labels([('a/bprmf', {'model.name': 'bprmf'}),
+                       ('b/bprmf', {'model.name': 'bprmf',
+                                    'features.control': 'noise'})])
+    self.assertEqual(got, ['bprmf(control=none)', 'bprmf(control=noise)'])
 
   def test_short_names_stay_unambiguous(self):
     got = self.labels([

@@ -18,7 +18,9 @@ the environment (`from_env`) and keeps them for the process:
   MMJAX_KERNEL: 1 or auto (default), 0 or reference, kernel.
   MMJAX_KERNEL_BUILD=0: never compile on first use (load a built one only).
 `propagate` reads the settings when it is traced, so a jitted function keeps
-the path it was traced with: configure before the first trace. The mesh
+the path it was traced with (so does a new `jax.jit` of the same Python
+function: jit caches traces per function, and the settings are not part of
+its key): configure before the first trace. The mesh
 decides the rest: under `jax.set_mesh` with a 'data' axis of P > 1 devices
 the kernel's rows are split over them (`ops.row_split_devices`).
 `mmjax.graph.sparse.recording_paths` records the paths actually taken, which
