@@ -116,8 +116,8 @@ _FAMILIES = {
         _fitb_text('pet-related items', _PETS,
                    ('Toys', 'Dog', 'Entertainment', 'Rubber', 'Outdoor')),
         _description_text('pet-related items'),
-        _STUDY.format('Pets FITB prompt') + '; the description prompt is mmjax\'s, '
-        'in the pattern of the study\'s Baby one'),
+        _STUDY.format('Pets FITB prompt') + '; the description prompt is '
+        'mmjax\'s, in the pattern of the study\'s Baby one'),
     'clothing': _Family(
         _CLOTHING,
         # Published with an ASCII apostrophe and lower-case examples.

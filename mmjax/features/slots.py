@@ -2,8 +2,8 @@
 
 LVLM answers to a FITB prompt (`prompts.py`) are meant to read
 `[Genre] {Comedy}, [Audience] {Adults}, ...` but real outputs vary: the
-published outputs of the CIKM 2025 study (movies, recipes, baby products)
-show every form below. The parser accepts, per slot:
+published outputs of Pomo et al., CIKM 2025 (movies, recipes, baby
+products) show every form below. The parser accepts, per slot:
   * `[Key] {value}` and `[Key]: value`, with mismatched closers (`{School]`),
     missing closers (`{Rural Farm` at the end) and missing braces
     (`[Genre] Action, [Audience] Adults`);
@@ -45,9 +45,9 @@ keeps only its keyed slots and `Parsed.unrepaired` says why:
 stands elsewhere or the count is off), 'ambiguous' (several readings fit),
 'too few keyed slots', or 'unbraced token' (a bracketed token with no braced
 value, `[Mortal Kombat], [Action], [Visual Format] ...`: a title and a genre
-where the genre and audience belong; position cannot tell). An unknown phrase without brackets
-(`Trifle {Dessert} [Cuisine] ...`) is never used: whether the phrase or the
-braced word is the value cannot be told.
+where the genre and audience belong; position cannot tell). An unknown
+phrase without brackets (`Trifle {Dessert} [Cuisine] ...`) is never used:
+whether the phrase or the braced word is the value cannot be told.
 
 Nothing is guessed beyond that. An answer is
   'ok'       when every slot has a value,

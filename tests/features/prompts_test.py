@@ -11,9 +11,9 @@ from mmjax.features import slots
 # The study's MovieLens FITB prompt, character for character as published
 # (typographic apostrophe included).
 MOVIES_FITB = (
-    'Imagine you’re creating metadata for an image database of movie posters. '
-    'Your task is to select five keywords that best represent the image '
-    'content. Fill in the blanks: [Genre], [Audience], [Visual Format], '
+    'Imagine you’re creating metadata for an image database of movie '
+    'posters. Your task is to select five keywords that best represent the '
+    'image content. Fill in the blanks: [Genre], [Audience], [Visual Format], '
     '[Mood], [Setting]. For example, your answer will be: [Genre] {Comedy}, '
     '[Audience] {Adults}, [Visual Format] {Live Action}, [Mood] {Witty}, '
     '[Setting] {Urban}.'
