@@ -34,7 +34,12 @@ import ml_collections
 # better), optionally restricted to cold items, can select the best epoch.
 SELECT_METRICS = ('recall', 'ndcg', 'precision', 'hit', 'map', 'mrr')
 COLD_SUFFIX = '/cold_items'  # mmjax/eval/ranking.py COLD.
-OPTIMIZERS = ('adam', 'adamw', 'sgd')  # mmjax/train/optim.py.
+# mmjax/train/optim.py OPTIMIZERS: the optax optimisers that take a learning
+# rate (a copy: this module imports no JAX; validate_test checks they agree).
+OPTIMIZERS = (
+    'adabelief', 'adadelta', 'adafactor', 'adagrad', 'adam', 'adamax',
+    'adamaxw', 'adamw', 'amsgrad', 'fromage', 'lamb', 'lars', 'lion',
+    'novograd', 'radam', 'rmsprop', 'sgd', 'yogi')
 SCHEDULES = ('constant', 'mmrec', 'cosine')  # mmjax/train/optim.py.
 NEGATIVES_FROM = ('train_items', 'all')  # mmjax/train/sampler.py.
 CONTROLS = ('none', 'shuffle', 'noise')  # mmjax/models/context.py.

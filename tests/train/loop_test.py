@@ -245,7 +245,7 @@ class ScheduleTest(parameterized.TestCase):
     self.assertTrue(np.all(np.asarray(updates['w']) < 0))
 
   def test_unknown_optimizer(self):
-    cfg = small_config(optimizer='lion')
+    cfg = small_config(optimizer='lionn')
     with self.assertRaisesRegex(ValueError, 'unknown optim.name'):
       optim.make_optimizer(cfg, 1)
 

@@ -55,7 +55,7 @@ class ValidateTest(parameterized.TestCase):
       ('optim.lr', -1e-3, 'finite number > 0'),
       ('optim.lr', math.nan, 'finite number > 0'),
       ('optim.lr', math.inf, 'finite number > 0'),
-      ('optim.name', 'adma', 'adam, adamw, sgd'),
+      ('optim.name', 'adma', 'adagrad, adam, adamax'),
       ('optim.schedule', 'cosin', 'constant, mmrec, cosine'),
       ('optim.weight_decay', -0.1, '>= 0'),
       ('optim.clip_norm', 0.0, '> 0'),
@@ -153,11 +153,12 @@ class ValidateTest(parameterized.TestCase):
     self.assertEqual(validate.CONTROLS, context.CONTROLS)
     self.assertEqual(validate.NEGATIVES_FROM, sampler.NEGATIVES_FROM)
     self.assertEqual(validate.COLD_SUFFIX, ranking.COLD)
+    self.assertEqual(validate.OPTIMIZERS, optim.OPTIMIZERS)
     cfg = load_config('test')
     for name in validate.OPTIMIZERS:
       for schedule in validate.SCHEDULES:
         cfg.optim.name, cfg.optim.schedule = name, schedule
-        optim.make_optimizer(cfg, steps_per_epoch=3)
+        optim.make_optimizer(cfg, steps_per_epoch=3)  # builds with each schedule
     self.assertTrue(validate.model_exists('lightgcn'))
     self.assertFalse(validate.model_exists('context'))
     self.assertFalse(validate.model_exists('nosuch'))
