@@ -40,8 +40,9 @@ import optax
 SCHEDULES = ('constant', 'mmrec', 'cosine')
 
 # The optax optimisers a config may name: those whose first argument is the
-# learning rate and that take a schedule there, in every optax release since
-# 0.1.7 (a fixed list, not discovered from `dir(optax)`, so that the names a
+# learning rate and that take a schedule there (all present in optax 0.2.5,
+# the oldest pyproject.toml allows; a fixed list, not discovered from
+# `dir(optax)`, so that the names a
 # config may use, and validate.py's copy, do not change with the installed
 # optax). Left out: optimistic_adam, rprop and sm3 (no schedule), noisy_sgd
 # (needs its own PRNG key), lbfgs (its update needs the loss function).
