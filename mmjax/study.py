@@ -47,19 +47,26 @@ and machinery):
     test/ and extra evaluator's metric at the best epoch),
     `<study>/table.csv`, `table.md`, `table.tex`: per
     (model, representation, control) and group (all, warm_users,
-    cold_users, cold_items, those present) test Recall@20, NDCG@20 and
-    HR@20 as mean and sample std over seeds and, for every control row,
-    real against it on per-user test `metric` (Recall@20) pooled over the
-    seeds both finished (`mmjax.eval.stats`): gap (mean of real - control
-    over the (seed, user) units), paired t (p_t, and Holm over the whole
-    table), Wilcoxon (Holm), effect size d, bootstrap 95% interval and the
-    per-seed t-test p_seeds. `<study>/study.json` records the spec, the
-    selected points and the commands.
+    cold_users, cold_items, cold_only, those present) test Recall@20,
+    NDCG@20 and HR@20 as mean and sample std over seeds and, for every
+    control row, real against it on per-user test `metric` (Recall@20)
+    pooled over the seeds both finished (`mmjax.eval.stats`): gap (mean of
+    real - control over the (seed, user) units) and gap per seed, paired t
+    (p_t, and Holm over the whole table), Wilcoxon (Holm), effect size d,
+    bootstrap 95% interval and the per-seed t-test p_seeds. Group
+    `cold_only` is the ranking of the cold items alone, by the runs'
+    `cold_items_only` evaluator (`eval.evaluators`, at the best epoch):
+    does the model order the cold items by their content (against
+    `random_recall@20`, a random order's), and how many warm items sit
+    above a user's best cold item (`warm_above_median`).
+    `<study>/study.json` records the spec, the selected points and the
+    commands.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -83,13 +90,15 @@ STUDY = 'study.json'
 TUNE = 'tune'
 FINAL = 'final'
 REPO = sweep.REPO
-GROUPS = ('all', 'warm_users', 'cold_users', 'cold_items')
+GROUPS = ('all', 'warm_users', 'cold_users', 'cold_items', 'cold_only')
+COLD_ONLY_KIND = 'cold_items_only'  # mmjax/eval/evaluators.py's kind.
 TABLE_METRICS = ('recall@20', 'ndcg@20', 'hit@20')
 TABLE_COLUMNS = (
     'dataset', 'model', 'representation', 'control', 'group', 'n_seeds',
     'recall@20_mean', 'recall@20_std', 'ndcg@20_mean', 'ndcg@20_std',
     'hit@20_mean', 'hit@20_std', 'gap', 'p_t', 'p_t_holm', 'p_w_holm',
-    'effect_d', 'ci_low', 'ci_high', 'p_seeds', 'at_budget')
+    'effect_d', 'ci_low', 'ci_high', 'p_seeds', 'at_budget', 'n_units',
+    'gap_per_seed', 'random_recall@20', 'warm_above_median')
 # The sweep's flags that mean nothing to a study.
 _SWEEP_ONLY = ('grid', 'set', 'seeds', 'shard', 'run_index', 'slurm')
 
@@ -630,12 +639,58 @@ def _edges(run_dir: str) -> list[float]:
   return [float(e) for e in (cfg.get('eval') or {}).get('user_groups') or ()]
 
 
-def _suffix(group: str, names: dict[str, str]) -> str | None:
+def cold_only_evaluator(run_dir: str) -> str | None:
+  """The name of the run's first `cold_items_only` evaluator
+  (`eval.evaluators` of its config.json), or None."""
+  cfg = _read_json(os.path.join(run_dir, sweep.CONFIG)) or {}
+  evaluators = (cfg.get('eval') or {}).get('evaluators') or {}
+  for name, spec in sorted(evaluators.items()):
+    if isinstance(spec, dict) and spec.get('kind') == COLD_ONLY_KIND:
+      return name
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupSource:
+  """Where a table group's numbers come from in a run directory.
+
+  Attributes:
+    prefix, suffix: a metric's key in results.json's best metrics is
+      '<prefix>/<name><suffix>' (`metric(name)`).
+    per_user_file: the per-user file of the paired test.
+    per_user_metric: the statistics' metric's name in that file.
+  """
+  prefix: str
+  suffix: str
+  per_user_file: str
+  per_user_metric: str
+
+  def metric(self, name: str) -> str:
+    return f'{self.prefix}/{name}{self.suffix}'
+
+
+def group_source(group: str, names: dict[str, str], cold_only: str | None,
+                 metric: str) -> GroupSource | None:
+  """The source of `group`'s rows, or None where the runs lack it.
+
+  'all', 'warm_users', 'cold_users' and 'cold_items' read the test ranking
+  (the user groups and the cold-item metrics are its slices; `names` from
+  `user_group_names`); 'cold_only' reads the `cold_only` evaluator's
+  ranking of the cold items alone (per_user_<name>.npz).
+  """
+  test = 'per_user_test.npz'
   if group == 'all':
-    return ''
+    return GroupSource('test', '', test, metric)
   if group == 'cold_items':
-    return '/cold_items'
-  return '/' + names[group] if group in names else None
+    return GroupSource('test', '/cold_items', test, metric + '/cold_items')
+  if group == 'cold_only':
+    if not cold_only:
+      return None
+    return GroupSource(cold_only, '', f'per_user_{cold_only}.npz', metric)
+  if group in names:
+    # The user groups select users of the whole ranking (`_Groups`).
+    return GroupSource('test', '/' + names[group], test, metric)
+  return None
 
 
 class _Groups:
@@ -678,6 +733,8 @@ class _Groups:
 def _fnum(x: Any) -> Any:
   if x is None:
     return ''
+  if isinstance(x, dict):  # gap_per_seed: {seed: gap}.
+    return ' '.join(f'{k}:{v:+.5f}' for k, v in x.items())
   if isinstance(x, float) and not math.isfinite(x):
     return ''
   return x
@@ -751,7 +808,11 @@ def table_rows(dataset: str, cells: Sequence[dict[str, Any]], metric: str,
   """One row per (model, representation, control, group), Holm across all.
 
   The statistics of a control row pair its seeds with the real row's seeds
-  (both finished) on per-user test `metric` of the group's users.
+  (both finished) on per-user test `metric` of the group's users (for
+  'cold_only', of the cold-only ranking: `group_source`). Rows of group
+  'cold_only' also give the mean over seeds of the random order's
+  Recall@20 and of the median number of warm items above a user's
+  best-scored cold item (the evaluator's summary).
   """
   keyed: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
   for c in cells:
@@ -760,34 +821,38 @@ def table_rows(dataset: str, cells: Sequence[dict[str, Any]], metric: str,
   groups = _Groups()
   per_user_cache: dict[str, Any] = {}
 
-  def per_user(d):
-    if d not in per_user_cache:
+  def per_user(d, name):
+    path = os.path.join(d, name)
+    if path not in per_user_cache:
       from mmjax.eval import ranking  # pylint: disable=g-import-not-at-top
-      per_user_cache[d] = ranking.load_per_user(
-          os.path.join(d, 'per_user_test.npz'))
-    return per_user_cache[d]
+      per_user_cache[path] = ranking.load_per_user(path)
+    return per_user_cache[path]
 
   rows = []
   for (model, rep, control), cs in keyed.items():
     done = [c for c in cs if c['status'] == 'done']
     names = user_group_names(_edges(done[0]['dir'])) if done else {}
+    cold_only = cold_only_evaluator(done[0]['dir']) if done else None
     real = {c['seed']: c for c in keyed.get((model, rep, 'real'), [])
             if c['status'] == 'done'}
     for group in GROUPS:
-      suffix = _suffix(group, names)
-      if suffix is None:
+      source = group_source(group, names, cold_only, metric)
+      if source is None:
         continue
       if group != 'all' and not any(
-          f'test/{metric}{suffix}' in c['metrics'] and _finite(
-              c['metrics'][f'test/{metric}{suffix}']) for c in done):
+          _finite(c['metrics'].get(source.metric(metric))) for c in done):
         continue
       row = {'dataset': dataset, 'model': model, 'representation': rep,
              'control': control, 'group': group, 'n_seeds': len(done),
              'at_budget': any(bool(c['at_budget']) for c in done)}
       for m in TABLE_METRICS:
         mean, std = stats.mean_std(
-            [c['metrics'].get(f'test/{m}{suffix}') for c in done])
+            [c['metrics'].get(source.metric(m)) for c in done])
         row[f'{m}_mean'], row[f'{m}_std'] = mean, std
+      if group == 'cold_only':
+        for key in ('random_recall@20', 'warm_above_median'):
+          row[key] = stats.mean_std(
+              [c['metrics'].get(source.metric(key)) for c in done])[0]
       if control != 'real' and cs[0]['kind'] == 'control':
         pairs = [c for c in done if c['seed'] in real]
         if pairs:
@@ -796,10 +861,10 @@ def table_rows(dataset: str, cells: Sequence[dict[str, Any]], metric: str,
             select = groups.select({c['seed']: c['dir'] for c in pairs},
                                    group)
           pooled = stats.pool(
-              [(c['seed'], per_user(real[c['seed']]['dir']),
-                per_user(c['dir'])) for c in pairs],
-              metric + ('/cold_items' if group == 'cold_items' else ''),
-              select)
+              [(c['seed'],
+                per_user(real[c['seed']]['dir'], source.per_user_file),
+                per_user(c['dir'], source.per_user_file)) for c in pairs],
+              source.per_user_metric, select)
           st = stats.real_vs_control(pooled, num_boot=num_boot,
                                      seed=len(rows))
           row.update(gap=st['gap'], p_t=st['p_t'], p_w=st['p_w'],

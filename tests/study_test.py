@@ -324,7 +324,8 @@ class RunlocalTest(absltest.TestCase):
     cells = {(r['model'], r['control'], r['group']) for r in rows}
     for model, control in (('vbpr', 'real'), ('vbpr', 'shuffle_visual'),
                            ('vbpr', 'none')):
-      for group in ('all', 'warm_users', 'cold_users', 'cold_items'):
+      for group in ('all', 'warm_users', 'cold_users', 'cold_items',
+                    'cold_only'):
         self.assertIn((model, control, group), cells)
     for r in rows:
       self.assertEqual(r['n_seeds'], '2')
@@ -354,6 +355,39 @@ class RunlocalTest(absltest.TestCase):
         self.assertAlmostEqual(
             gap, float(real['recall@20_mean']) - float(r['recall@20_mean']),
             places=9)
+
+  def test_cold_only_group_from_the_evaluator(self):
+    # The runs' cold_items_only evaluator ('cold') ranked the cold items
+    # alone at the best epoch; the table's cold_only rows read it.
+    cells = read_csv(self.path('study.csv'))
+    rows = {r['control']: r for r in self.table()
+            if r['group'] == 'cold_only'}
+    self.assertCountEqual(rows, ('real', 'shuffle_visual', 'none'))
+    for control, row in rows.items():
+      runs = [c for c in cells if c['control'] == control]
+      for c in runs:
+        # Its per-user file averages to the recorded summary.
+        pu = ranking.load_per_user(os.path.join(c['run_dir'],
+                                                'per_user_cold.npz'))
+        self.assertAlmostEqual(float(np.mean(pu['per_user']['recall@20'])),
+                               float(c['cold/recall@20']), places=9)
+        # A random order's Recall@20 is min(20, n) / n per user: in (0, 1].
+        self.assertBetween(float(c['cold/random_recall@20']), 0.0, 1.0)
+      for key, col in (('recall@20_mean', 'cold/recall@20'),
+                       ('random_recall@20', 'cold/random_recall@20'),
+                       ('warm_above_median', 'cold/warm_above_median')):
+        self.assertAlmostEqual(
+            float(row[key]), np.mean([float(c[col]) for c in runs]),
+            places=9, msg=key)
+    gap = float(rows['shuffle_visual']['gap'])
+    self.assertAlmostEqual(gap, float(rows['real']['recall@20_mean'])
+                           - float(rows['shuffle_visual']['recall@20_mean']),
+                           places=9)
+    per_seed = dict(x.split(':') for x in
+                    rows['shuffle_visual']['gap_per_seed'].split())
+    self.assertCountEqual(per_seed, ('0', '1'))
+    self.assertAlmostEqual(np.mean([float(v) for v in per_seed.values()]),
+                           gap, places=4)
 
   def test_planted_signal(self):
     # Preset `visual` on the cold-item split: the images rank the cold

@@ -185,7 +185,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sets.train = {'num_epochs': 10, 'patience': 2, 'batch_size': 256,
                     'eval_every_epochs': 2}
     c.sets.ckpt = {'every_epochs': 10, 'keep': 1}
-    c.sets.eval = {'batch_users': 128}
+    # Keeps the cold-only evaluator of the cold-item split.
+    c.sets.eval = {**(c.sets.eval.to_dict() if 'eval' in c.sets else {}),
+                   'batch_users': 128}
     # The tiny data has no user with 5 or fewer training interactions: cold
     # users here have at most 9 (about a third of them).
     c.user_groups = (0, 10, 1e9)
