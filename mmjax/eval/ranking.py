@@ -66,6 +66,7 @@ from mmjax import types
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import beyond
 from mmjax.eval import metrics
+from mmjax.parallel import mesh as mesh_lib
 
 Array = types.Array
 P = jax.sharding.PartitionSpec
@@ -406,7 +407,7 @@ class Evaluator:
     self.held_width = width(d.held_indptr)
 
     if mesh is not None:
-      self._rows = jax.sharding.NamedSharding(mesh, P('data'))
+      self._rows = jax.sharding.NamedSharding(mesh, P(mesh_lib.AXIS))
       self._repl = jax.sharding.NamedSharding(mesh, P())
     else:
       dev = jax.devices()[0]
