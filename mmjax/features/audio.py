@@ -369,7 +369,7 @@ class _AudioExtractor(base.Extractor):
                resolved: resolve.Resolved, columns: Sequence[str]):
     # soundfile is first used per item; a missing install should stop the
     # representation here, with the package's name, not fail every item.
-    import soundfile  # pylint: disable=g-import-not-at-top,unused-import
+    import soundfile  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
     import torch  # pylint: disable=g-import-not-at-top
 
     self.name = spec.name
