@@ -31,7 +31,13 @@ mmjax/features/prompts.py, e.g. recipes: its fill-in-the-blank slots) or
 Type'`); exactly one of the two when there are keyword files.
 
 The dataset the features belong to: `--config.dataset_dir=DIR` (a prepared
-dataset folder, `python -m mmjax.data.prepare`).
+dataset folder, as `python -m mmjax.data.prepare` prints it), or the `data`
+section, a training config's (mmjax/data/datasets.py): a built-in name, a
+data config file anywhere (`--config.data.name=path/to/recipes.py`) or the
+data inline (`--config.data.name=recipes --config.data.format=elliot
+--config.data.path=DIR --config.data.split=fixed`); it is prepared first when
+it is not yet, and the same section in a training config finds the same
+dataset directory.
 
 Why the command line is read here: these fields decide which
 representations exist, and ml_collections applies `--config.<field>=`
@@ -54,6 +60,7 @@ from typing import Sequence
 from absl import flags
 import ml_collections
 
+from mmjax.data import datasets
 from mmjax.features import base
 from mmjax.features import prompts
 
@@ -229,8 +236,9 @@ def make_config(**fields) -> ml_collections.ConfigDict:
 
   Args:
     **fields: any of LAYOUT_FIELDS, `key`, `column`, `encoder`, `top_k`,
-      `threshold`, `min_slots`, and the run fields of `base.run_config`
-      (`dataset_dir`, `batch_size`, ...).
+      `threshold`, `min_slots`, `data` (a dict of the data section's
+      fields), and the run fields of `base.run_config` (`dataset_dir`,
+      `batch_size`, ...).
 
   Raises:
     LayoutError: see `output_files`, `classify` and `slot_spec`; each
@@ -244,6 +252,8 @@ def make_config(**fields) -> ml_collections.ConfigDict:
   config.top_k = 50
   config.threshold = 0.45
   config.min_slots = 3
+  # Used when dataset_dir is empty; name '' asks for one of the two.
+  config.data = datasets.training_section('')
   unknown = sorted(set(fields) - set(config))
   if unknown:
     raise LayoutError(f'unknown LVLM outputs config fields {unknown}; have '

@@ -28,7 +28,6 @@ import os
 import sys
 
 import ml_collections
-from ml_collections import config_dict
 
 # The folder that holds movielens-lvlm/ (the raw data of the ml_lvlm dataset
 # too: its data config reads the same variable).
@@ -56,22 +55,6 @@ def _lvlm_outputs():
   return module
 
 
-def data_section() -> ml_collections.ConfigDict:
-  """The `data` section `mmjax.data.prepare.ensure_dataset` reads.
-
-  The same keys as a training config's `data` (STYLE.md): `name` picks the
-  package's built-in ml_lvlm dataset; empty/None fields keep its values.
-  """
-  data = ml_collections.ConfigDict()
-  data.name = 'ml_lvlm'
-  data.root = ''  # '' = the default data root.
-  data.split = config_dict.placeholder(str)
-  data.implicit_threshold = config_dict.placeholder(float)
-  data.min_user = config_dict.placeholder(int)
-  data.min_item = config_dict.placeholder(int)
-  return data
-
-
 def get_config() -> ml_collections.ConfigDict:
   outputs = _lvlm_outputs()
   folder = lvlm_dir()
@@ -89,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
           'to the folder that holds movielens-lvlm/, or pass '
           '--config.lvlm_dir=DIR.')
   config = outputs.command_line_config(lvlm_dir=folder, **LAYOUT)
-  config.data = data_section()
+  config.data.name = 'ml_lvlm'  # The built-in dataset (of the same files).
   config.representations.minilm_title_genres = {
       'extractor': 'text', 'model': outputs.MINILM,
       'fields': ['title', 'genres'], 'normalize': True}

@@ -314,9 +314,9 @@ class ByodEndToEndTest(absltest.TestCase):
     self.assertEqual(ds.num_items, len(cuisine_of))
 
     # 2. Train: the training configs name the same data by a data config
-    # file anywhere, which resolves to the dataset prepared above (same
-    # fields, same hash) that the features are extracted into. BPR-MF needs
-    # no features: it trains while they are extracted.
+    # file anywhere; it resolves to the dataset prepared above (same fields,
+    # same hash). BPR-MF needs no features: it trains while they are
+    # extracted.
     data_file = os.path.join(self.tmp, 'recipes_data.py')
     with open(data_file, 'w') as f:
       f.write('from mmjax.data import datasets\n\n\n'
@@ -339,12 +339,14 @@ class ByodEndToEndTest(absltest.TestCase):
                         os.path.join(_ROOT, 'configs', config),
                         f'--workdir={runs[name]}', *common, *extra)
 
-    bprmf = launch('bprmf', 'bprmf_synthetic.py')
+    bprmf = launch('bprmf', 'bprmf.py')
 
-    # 3. Every LVLM output file becomes its representations.
+    # 3. Every LVLM output file becomes its representations, in the dataset
+    # its data section names (inline, as prepared).
     out = self.run_command(
         'mmjax.features.extract', '--config', LVLM_OUTPUTS,
-        f'--config.dataset_dir={dataset_dir}',
+        f'--config.data.root={root}',
+        *[f'--config.data.{k}={v}' for k, v in data.items()],
         f'--config.lvlm_dir={os.path.join(self.tmp, "lvlm")}',
         '--config.slots=' + ','.join(RECIPE_SLOTS),
         f'--config.encoder={os.path.join(self.tmp, "encoder")}',
@@ -376,9 +378,9 @@ class ByodEndToEndTest(absltest.TestCase):
     # 4. VBPR on the keywords (and the descriptions), real and shuffled.
     features = ['--config.features.sources.textual=keywords_qwen_keywords',
                 '--config.features.sources.visual=minilm_qwen_descriptive']
-    self.finish(launch('vbpr', 'vbpr_synthetic.py', *features))
+    self.finish(launch('vbpr', 'vbpr.py', *features))
     # After the real run: the shuffled one reuses its compiled programs.
-    self.finish(launch('vbpr_shuffled', 'vbpr_synthetic.py', *features,
+    self.finish(launch('vbpr_shuffled', 'vbpr.py', *features,
                        '--config.features.control=shuffle'))
     self.finish(bprmf)
 
@@ -402,6 +404,8 @@ class ByodEndToEndTest(absltest.TestCase):
       self.assertAlmostEqual(float(diff), means[name][1] - means['bprmf'][1],
                              delta=1.1e-4)
 
+    # The three ways of naming the data found one dataset.
+    self.assertEqual(os.listdir(root), [os.path.basename(dataset_dir)])
     # Nothing was written into the checkout.
     after = checkout_state()
     self.assertEqual(before[0], after[0])
