@@ -156,7 +156,7 @@ def prepare_exported(data_dir: str, out_dir: str) -> str:
   cfg.format = 'mmrec'
   cfg.path = os.path.abspath(data_dir)
   cfg.reader_name = name
-  cfg.split.kind = 'fixed'
+  cfg.split = 'fixed'
   cfg.min_user = cfg.min_item = 0
   ds_dir = prepare.prepare(cfg, os.path.join(out_dir, f'dataset_{name}'),
                            quiet=True)

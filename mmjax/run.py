@@ -184,10 +184,8 @@ def check_data(config: ml_collections.ConfigDict) -> None:
   name = str(config.data.name)
   try:
     data_cfg = prepare.resolve_training_data(config.data)
-  except FileNotFoundError as e:
-    raise validate.ConfigError(
-        f'data.name={name!r}: no such data config (expected configs/data/'
-        f'{name.partition(":")[0]}.py).') from e
+  except FileNotFoundError as e:  # datasets.UnknownDataset among them.
+    raise validate.ConfigError(f'data.name={name!r}: {e}') from e
   # As prepare.ensure_dataset names it; a dataset not prepared yet is
   # checked by the loop after preparing it.
   out_dir = os.path.join(

@@ -170,8 +170,18 @@ class CheckResumableTest(parameterized.TestCase):
         [('eval.evaluators.cold.kind', '<absent>', 'x')])
 
   def test_resumable_keys_exist(self):
-    flat = runinfo.config_differences({}, runinfo.config_dict(load_config()))
-    self.assertContainsSubset(runinfo.RESUMABLE, [k for k, _, _ in flat])
+    flat = runinfo.flatten_config(runinfo.config_dict(load_config()))
+    self.assertContainsSubset(runinfo.RESUMABLE, flat)
+
+  def test_none_equals_an_absent_key(self):
+    # An optional field added later (a None placeholder) is no difference;
+    # a value where there was none still is.
+    old = {'data': {'name': 'synthetic'}}
+    self.assertEqual(runinfo.config_differences(
+        old, {'data': {'name': 'synthetic', 'cutoffs': None}}), [])
+    self.assertEqual(runinfo.config_differences(
+        old, {'data': {'name': 'synthetic', 'cutoffs': [5]}}),
+        [('data.cutoffs', '<absent>', [5])])
 
 
 class WriteTest(absltest.TestCase):

@@ -940,7 +940,7 @@ def read_movielens_latest(path: str, *, on_bad_line: str = 'error'
   """Reads MovieLens latest: ratings.csv + movies.csv (or the .tsv variant).
 
   The TSV variant (`ratings.tsv`: userId movieId rating timestamp; `movies.tsv`:
-  movieId title year genres) is the one in ../shared/data/movielens-lvlm.
+  movieId title year genres) is the one in $MMJAX_SHARED_DATA/movielens-lvlm.
   """
   _check_policy(on_bad_line)
   ratings = _first_existing(path, ('ratings.csv', 'ratings.tsv'))

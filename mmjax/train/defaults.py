@@ -13,24 +13,18 @@ from typing import Any
 import ml_collections
 from ml_collections import config_dict
 
+from mmjax.data import datasets
+
 
 def base_config() -> ml_collections.ConfigDict:
   """The shared sections of every training config (STYLE.md, Configs)."""
   ph = config_dict.placeholder
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.data = ml_collections.ConfigDict({
-      'name': 'synthetic',   # configs/data/<name>.py
-      'root': ph(str),       # None: <repo>/data
-      'split': ph(str),      # None: the data config's split kind
-      'implicit_threshold': ph(float),
-      'min_user': ph(int),
-      'min_item': ph(int),
-      'cold': ph(str),
-      # Nested overrides of the data config, e.g. {'synthetic':
-      # {'num_users': 300}}; flattened to dotted keys by the loop.
-      'overrides': ml_collections.ConfigDict(),
-  })
+  # mmjax/data/datasets.py: `name` is a built-in dataset, a data config file
+  # anywhere, or (with `format` and `path`) inline data; every other field
+  # is None (the dataset's value) or replaces it.
+  c.data = datasets.training_section('synthetic')
   c.features = ml_collections.ConfigDict({
       'sources': ml_collections.ConfigDict(),  # modality -> representation
       'transform': 'none',                     # none | l2 | standardize | pca:k

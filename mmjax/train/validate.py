@@ -352,8 +352,8 @@ def check(cfg: Any) -> None:
     _fail('seed', seed, 'expected an integer')
   data_name = _required(cfg, 'data.name')
   if not isinstance(data_name, str) or not data_name:
-    _fail('data.name', data_name, 'expected a data config name '
-          '(configs/data/<name>.py)')
+    _fail('data.name', data_name, 'expected a built-in dataset name, a '
+          'data config file or, with data.format and data.path, a new name')
   _check_models(cfg)
   _check_optim(cfg)
   _check_train(cfg)

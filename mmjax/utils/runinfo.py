@@ -243,8 +243,14 @@ def config_dict(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]
                        ) -> list[tuple[str, Any, Any]]:
-  """(dotted key, old value, new value) for every key that differs."""
+  """(dotted key, old value, new value) for every key that differs.
+
+  A key set to None counts as absent: an optional field added to the
+  configs later (a None placeholder) does not make an older run another run.
+  """
   a, b = flatten_config(old), flatten_config(new)
+  a = {k: v for k, v in a.items() if v is not None}
+  b = {k: v for k, v in b.items() if v is not None}
   return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT))
           for k in sorted(set(a) | set(b))
           if a.get(k, _ABSENT) != b.get(k, _ABSENT)]

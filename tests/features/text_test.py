@@ -165,7 +165,7 @@ class MiniLMTest(absltest.TestCase):
   @pytest.mark.shared_data
   @absltest.skipUnless(
       os.path.isdir(conftest.SHARED_DATA),
-      'needs ../shared/data (movielens-lvlm LVLM outputs); absent here')
+      'needs $MMJAX_SHARED_DATA (movielens-lvlm LVLM outputs); absent here')
   def test_shared_data_lvlm_csv_descriptions(self):
     """MiniLM of real LVLM descriptions joined from an asin,result CSV."""
     lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
