@@ -5,11 +5,12 @@ r"""One full training epoch at scale: 1M users x 100k items x 10M interactions.
 
 The data is the built-in synthetic dataset's `large` variant
 (mmjax/data/datasets.py; prepared once under data/, feature matrices emitted
-directly, no images). Each model runs in its own subprocess so that its
-peak RSS is its own: the trainer is built (graph, features, FREEDOM's two frozen 100k-item kNN graphs in `prepare`), the epoch
-program is compiled ahead of time, then ONE full epoch (every training
-interaction, batch 2^15) is timed on the default device with the compiled
-propagation kernel. Prints a table with machine and date.
+directly, no images). Each model runs in its own subprocess so that its peak
+RSS is its own: the trainer is built (graph, features, FREEDOM's two frozen
+100k-item kNN graphs in `prepare`), the epoch program is compiled ahead of
+time, then ONE full epoch (every training interaction, batch 2^15) is timed on
+the default device with the compiled propagation kernel. Prints a table with
+machine and date.
 """
 
 from __future__ import annotations
