@@ -41,11 +41,20 @@ RUNINFO = 'runinfo.json'
 DIFF = 'git.diff'
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint',
+PACKAGES = ('mmjax', 'jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint',
             'ml-collections', 'absl-py', 'numpy', 'scipy')
 
 
+def _is_checkout() -> bool:
+  """Whether the package runs from its own git checkout (not a wheel that
+  happens to sit inside some other repository)."""
+  return (os.path.exists(os.path.join(REPO, '.git'))
+          and os.path.exists(os.path.join(REPO, 'pyproject.toml')))
+
+
 def _git(*args: str) -> str | None:
+  if not _is_checkout():
+    return None
   try:
     out = subprocess.run(['git', *args], cwd=REPO, capture_output=True,
                          text=True, timeout=30, check=True)
