@@ -348,7 +348,8 @@ class ByodEndToEndTest(absltest.TestCase):
         f'--config.data.root={root}',
         *[f'--config.data.{k}={v}' for k, v in data.items()],
         f'--config.lvlm_dir={os.path.join(self.tmp, "lvlm")}',
-        '--config.slots=' + ','.join(RECIPE_SLOTS),
+        # The published recipe prompt's slots.
+        '--config.domain=recipes',
         f'--config.encoder={os.path.join(self.tmp, "encoder")}',
         # Random weights would merge unrelated keywords; keep them apart.
         '--config.threshold=0.0', '--config.batch_size=64')
