@@ -82,6 +82,7 @@ KINDS = ('fitb', 'descriptive', 'misaligned')
 class LayoutError(ValueError):
   """The LVLM outputs folder or its fields cannot work (says which)."""
 
+
 # A representation name is a file name in the feature store and a config key.
 _STEM = re.compile(r'^[A-Za-z0-9_-]+$')
 
@@ -104,10 +105,10 @@ def classify(names: Sequence[str], patterns: dict[str, str]
                    for p in _patterns(patterns[k]))]
     if len(hits) != 1:
       given = ', '.join(f'{k}={patterns[k]!r}' for k in KINDS)
-      what = ('matches none of' if not hits else
-              f'matches several kinds ({", ".join(hits)}) of')
+      what = ('matches no kind' if not hits else
+              f'matches several kinds ({", ".join(hits)})')
       raise LayoutError(
-          f'LVLM output file {name!r} {what} the file kinds ({given}); set '
+          f'LVLM output file {name!r} {what} of {given}; set '
           '--config.fitb, --config.descriptive and --config.misaligned '
           '(comma-separated glob patterns) so that each file matches one.')
     kinds[name] = hits[0]
@@ -130,12 +131,12 @@ def slot_spec(domain: str, slots: str) -> dict:
   if domain:
     if domain not in prompts.DOMAINS:
       raise LayoutError(f'--config.domain={domain!r}: unknown prompt domain; '
-                       f'have {", ".join(prompts.DOMAINS)}.')
+                        f'have {", ".join(prompts.DOMAINS)}.')
     return {'prompt': {'domain': domain, 'kind': 'fitb'}}
   names = [s.strip() for s in slots.split(',')]
   if any(not s for s in names) or len(set(names)) != len(names):
     raise LayoutError(f'--config.slots={slots!r}: expected distinct, '
-                     'non-empty slot names separated by commas.')
+                      'non-empty slot names separated by commas.')
   return {'prompt_slots': names}
 
 
@@ -143,8 +144,8 @@ def output_files(lvlm_dir: str, files: str) -> list[str]:
   """The file names of `lvlm_dir` matching the glob list `files`, sorted.
 
   Raises:
-    LayoutError: the folder does not exist, no file matches, a stem that cannot name a representation, or two files with
-      the same stem.
+    LayoutError: the folder does not exist, no file matches, a stem that
+      cannot name a representation, or two files with the same stem.
   """
   if not lvlm_dir:
     raise LayoutError(
@@ -152,7 +153,7 @@ def output_files(lvlm_dir: str, files: str) -> list[str]:
         'output files, one CSV per model and prompt).')
   if not os.path.isdir(lvlm_dir):
     raise LayoutError(f'{lvlm_dir}: LVLM outputs folder not found '
-                            '(--config.lvlm_dir).')
+                      '(--config.lvlm_dir).')
   names = sorted(n for n in os.listdir(lvlm_dir)
                  if os.path.isfile(os.path.join(lvlm_dir, n))
                  and any(fnmatch.fnmatchcase(n, p) for p in _patterns(files)))
@@ -168,7 +169,7 @@ def output_files(lvlm_dir: str, files: str) -> list[str]:
           'only letters, digits, _ and -; rename the file.')
     if stem in stems:
       raise LayoutError(f'{lvlm_dir}: {stems[stem]!r} and {n!r} would give '
-                       f'the same representation names ({stem!r}).')
+                        f'the same representation names ({stem!r}).')
     stems[stem] = n
   return names
 
@@ -244,7 +245,7 @@ def make_config(**fields) -> ml_collections.ConfigDict:
     LayoutError: see `output_files`, `classify` and `slot_spec`; each
       message names the file or field, or an unknown field.
   """
-  config = base.run_config(batch_size=256, shard_size=4096, device='cpu')
+  config = base.run_config(batch_size=256, shard_size=4096)
   config.update(LAYOUT_FIELDS)
   config.key = 'asin'
   config.column = 'result'
@@ -257,7 +258,7 @@ def make_config(**fields) -> ml_collections.ConfigDict:
   unknown = sorted(set(fields) - set(config))
   if unknown:
     raise LayoutError(f'unknown LVLM outputs config fields {unknown}; have '
-                     f'{sorted(config)}.')
+                      f'{sorted(config)}.')
   config.update(fields)
   config.representations = representations(config)
   return config

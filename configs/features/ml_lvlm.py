@@ -71,7 +71,9 @@ def get_config() -> ml_collections.ConfigDict:
           f'(${SHARED_DATA_ENV}/movielens-lvlm/lvlm); set {SHARED_DATA_ENV} '
           'to the folder that holds movielens-lvlm/, or pass '
           '--config.lvlm_dir=DIR.')
-  config = outputs.command_line_config(lvlm_dir=folder, **LAYOUT)
+  # On the CPU, as the study's features were extracted (--config.device).
+  config = outputs.command_line_config(lvlm_dir=folder, device='cpu',
+                                       **LAYOUT)
   config.data.name = 'ml_lvlm'  # The built-in dataset (of the same files).
   config.representations.minilm_title_genres = {
       'extractor': 'text', 'model': outputs.MINILM,

@@ -220,8 +220,8 @@ class LvlmOutputsConfigTest(absltest.TestCase):
     make, err = self.outputs.make_config, self.outputs.LayoutError
     with open(os.path.join(self.dir, 'notes.csv'), 'w') as f:
       f.write('asin,result\n')
-    with self.assertRaisesRegex(err, r"'notes.csv' matches none of the file "
-                                r"kinds .*--config.fitb"):
+    with self.assertRaisesRegex(err, r"'notes.csv' matches no kind of "
+                                r"fitb='\*keywords\*.csv', .*--config.fitb"):
       make(lvlm_dir=self.dir, domain='recipes')
     os.remove(os.path.join(self.dir, 'notes.csv'))
     with self.assertRaisesRegex(err, r"'qwen_keywords.csv' matches several "
