@@ -313,10 +313,9 @@ class ByodEndToEndTest(absltest.TestCase):
     ds = dataset_lib.load(dataset_dir)
     self.assertEqual(ds.num_items, len(cuisine_of))
 
-    # 2. Train: the training configs name the same data by a data config
-    # file anywhere; it resolves to the dataset prepared above (same fields,
-    # same hash). BPR-MF needs no features: it trains while they are
-    # extracted.
+    # 2. Train BPR-MF, naming the same data by a data config file anywhere:
+    # it resolves to the dataset prepared above (same fields, same hash).
+    # It needs no features: it trains while they are extracted.
     data_file = os.path.join(self.tmp, 'recipes_data.py')
     with open(data_file, 'w') as f:
       f.write('from mmjax.data import datasets\n\n\n'
@@ -325,10 +324,9 @@ class ByodEndToEndTest(absltest.TestCase):
               '  config = datasets.base_config()\n' +
               ''.join(f'  config.{k} = {v!r}\n' for k, v in data.items()) +
               '  return config\n')
-    common = [f'--config.data.name={data_file}', f'--config.data.root={root}',
-              '--config.train.num_epochs=3', '--config.train.batch_size=128',
-              '--config.model.embed_dim=16', '--config.eval.batch_users=64',
-              '--config.eval.topk=(5, 10)',
+    common = [f'--config.data.root={root}', '--config.train.num_epochs=3',
+              '--config.train.batch_size=128', '--config.model.embed_dim=16',
+              '--config.eval.batch_users=64', '--config.eval.topk=(5, 10)',
               '--config.eval.select_metric=recall@10',
               '--config.ckpt.every_epochs=3']
     runs = {name: os.path.join(self.tmp, 'runs', name)
@@ -339,7 +337,7 @@ class ByodEndToEndTest(absltest.TestCase):
                         os.path.join(_ROOT, 'configs', config),
                         f'--workdir={runs[name]}', *common, *extra)
 
-    bprmf = launch('bprmf', 'bprmf.py')
+    bprmf = launch('bprmf', 'bprmf.py', f'--config.data.name={data_file}')
 
     # 3. Every LVLM output file becomes its representations, in the dataset
     # its data section names (inline, as prepared).
@@ -376,8 +374,10 @@ class ByodEndToEndTest(absltest.TestCase):
     self.assertEqual(int((~descriptive.mask).sum()), 1)
     self.assertEqual(descriptive.values.shape, (len(cuisine_of), 32))
 
-    # 4. VBPR on the keywords (and the descriptions), real and shuffled.
-    features = ['--config.features.sources.textual=keywords_qwen_keywords',
+    # 4. VBPR on the keywords (and the descriptions), real and shuffled,
+    # with the data inline.
+    features = [*[f'--config.data.{k}={v}' for k, v in data.items()],
+                '--config.features.sources.textual=keywords_qwen_keywords',
                 '--config.features.sources.visual=minilm_qwen_descriptive']
     self.finish(launch('vbpr', 'vbpr.py', *features))
     # After the real run: the shuffled one reuses its compiled programs.
