@@ -121,10 +121,11 @@ class Spec:
   # 'BM3-dropout' runs MMRec's BM3); None: the key itself.
   mmrec_model: str | None = None
   # Dropout replayed from MMRec (see record_dropout / replay_dropout): for
-  # each call of our module's `dropout_fn`, in our call order, the index of
-  # MMRec's `F.dropout` call whose mask it reuses. None: no replay.
+  # each call of our `dropout_fn` (the dotted path of the dropout our models
+  # call), in our call order, the index of MMRec's `F.dropout` call whose
+  # mask it reuses. None: no replay.
   dropout_order: tuple[int, ...] | None = None
-  dropout_fn: str = '_dropout'
+  dropout_fn: str = 'mmjax.models.layers.dropout'
 
 
 # FREEDOM, BM3 and LATTICE share MMRec's names for the ID tables, the
@@ -318,13 +319,20 @@ def record_dropout(masks: list[np.ndarray]) -> Callable[[], None]:
   return undo
 
 
+def _dropout_owner(spec: 'Spec') -> tuple[Any, str]:
+  """(module, attribute) of `spec.dropout_fn`, e.g. (layers, 'dropout')."""
+  owner, name = spec.dropout_fn.rsplit('.', 1)
+  return importlib.import_module(owner), name
+
+
 def replay_dropout(module: Any, spec: 'Spec', npz, prefix: str = 'dropout'
                    ) -> Callable[[], None]:
   """Makes our module's dropout apply MMRec's recorded masks.
 
-  Our `spec.dropout_fn(key, x, rate)` is replaced, for the comparison only,
-  by x * keep / (1 - rate) with the mask of MMRec's call
-  `spec.dropout_order[k]` at our k-th call (the loss is traced once).
+  Our `spec.dropout_fn(key, x, rate)` (the shared dropout) is replaced,
+  for the comparison only, by x * keep / (1 - rate) with the mask of
+  MMRec's call `spec.dropout_order[k]` at our k-th call (the loss is traced
+  once).
 
   Returns:
     The function that restores our module's dropout.
@@ -333,7 +341,9 @@ def replay_dropout(module: Any, spec: 'Spec', npz, prefix: str = 'dropout'
     ValueError: a mask's shape differs from the array it should drop.
   """
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  original = getattr(module, spec.dropout_fn)
+  del module  # The models call the shared dropout of `spec.dropout_fn`.
+  owner, name = _dropout_owner(spec)
+  original = getattr(owner, name)
   masks = [npz[f'{prefix}/{k}'] for k in spec.dropout_order]
   calls = []
 
@@ -350,9 +360,9 @@ def replay_dropout(module: Any, spec: 'Spec', npz, prefix: str = 'dropout'
     return jnp.where(jnp.asarray(masks[k]), x / (1.0 - rate), 0.0)
 
   def undo():
-    setattr(module, spec.dropout_fn, original)
+    setattr(owner, name, original)
 
-  setattr(module, spec.dropout_fn, replay)
+  setattr(owner, name, replay)
   return undo
 
 
@@ -472,7 +482,8 @@ def our_dropout_draws(module: Any, spec: 'Spec', params: Any, ctx: Any,
   """
   import jax  # pylint: disable=g-import-not-at-top
   jnp = _jnp()
-  original = getattr(module, spec.dropout_fn)
+  owner, name = _dropout_owner(spec)
+  original = getattr(owner, name)
 
   def loss_fn(p, ctx, batch, key):
     seen = []
@@ -483,11 +494,11 @@ def our_dropout_draws(module: Any, spec: 'Spec', params: Any, ctx: Any,
         seen.append(jnp.stack(keep_and_scale(x, out)))
       return out
 
-    setattr(module, spec.dropout_fn, recording)
+    setattr(owner, name, recording)
     try:
       loss = module.loss(p, batch, ctx, key, cfg)[0]
     finally:
-      setattr(module, spec.dropout_fn, original)
+      setattr(owner, name, original)
     return loss, jnp.stack(seen) if seen else jnp.zeros((0, 2))
 
   step = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))

@@ -19,6 +19,19 @@ and optionally
 A BPR batch is {'users': int32 [B], 'pos': int32 [B], 'neg': int32 [B, k],
 'mask': float32 [B]} with mask 0 on padded rows. `ctx` is a
 `mmjax.models.context.ModelContext`.
+
+Shared pieces, one home each (a model imports these, never another model
+for a helper):
+  layers.py    Flax Linen layers (Linear, BiInteraction, AttentionScore),
+               torch-matching initialisers, dropout (a drop rate), feature
+               access
+  losses.py    BPR variants and the regularisers, on padded batches
+  context.py   ModelContext, make_context, and `prepared` (a model's
+               `prepare` output, from ctx.extras or computed)
+  controls.py  feature transforms and the null controls (shuffle, noise)
+  mmjax/graph/propagation.py  multi-layer propagation (LightGCN's mean)
+A variant imports the model it extends, and only that: NGCF-M (NGCF's graph
+branch plus content), AttributeItemKNN (ItemKNN on item attributes).
 """
 
 from __future__ import annotations

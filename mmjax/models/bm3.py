@@ -76,8 +76,9 @@ import jax
 import jax.numpy as jnp
 
 from mmjax import types
+from mmjax.graph import propagation
 from mmjax.models import layers
-from mmjax.models import lightgcn
+from mmjax.models import losses
 
 USES_NEGATIVES = False
 
@@ -108,7 +109,8 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
 
 
 def _linear(p: dict, x: types.Array) -> types.Array:
-  return x @ p['w'] + p['b']
+  """The predictor or a modality's projection: `layers.Linear` with p."""
+  return layers.apply(layers.Linear(p['w'].shape[1]), p, x)
 
 
 def _cos(a: types.Array, b: types.Array) -> types.Array:
@@ -117,15 +119,8 @@ def _cos(a: types.Array, b: types.Array) -> types.Array:
   return jnp.sum(a * b, -1)
 
 
-def _dropout(key: types.PRNGKey, x: types.Array, rate: float) -> types.Array:
-  if rate <= 0.0:
-    return x
-  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-  return jnp.where(keep, x / (1.0 - rate), 0.0)
-
-
 def _online(params, ctx, cfg):
-  u, i = lightgcn.propagate_mean(
+  u, i = propagation.propagate_mean(
       ctx.graph, params['user'], params['item'], cfg.model.num_layers
   )
   return u, i + params['item']
@@ -151,27 +146,25 @@ def loss(params, batch, ctx, key, cfg):
   rate = float(cfg.model.dropout)
   u_o, i_o = _online(params, ctx, cfg)
   modal = _modal(params, ctx)
-  u_t = jax.lax.stop_gradient(_dropout(jax.random.fold_in(key, 0), u_o, rate))
-  i_t = jax.lax.stop_gradient(_dropout(jax.random.fold_in(key, 1), i_o, rate))
+  u_t = jax.lax.stop_gradient(
+      layers.dropout(jax.random.fold_in(key, 0), u_o, rate))
+  i_t = jax.lax.stop_gradient(
+      layers.dropout(jax.random.fold_in(key, 1), i_o, rate))
   pred = params['predictor']
-  loss_ui = 1.0 - layers.weighted_mean(
+  loss_ui = 1.0 - losses.weighted_mean(
       _cos(_linear(pred, u_o[users]), i_t[items]), mask)
-  loss_iu = 1.0 - layers.weighted_mean(
+  loss_iu = 1.0 - losses.weighted_mean(
       _cos(_linear(pred, i_o[items]), u_t[users]), mask)
   cl = jnp.zeros((), jnp.float32)
   for m, (t, m_mask) in enumerate(modal):
     t_t = jax.lax.stop_gradient(
-        _dropout(jax.random.fold_in(key, 2 + m), t, rate))
+        layers.dropout(jax.random.fold_in(key, 2 + m), t, rate))
     online = _linear(pred, t[items])
     ok = mask * m_mask[items]
-    cl = cl + (1.0 - layers.weighted_mean(_cos(online, i_t[items]), ok))
-    cl = cl + (1.0 - layers.weighted_mean(_cos(online, t_t[items]), ok))
-  reg = (_frobenius(u_o) + _frobenius(i_o)) / ctx.num_items
+    cl = cl + (1.0 - losses.weighted_mean(_cos(online, i_t[items]), ok))
+    cl = cl + (1.0 - losses.weighted_mean(_cos(online, t_t[items]), ok))
+  reg = (losses.frobenius(u_o) + losses.frobenius(i_o)) / ctx.num_items
   total = (loss_ui + loss_iu + cfg.model.reg_weight * reg
            + cfg.model.cl_weight * cl)
   return total, {'loss_ui': loss_ui, 'loss_iu': loss_iu, 'cl': cl,
                  'reg': reg}
-
-
-def _frobenius(x: types.Array) -> types.Array:
-  return jnp.sqrt(jnp.sum(x * x))

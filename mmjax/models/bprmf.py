@@ -26,29 +26,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
 from mmjax import types
 from mmjax.models import context as ctx_lib
-
-
-def xavier_uniform(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
-  """torch.nn.init.xavier_uniform_ of a [fan_out, fan_in] table."""
-  bound = (6.0 / (shape[0] + shape[1])) ** 0.5
-  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+from mmjax.models import layers
+from mmjax.models import losses
 
 
 def init(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
          ) -> types.Params:
   """{'user_emb': [U, D], 'item_emb': [I, D]}."""
-  d = cfg.model.embed_dim
-  return {
-      'user_emb': xavier_uniform(jax.random.fold_in(key, 0),
-                                 (ctx.num_users, d)),
-      'item_emb': xavier_uniform(jax.random.fold_in(key, 1),
-                                 (ctx.num_items, d)),
-  }
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items,
+                                cfg.model.embed_dim)
+  return {'user_emb': user, 'item_emb': item}
 
 
 def embed(params: types.Params, ctx: ctx_lib.ModelContext, cfg: Any
@@ -57,28 +46,11 @@ def embed(params: types.Params, ctx: ctx_lib.ModelContext, cfg: Any
   return params['user_emb'], params['item_emb']
 
 
-def bpr_terms(u_all: types.Array, i_all: types.Array, batch: dict
-              ) -> types.Array:
-  """BPR loss of a batch given final embeddings [U, D] and [I, D]."""
-  neg = ctx_lib.negatives_2d(batch['neg'])
-  u = u_all[batch['users']]  # [B, D]
-  pos_s = jnp.sum(u * i_all[batch['pos']], -1)  # [B]
-  neg_s = jnp.einsum('bd,bkd->bk', u, i_all[neg])  # [B, k]
-  return ctx_lib.bpr_loss(pos_s, neg_s, batch['mask'])
-
-
-def ego_reg(params: types.Params, batch: dict) -> types.Array:
-  """MMRec's EmbLoss on the batch's rows of the ID tables (module doc)."""
-  neg = ctx_lib.negatives_2d(batch['neg'])
-  return ctx_lib.emb_loss(
-      batch['mask'], params['user_emb'][batch['users']],
-      params['item_emb'][batch['pos']], params['item_emb'][neg])
-
-
 def loss(params: types.Params, batch: dict, ctx: ctx_lib.ModelContext,
          key: types.PRNGKey, cfg: Any) -> tuple[types.Array, dict]:
   del key  # No randomness in the loss.
   u_all, i_all = embed(params, ctx, cfg)
-  mf = bpr_terms(u_all, i_all, batch)
-  reg = ego_reg(params, batch)
+  mf = losses.bpr_dot(u_all, i_all, batch)
+  reg = losses.ego_emb_loss(params['user_emb'], params['item_emb'],
+                            batch)
   return mf + cfg.model.reg_weight * reg, {'bpr': mf, 'reg': reg}

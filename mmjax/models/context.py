@@ -6,19 +6,10 @@ compiled program as constants (the program's size does not grow with the
 data; tests/train/loop_test.py checks it).
 
 Features come from the feature store (`mmjax/data/store.py`) for
-`features.sources = {modality: representation}` and are transformed here, on
-the JAX side of the pipeline (`features.transform`: none | l2 | standardize |
-pca:k); items the extractor failed on keep a zero row and `False` in `masks`.
-What was done is returned as a record that the run info stores.
-
-Controls (`features.control`: none | shuffle | noise, on the modalities in
-`features.control_modalities`, all when empty) replace the real features by
-ones that carry no item information, to show whether a model uses content:
-`shuffle` permutes the rows among the items that have the modality (the same
-values and the same missing items, attached to the wrong items); `noise`
-draws each present row from a Gaussian with the real features' per-dimension
-mean and standard deviation. Both happen before the transform and are seeded
-by `seed` and the modality's name.
+`features.sources = {modality: representation}`; the controls and the
+transform (`mmjax/models/controls.py`) are applied here; items the extractor
+failed on keep a zero row and `False` in `masks`. What was done is returned
+as a record that the run info stores.
 """
 
 from __future__ import annotations
@@ -28,13 +19,19 @@ import hashlib
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from mmjax import types
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.graph import sparse
+from mmjax.models import controls
+
+# Importable from here for callers written before the controls moved to
+# mmjax/models/controls.py (bench/planted.py, tests of the study and of
+# train/validate.py); new code imports controls.
+CONTROLS = controls.CONTROLS
+control_features = controls.control_features
+transform_features = controls.transform_features
 
 
 @jax.tree_util.register_dataclass
@@ -65,97 +62,6 @@ class ModelContext:
   @property
   def modalities(self) -> tuple[str, ...]:
     return tuple(self.features)
-
-
-def transform_features(
-    values: np.ndarray, mask: np.ndarray, how: str | None
-) -> tuple[np.ndarray, dict[str, Any]]:
-  """Applies a feature transform, with statistics over the present items.
-
-  Args:
-    values: float [I, F].
-    mask: bool [I]; masked rows stay zero and do not enter the statistics.
-    how: 'none', 'l2', 'standardize' or 'pca:k'.
-
-  Returns:
-    (float32 [I, F'] transformed, a record of what was done).
-
-  Raises:
-    ValueError: an unknown transform or an impossible k.
-  """
-  x = np.asarray(values, np.float64)
-  present = x[mask]
-  how = how or 'none'
-  if how == 'none':
-    out, record = x, {'transform': 'none'}
-  elif how == 'l2':
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    out, record = x / np.maximum(norm, 1e-12), {'transform': 'l2'}
-  elif how == 'standardize':
-    if not len(present):
-      raise ValueError('standardize: no item has this feature.')
-    mean, std = present.mean(0), present.std(0)
-    # A constant column stays constant (0) instead of dividing by zero.
-    out = (x - mean) / np.where(std > 1e-12, std, 1.0)
-    record = {'transform': 'standardize'}
-  elif how.startswith('pca:'):
-    try:
-      k = int(how.split(':', 1)[1])
-    except ValueError as e:
-      raise ValueError(
-          f'features.transform {how!r}: expected pca:<int>.') from e
-    if not 0 < k <= min(present.shape):
-      raise ValueError(f'features.transform {how!r} needs 0 < k <= '
-                       f'{min(present.shape)} (items x dims present).')
-    mean = present.mean(0)
-    _, s, vt = np.linalg.svd(present - mean, full_matrices=False)
-    # Fix each component's sign (largest |loading| positive) so that the
-    # result does not depend on the LAPACK build.
-    signs = np.sign(vt[np.arange(k), np.abs(vt[:k]).argmax(1)])
-    out = (x - mean) @ (vt[:k].T * signs)
-    record = {'transform': how, 'explained_variance':
-              float((s[:k] ** 2).sum() / max((s ** 2).sum(), 1e-30))}
-  else:
-    raise ValueError(f'unknown features.transform {how!r}; use none, l2, '
-                     'standardize or pca:k.')
-  out = np.where(mask[:, None], out, 0.0).astype(np.float32)
-  return out, record
-
-
-CONTROLS = ('none', 'shuffle', 'noise')
-
-
-def control_features(values: np.ndarray, mask: np.ndarray, how: str,
-                     seed: int, modality: str) -> np.ndarray:
-  """A control in place of real features (module doc).
-
-  Args:
-    values: float [I, F], the real features.
-    mask: bool [I], True where the item has the modality.
-    how: 'none', 'shuffle' or 'noise'.
-    seed: the run's seed.
-    modality: the modality's name (each modality gets its own stream).
-
-  Returns:
-    float [I, F]; rows of items without the modality are unchanged.
-  """
-  if how == 'none':
-    return values
-  if how not in CONTROLS:
-    raise ValueError(f'unknown features.control {how!r}; use one of '
-                     f'{CONTROLS}.')
-  stream = int.from_bytes(hashlib.sha256(modality.encode()).digest()[:4],
-                          'little')
-  rng = np.random.default_rng([seed, 0xC0417, stream])
-  present = np.flatnonzero(mask)
-  out = np.array(values, copy=True)
-  if how == 'shuffle':
-    out[present] = values[rng.permutation(present)]
-  else:
-    real = np.asarray(values[present], np.float64)
-    noise = rng.standard_normal(real.shape)
-    out[present] = real.mean(0) + noise * real.std(0)
-  return out
 
 
 def _sha256(path: str) -> str:
@@ -203,8 +109,10 @@ def make_context(
     control = 'none'
     if modality in (controlled or sources):
       control = features_cfg.get('control') or 'none'
-    raw = control_features(feat.values, feat.mask, control, seed, modality)
-    values, rec = transform_features(raw, feat.mask, features_cfg.transform)
+    raw = controls.control_features(feat.values, feat.mask, control, seed,
+                                    modality)
+    values, rec = controls.transform_features(raw, feat.mask,
+                                              features_cfg.transform)
     features[modality] = values
     masks[modality] = feat.mask
     _, js = store.feature_paths(dataset_dir, name)
@@ -225,57 +133,21 @@ def make_context(
   return ctx, record
 
 
-def dot_scores(user_emb: types.Array, item_emb: types.Array,
-               users: types.Array) -> types.Array:
-  """[U_b, I] scores of a user block: u_emb[users] @ i_emb.T."""
-  return user_emb[users] @ item_emb.T  # [U_b, D] @ [D, I]
+def prepared(ctx: ModelContext, cfg: Any, prepare: Any) -> Any:
+  """The model's `prepare(ctx, cfg)` output, from the context if it is there.
 
-
-def negatives_2d(neg: types.Array) -> types.Array:
-  """Negatives as [B, k] whether the batch holds [B] or [B, k]."""
-  return neg[:, None] if neg.ndim == 1 else neg
-
-
-def bpr_loss(pos: types.Array, neg: types.Array,
-             mask: types.Array) -> types.Array:
-  """MMRec's BPRLoss, mean of -log(1e-10 + sigmoid(pos - neg)).
-
-  Each (u, i, j) triple is one term; padded rows (mask 0) weigh nothing.
+  The loop puts it in `extras[cfg.model.name]`; tests and callers that build
+  a bare context get it computed now.
 
   Args:
-    pos: [B] positive scores.
-    neg: [B, k] negative scores (k negatives per positive).
-    mask: float32 [B], 1 for real examples.
+    ctx: the context.
+    cfg: the config (`cfg.model.name` keys the extras).
+    prepare: the model's `prepare` function.
 
   Returns:
-    float32 [].
+    What `prepare(ctx, cfg)` returns.
   """
-  per = -jnp.log(1e-10 + jax.nn.sigmoid(pos[:, None] - neg))  # [B, k]
-  return jnp.sum(per.mean(axis=1) * mask) / jnp.maximum(mask.sum(), 1.0)
-
-
-def _frobenius(x: types.Array) -> types.Array:
-  sq = jnp.sum(x * x)
-  # sqrt'(0) is infinite: keep the gradient of an all-zero tensor at 0.
-  safe = jnp.where(sq > 0, sq, 1.0)
-  return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
-
-
-def emb_loss(mask: types.Array, *tensors: types.Array) -> types.Array:
-  """MMRec's EmbLoss on a padded batch: sum of Frobenius norms / batch size.
-
-  The norms are not squared (`torch.norm(x, p=2)` of a matrix), as in MMRec's
-  `common/loss.py`; padded rows are zeroed and not counted in the size.
-
-  Args:
-    mask: float32 [B], 1 for real examples.
-    *tensors: [B, ...] embeddings of the batch (e.g. negatives [B, k, D]).
-
-  Returns:
-    float32 [].
-  """
-  total = jnp.zeros((), jnp.float32)
-  for t in tensors:
-    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
-    total = total + _frobenius(t * m)
-  return total / jnp.maximum(mask.sum(), 1.0)
+  extras = getattr(ctx, 'extras', None) or {}
+  if cfg.model.name in extras:
+    return extras[cfg.model.name]
+  return prepare(ctx, cfg)

@@ -73,10 +73,11 @@ import jax.numpy as jnp
 from mmjax import types
 from mmjax.graph import edges
 from mmjax.graph import knn
+from mmjax.graph import propagation
 from mmjax.graph import sparse
 from mmjax.models import context as ctx_lib
 from mmjax.models import layers
-from mmjax.models import lightgcn
+from mmjax.models import losses
 
 
 def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
@@ -138,13 +139,6 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   }
 
 
-def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
-  extras = getattr(ctx, 'extras', None) or {}
-  if cfg.model.name in extras:
-    return extras[cfg.model.name]
-  return prepare(ctx, cfg)
-
-
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
   params = {
@@ -177,14 +171,14 @@ def _forward(params, ctx, cfg, graph, item_graph_):
   h = params['item']
   for _ in range(cfg.model.num_mm_layers):
     h = sparse.propagate(item_graph_, h)
-  u, i = lightgcn.propagate_mean(
+  u, i = propagation.propagate_mean(
       graph, params['user'], params['item'], cfg.model.num_layers
   )
   return u, i + h
 
 
 def embed(params: types.Params, ctx: Any, cfg: Any):
-  extras = _extras(ctx, cfg)
+  extras = ctx_lib.prepared(ctx, cfg, prepare)
   return _forward(params, ctx, cfg, ctx.graph, extras['item_graph'])
 
 
@@ -206,7 +200,7 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
                      "'step'.")
   if every == 'step':
     return ctx
-  extras = dict(_extras(ctx, cfg))
+  extras = dict(ctx_lib.prepared(ctx, cfg, prepare))
   extras['train_graph'] = _prune(key, ctx, cfg, extras)
   return dataclasses.replace(
       ctx, extras={**ctx.extras, cfg.model.name: extras})
@@ -214,8 +208,8 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
 
 def loss(params, batch, ctx, key, cfg):
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
-  extras = _extras(ctx, cfg)
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
+  extras = ctx_lib.prepared(ctx, cfg, prepare)
   # The epoch's graph from `pre_epoch`, else a draw from this step's key.
   graph = extras.get('train_graph')
   if graph is None:
@@ -228,12 +222,13 @@ def loss(params, batch, ctx, key, cfg):
     s_neg = jnp.sum(u[:, None] * items[neg], -1)
     return s_pos, s_neg
 
-  mf = layers.bpr_logsigmoid(*bpr(i_all), mask)
+  mf = losses.bpr_logsigmoid(*bpr(i_all), mask)
   aux = jnp.zeros((), jnp.float32)
   for proj, (x, m) in zip(params['proj'], _features(params, ctx)):
-    p = jnp.where(m[:, None], x, 0.0) @ proj['w'] + proj['b']
+    p = layers.apply(layers.Linear(proj['w'].shape[1]), proj,
+                     jnp.where(m[:, None], x, 0.0))  # [I, F_m] -> [I, D]
     # Pairs with an item lacking this modality are left out of its term.
     ok = mask * m[pos] * jnp.all(m[neg], axis=1)
-    aux = aux + layers.bpr_logsigmoid(*bpr(p), ok)
+    aux = aux + losses.bpr_logsigmoid(*bpr(p), ok)
   total = mf + cfg.model.reg_weight * aux
   return total, {'bpr': mf, 'mm_bpr': aux}

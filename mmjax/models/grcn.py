@@ -113,6 +113,7 @@ from mmjax.graph import edges
 from mmjax.graph import sparse
 from mmjax.models import context as ctx_lib
 from mmjax.models import layers
+from mmjax.models import losses
 
 WEIGHT_MODES = ('confid', 'max', 'mean')
 ROUTINGS = ('mmrec', 'paper')
@@ -134,13 +135,6 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   return {'reverse': edges.reverse_edges_sorted(ctx.graph)}
 
 
-def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
-  extras = getattr(ctx, 'extras', None) or {}
-  if cfg.model.name in extras:
-    return extras[cfg.model.name]
-  return prepare(ctx, cfg)
-
-
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   _check(cfg)
   d, c = cfg.model.embed_dim, cfg.model.content_dim
@@ -157,13 +151,12 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   for m, (x, _) in enumerate(feats):
     k = jax.random.fold_in(key, 2 + m)
     f = x.shape[1]
-    bound = 1.0 / max(f, 1) ** 0.5
     params['preference'].append(
         layers.xavier_normal(jax.random.fold_in(k, 0), (ctx.num_users, c)))
+    # A `layers.Linear(C)`: xavier-normal w, torch's default b.
     params['mlp'].append({
         'w': layers.xavier_normal(jax.random.fold_in(k, 1), (f, c)),
-        'b': jax.random.uniform(jax.random.fold_in(k, 2), (c,), jnp.float32,
-                                -bound, bound),
+        'b': layers.torch_uniform(f)(jax.random.fold_in(k, 2), (c,)),
     })
   return params
 
@@ -201,7 +194,8 @@ def _content(params, ctx, cfg, graph, keep):
   reps, alphas, oks = [], [], []
   for m, (x, mask) in enumerate(layers.modalities(ctx)):
     mlp = params['mlp'][m]
-    f = layers.l2_normalize(jax.nn.leaky_relu(x @ mlp['w'] + mlp['b']))
+    f = layers.apply(layers.Linear(mlp['w'].shape[1]), mlp, x)  # [I, C]
+    f = layers.l2_normalize(jax.nn.leaky_relu(f))
     f = jnp.where(mask[:, None], f, 0.0)  # [I, C]
     p = layers.l2_normalize(params['preference'][m])  # [U, C]
     ok = keep & mask[item_of_edge]  # [E]
@@ -261,18 +255,15 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
   return rep[:ctx.num_users], rep[ctx.num_users:]
 
 
-def _sq_rows(t):
-  return jnp.sum(t * t, axis=-1)
-
-
 def loss(params, batch, ctx, key, cfg):
   _check(cfg)
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
   rate = float(cfg.model.get('dropout', 0.0) or 0.0)
   if rate > 0.0:
     g = ctx.graph.with_weights(jnp.ones((ctx.graph.num_edges,), jnp.float32))
-    dropped = edges.edge_dropout(key, g, rate, _extras(ctx, cfg)['reverse'])
+    reverse = ctx_lib.prepared(ctx, cfg, prepare)['reverse']
+    dropped = edges.edge_dropout(key, g, rate, reverse)
     keep = dropped.weights != 0
   else:
     keep = _keep_all(ctx)
@@ -281,15 +272,16 @@ def loss(params, batch, ctx, key, cfg):
   ru = rep[users]  # [B, D']
   s_pos = jnp.sum(ru * rep[u_n + pos], -1)  # [B]
   s_neg = jnp.sum(ru[:, None] * rep[u_n + neg], -1)  # [B, k]
-  bpr = layers.bpr_logsigmoid(s_pos, s_neg, mask)
+  bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
 
   e = params['id_embedding']
   d = e.shape[1]
-  id_rows = _sq_rows(e[users]) + 0.5 * (
-      _sq_rows(e[u_n + pos]) + _sq_rows(e[u_n + neg]).mean(1))  # [B]
-  reg = layers.weighted_mean(id_rows / d, mask)
+  sq = losses.row_sq_norms
+  id_rows = sq(e[users]) + 0.5 * (
+      sq(e[u_n + pos]) + sq(e[u_n + neg]).mean(1))  # [B]
+  reg = losses.weighted_mean(id_rows / d, mask)
   for p in params['preference']:
-    reg = reg + layers.weighted_mean(_sq_rows(p[users]) / p.shape[1], mask)
+    reg = reg + losses.weighted_mean(sq(p[users]) / p.shape[1], mask)
   full = cfg.model.get('full_preference_reg', None)
   names = list(ctx.features)
   if full is not None and full in names:

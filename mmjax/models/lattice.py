@@ -65,6 +65,7 @@ from mmjax.graph import knn
 from mmjax.graph import sparse
 from mmjax.models import context as ctx_lib
 from mmjax.models import layers
+from mmjax.models import losses
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
@@ -94,13 +95,6 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   return {'original': out}
 
 
-def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
-  extras = getattr(ctx, 'extras', None) or {}
-  if cfg.model.name in extras:
-    return extras[cfg.model.name]
-  return prepare(ctx, cfg)
-
-
 def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
   """S = (1 - lambda) S~ + lambda sum_m alpha_m S_m, I * 2 M k edges."""
   lam = float(cfg.model.lambda_coeff)
@@ -110,7 +104,8 @@ def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
   for m, (proj, (x, mask)) in enumerate(zip(params['proj'], feats)):
     if 'features' in params:
       x = params['features'][m]
-    t = jnp.where(mask[:, None], x, 0.0) @ proj['w'] + proj['b']
+    t = layers.apply(layers.Linear(proj['w'].shape[1]), proj,
+                     jnp.where(mask[:, None], x, 0.0))  # [I, D]
     idx, val = knn.cosine_topk(t, cfg.model.knn_k, mask)
     learnt_idx.append(idx)
     # Empty slots (-inf) stay -inf; multiplying -inf itself by alpha would
@@ -121,7 +116,7 @@ def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
   idx = jnp.concatenate(learnt_idx, axis=1)
   learnt = knn.normalize(idx, jnp.concatenate(learnt_val, axis=1),
                          weighted=True)
-  original = _extras(ctx, cfg)['original']
+  original = ctx_lib.prepared(ctx, cfg, prepare)['original']
   indices = [idx] + [o_idx for o_idx, _ in original]
   weights = [(1.0 - lam) * learnt] + [
       lam * alpha[m] * o_w for m, (_, o_w) in enumerate(original)
@@ -166,12 +161,12 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
 def loss(params, batch, ctx, key, cfg):
   del key  # LATTICE's loss has no randomness.
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
   u_all, i_all = embed(params, ctx, cfg)
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]
   s_pos = jnp.sum(u * i_pos, -1)
   s_neg = jnp.sum(u[:, None] * i_neg, -1)
-  bpr = layers.bpr_logsigmoid(s_pos, s_neg, mask)
+  bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
   sq = (jnp.sum(mask[:, None] * u * u) + jnp.sum(mask[:, None] * i_pos * i_pos)
         + jnp.sum(mask[:, None, None] * i_neg * i_neg))
   reg = 0.5 * sq / jnp.maximum(mask.sum(), 1.0)

@@ -1,17 +1,33 @@
-"""Building blocks shared by the models: initialisers, feature access, losses.
+"""Building blocks shared by the models: layers, initialisers, dropout.
 
 Each mirrors the PyTorch call the references use (named in its docstring), so
 a model written against them initialises and normalises as MMRec does.
+
+Layers are Flax Linen modules (`Linear`, `BiInteraction`, `AttentionScore`),
+applied inside the models' functional `loss`/`embed` as
+`Module(...).apply({'params': p}, x)` (`apply` below).
+Their parameters live in the model's params dict under the names the module
+declares ('w', 'b', ...), next to the embedding tables, which stay plain
+arrays. A model's `init` draws those parameters itself, with the key of each
+tensor that MMRec-matching initialisation has always used (a module's own
+`init` derives its keys by hashing names, which would change every model's
+initial numbers); `tests/models/layers_test.py` checks that every model's
+layer parameters have the layout and shapes of the module's `init`. A new
+model may simply call `module.init`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from flax import linen as nn
 import jax
 import jax.numpy as jnp
 
 from mmjax import types
+
+# A Flax initialiser: (key, shape, dtype) -> array.
+Initializer = Callable[..., types.Array]
 
 
 def modalities(ctx: Any) -> list[tuple[types.Array, types.Array]]:
@@ -22,27 +38,52 @@ def modalities(ctx: Any) -> list[tuple[types.Array, types.Array]]:
   return [(ctx.features[n], ctx.masks[n]) for n in names]
 
 
-def xavier_uniform(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
+def xavier_uniform(key: types.PRNGKey, shape: tuple[int, int],
+                   dtype: Any = jnp.float32) -> types.Array:
   """torch.nn.init.xavier_uniform_ for a [fan_a, fan_b] matrix."""
   bound = (6.0 / (shape[0] + shape[1])) ** 0.5
-  return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+  return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-def xavier_normal(key: types.PRNGKey, shape: tuple[int, int]) -> types.Array:
+def id_tables(key: types.PRNGKey, num_users: int, num_items: int, dim: int
+              ) -> tuple[types.Array, types.Array]:
+  """Xavier-uniform user [U, D] and item [I, D] tables (MMRec's ID tables).
+
+  The user table draws from fold_in(key, 0), the item table from
+  fold_in(key, 1).
+  """
+  return (xavier_uniform(jax.random.fold_in(key, 0), (num_users, dim)),
+          xavier_uniform(jax.random.fold_in(key, 1), (num_items, dim)))
+
+
+def xavier_normal(key: types.PRNGKey, shape: tuple[int, int],
+                  dtype: Any = jnp.float32) -> types.Array:
   """torch.nn.init.xavier_normal_ for a [fan_a, fan_b] matrix."""
   std = (2.0 / (shape[0] + shape[1])) ** 0.5
-  return std * jax.random.normal(key, shape, jnp.float32)
+  return std * jax.random.normal(key, shape, dtype)
+
+
+def xavier_uniform_row(key: types.PRNGKey, shape: tuple[int],
+                       dtype: Any = jnp.float32) -> types.Array:
+  """torch's xavier_uniform_ of a [1, out] bias tensor, as [out]: fans 1, out.
+  """
+  return xavier_uniform(key, (1,) + tuple(shape), dtype)[0]
+
+
+def torch_uniform(fan_in: int) -> Initializer:
+  """torch.nn.Linear's default init of W and b: U(-1/sqrt(in), 1/sqrt(in))."""
+  bound = 1.0 / max(fan_in, 1) ** 0.5
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+  return init
 
 
 def linear_init(key: types.PRNGKey, in_dim: int, out_dim: int) -> dict:
   """torch.nn.Linear's default init: U(-1/sqrt(in), 1/sqrt(in)), W and b."""
-  bound = 1.0 / max(in_dim, 1) ** 0.5
+  init = torch_uniform(in_dim)
   k_w, k_b = jax.random.split(key)
-  return {
-      'w': jax.random.uniform(k_w, (in_dim, out_dim), jnp.float32, -bound,
-                              bound),
-      'b': jax.random.uniform(k_b, (out_dim,), jnp.float32, -bound, bound),
-  }
+  return {'w': init(k_w, (in_dim, out_dim)), 'b': init(k_b, (out_dim,))}
 
 
 def l2_normalize(x: types.Array, eps: float = 1e-12) -> types.Array:
@@ -54,22 +95,99 @@ def l2_normalize(x: types.Array, eps: float = 1e-12) -> types.Array:
   return x / norm
 
 
-def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
-  """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
-  return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
+def dropout(key: types.PRNGKey, x: types.Array, rate: float) -> types.Array:
+  """Inverted dropout (torch.nn.functional.dropout): drop with prob `rate`.
 
-
-def bpr_logsigmoid(
-    s_pos: types.Array, s_neg: types.Array, mask: types.Array
-) -> types.Array:
-  """-log sigmoid(s_pos - s_neg), mean over the k negatives, then the rows.
-
-  FREEDOM's and LATTICE's own `bpr_loss` (no 1e-10 inside the log).
+  Kept entries are scaled by 1 / (1 - rate); rate 0 returns x unchanged.
 
   Args:
-    s_pos: [B] positive scores.
-    s_neg: [B, k] negative scores.
-    mask: float32 [B], 1 for real rows.
+    key: the draw's key.
+    x: any shape.
+    rate: the probability of dropping an entry, in [0, 1).
+
+  Returns:
+    x's shape and dtype.
   """
-  per = -jax.nn.log_sigmoid(s_pos[:, None] - s_neg).mean(axis=1)
-  return weighted_mean(per, mask)
+  if rate <= 0.0:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+class Linear(nn.Module):
+  """y = x w + b: torch.nn.Linear, with its weight stored as w [F_in, F_out].
+
+  Attributes:
+    features: F_out.
+    use_bias: whether there is a bias b [F_out].
+    kernel_init: w's initialiser; None: torch's default (`torch_uniform`).
+    bias_init: b's initialiser; None: torch's default.
+  """
+  features: int
+  use_bias: bool = True
+  kernel_init: Initializer | None = None
+  bias_init: Initializer | None = None
+
+  @nn.compact
+  def __call__(self, x: types.Array) -> types.Array:
+    """[..., F_in] -> [..., F_out]."""
+    fan_in = x.shape[-1]
+    default = torch_uniform(fan_in)
+    w = self.param('w', self.kernel_init or default,
+                   (fan_in, self.features), jnp.float32)
+    y = x @ w
+    if self.use_bias:
+      y = y + self.param('b', self.bias_init or default, (self.features,),
+                         jnp.float32)
+    return y
+
+
+class BiInteraction(nn.Module):
+  """NGCF's layer: LeakyReLU_0.2(first W1 + b1 + inter W2 + b2).
+
+  `first` is the propagated sum with the node itself ((L + I) H) and
+  `inter` the element-wise product of the messages with the node (L H * H);
+  W1, W2 [F_in, F_out] and b1, b2 [F_out] are xavier-uniform (the biases as
+  torch draws a [1, F_out] tensor), as in Elliot's NGCF.
+
+  Attributes:
+    features: F_out.
+  """
+  features: int
+
+  @nn.compact
+  def __call__(self, first: types.Array, inter: types.Array) -> types.Array:
+    """[N, F_in] twice -> [N, F_out]."""
+    shape = (first.shape[-1], self.features)
+    w1 = self.param('w1', xavier_uniform, shape, jnp.float32)
+    b1 = self.param('b1', xavier_uniform_row, (self.features,), jnp.float32)
+    w2 = self.param('w2', xavier_uniform, shape, jnp.float32)
+    b2 = self.param('b2', xavier_uniform_row, (self.features,), jnp.float32)
+    return jax.nn.leaky_relu(first @ w1 + b1 + inter @ w2 + b2,
+                             negative_slope=0.2)
+
+
+class AttentionScore(nn.Module):
+  """tanh(x w + b) v: one score per row (MGCN's `query_common`: Linear,
+  Tanh, Linear without bias).
+
+  Attributes:
+    hidden: the width of w [F, hidden] and b [hidden]; v is [hidden, 1].
+  """
+  hidden: int
+
+  @nn.compact
+  def __call__(self, x: types.Array) -> types.Array:
+    """[N, F] -> [N, 1]."""
+    fan_in = x.shape[-1]
+    w = self.param('w', torch_uniform(fan_in), (fan_in, self.hidden),
+                   jnp.float32)
+    b = self.param('b', torch_uniform(fan_in), (self.hidden,), jnp.float32)
+    v = self.param('v', torch_uniform(self.hidden), (self.hidden, 1),
+                   jnp.float32)
+    return jnp.tanh(x @ w + b) @ v
+
+
+def apply(module: nn.Module, params: types.Params, *args: Any) -> Any:
+  """`module.apply` with `params` as its 'params' collection."""
+  return module.apply({'params': params}, *args)

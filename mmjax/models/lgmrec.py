@@ -102,10 +102,11 @@ import jax
 import jax.numpy as jnp
 
 from mmjax import types
+from mmjax.graph import propagation
 from mmjax.graph import sparse
 from mmjax.models import context as ctx_lib
 from mmjax.models import layers
-from mmjax.models import lightgcn
+from mmjax.models import losses
 
 
 def prepare(ctx: Any, cfg: Any) -> dict[str, types.Array]:
@@ -126,13 +127,6 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, types.Array]:
   to_user = (receivers < ctx.num_users).astype(jnp.float32)
   return {'sum': to_user,
           'mean': to_user / jnp.maximum(degree[receivers], 1.0)}
-
-
-def _extras(ctx: Any, cfg: Any) -> dict[str, types.Array]:
-  extras = getattr(ctx, 'extras', None) or {}
-  if cfg.model.name in extras:
-    return extras[cfg.model.name]
-  return prepare(ctx, cfg)
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
@@ -170,14 +164,6 @@ def _soft_assign(logits: types.Array, key: types.PRNGKey | None,
   return jax.nn.softmax(logits / tau, axis=-1)
 
 
-def _dropout(key: types.PRNGKey, x: types.Array,
-             keep_rate: float) -> types.Array:
-  if keep_rate >= 1.0:
-    return x
-  keep = jax.random.bernoulli(key, keep_rate, x.shape)
-  return jnp.where(keep, x / keep_rate, 0.0)
-
-
 def forward(params: types.Params, ctx: Any, cfg: Any,
             noise_key: types.PRNGKey | None,
             dropout_key: types.PRNGKey | None):
@@ -195,11 +181,11 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
   """
   mc = cfg.model
   num_users = ctx.num_users
-  weights = _extras(ctx, cfg)
+  weights = ctx_lib.prepared(ctx, cfg, prepare)
   r_sum = ctx.graph.with_weights(weights['sum'])
   r_mean = ctx.graph.with_weights(weights['mean'])
   if mc.get('cf_model', 'lightgcn') == 'lightgcn':
-    cu, ci = lightgcn.propagate_mean(ctx.graph, params['user'],
+    cu, ci = propagation.propagate_mean(ctx.graph, params['user'],
                                      params['item'], mc.num_layers)
   elif mc.cf_model == 'mf':
     cu, ci = params['user'], params['item']
@@ -212,13 +198,16 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
   hyper_views = []
   for m, (x, mask) in enumerate(layers.modalities(ctx)):
     # MGE: projected content, user rows the mean of their items', smoothed.
-    f = x @ params['trs'][m]  # [I, D]
+    trs, hyper = params['trs'][m], params['hyper'][m]
+    f = layers.apply(layers.Linear(trs.shape[1], use_bias=False),
+                     {'w': trs}, x)  # [I, D]
     g = jnp.concatenate([_to_users(r_mean, num_users, f), f])
     for _ in range(mc.num_mm_layers):
       g = sparse.propagate(ctx.graph, g)
     local = local + layers.l2_normalize(g)
     # Hyperedge assignments from the frozen features.
-    logits_i = x @ params['hyper'][m]  # [I, K]
+    logits_i = layers.apply(layers.Linear(hyper.shape[1], use_bias=False),
+                            {'w': hyper}, x)  # [I, K]
     logits_u = _to_users(r_sum, num_users, logits_i)  # [U, K]
     keys = [None] * 4
     if noise_key is not None:
@@ -229,8 +218,9 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
     h_i = _soft_assign(logits_i, keys[0], tau)
     h_u = _soft_assign(logits_u, keys[1], tau)
     if dropout_key is not None:
-      h_i = _dropout(keys[2], h_i, float(mc.keep_rate))
-      h_u = _dropout(keys[3], h_u, float(mc.keep_rate))
+      # The config keeps MMRec's keep rate; dropout takes a drop rate.
+      h_i = layers.dropout(keys[2], h_i, 1.0 - float(mc.keep_rate))
+      h_u = layers.dropout(keys[3], h_u, 1.0 - float(mc.keep_rate))
     # An item without the modality belongs to none of its hyperedges.
     h_i = jnp.where(mask[:, None], h_i, 0.0)
     # GHE: item -> hyperedge -> item/user message passing.
@@ -284,13 +274,13 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
          cfg: Any) -> tuple[types.Array, dict]:
   mc = cfg.model
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
   noise_key = (jax.random.fold_in(key, 0) if mc.get('gumbel', True)
                else None)
   u_all, i_all, views = forward(params, ctx, cfg, noise_key,
                                 jax.random.fold_in(key, 1))
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]  # [B,D] [B,k,D]
-  bpr = layers.bpr_logsigmoid(jnp.sum(u * i_pos, -1),
+  bpr = losses.bpr_logsigmoid(jnp.sum(u * i_pos, -1),
                               jnp.sum(u[:, None] * i_neg, -1), mask)
   tau = float(mc.get('tau', 0.2))
   masks = [m for _, m in layers.modalities(ctx)]
@@ -300,6 +290,6 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
     hcl = hcl + _ssl(ya[users], yb[users], yb, mask, tau)
     item_w = mask * masks[a][pos] * masks[b][pos]
     hcl = hcl + _ssl(za[pos], zb[pos], zb, item_w, tau, valid=masks[b])
-  reg = ctx_lib.emb_loss(mask, u, i_pos, i_neg)
+  reg = losses.emb_loss(mask, u, i_pos, i_neg)
   total = bpr + mc.cl_weight * hcl + mc.reg_weight * reg
   return total, {'bpr': bpr, 'hcl': hcl, 'reg': reg}

@@ -30,48 +30,32 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
-
 from mmjax import types
-from mmjax.graph import sparse
-from mmjax.models import bprmf
+from mmjax.graph import propagation
 from mmjax.models import context as ctx_lib
+from mmjax.models import layers
+from mmjax.models import losses
 
-init = bprmf.init
 
-
-def propagate_mean(graph: sparse.Graph, user: types.Array, item: types.Array,
-                   num_layers: int) -> tuple[types.Array, types.Array]:
-  """Mean of layers 0..L of E^(l+1) = A_hat E^(l) on [user; item].
-
-  Args:
-    graph: normalised graph on N = U + I nodes.
-    user: [U, D].
-    item: [I, D].
-    num_layers: L.
-
-  Returns:
-    (users [U, D], items [I, D]).
-  """
-  x = jnp.concatenate([user, item], 0)  # [N, D]
-  total = x
-  for _ in range(num_layers):
-    x = sparse.propagate(graph, x)
-    total = total + x
-  total = total / (num_layers + 1)
-  return total[:user.shape[0]], total[user.shape[0]:]
+def init(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
+         ) -> types.Params:
+  """{'user_emb': [U, D], 'item_emb': [I, D]}, BPR-MF's tables."""
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items,
+                                cfg.model.embed_dim)
+  return {'user_emb': user, 'item_emb': item}
 
 
 def embed(params: types.Params, ctx: ctx_lib.ModelContext, cfg: Any
           ) -> tuple[types.Array, types.Array]:
-  return propagate_mean(ctx.graph, params['user_emb'], params['item_emb'],
-                        cfg.model.num_layers)
+  return propagation.propagate_mean(ctx.graph, params['user_emb'],
+                                    params['item_emb'], cfg.model.num_layers)
 
 
 def loss(params: types.Params, batch: dict, ctx: ctx_lib.ModelContext,
          key: types.PRNGKey, cfg: Any) -> tuple[types.Array, dict]:
   del key  # No randomness in the loss.
   u_all, i_all = embed(params, ctx, cfg)
-  mf = bprmf.bpr_terms(u_all, i_all, batch)
-  reg = bprmf.ego_reg(params, batch)
+  mf = losses.bpr_dot(u_all, i_all, batch)
+  reg = losses.ego_emb_loss(params['user_emb'], params['item_emb'],
+                            batch)
   return mf + cfg.model.reg_weight * reg, {'bpr': mf, 'reg': reg}

@@ -86,9 +86,11 @@ import jax.numpy as jnp
 
 from mmjax import types
 from mmjax.graph import knn
+from mmjax.graph import propagation
 from mmjax.graph import sparse
+from mmjax.models import context as ctx_lib
 from mmjax.models import layers
-from mmjax.models import lightgcn
+from mmjax.models import losses
 
 # Below this temperature InfoNCE takes the logsumexp path (exp(-2/tau) would
 # underflow float32 near tau = 0.023).
@@ -101,13 +103,6 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
       knn.knn_graph(x, cfg.model.knn_k, mask, weighted=True,
                     normalization='sym')
       for x, mask in layers.modalities(ctx)]}
-
-
-def _extras(ctx: Any, cfg: Any) -> dict[str, Any]:
-  extras = getattr(ctx, 'extras', None) or {}
-  if cfg.model.name in extras:
-    return extras[cfg.model.name]
-  return prepare(ctx, cfg)
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
@@ -148,7 +143,8 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
 
 
 def _dense(p: dict, x: types.Array) -> types.Array:
-  return x @ p['w'] + p['b']
+  """A projection or gate: `layers.Linear` with p."""
+  return layers.apply(layers.Linear(p['w'].shape[1]), p, x)
 
 
 def forward(params: types.Params, ctx: Any, cfg: Any
@@ -158,11 +154,11 @@ def forward(params: types.Params, ctx: Any, cfg: Any
   Returns:
     (all_embeddings [N, D], side [N, D], content [N, D]), users first.
   """
-  graphs = _extras(ctx, cfg)['item_graphs']
+  graphs = ctx_lib.prepared(ctx, cfg, prepare)['item_graphs']
   feats = layers.modalities(ctx)
   num_users = ctx.num_users
   # User-item view (LightGCN mean of layers).
-  c_u, c_i = lightgcn.propagate_mean(ctx.graph, params['user'],
+  c_u, c_i = propagation.propagate_mean(ctx.graph, params['user'],
                                      params['item'], cfg.model.num_layers)
   content = jnp.concatenate([c_u, c_i], axis=0)  # [N, D]
   # Item-item views, one per modality.
@@ -189,7 +185,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any
   # Behaviour-aware fuser.
   q = params['query']
   att = jnp.concatenate(
-      [jnp.tanh(e @ q['w'] + q['b']) @ q['v'] for e in views],
+      [layers.apply(layers.AttentionScore(d), q, e) for e in views],
       axis=1)  # [N, M]
   alpha = jax.nn.softmax(att, axis=-1)
   common = sum(alpha[:, m:m + 1] * e for m, e in enumerate(views))
@@ -235,7 +231,7 @@ def info_nce(a: types.Array, b: types.Array, mask: types.Array,
   else:
     logits = jnp.where(mask[None, :] > 0, logits, -jnp.inf)
     per = jax.nn.logsumexp(logits, axis=1) - pos
-  return layers.weighted_mean(jnp.where(mask > 0, per, 0.0), mask)
+  return losses.weighted_mean(jnp.where(mask > 0, per, 0.0), mask)
 
 
 def loss(params, batch, ctx, key, cfg):
@@ -250,7 +246,7 @@ def loss(params, batch, ctx, key, cfg):
   i_neg = all_emb[nu:][neg]  # [B, k, D]
   s_pos = jnp.sum(u * i_pos, -1)
   s_neg = jnp.sum(u[:, None] * i_neg, -1)
-  mf = layers.bpr_logsigmoid(s_pos, s_neg, mask)
+  mf = losses.bpr_logsigmoid(s_pos, s_neg, mask)
   sq = (jnp.sum(u * u, -1) + jnp.sum(i_pos * i_pos, -1)
         + jnp.mean(jnp.sum(i_neg * i_neg, -1), axis=1))  # [B]
   reg = 0.5 * jnp.sum(sq * mask) / jnp.maximum(mask.sum(), 1.0)

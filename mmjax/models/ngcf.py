@@ -103,8 +103,8 @@ import jax.numpy as jnp
 from mmjax import types
 from mmjax.graph import edges
 from mmjax.graph import sparse
-from mmjax.models import context as ctx_lib
 from mmjax.models import layers
+from mmjax.models import losses
 
 # Key streams inside a step (fold_in constants).
 _NODE_DROPOUT = 0
@@ -136,9 +136,9 @@ def init_layers(key: types.PRNGKey, sizes: list[int]) -> dict[str, Any]:
     out[f'layer_{l}'] = {
         'w1': layers.xavier_uniform(k1, (d_in, d_out)),
         # torch's xavier on a [1, out] tensor: fans 1 and out.
-        'b1': layers.xavier_uniform(k2, (1, d_out))[0],
+        'b1': layers.xavier_uniform_row(k2, (d_out,)),
         'w2': layers.xavier_uniform(k3, (d_in, d_out)),
-        'b2': layers.xavier_uniform(k4, (1, d_out))[0],
+        'b2': layers.xavier_uniform_row(k4, (d_out,)),
     }
   return out
 
@@ -323,13 +323,11 @@ def propagate(
       first = side
     else:
       first = side + h  # (L + I) H
-    o = jax.nn.leaky_relu(
-        first @ p['w1'] + p['b1'] + (side * h) @ p['w2'] + p['b2'],
-        negative_slope=0.2)  # [N, W_{l+1}]
-    if key is not None and msg_rate > 0.0:
+    layer = layers.BiInteraction(p['w1'].shape[1])
+    o = layers.apply(layer, p, first, side * h)  # [N, W_{l+1}]
+    if key is not None:
       k_msg = jax.random.fold_in(jax.random.fold_in(key, _MESSAGE_DROPOUT), l)
-      keep = jax.random.bernoulli(k_msg, 1.0 - msg_rate, o.shape)
-      o = jnp.where(keep, o / (1.0 - msg_rate), 0.0)
+      o = layers.dropout(k_msg, o, msg_rate)
     e = layers.l2_normalize(o)
     outs.append(e)
     h = e if feed_normalized else o
@@ -346,24 +344,15 @@ def embed(params: types.Params, ctx: Any, cfg: Any
   return propagate(params, ctx, cfg)
 
 
-def squared_rows(mask: types.Array, *tensors: types.Array) -> types.Array:
-  """sum of |t|^2 over the real rows of [B, ...] tensors, divided by B."""
-  total = jnp.zeros((), jnp.float32)
-  for t in tensors:
-    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
-    total = total + jnp.sum(m * t * t)
-  return total / jnp.maximum(mask.sum(), 1.0)
-
-
 def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
          cfg: Any) -> tuple[types.Array, dict[str, types.Array]]:
   """BPR over the propagated embeddings plus Elliot's regulariser."""
   gu, gi = propagate(params, ctx, cfg, key)
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
   u, i_pos, i_neg = gu[users], gi[pos], gi[neg]  # [B, D'], [B, D'], [B,k,D']
   s_pos = jnp.sum(u * i_pos, -1)  # [B]
   s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
-  bpr = layers.bpr_logsigmoid(s_pos, s_neg, mask)
-  reg = 0.5 * squared_rows(mask, u, i_pos, i_neg)
+  bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
+  reg = 0.5 * losses.squared_rows(mask, u, i_pos, i_neg)
   return bpr + cfg.model.reg_weight * reg, {'bpr': bpr, 'reg': reg}

@@ -69,8 +69,8 @@ import jax
 import jax.numpy as jnp
 
 from mmjax import types
-from mmjax.models import context as ctx_lib
 from mmjax.models import layers
+from mmjax.models import losses
 from mmjax.models import ngcf
 
 
@@ -98,7 +98,9 @@ def content(params: types.Params,
   """L2-normalised projected content p [I, D] from (features, mask) pairs."""
   f = jnp.concatenate(
       [x * m[:, None].astype(x.dtype) for x, m in feats], axis=1)  # [I, F]
-  return layers.l2_normalize(f @ params['proj_w'] + params['proj_b'])
+  proj = layers.Linear(params['proj_w'].shape[1])
+  return layers.l2_normalize(layers.apply(
+      proj, {'w': params['proj_w'], 'b': params['proj_b']}, f))
 
 
 def embed(params: types.Params, ctx: Any, cfg: Any
@@ -116,7 +118,7 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   gu, gi = ngcf.propagate(params, ctx, cfg, key, 'mean')
   p = content(params, layers.modalities(ctx))  # [I, D]
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
   g_u, g_pos, g_neg = gu[users], gi[pos], gi[neg]
   theta = params['theta'][users]  # [B, D]
   p_pos, p_neg = p[pos], p[neg]  # [B, D], [B, k, D]
@@ -124,6 +126,6 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   s_neg = (jnp.sum(g_u[:, None] * g_neg, -1)
            + jnp.sum(theta[:, None] * p_neg, -1))  # [B, k]
   per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
-  bpr = layers.weighted_mean(per.mean(axis=1), mask)
-  reg = 0.5 * ngcf.squared_rows(mask, g_u, g_pos, g_neg, theta, p_pos, p_neg)
+  bpr = losses.weighted_mean(per.mean(axis=1), mask)
+  reg = 0.5 * losses.squared_rows(mask, g_u, g_pos, g_neg, theta, p_pos, p_neg)
   return bpr + cfg.model.reg_weight * reg, {'bpr': bpr, 'reg': reg}

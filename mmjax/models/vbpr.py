@@ -23,7 +23,7 @@ item lacks it):
   embed: user [gamma_u ; theta_u], item [gamma_i ; p_i] (their dot is x_ui).
 B counts the batch's real (unpadded) rows; padded rows weigh 0. With k
 negatives per positive the BPR term is averaged over them per row, and I-_b
-holds all B*k negative rows (the engine's `context.bpr_loss`/`emb_loss`).
+holds all B*k negative rows (`losses.bpr_loss`/`emb_loss`).
 
 Parameters: `user` [U, 2D] (gamma_u and theta_u side by side, as MMRec),
 `item` [I, D], `proj_w` [F, D], `proj_b` [D]. The features are frozen in both
@@ -64,8 +64,8 @@ import jax
 import jax.numpy as jnp
 
 from mmjax import types
-from mmjax.models import context as ctx_lib
 from mmjax.models import layers
+from mmjax.models import losses
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
@@ -91,7 +91,9 @@ def content(
   f = jnp.concatenate(
       [x * m[:, None].astype(x.dtype) for x, m in feats], axis=1
   )
-  p = f @ params['proj_w'] + params['proj_b']
+  proj = layers.Linear(params['proj_w'].shape[1])
+  p = layers.apply(proj, {'w': params['proj_w'], 'b': params['proj_b']},
+                   f)  # [I, F] -> [I, D]
   if normalize_projection:
     p = layers.l2_normalize(p)
   return p
@@ -118,7 +120,7 @@ def loss(
   """BPR loss and the regulariser of the chosen convention (module doc)."""
   del key  # VBPR has no randomness in its loss.
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
-  neg = ctx_lib.negatives_2d(batch['neg'])  # [B, k]
+  neg = losses.negatives_2d(batch['neg'])  # [B, k]
   d = cfg.model.embed_dim
   p = content(params, layers.modalities(ctx), _normalize_projection(cfg))
   u = params['user'][users]  # [B, 2D]
@@ -128,7 +130,7 @@ def loss(
   s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
   if cfg.model.get('convention', 'mmrec') == 'elliot':
     per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
-    bpr_value = layers.weighted_mean(per.mean(axis=1), mask)
+    bpr_value = losses.weighted_mean(per.mean(axis=1), mask)
     sq = 0.0
     for t in (u[..., :d], u[..., d:], i_pos[..., :d], i_pos[..., d:],
               i_neg[..., :d], i_neg[..., d:]):
@@ -136,7 +138,7 @@ def loss(
       sq = sq + jnp.sum(m * t * t)
     reg = 0.5 * sq / jnp.maximum(mask.sum(), 1.0)
   else:
-    bpr_value = ctx_lib.bpr_loss(s_pos, s_neg, mask)
-    reg = ctx_lib.emb_loss(mask, u, i_pos, i_neg)
+    bpr_value = losses.bpr_loss(s_pos, s_neg, mask)
+    reg = losses.emb_loss(mask, u, i_pos, i_neg)
   total = bpr_value + cfg.model.reg_weight * reg
   return total, {'bpr': bpr_value, 'reg': reg}

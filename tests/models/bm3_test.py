@@ -11,6 +11,7 @@ import numpy as np
 from mmjax import models
 from mmjax.graph import sparse
 from mmjax.models import bm3
+from mmjax.models import layers
 from tests.models import vbpr_test
 
 NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
@@ -121,16 +122,16 @@ class Bm3Test(parameterized.TestCase):
 
   def test_dropout_keeps_one_minus_rate_and_scales_the_kept(self):
     x = jax.random.normal(jax.random.key(3), (400, 50)) + 5.0  # no zeros
-    out = np.asarray(bm3._dropout(jax.random.key(4), x, 0.3))
+    out = np.asarray(layers.dropout(jax.random.key(4), x, 0.3))
     x = np.asarray(x)
     kept = out != 0
     # 20,000 Bernoulli(0.7) draws: sd 0.0032, the bound is 6 sd.
     self.assertAlmostEqual(kept.mean(), 0.7, delta=0.02)
     np.testing.assert_allclose(out[kept], x[kept] / np.float32(0.7),
                                rtol=1e-6)
-    other = np.asarray(bm3._dropout(jax.random.key(5), x, 0.3)) != 0
+    other = np.asarray(layers.dropout(jax.random.key(5), x, 0.3)) != 0
     self.assertFalse((other == kept).all())
-    np.testing.assert_array_equal(np.asarray(bm3._dropout(
+    np.testing.assert_array_equal(np.asarray(layers.dropout(
         jax.random.key(4), x, 0.0)), x)
 
   @parameterized.parameters(1, 2)
@@ -142,14 +143,14 @@ class Bm3Test(parameterized.TestCase):
     cfg = make_config(dropout=0.3)
     params = bm3.init(jax.random.key(0), ctx, cfg)
     calls = []
-    original = bm3._dropout
+    original = layers.dropout
 
     def recording(key, x, rate):
       calls.append((tuple(np.asarray(jax.random.key_data(key)).ravel()),
                     x.shape, rate))
       return original(key, x, rate)
 
-    with mock.patch.object(bm3, '_dropout', recording):
+    with mock.patch.object(layers, 'dropout', recording):
       bm3.loss(params, _pairs_batch(), ctx, jax.random.key(1), cfg)
       bm3.embed(params, ctx, cfg)  # Scoring draws no dropout.
     self.assertEqual([shape for _, shape, _ in calls],

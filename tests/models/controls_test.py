@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 
 from mmjax.models import context
+from mmjax.models import controls
 from mmjax.train import defaults
 from mmjax.train import loop
 
@@ -26,7 +27,7 @@ class ControlFeaturesTest(parameterized.TestCase):
 
   def test_shuffle_moves_present_rows_among_present_items(self):
     values, mask = _features()
-    out = context.control_features(values, mask, 'shuffle', 0, 'visual')
+    out = controls.control_features(values, mask, 'shuffle', 0, 'visual')
     np.testing.assert_array_equal(out[~mask], values[~mask])
     # The same rows, attached to other items.
     np.testing.assert_array_equal(np.sort(out[mask], axis=0),
@@ -36,7 +37,7 @@ class ControlFeaturesTest(parameterized.TestCase):
 
   def test_noise_keeps_the_marginals_and_loses_the_items(self):
     values, mask = _features(num_items=4000)
-    out = context.control_features(values, mask, 'noise', 0, 'visual')
+    out = controls.control_features(values, mask, 'noise', 0, 'visual')
     np.testing.assert_array_equal(out[~mask], 0.0)
     np.testing.assert_allclose(out[mask].mean(0), values[mask].mean(0),
                                atol=0.2)
@@ -48,20 +49,20 @@ class ControlFeaturesTest(parameterized.TestCase):
   @parameterized.parameters('shuffle', 'noise')
   def test_seeded_per_modality(self, how):
     values, mask = _features()
-    a = context.control_features(values, mask, how, 3, 'visual')
+    a = controls.control_features(values, mask, how, 3, 'visual')
     np.testing.assert_array_equal(
-        a, context.control_features(values, mask, how, 3, 'visual'))
+        a, controls.control_features(values, mask, how, 3, 'visual'))
     self.assertFalse(np.array_equal(
-        a, context.control_features(values, mask, how, 4, 'visual')))
+        a, controls.control_features(values, mask, how, 4, 'visual')))
     self.assertFalse(np.array_equal(
-        a, context.control_features(values, mask, how, 3, 'textual')))
+        a, controls.control_features(values, mask, how, 3, 'textual')))
 
   def test_none_is_identity_and_unknown_raises(self):
     values, mask = _features()
-    self.assertIs(context.control_features(values, mask, 'none', 0, 'v'),
+    self.assertIs(controls.control_features(values, mask, 'none', 0, 'v'),
                   values)
     with self.assertRaisesRegex(ValueError, 'permute'):
-      context.control_features(values, mask, 'permute', 0, 'v')
+      controls.control_features(values, mask, 'permute', 0, 'v')
 
 
 class ControlInContextTest(absltest.TestCase):

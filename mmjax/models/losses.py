@@ -1,0 +1,150 @@
+"""Losses and regularisers shared by the models.
+
+Every function takes a padded batch's `mask` (float32 [B], 1 for real rows,
+0 for the padding of the last batch) and averages over the real rows only,
+so a padded batch gives the loss of its real rows. Each docstring names the
+reference formula it reproduces (MMRec's `common/loss.py`, the models' own
+losses, Elliot's regularisers).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mmjax import types
+
+
+def negatives_2d(neg: types.Array) -> types.Array:
+  """Negatives as [B, k] whether the batch holds [B] or [B, k]."""
+  return neg[:, None] if neg.ndim == 1 else neg
+
+
+def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
+  """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
+  return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
+
+
+def bpr_loss(pos: types.Array, neg: types.Array,
+             mask: types.Array) -> types.Array:
+  """MMRec's BPRLoss, mean of -log(1e-10 + sigmoid(pos - neg)).
+
+  Each (u, i, j) triple is one term; padded rows (mask 0) weigh nothing.
+
+  Args:
+    pos: [B] positive scores.
+    neg: [B, k] negative scores (k negatives per positive).
+    mask: float32 [B], 1 for real examples.
+
+  Returns:
+    float32 [].
+  """
+  per = -jnp.log(1e-10 + jax.nn.sigmoid(pos[:, None] - neg))  # [B, k]
+  return jnp.sum(per.mean(axis=1) * mask) / jnp.maximum(mask.sum(), 1.0)
+
+
+def bpr_logsigmoid(
+    s_pos: types.Array, s_neg: types.Array, mask: types.Array
+) -> types.Array:
+  """-log sigmoid(s_pos - s_neg), mean over the k negatives, then the rows.
+
+  FREEDOM's and LATTICE's own `bpr_loss` (no 1e-10 inside the log).
+
+  Args:
+    s_pos: [B] positive scores.
+    s_neg: [B, k] negative scores.
+    mask: float32 [B], 1 for real rows.
+
+  Returns:
+    float32 [].
+  """
+  per = -jax.nn.log_sigmoid(s_pos[:, None] - s_neg).mean(axis=1)
+  return weighted_mean(per, mask)
+
+
+def bpr_dot(user_emb: types.Array, item_emb: types.Array, batch: dict
+            ) -> types.Array:
+  """`bpr_loss` of a batch scored by dot products of final embeddings.
+
+  Args:
+    user_emb: [U, D].
+    item_emb: [I, D].
+    batch: 'users' [B], 'pos' [B], 'neg' [B] or [B, k], 'mask' [B].
+
+  Returns:
+    float32 [].
+  """
+  neg = negatives_2d(batch['neg'])
+  u = user_emb[batch['users']]  # [B, D]
+  pos_s = jnp.sum(u * item_emb[batch['pos']], -1)  # [B]
+  neg_s = jnp.einsum('bd,bkd->bk', u, item_emb[neg])  # [B, k]
+  return bpr_loss(pos_s, neg_s, batch['mask'])
+
+
+def frobenius(x: types.Array) -> types.Array:
+  """||x||_F (torch.norm(x, p=2) of a whole tensor), zero-safe in grad."""
+  sq = jnp.sum(x * x)
+  # sqrt'(0) is infinite: keep the gradient of an all-zero tensor at 0.
+  safe = jnp.where(sq > 0, sq, 1.0)
+  return jnp.where(sq > 0, jnp.sqrt(safe), 0.0)
+
+
+def emb_loss(mask: types.Array, *tensors: types.Array) -> types.Array:
+  """MMRec's EmbLoss on a padded batch: sum of Frobenius norms / batch size.
+
+  The norms are not squared (`torch.norm(x, p=2)` of a matrix), as in MMRec's
+  `common/loss.py`; padded rows are zeroed and not counted in the size.
+
+  Args:
+    mask: float32 [B], 1 for real examples.
+    *tensors: [B, ...] embeddings of the batch (e.g. negatives [B, k, D]).
+
+  Returns:
+    float32 [].
+  """
+  total = jnp.zeros((), jnp.float32)
+  for t in tensors:
+    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
+    total = total + frobenius(t * m)
+  return total / jnp.maximum(mask.sum(), 1.0)
+
+
+def ego_emb_loss(user_table: types.Array, item_table: types.Array,
+                 batch: dict) -> types.Array:
+  """`emb_loss` of the batch's rows of the ID tables (MMRec's BPR, LightGCN).
+
+  Args:
+    user_table: [U, D].
+    item_table: [I, D].
+    batch: 'users' [B], 'pos' [B], 'neg' [B] or [B, k], 'mask' [B].
+
+  Returns:
+    float32 [].
+  """
+  neg = negatives_2d(batch['neg'])
+  return emb_loss(batch['mask'], user_table[batch['users']],
+                  item_table[batch['pos']], item_table[neg])
+
+
+def row_sq_norms(t: types.Array) -> types.Array:
+  """|t_r|^2 of every row along the last axis: [..., D] -> [...]."""
+  return jnp.sum(t * t, axis=-1)
+
+
+def squared_rows(mask: types.Array, *tensors: types.Array) -> types.Array:
+  """Sum of |t|^2 over the real rows of [B, ...] tensors, divided by B.
+
+  Elliot's `tf.nn.l2_loss`-style regulariser (the 1/2 is the caller's).
+
+  Args:
+    mask: float32 [B], 1 for real rows.
+    *tensors: [B, ...] batch tensors.
+
+  Returns:
+    float32 [].
+  """
+  total = jnp.zeros((), jnp.float32)
+  for t in tensors:
+    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
+    total = total + jnp.sum(m * t * t)
+  return total / jnp.maximum(mask.sum(), 1.0)
