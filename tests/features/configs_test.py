@@ -29,9 +29,9 @@ ML_LVLM = os.path.join(_ROOT, 'configs', 'features', 'ml_lvlm.py')
 
 
 def shared_data_env():
-  """$MMJAX_SHARED_DATA for ml_lvlm.py: as set, else ../shared/data."""
-  return mock.patch.dict(os.environ, {'MMJAX_SHARED_DATA': os.environ.get(
-      'MMJAX_SHARED_DATA') or conftest.SHARED_DATA})
+  """$MMJAX_SHARED_DATA as the tests see it (conftest.SHARED_DATA)."""
+  return mock.patch.dict(os.environ,
+                         {'MMJAX_SHARED_DATA': conftest.SHARED_DATA})
 
 
 def load(path: str):
@@ -50,7 +50,7 @@ class ConfigsTest(parameterized.TestCase):
   @parameterized.parameters(*[os.path.basename(p) for p in CONFIGS])
   def test_loads_with_known_extractors(self, name):
     if name == 'ml_lvlm.py' and not os.path.isdir(conftest.SHARED_DATA):
-      self.skipTest('ml_lvlm.py lists the LVLM files of ../shared/data')
+      self.skipTest('ml_lvlm.py lists the LVLM files under $MMJAX_SHARED_DATA')
     with shared_data_env():
       config = load(os.path.join(_ROOT, 'configs', 'features', name))
     self.assertIn('representations', config)
@@ -83,11 +83,11 @@ class ConfigsTest(parameterized.TestCase):
         # Descriptions read an LVLM representation of the same config.
         self.assertEqual(reps[source]['extractor'], 'lvlm', rep)
 
-  # Resolving the data section lists the LVLM files under ../shared/data.
+  # Resolving the data section lists the LVLM files under $MMJAX_SHARED_DATA.
   @pytest.mark.shared_data
   def test_ml_lvlm_is_the_done_means_command(self):
     if not os.path.isdir(conftest.SHARED_DATA):
-      self.skipTest('needs ../shared/data (MovieLens LVLM files), absent here')
+      self.skipTest('needs $MMJAX_SHARED_DATA (the MovieLens LVLM files)')
     with shared_data_env():
       config = load(ML_LVLM)
     names = list(config.representations)
@@ -99,6 +99,24 @@ class ConfigsTest(parameterized.TestCase):
         spec = config.representations[n]
         self.assertEqual((spec.top_k, spec.threshold), (50, 0.45))
         self.assertTrue(spec.csv.path.endswith('_keywords.csv'))
+    # The specs the study's features were extracted with (a changed spec
+    # makes the stored features stale).
+    minilm = 'sentence-transformers/all-MiniLM-L6-v2'
+    reps = config.representations.to_dict()
+    folder = os.path.dirname(reps['keywords_qwen2_keywords']['csv']['path'])
+    csv = {'key': 'asin', 'column': 'result', 'field': 'lvlm_text'}
+    self.assertEqual(reps['keywords_qwen2_keywords'], {
+        'extractor': 'descriptions', 'method': 'keywords',
+        'prompt': {'domain': 'movies', 'kind': 'fitb'}, 'min_slots': 3,
+        'top_k': 50, 'threshold': 0.45, 'embed_model': minilm,
+        'csv': dict(csv, path=os.path.join(folder, 'qwen2_keywords.csv'))})
+    self.assertEqual(reps['minilm_phi_35vl_mis'], {
+        'extractor': 'descriptions', 'method': 'text', 'model': minilm,
+        'normalize': True,
+        'csv': dict(csv, path=os.path.join(folder, 'phi_35vl_mis.csv'))})
+    self.assertEqual(reps['minilm_title_genres'], {
+        'extractor': 'text', 'model': minilm, 'fields': ['title', 'genres'],
+        'normalize': True})
     from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
 
     # What ensure_dataset does first; it raised on the old data section.
