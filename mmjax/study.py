@@ -6,6 +6,8 @@ r"""The leverage study: does a model use its content, and which helps most?
       --config configs/studies/leverage_synthetic.py:runlocal \
       --workdir studies/smoke
   python -m mmjax.study --collect studies/synthetic
+  python -m mmjax.study --config configs/studies/leverage_ml_lvlm.py \
+      --workdir studies/ml_lvlm --slurm   # then studies/ml_lvlm/slurm/submit.sh
 
 A study config (configs/studies/*.py, `get_config(arg)`) names models (each
 with its training config and its ID-only counterpart), representations
@@ -61,6 +63,15 @@ and machinery):
     above a user's best cold item (`warm_above_median`).
     `<study>/study.json` records the spec, the selected points and the
     commands.
+
+Stages one at a time: `--stage tune|select|final|collect` runs one of them
+(`select` is the choice of (b) and the set-up of its final runs; `tune` and
+`final` take `--run_index K`, one run). `--slurm` writes
+`<study>/slurm/{tune,select,final,collect}.sbatch` (arrays for tune and
+final from launch/slurm_array.sbatch, single jobs from
+launch/slurm_step.sbatch; `--slurm_template` where there is no checkout)
+and `submit.sh`, which chains them with `--dependency=afterok`; see
+launch/README.md.
 """
 
 from __future__ import annotations
@@ -100,7 +111,9 @@ TABLE_COLUMNS = (
     'effect_d', 'ci_low', 'ci_high', 'p_seeds', 'at_budget', 'n_units',
     'gap_per_seed', 'random_recall@20', 'warm_above_median')
 # The sweep's flags that mean nothing to a study.
-_SWEEP_ONLY = ('grid', 'set', 'seeds', 'shard', 'run_index', 'slurm')
+_SWEEP_ONLY = ('grid', 'set', 'seeds', 'shard')
+# The stages a command may run alone (SLURM runs them as chained jobs).
+STAGES = ('all', 'tune', 'select', 'final', 'collect')
 
 
 class StudyError(sweep.SweepError):
@@ -483,30 +496,74 @@ def reuse_tuning_runs(plan: Plan, tune_runs: dict[str, list[sweep.Run]],
   return copied
 
 
-def run_study(config_spec: str, workdir: str, workers: int = 1,
-              argv: Sequence[str] | None = None) -> int:
-  """Runs (or resumes) the whole study and collects it; the exit status."""
-  plan = Plan(config_spec, workdir)
-  os.makedirs(workdir, exist_ok=True)
+def _check_workdir(workdir: str, config_spec: str) -> None:
   record = read_record(workdir)
   if record and (record.get('config') != _abs_spec(config_spec)):
     raise StudyError(f'{workdir} holds a study of {record.get("config")!r}; '
                      'use another --workdir')
+
+
+def tune_tasks(plan: Plan) -> list[tuple[dict[str, Any], sweep.Run]]:
+  """Every tuning run of the study, as (tune, run), tune sweeps in order:
+  the tuning stage's array task K runs entry K."""
+  return [(tune, run) for tune in plan.tunes for run in plan.expand_tune(tune)]
+
+
+def _tune_spec(plan: Plan, tune: dict[str, Any],
+               runs: Sequence[sweep.Run]) -> dict[str, Any]:
+  return sweep.make_spec(tune['config'], 'study-tune', {
+      k: [sweep.format_value(v) for v in vs]
+      for k, vs in tune['grid'].items()}, {
+          k: sweep.format_value(v) for k, v in tune['sets'].items()},
+                         plan.tune_seeds, runs)
+
+
+def run_tuning(plan: Plan, workers: int, env: dict[str, str],
+               run_index: int | None = None) -> list[str]:
+  """Stage (a): runs the unfinished tuning runs (all, or entry `run_index`
+  of `tune_tasks`).
+
+  Returns:
+    The failed runs, as '<tune key>/<run name>'.
+
+  Raises:
+    StudyError: `run_index` out of range.
+  """
   failed = []
-  env = run_env(workdir)
-  tune_runs, selected, tuned = {}, {}, {}
+  if run_index is not None:
+    tasks = tune_tasks(plan)
+    if not 0 <= run_index < len(tasks):
+      raise StudyError(f'--run_index {run_index}: the tuning stage has '
+                       f'{len(tasks)} runs (0..{len(tasks) - 1})')
+    tune, run = tasks[run_index]
+    runs = plan.expand_tune(tune)
+    return [f'{tune["key"]}/{n}' for n in run_sweep(
+        tune['config'], tune['dir'], [run], 1, _tune_spec(plan, tune, runs),
+        env)]
   for tune in plan.tunes:
     runs = plan.expand_tune(tune)
-    tune_runs[tune['key']] = runs
-    spec = sweep.make_spec(tune['config'], 'study-tune', {
-        k: [sweep.format_value(v) for v in vs]
-        for k, vs in tune['grid'].items()}, {
-            k: sweep.format_value(v) for k, v in tune['sets'].items()},
-                           plan.tune_seeds, runs)
-    failed += [f'{tune["key"]}/{n}' for n in
-               run_sweep(tune['config'], tune['dir'], runs, workers, spec,
-                         env)]
-    _, _, records = sweep.load_records(tune['dir'])
+    failed += [f'{tune["key"]}/{n}' for n in run_sweep(
+        tune['config'], tune['dir'], runs, workers,
+        _tune_spec(plan, tune, runs), env)]
+  return failed
+
+
+def select_points(plan: Plan) -> tuple[dict[str, dict[str, Any]],
+                                       dict[str, dict[str, Any]]]:
+  """Stage (b)'s choice: per tune sweep, the grid point with the best mean
+  validation metric over its finished runs (`sweep.select`).
+
+  Returns:
+    (selected: tune key -> {dotted key: value}, tuned: tune key -> the
+    record of the choice for study.json). A tune sweep without a finished
+    run is left out (its final runs wait).
+  """
+  selected, tuned = {}, {}
+  for tune in plan.tunes:
+    runs = plan.expand_tune(tune)
+    records = []
+    if os.path.exists(os.path.join(tune['dir'], sweep.SPEC)):
+      _, _, records = sweep.load_records(tune['dir'])
     # Only this grid's runs (the folder may hold an earlier, larger grid).
     names = {r.name for r in runs}
     chosen = sweep.select([r for r in records if r.name in names])
@@ -526,13 +583,34 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
         'select_metric': best.select_metric, 'seeds': list(best.seeds),
         'points': [{'point': dict(p), 'n': n, 'val': v}
                    for p, n, v in best.points]}
+  return selected, tuned
+
+
+def ordered_final_runs(plan: Plan, selected: dict[str, dict[str, Any]]
+                       ) -> tuple[list[sweep.Run], list[dict[str, Any]]]:
+  """`plan.final(selected)` with the runs seed-major and numbered: the
+  final stage's array task K runs run K."""
   final_runs, entries = plan.final(selected)
   # Seed-major: the first round compiles each program once, and the
   # compilation cache serves the other seeds.
   order = {s: i for i, s in enumerate(plan.final_seeds)}
   final_runs.sort(key=lambda r: order.get(r.overrides.get('seed'), 0))
-  final_runs = [sweep.Run(i, r.name, r.overrides, r.args, r.config)
-                for i, r in enumerate(final_runs)]
+  return ([sweep.Run(i, r.name, r.overrides, r.args, r.config)
+           for i, r in enumerate(final_runs)], entries)
+
+
+def prepare_final(plan: Plan, config_spec: str,
+                  argv: Sequence[str] | None = None
+                  ) -> tuple[list[sweep.Run], dict[str, Any]]:
+  """Stage (b)'s set-up: selects, then writes the final sweep's spec and
+  study.json and copies the tuning runs a final run repeats.
+
+  Returns:
+    (the final runs, the final sweep's spec).
+  """
+  workdir = plan.workdir
+  selected, tuned = select_points(plan)
+  final_runs, entries = ordered_final_runs(plan, selected)
   final_dir = os.path.join(workdir, FINAL)
   final_spec = {
       'config': _abs_spec(config_spec), 'variant': None, 'source': 'study',
@@ -542,6 +620,7 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
                for r in final_runs]}
   check_final(final_dir, final_spec)
   os.makedirs(os.path.join(final_dir, sweep.RUNS), exist_ok=True)
+  tune_runs = {t['key']: plan.expand_tune(t) for t in plan.tunes}
   copied = reuse_tuning_runs(plan, tune_runs, selected, final_runs)
   if copied:
     print(f'{copied} final real runs copied from their finished tuning runs',
@@ -560,13 +639,76 @@ def run_study(config_spec: str, workdir: str, workers: int = 1,
   # Written before the final runs, so that an interrupted study can be
   # collected (`--collect`) with what finished.
   write_record(workdir, record)
-  failed += [f'{FINAL}/{n}' for n in
-             run_sweep(config_spec, final_dir, final_runs, workers,
-                       final_spec, env)]
-  rows = collect(workdir)
-  print(f'collected {len(entries)} cells into '
-        f'{os.path.join(workdir, "study.csv")}; table.csv, table.md, '
-        f'table.tex: {len(rows)} rows')
+  sweep.write_spec(final_dir, final_spec)
+  return final_runs, final_spec
+
+
+def read_final(workdir: str) -> tuple[list[sweep.Run], dict[str, Any]]:
+  """The final runs and spec that the selection step wrote.
+
+  Raises:
+    StudyError: no selection yet.
+  """
+  spec = _read_json(os.path.join(workdir, FINAL, sweep.SPEC))
+  if spec is None:
+    raise StudyError(f'{os.path.join(workdir, FINAL, sweep.SPEC)} is '
+                     'missing: run the selection first (--stage select)')
+  runs = [sweep.Run(i, r['name'], r['overrides'], tuple(r['args']),
+                    r['config']) for i, r in enumerate(spec['runs'])]
+  return runs, spec
+
+
+def run_study(config_spec: str, workdir: str, workers: int = 1,
+              argv: Sequence[str] | None = None, stage: str = 'all',
+              run_index: int | None = None) -> int:
+  """Runs (or resumes) the study, or one stage of it; the exit status.
+
+  Args:
+    config_spec: the study config, 'path[:variant]'.
+    workdir: the study directory.
+    workers: runs at once.
+    argv: the command line (recorded in study.json).
+    stage: 'all' (tune, select, final, collect), or one of them ('tune'
+      and 'final' may take `run_index`: a SLURM array task).
+    run_index: run only this entry of the stage's runs (`tune_tasks`,
+      `ordered_final_runs`).
+  """
+  if stage not in STAGES:
+    raise StudyError(f'--stage {stage}: expected one of {", ".join(STAGES)}')
+  if run_index is not None and stage not in ('tune', 'final'):
+    raise StudyError('--run_index goes with --stage tune or --stage final')
+  plan = Plan(config_spec, workdir)
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir(workdir, config_spec)
+  env = run_env(workdir)
+  failed = []
+  if stage in ('all', 'tune'):
+    failed += run_tuning(plan, workers, env, run_index)
+  if stage in ('all', 'select'):
+    final_runs, final_spec = prepare_final(plan, config_spec, argv)
+    if stage == 'select':
+      print(f'{len(final_runs)} final runs in '
+            f'{os.path.join(workdir, FINAL, sweep.SPEC)}')
+  if stage == 'final':
+    final_runs, final_spec = read_final(workdir)
+    if run_index is not None:
+      if run_index >= len(final_runs):
+        # The array is sized for a selection in every tune sweep; one
+        # without a finished tuning run has fewer final runs.
+        print(f'--run_index {run_index}: the selection has '
+              f'{len(final_runs)} final runs; nothing to do')
+        return 0
+      final_runs = [final_runs[run_index]]
+  if stage in ('all', 'final'):
+    failed += [f'{FINAL}/{n}' for n in run_sweep(
+        config_spec, os.path.join(workdir, FINAL), final_runs,
+        1 if run_index is not None else workers, final_spec, env)]
+  if stage in ('all', 'collect'):
+    rows = collect(workdir)
+    entries = (read_record(workdir) or {}).get('entries', [])
+    print(f'collected {len(entries)} cells into '
+          f'{os.path.join(workdir, "study.csv")}; table.csv, table.md, '
+          f'table.tex: {len(rows)} rows')
   if failed:
     print(f'{len(failed)} runs failed (retried when the study is started '
           'again): ' + ', '.join(failed), file=sys.stderr)
@@ -963,6 +1105,95 @@ def write_table(workdir: str, rows: Sequence[dict[str, Any]],
 
 
 # ---------------------------------------------------------------------------
+# SLURM: the stages as chained jobs.
+
+SUBMIT = 'submit.sh'
+
+
+def slurm_sizes(plan: Plan) -> tuple[int, int]:
+  """(tuning runs, final runs): the two arrays' sizes. The final runs'
+  names and number do not depend on the points selected, only on every
+  tune sweep having one (`describe_plan` counts them the same way)."""
+  first = {t['key']: {k: v[0] for k, v in t['grid'].items()}
+           for t in plan.tunes}
+  return len(tune_tasks(plan)), len(ordered_final_runs(plan, first)[0])
+
+
+def write_slurm(plan: Plan, config_spec: str,
+                template: str | None = None) -> dict[str, str]:
+  """Writes <study>/slurm/: tune.sbatch (array, one task per tuning run),
+  select.sbatch (one job: selection and final set-up), final.sbatch
+  (array, one task per final run), collect.sbatch (one job) and submit.sh,
+  which submits them chained by --dependency (afterok; the collect after
+  any end of the final array, so that the table shows what finished).
+  Every job is `python -m mmjax.study` with --stage (and --run_index
+  $SLURM_ARRAY_TASK_ID), so the study's own rules hold: finished runs are
+  skipped, interrupted ones resume, failed ones are retried when the
+  chain is submitted again.
+
+  Args:
+    plan: the study.
+    config_spec: its config, 'path[:variant]'.
+    template: --slurm_template (`sweep.find_template`).
+
+  Returns:
+    {script name: path}.
+
+  Raises:
+    SweepError: a template is missing.
+  """
+  array_path, array = sweep.read_template(template, sweep.ARRAY_TEMPLATE)
+  step_path, step = sweep.read_template(template, sweep.STEP_TEMPLATE)
+  workdir = plan.workdir
+  n_tune, n_final = slurm_sizes(plan)
+  slurm_dir = os.path.join(workdir, 'slurm')
+  os.makedirs(slurm_dir, exist_ok=True)
+  name = os.path.basename(os.path.abspath(workdir)) or 'study'
+  common = ['--config', _abs_spec(config_spec), '--workdir',
+            os.path.abspath(workdir)]
+  scripts = {}
+  for stage, n in (('tune', n_tune), ('select', 0), ('final', n_final),
+                   ('collect', 0)):
+    text, path = (array, array_path) if n else (step, step_path)
+    scripts[stage] = sweep.slurm_script(
+        text, job_name=f'{name}-{stage}', num_runs=max(n, 1),
+        workdir=workdir, args=common + ['--stage', stage],
+        module='mmjax.study', template_path=path)
+  paths = {}
+  for stage, text in scripts.items():
+    paths[stage] = os.path.join(slurm_dir, f'{stage}.sbatch')
+    _write_text(paths[stage], text)
+  submit = os.path.join(slurm_dir, SUBMIT)
+  _write_text(submit, submit_script(paths))
+  os.chmod(submit, 0o755)
+  paths['submit'] = submit
+  print(f'{n_tune} tuning runs, {n_final} final runs; edit the cluster '
+        f'section of the .sbatch files in {slurm_dir}, then submit the '
+        f'chain:\n  {submit}')
+  return paths
+
+
+def submit_script(paths: dict[str, str]) -> str:
+  """The shell script that submits the stages in order."""
+  q = {k: shlex.quote(v) for k, v in paths.items()}
+  return f"""#!/bin/bash
+# Submits the study's stages as chained SLURM jobs (written by
+# python -m mmjax.study --slurm). Submitting it again redoes only what is
+# missing: each job skips finished runs and resumes interrupted ones.
+set -euo pipefail
+# --parsable prints 'jobid[;cluster]'.
+tune=$(sbatch --parsable {q['tune']})
+tune=${{tune%%;*}}
+select=$(sbatch --parsable --dependency=afterok:$tune {q['select']})
+select=${{select%%;*}}
+final=$(sbatch --parsable --dependency=afterok:$select {q['final']})
+final=${{final%%;*}}
+collect=$(sbatch --parsable --dependency=afterany:$final {q['collect']})
+echo "submitted: tune $tune, select $select, final $final, collect $collect"
+"""
+
+
+# ---------------------------------------------------------------------------
 # Command line (--config, --workdir, --workers and --collect are the sweep's
 # flags, defined once by mmjax.sweep).
 
@@ -975,6 +1206,11 @@ def define_flags() -> None:
     flags.DEFINE_bool(
         'dry_run', False, 'Print what the study would run (tuning sweeps, '
         'final runs per control) and run nothing.')
+  if 'stage' not in FLAGS:
+    flags.DEFINE_enum(
+        'stage', 'all', STAGES, 'Run one stage only: tune, select (choose '
+        'the points, set up the final runs), final, collect; with '
+        '--run_index, one run of tune or final (a SLURM array task).')
 
 
 def study_main(argv: Sequence[str]) -> int:
@@ -990,10 +1226,20 @@ def study_main(argv: Sequence[str]) -> int:
                      'DIR)')
   if FLAGS.workers < 1:
     raise StudyError(f'--workers {FLAGS.workers}: expected at least 1')
+  if FLAGS.slurm_template and not FLAGS.slurm:
+    raise StudyError('--slurm_template goes with --slurm')
   if FLAGS.dry_run:
     print(describe_plan(Plan(FLAGS.config, FLAGS.workdir)))
     return 0
-  return run_study(FLAGS.config, FLAGS.workdir, FLAGS.workers, argv)
+  if FLAGS.slurm:
+    if FLAGS.stage != 'all' or FLAGS.run_index is not None:
+      raise StudyError('--slurm writes the scripts of every stage: no '
+                       '--stage or --run_index with it')
+    write_slurm(Plan(FLAGS.config, FLAGS.workdir), FLAGS.config,
+                FLAGS.slurm_template)
+    return 0
+  return run_study(FLAGS.config, FLAGS.workdir, FLAGS.workers, argv,
+                   stage=FLAGS.stage, run_index=FLAGS.run_index)
 
 
 def _fail(message: str) -> None:

@@ -46,7 +46,9 @@ Beyond one machine. `--shard i/n` runs only the runs whose index is i mod n
 `--slurm` writes `<workdir>/slurm/array.sbatch` (from
 launch/slurm_array.sbatch: one array task per run, each `--run_index
 $SLURM_ARRAY_TASK_ID` of the same sweep) and prints the sbatch command,
-submitting nothing. See launch/README.md, also for one run across hosts.
+submitting nothing; `--slurm_template PATH` names the template where there
+is no checkout (an installed wheel). See launch/README.md, also for one run
+across hosts.
 
 Collect (after every sweep, or `--collect DIR`): results.csv, one row per run
 (model, representation, control, every swept key, seed, status, best epoch,
@@ -104,7 +106,11 @@ RUNS = 'runs'
 MAX_NAME = 120
 LOG_TAIL = 20
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEMPLATE = os.path.join(REPO, 'launch', 'slurm_array.sbatch')
+# The SLURM templates of a checkout (top-level launch/). An installed wheel
+# has no checkout: --slurm_template then names them.
+TEMPLATE_DIR = os.path.join(REPO, 'launch')
+ARRAY_TEMPLATE = 'slurm_array.sbatch'  # One task per run.
+STEP_TEMPLATE = 'slurm_step.sbatch'  # One job (a study's select, collect).
 
 USAGE = 2  # Exit status of a usage error, as mmjax.launch.
 FAILURE = 1  # Exit status when runs failed.
@@ -890,9 +896,53 @@ class Runner:
 # SLURM.
 
 
+def find_template(given: str | None, name: str = ARRAY_TEMPLATE) -> str:
+  """The path of SLURM template `name` (ARRAY_TEMPLATE or STEP_TEMPLATE).
+
+  Args:
+    given: --slurm_template: a directory holding the templates, or the
+      array template's file (the step template is then looked up beside
+      it); None: the checkout's launch/.
+
+  Raises:
+    SweepError: no such file, in one line naming the flag.
+  """
+  if given is None:
+    path = os.path.join(TEMPLATE_DIR, name)
+  elif os.path.isdir(given):
+    path = os.path.join(given, name)
+  elif name == ARRAY_TEMPLATE:
+    path = given
+  else:
+    path = os.path.join(os.path.dirname(os.path.abspath(given)), name)
+  if not os.path.isfile(path):
+    where = ('the checkout\'s launch/ is missing (mmjax installed without '
+             'its repository?)' if given is None else 'not found')
+    raise SweepError(f'no SLURM template {path}: {where}; give '
+                     f'--slurm_template PATH (a directory with {ARRAY_TEMPLATE}'
+                     f' and {STEP_TEMPLATE}, e.g. launch/ of the mmjax '
+                     'repository, or your own array template file)')
+  return path
+
+
 def slurm_script(template: str, *, job_name: str, num_runs: int,
-                 workdir: str, args: Sequence[str]) -> str:
-  """The array script: `template` with its @@NAME@@ fields filled."""
+                 workdir: str, args: Sequence[str],
+                 module: str = 'mmjax.sweep',
+                 template_path: str = ARRAY_TEMPLATE) -> str:
+  """A job script: `template` with its @@NAME@@ fields filled.
+
+  Args:
+    template: the template's text (`find_template`).
+    job_name: the job's name (characters SLURM dislikes become '_').
+    num_runs: the array's tasks (a step template has no array: 1).
+    workdir: the sweep or study directory (task logs in its slurm/).
+    args: the command's flags after `python -m <module>`.
+    module: the module the job runs.
+    template_path: the template's path, for error messages.
+
+  Raises:
+    SweepError: the template has a field this function does not fill.
+  """
   fields = {
       'JOB_NAME': re.sub(r'[^A-Za-z0-9._-]', '_', job_name) or 'mmjax-sweep',
       'LAST_INDEX': str(num_runs - 1),
@@ -900,6 +950,7 @@ def slurm_script(template: str, *, job_name: str, num_runs: int,
       'SLURM_DIR': os.path.join(os.path.abspath(workdir), 'slurm'),
       'REPO': shlex.quote(os.getcwd()),
       'PYTHON': shlex.quote(sys.executable),
+      'MODULE': module,
       'ARGS': ' '.join(shlex.quote(a) for a in args),
   }
   text = template
@@ -907,8 +958,16 @@ def slurm_script(template: str, *, job_name: str, num_runs: int,
     text = text.replace(f'@@{key}@@', value)
   left = re.findall(r'@@[A-Z_]+@@', text)
   if left:
-    raise SweepError(f'{TEMPLATE}: unknown fields {sorted(set(left))}')
+    raise SweepError(f'{template_path}: unknown fields {sorted(set(left))}')
   return text
+
+
+def read_template(given: str | None, name: str = ARRAY_TEMPLATE
+                  ) -> tuple[str, str]:
+  """(path, text) of SLURM template `name` (`find_template`)."""
+  path = find_template(given, name)
+  with open(path, encoding='utf-8') as f:
+    return path, f.read()
 
 
 # ---------------------------------------------------------------------------
@@ -1268,6 +1327,10 @@ def define_flags() -> None:
   flags.DEFINE_bool('slurm', False,
                     'Write <workdir>/slurm/array.sbatch; run nothing.')
   flags.DEFINE_string(
+      'slurm_template', None, 'With --slurm: a directory holding '
+      f'{ARRAY_TEMPLATE} (and, for a study, {STEP_TEMPLATE}), or the array '
+      "template's file. Default: the checkout's launch/.")
+  flags.DEFINE_string(
       'collect', None, 'Only collect the sweep in this directory.')
 
 
@@ -1322,17 +1385,19 @@ def sweep_main() -> int:
   shard = parse_shard(flags.FLAGS.shard)
   workdir = flags.FLAGS.workdir
   source, runs = expand(flags.FLAGS.config, grid, sets, seeds)
+  if flags.FLAGS.slurm_template and not flags.FLAGS.slurm:
+    raise SweepError('--slurm_template goes with --slurm')
+  if flags.FLAGS.slurm:
+    # Before anything is written: a missing template fails alone.
+    template_path, template = read_template(flags.FLAGS.slurm_template)
   write_spec(workdir, make_spec(flags.FLAGS.config, source, grid, sets, seeds,
                                 runs))
   if flags.FLAGS.slurm:
-    if not os.path.exists(TEMPLATE):
-      raise SweepError(f'{TEMPLATE} is missing (the SLURM template)')
-    with open(TEMPLATE, encoding='utf-8') as f:
-      template = f.read()
     script = slurm_script(
         template, job_name=os.path.basename(os.path.abspath(workdir)),
         num_runs=len(runs), workdir=workdir,
-        args=_sweep_args(flags.FLAGS.config, workdir))
+        args=_sweep_args(flags.FLAGS.config, workdir),
+        template_path=template_path)
     os.makedirs(os.path.join(workdir, 'slurm'), exist_ok=True)
     path = os.path.join(workdir, 'slurm', 'array.sbatch')
     with open(path, 'w', encoding='utf-8') as f:

@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -439,6 +440,75 @@ class RunlocalTest(absltest.TestCase):
     status = sweep.read_status(self.path(
         'final', 'runs', 'vbpr.synthetic.real.seed=0'))
     self.assertIn('tune', status['copied_from'])
+
+  def test_slurm_scripts_and_an_array_task_run_locally(self):
+    # --slurm writes the chained stages' scripts and runs nothing.
+    out = run_study('--config', f'{SYNTHETIC}:runlocal', '--workdir',
+                    self.workdir, '--slurm')
+    self.assertEqual(out.returncode, 0, out.stderr)
+    self.assertIn('1 tuning runs, 6 final runs', out.stdout)
+    slurm = self.path('slurm')
+    scripts = {}
+    for name in ('tune', 'select', 'final', 'collect'):
+      with open(os.path.join(slurm, f'{name}.sbatch'), encoding='utf-8') as f:
+        scripts[name] = f.read()
+      self.assertNotIn('@@', scripts[name])
+      self.assertIn(f'#SBATCH --job-name=smoke-{name}\n', scripts[name])
+      self.assertIn(f' -m mmjax.study --config {SYNTHETIC}:runlocal '
+                    f'--workdir {self.workdir} --stage {name}',
+                    scripts[name])
+    # Arrays as large as the stages (1 tuning run, 6 final runs: the dry
+    # run's count); the steps are single jobs.
+    self.assertIn('#SBATCH --array=0-0\n', scripts['tune'])
+    self.assertIn('#SBATCH --array=0-5\n', scripts['final'])
+    for name in ('tune', 'final'):
+      self.assertIn('--run_index "${SLURM_ARRAY_TASK_ID}"', scripts[name])
+    for name in ('select', 'collect'):
+      self.assertNotIn('--array', scripts[name])
+      self.assertNotIn('--run_index', scripts[name])
+    with open(os.path.join(slurm, 'submit.sh'), encoding='utf-8') as f:
+      submit = f.read()
+    chain = [line for line in submit.splitlines() if 'sbatch' in line
+             and not line.startswith('#')]
+    self.assertEqual([line.split('--dependency=')[-1].split()[0]
+                      if '--dependency' in line else '' for line in chain],
+                     ['', 'afterok:$tune', 'afterok:$select',
+                      'afterany:$final'])
+    if shutil.which('bash'):
+      for name in ('tune', 'select', 'final', 'collect', 'submit'):
+        path = os.path.join(slurm, 'submit.sh' if name == 'submit'
+                            else f'{name}.sbatch')
+        check = subprocess.run(['bash', '-n', path], capture_output=True,
+                               text=True)
+        self.assertEqual(check.returncode, 0, check.stderr)
+    # Final array task 3, run locally as SLURM would run it: the command
+    # line of final.sbatch with SLURM_ARRAY_TASK_ID=3. Its run is made to
+    # look interrupted (results gone): the task trains run 3 and only it.
+    with open(self.path('final', sweep.SPEC), encoding='utf-8') as f:
+      names = [r['name'] for r in json.load(f)['runs']]
+    target = self.path('final', 'runs', names[3])
+    other = self.path('final', 'runs', names[4], 'results.json')
+    before = os.path.getmtime(other)
+    os.remove(os.path.join(target, 'results.json'))
+    command = scripts['final'].split('exec ', 1)[1]
+    task = subprocess.run(
+        ['bash', '-c', command.replace('"${PYTHON}"', shlex.quote(
+            sys.executable))], cwd=REPO, capture_output=True, text=True,
+        timeout=TIMEOUT, env={**child_env(), 'SLURM_ARRAY_TASK_ID': '3'})
+    self.assertEqual(task.returncode, 0, task.stdout + task.stderr)
+    self.assertIn('1 runs, 0 finished (skipped), 1 to run', task.stdout)
+    self.assertTrue(sweep.is_finished(target))
+    self.assertEqual(before, os.path.getmtime(other))
+    # A tuning task whose run is finished skips it; a final task beyond
+    # the selection's runs has nothing to do; the tuning array's range is
+    # checked.
+    for stage, index, status, text in (
+        ('tune', '0', 0, '0 to run'), ('final', '6', 0, 'nothing to do'),
+        ('tune', '1', 2, 'the tuning stage has 1 runs')):
+      out = run_study('--config', f'{SYNTHETIC}:runlocal', '--workdir',
+                      self.workdir, '--stage', stage, '--run_index', index)
+      self.assertEqual(out.returncode, status, out.stdout + out.stderr)
+      self.assertIn(text, out.stdout + out.stderr)
 
   def test_a_second_start_runs_nothing(self):
     before = os.path.getmtime(self.path(

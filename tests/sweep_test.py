@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -470,6 +471,61 @@ class SlurmTest(absltest.TestCase):
       check = subprocess.run(['bash', '-n', path], capture_output=True,
                              text=True)
       self.assertEqual(check.returncode, 0, check.stderr)
+
+
+class SlurmTemplateTest(absltest.TestCase):
+
+  def test_found_in_the_checkout_a_directory_or_beside_a_file(self):
+    launch = os.path.join(REPO, 'launch')
+    self.assertEqual(sweep.find_template(None),
+                     os.path.join(launch, sweep.ARRAY_TEMPLATE))
+    tmp = tempfile.mkdtemp(prefix='mmjax_tpl_')
+    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    mine = os.path.join(tmp, 'my_array.sbatch')
+    for path in (mine, os.path.join(tmp, sweep.STEP_TEMPLATE)):
+      with open(path, 'w', encoding='utf-8') as f:
+        f.write('#!/bin/bash\n')
+    self.assertEqual(sweep.find_template(mine), mine)
+    self.assertEqual(sweep.find_template(mine, sweep.STEP_TEMPLATE),
+                     os.path.join(tmp, sweep.STEP_TEMPLATE))
+    self.assertEqual(sweep.find_template(launch, sweep.STEP_TEMPLATE),
+                     os.path.join(launch, sweep.STEP_TEMPLATE))
+    with self.assertRaisesRegex(sweep.SweepError, '--slurm_template PATH'):
+      sweep.find_template(tmp)  # No slurm_array.sbatch there.
+
+  def test_without_a_checkout_the_error_names_the_flag(self):
+    tmp = tempfile.mkdtemp(prefix='mmjax_tpl_')
+    self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+    # As from an installed wheel: no launch/ beside the package.
+    with mock.patch.object(sweep, 'TEMPLATE_DIR',
+                           os.path.join(tmp, 'launch')):
+      with self.assertRaisesRegex(
+          sweep.SweepError, r"checkout's launch/ is missing.*"
+          r'give --slurm_template PATH'):
+        sweep.find_template(None)
+    # On the command line: one line, exit 2, nothing written.
+    workdir = os.path.join(tmp, 'sw')
+    out = run_sweep('--config', TEST_CONFIG, '--workdir', workdir,
+                    '--slurm', '--slurm_template',
+                    os.path.join(tmp, 'none.sbatch'))
+    self.assertEqual(out.returncode, 2)
+    self.assertEqual(out.stderr.count('\n'), 1, out.stderr)
+    self.assertIn('--slurm_template PATH', out.stderr)
+    self.assertFalse(os.path.exists(workdir))
+    # A template of one's own is filled like the checkout's.
+    mine = os.path.join(tmp, 'mine.sbatch')
+    with open(mine, 'w', encoding='utf-8') as f:
+      f.write('#SBATCH --array=0-@@LAST_INDEX@@\n'
+              'srun @@PYTHON@@ -m @@MODULE@@ @@ARGS@@ '
+              '--run_index $SLURM_ARRAY_TASK_ID\n')
+    out = run_sweep('--config', TEST_CONFIG, '--workdir', workdir,
+                    '--seeds', '0,1,2', '--slurm', '--slurm_template', mine)
+    self.assertEqual(out.returncode, 0, out.stderr)
+    with open(os.path.join(workdir, 'slurm', 'array.sbatch'),
+              encoding='utf-8') as f:
+      script = f.read()
+    self.assertTrue(script.startswith('#SBATCH --array=0-2\n'), script)
+    self.assertIn(' -m mmjax.sweep --config ', script)
 
 
 def mtimes_and_logs(directory):

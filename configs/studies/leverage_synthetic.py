@@ -15,17 +15,24 @@ content can rank them), BPR negatives from the training items. Preset
 only: real should beat `shuffle_visual` (and `noise`, `only_textual`), and
 not `shuffle_textual`; `preset=text` swaps the roles; `preset=none` plants no
 content signal, where no control should lose to real. VBPR (counterpart
-BPR-MF), LATTICE and FREEDOM (counterpart LightGCN) at bench/planted.py's
-settings: VBPR <= 40 epochs, patience 10, lr 1e-3; the graph models <= 80
-epochs, patience 20, lr 5e-3 (the tuning grid adds 1e-3 / 5e-3 around them).
+BPR-MF), LATTICE and FREEDOM (counterpart LightGCN) at the settings
+bench/README.md chose for convergence: VBPR <= 40 epochs, patience 10, lr
+1e-3; the graph models <= 80 epochs, patience 20, lr 5e-3 (the tuning grid
+adds 1e-3 / 5e-3 around them). On the cold-item split every run also ranks
+the cold items alone at its best epoch (evaluator `cold`, the table's group
+`cold_only`).
 
 Variants: `preset=visual|text|none`; `models=vbpr+lattice` (a subset, with
-their counterparts); `seeds=N` (final seeds 0..N-1); `runlocal`: the whole
-study end to end in one to two minutes here (300 users x 200 items, VBPR
-and BPR-MF, one tuning
-point, 2 final seeds, <= 10 epochs, controls real, shuffle_visual, none;
-cold users those with at most 9 training interactions);
-tests/study_test.py runs it.
+their counterparts); `seeds=N` (final seeds 0..N-1); `visual_signal=X`
+(the generator's image weight, 0 to 1, in place of the preset's: the knob
+that bench/planted.py sweeps); `split=random` (the data config's random
+split instead of the cold-item one); `sparse` (the random-split design
+where content is needed: 1500 users x 1000 items x 10 draws, feature noise
+0.2, batch 256, every model lr 5e-3 and <= 80 epochs, patience 20);
+`runlocal`: the whole study end to end in one to two minutes here (300
+users x 200 items, VBPR and BPR-MF, one tuning point, 2 final seeds, <= 10
+epochs, controls real, shuffle_visual, none; cold users those with at most
+9 training interactions); tests/study_test.py runs it.
 
 Measured 2026-12-07 on this 2-core machine beside other jobs (load 4-8),
 VBPR alone, 3 seeds (`:models=vbpr,seeds=3`, --workers 2; 25 launches):
