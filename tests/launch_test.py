@@ -93,9 +93,11 @@ class LaunchTest(absltest.TestCase):
 
   def _kill_after_epoch(self, workdir, epoch):
     """Starts a launch that pauses after `epoch`'s log lines; SIGKILLs it."""
-    env = dict(os.environ, MMJAX_PAUSE_AFTER_EPOCH=str(epoch))
-    proc = subprocess.Popen(launch_cmd(workdir, self.data_root), cwd=REPO,
-                            env=env, stdout=subprocess.PIPE,
+    cmd = launch_cmd(workdir, self.data_root)
+    # The same launch through tests/train/pausing_launch.py, whose epoch
+    # callback pauses the run there.
+    cmd[1:3] = ['-m', 'tests.train.pausing_launch', str(epoch)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
       for line in proc.stdout:

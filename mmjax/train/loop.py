@@ -43,7 +43,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 import jax
@@ -416,16 +416,58 @@ def load_dataset(cfg: Any) -> tuple[dataset_lib.Dataset, str]:
   return dataset_lib.load(data_dir), data_dir
 
 
-def _pause_for_tests(epoch: int, writer: writers.MetricWriter) -> None:
-  """Test hook: MMJAX_PAUSE_AFTER_EPOCH=e sleeps after epoch e's log lines.
+def _evaluate_and_record(trainer: Trainer, writer: writers.MetricWriter,
+                         workdir: str, params: Any, epoch: int, step: int,
+                         loop: dict[str, Any],
+                         extra: dict[str, float] | None = None
+                         ) -> tuple[float, bool]:
+  """Evaluates `params`, writes the scalars and keeps the best in `loop`.
 
-  The resume test SIGKILLs a run paused there, between two checkpoints,
-  which no timing-based kill can do reliably on a loaded machine.
+  The one evaluation path of a trained model's epochs and of a fitted
+  model (epoch 0): the evaluators run at every evaluation, and at a new best
+  (by `eval.select_metric` on validation) also those run only then, whose
+  per-user results are saved to the workdir.
+
+  Args:
+    trainer: the run's trainer.
+    writer: the metric writer.
+    workdir: where the per-user files go.
+    params: the model's parameters.
+    epoch: the epoch (0 for a fitted model).
+    step: the step the scalars are written at.
+    loop: the loop state; 'best_metric', 'best_epoch', 'best' and
+      'evals_since_best' are updated.
+    extra: more scalars for the same line (e.g. the fit time).
+
+  Returns:
+    (the selection metric's value, whether it is a new best).
   """
-  if os.environ.get('MMJAX_PAUSE_AFTER_EPOCH') == str(epoch):
-    writer.flush()
-    print(f'paused after epoch {epoch}', flush=True)
-    time.sleep(3600)
+  select = 'val/' + trainer.cfg.eval.select_metric
+  t0 = time.perf_counter()
+  results = trainer.evaluate(params, epoch)
+  scalars = {'epoch': epoch}
+  for split, r in results.items():
+    scalars.update(_scalars(split, r.summary))
+  metric = float(scalars[select])
+  is_best = loop['best_metric'] is None or metric > loop['best_metric']
+  best_only = trainer.names_every('best')
+  if is_best and best_only:
+    more = trainer.evaluate(params, epoch, best_only, results)
+    for split, r in more.items():
+      scalars.update(_scalars(split, r.summary))
+    results.update(more)
+  scalars.update(extra or {})
+  scalars['perf/eval_time_s'] = time.perf_counter() - t0
+  writer.write_scalars(step, scalars)
+  if is_best:
+    prefixes = set(trainer.evaluator_names)
+    loop.update(best_metric=metric, best_epoch=epoch, evals_since_best=0,
+                best={k: v for k, v in scalars.items()
+                      if k.split('/')[0] in prefixes})
+    _save_per_user(workdir, results, trainer, trainer.cfg.model.name)
+  else:
+    loop['evals_since_best'] += 1
+  return metric, is_best
 
 
 def _initial_loop_state() -> dict[str, Any]:
@@ -460,7 +502,8 @@ def _save_per_user(workdir, results, trainer, name):
 def train_and_evaluate_one(cfg: Any, workdir: str,
                            ds: dataset_lib.Dataset | None = None,
                            dataset_dir: str | None = None,
-                           mesh: jax.sharding.Mesh | None = None
+                           mesh: jax.sharding.Mesh | None = None,
+                           on_epoch_end: Callable[[int], None] | None = None
                            ) -> dict[str, Any]:
   """Trains (or fits) one model into `workdir`; resumes when possible.
 
@@ -470,6 +513,10 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     ds: the dataset; loaded from `cfg.data` when None.
     dataset_dir: its directory (features, manifest hash).
     mesh: the mesh; built from `cfg.mesh.data` when None.
+    on_epoch_end: called with the epoch (1-based) after the epoch's log line
+      is printed and its metrics are flushed to metrics.jsonl, before its
+      checkpoint is saved (progress reporting; tests stop a run there).
+      Not called for a fitted model.
 
   Returns:
     The results (also written to results.json): {'model', 'best_epoch',
@@ -494,22 +541,14 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     t0 = time.perf_counter()
     params = jax.block_until_ready(trainer.fit())
     fit_time = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    results = trainer.evaluate(params, 0, trainer.evaluator_names)
-    scalars = {'epoch': 0}
-    for split, r in results.items():
-      scalars.update(_scalars(split, r.summary))
-    best = {k: v for k, v in scalars.items() if k != 'epoch'}
-    scalars['perf/fit_time_s'] = fit_time
-    scalars['perf/eval_time_s'] = time.perf_counter() - t0
-    writer.write_scalars(0, scalars)
-    _save_per_user(workdir, results, trainer, name)
+    loop, step, num_epochs = _initial_loop_state(), 0, None
+    # A fitted model is evaluated once, as epoch 0, and is its own best.
+    metric, _ = _evaluate_and_record(trainer, writer, workdir, params, 0, 0,
+                                     loop, {'perf/fit_time_s': fit_time})
+    loop['done'] = True
     # A fitted model has no epochs: one line instead of an epoch log.
-    print(f'[{name}] fitted in {fit_time:.2f}s | {select} '
-          f'{float(scalars[select]):.4f}', flush=True)
-    loop = {**_initial_loop_state(), 'best': best, 'done': True}
-    step = 0
-    num_epochs = None
+    print(f'[{name}] fitted in {fit_time:.2f}s | {select} {metric:.4f}',
+          flush=True)
     stopped_early = still_improving = False
   else:
     ckpt = checkpoint.Checkpointer(workdir, cfg.ckpt.keep, select)
@@ -531,8 +570,6 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     eval_every = max(int(cfg.train.eval_every_epochs), 1)
     every = max(int(cfg.ckpt.every_epochs), 1)
     patience = int(cfg.train.patience or 0)
-    best_only = trainer.names_every('best')
-    prefixes = set(trainer.evaluator_names)
     epoch = int(loop['epoch'])
     while not loop['done'] and epoch < num_epochs:
       epoch += 1
@@ -547,38 +584,21 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
               f'{metrics["train/loss"]:.4f} {dt:.2f}s '
               f'{trainer.num_train / dt:,.0f} samples/s')
       if epoch % eval_every == 0 or epoch == num_epochs:
-        t0 = time.perf_counter()
-        results = trainer.evaluate(state.params, epoch)
-        scalars = {'epoch': epoch}
-        for split, r in results.items():
-          scalars.update(_scalars(split, r.summary))
-        metric = float(scalars[select])
-        is_best = loop['best_metric'] is None or metric > loop['best_metric']
-        if is_best and best_only:
-          more = trainer.evaluate(state.params, epoch, best_only, results)
-          for split, r in more.items():
-            scalars.update(_scalars(split, r.summary))
-          results.update(more)
-        scalars['perf/eval_time_s'] = time.perf_counter() - t0
-        writer.write_scalars(step, scalars)
+        metric, is_best = _evaluate_and_record(
+            trainer, writer, workdir, state.params, epoch, step, loop)
         line += f' | {select} {metric:.4f}'
         if is_best:
-          loop.update(best_metric=metric, best_epoch=epoch,
-                      evals_since_best=0,
-                      best={k: v for k, v in scalars.items()
-                            if k.split('/')[0] in prefixes})
           ckpt.save_best(epoch, state, {select: metric})
-          _save_per_user(workdir, results, trainer, name)
           line += ' (best)'
-        else:
-          loop['evals_since_best'] += 1
-          if patience and loop['evals_since_best'] >= patience:
-            loop['done'] = True
-            # At the last epoch the budget ends the run anyway.
-            if epoch < num_epochs:
-              line += f' (early stop: {patience} evaluations without gain)'
+        elif patience and loop['evals_since_best'] >= patience:
+          loop['done'] = True
+          # At the last epoch the budget ends the run anyway.
+          if epoch < num_epochs:
+            line += f' (early stop: {patience} evaluations without gain)'
       print(line, flush=True)
-      _pause_for_tests(epoch, writer)
+      if on_epoch_end is not None:
+        writer.flush()  # The callback may read (or outlive) the log.
+        on_epoch_end(epoch)
       if epoch % every == 0 or loop['done'] or epoch == num_epochs:
         loop['epoch'] = epoch
         ckpt.save(epoch, state, loop)
@@ -653,10 +673,13 @@ def format_table(rows: list[dict[str, Any]], metrics: tuple[str, ...]
   return '\n'.join(lines)
 
 
-def train_and_evaluate(cfg: Any, workdir: str) -> list[dict[str, Any]]:
+def train_and_evaluate(cfg: Any, workdir: str,
+                       on_epoch_end: Callable[[int], None] | None = None
+                       ) -> list[dict[str, Any]]:
   """Runs the config: one model, or each of `cfg.models` into workdir/<name>.
 
-  Prints one validation/test table at the end.
+  Prints one validation/test table at the end. `on_epoch_end` is passed to
+  `train_and_evaluate_one` for each model.
   """
   names = tuple(cfg.get('models') or ())
   ds, dataset_dir = load_dataset(cfg)
@@ -670,9 +693,10 @@ def train_and_evaluate(cfg: Any, workdir: str) -> list[dict[str, Any]]:
     for name in names:
       rows.append(train_and_evaluate_one(
           model_config(cfg, name), os.path.join(workdir, name), ds,
-          dataset_dir, mesh))
+          dataset_dir, mesh, on_epoch_end))
   else:
-    rows.append(train_and_evaluate_one(cfg, workdir, ds, dataset_dir, mesh))
+    rows.append(train_and_evaluate_one(cfg, workdir, ds, dataset_dir, mesh,
+                                       on_epoch_end))
   ks = tuple(cfg.eval.topk)
   metric = cfg.eval.select_metric
   shown = tuple(dict.fromkeys(

@@ -124,12 +124,13 @@ class BudgetRunTest(absltest.TestCase):
     patcher.start()
     self.addCleanup(patcher.stop)
 
-  def run_one(self, cfg):
-    workdir = tempfile.mkdtemp(prefix='mmjax_budget_')
+  def run_one(self, cfg, on_epoch_end=None, workdir=None):
+    workdir = workdir or tempfile.mkdtemp(prefix='mmjax_budget_')
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
       results = loop.train_and_evaluate_one(cfg, workdir, self.ds,
-                                            mesh=self.mesh)
+                                            mesh=self.mesh,
+                                            on_epoch_end=on_epoch_end)
     with open(os.path.join(workdir, loop.RESULTS)) as f:
       written = json.load(f)
     # 'best' may hold NaN (cold-item means), which no dict compares equal.
@@ -187,8 +188,33 @@ class BudgetRunTest(absltest.TestCase):
     self.assertFalse(unmarked['at_budget'])
     self.assertNotIn('warning', out)
 
+  def test_on_epoch_end_follows_the_log_and_precedes_the_checkpoint(self):
+    workdir = tempfile.mkdtemp(prefix='mmjax_budget_')
+    seen = []
+
+    def on_epoch_end(epoch):
+      logged = [r['epoch'] for r in writers.read_jsonl(
+          os.path.join(workdir, writers.METRICS)) if 'train/loss' in r]
+      latest = os.path.join(workdir, 'checkpoints', 'latest')
+      saved = sorted(int(n) for n in os.listdir(latest) if n.isdigit()
+                     ) if os.path.isdir(latest) else []
+      seen.append((epoch, logged, saved))
+
+    cfg = run_config(3, patience=0)
+    cfg.ckpt.every_epochs = 2
+    self.run_one(cfg, on_epoch_end, workdir)
+    self.assertEqual(seen, [(1, [1], []), (2, [1, 2], []),
+                            (3, [1, 2, 3], [2])])
+
   def test_fitted_model_prints_one_line_and_is_never_at_budget(self):
-    results, out = self.run_one(run_config(3, patience=0, name='mostpop'))
+    calls = []
+    results, out = self.run_one(run_config(3, patience=0, name='mostpop'),
+                                calls.append)
+    self.assertEqual(calls, [])  # A fitted model has no epochs.
+    self.assertEqual(results['best_epoch'], 0)
+    # The best holds the evaluators' metrics, not the timings.
+    self.assertIn('test/recall@20', results['best'])
+    self.assertFalse([k for k in results['best'] if k.startswith('perf/')])
     self.assertTrue(results['fitted'])
     self.assertFalse(results['at_budget'])
     self.assertIsNone(results['num_epochs'])
