@@ -43,6 +43,7 @@ import ml_collections
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.train import validate
+from mmjax.utils import compile_cache
 from mmjax.utils import runinfo
 
 RESULTS = 'results.json'  # mmjax/train/loop.py RESULTS.
@@ -217,7 +218,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   git diff); then the training loop, which resumes from the workdir's
   checkpoint when there is one and skips nothing it has not done; last, the
   propagation paths the run took (kernel, row-split kernel or segment_sum:
-  `mmjax.graph.sparse.run_record`) go into runinfo.json. A start that fails
+  `mmjax.graph.sparse.run_record`) and the programs it compiled or read
+  from the persistent compilation cache (`mmjax.utils.compile_cache`, on
+  by default) go into runinfo.json. A start that fails
   before anything was trained removes the workdir it created (never one
   that existed).
 
@@ -255,6 +258,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   from mmjax.parallel import mesh as mesh_lib
   from mmjax.train import loop
   # pylint: enable=g-import-not-at-top
+  # Before anything compiles: a later run with the same shapes (a resume,
+  # the next run of a sweep) then reads its programs instead of compiling.
+  cache = compile_cache.Counter(compile_cache.enable())
   if not jax.distributed.is_initialized():  # Once per process.
     mesh_lib.maybe_initialize_distributed(config.get('mesh'))
   validate.check_devices(config, jax.device_count(),
@@ -281,7 +287,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     raise
   finally:
     if os.path.exists(os.path.join(workdir, runinfo.RUNINFO)):
-      runinfo.add(workdir, propagation=sparse.run_record(paths))
+      runinfo.add(workdir, propagation=sparse.run_record(paths),
+                  compilation_cache=cache.record())
   names = model_names(config)
   results = [RunResult.from_results(row, os.path.join(workdir, name))
              for row, name in zip(rows or (), names or ('',))]
