@@ -87,11 +87,10 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
   pred = layers.linear_init(jax.random.fold_in(key, 2), d, d)
   pred['w'] = layers.xavier_normal(jax.random.fold_in(key, 3), (d, d))
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   params = {
-      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
-                                    (ctx.num_users, d)),
-      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
-                                    (ctx.num_items, d)),
+      'user': user,
+      'item': item,
       'predictor': pred,
       'proj': [],
   }
@@ -103,14 +102,8 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
                                     (x.shape[1], d))
     params['proj'].append(lin)
   if cfg.model.get('train_features', True):
-    params['features'] = [jnp.where(mask[:, None], x, 0.0)
-                          for x, mask in feats]
+    params['features'] = layers.masked_features(ctx)
   return params
-
-
-def _linear(p: dict, x: types.Array) -> types.Array:
-  """The predictor or a modality's projection: `layers.Linear` with p."""
-  return layers.apply(layers.Linear(p['w'].shape[1]), p, x)
 
 
 def _cos(a: types.Array, b: types.Array) -> types.Array:
@@ -132,13 +125,14 @@ def _modal(params, ctx):
   for m, (proj, (x, mask)) in enumerate(zip(params['proj'], feats)):
     if 'features' in params:
       x = params['features'][m]
-    out.append((_linear(proj, jnp.where(mask[:, None], x, 0.0)), mask))
+    out.append((layers.linear(proj, jnp.where(mask[:, None], x, 0.0)), mask))
   return out
 
 
 def embed(params: types.Params, ctx: Any, cfg: Any):
   u, i = _online(params, ctx, cfg)
-  return _linear(params['predictor'], u), _linear(params['predictor'], i)
+  pred = params['predictor']
+  return layers.linear(pred, u), layers.linear(pred, i)
 
 
 def loss(params, batch, ctx, key, cfg):
@@ -152,14 +146,14 @@ def loss(params, batch, ctx, key, cfg):
       layers.dropout(jax.random.fold_in(key, 1), i_o, rate))
   pred = params['predictor']
   loss_ui = 1.0 - losses.weighted_mean(
-      _cos(_linear(pred, u_o[users]), i_t[items]), mask)
+      _cos(layers.linear(pred, u_o[users]), i_t[items]), mask)
   loss_iu = 1.0 - losses.weighted_mean(
-      _cos(_linear(pred, i_o[items]), u_t[users]), mask)
+      _cos(layers.linear(pred, i_o[items]), u_t[users]), mask)
   cl = jnp.zeros((), jnp.float32)
   for m, (t, m_mask) in enumerate(modal):
     t_t = jax.lax.stop_gradient(
         layers.dropout(jax.random.fold_in(key, 2 + m), t, rate))
-    online = _linear(pred, t[items])
+    online = layers.linear(pred, t[items])
     ok = mask * m_mask[items]
     cl = cl + (1.0 - losses.weighted_mean(_cos(online, i_t[items]), ok))
     cl = cl + (1.0 - losses.weighted_mean(_cos(online, t_t[items]), ok))

@@ -35,9 +35,8 @@ from mmjax.models import losses
 def init(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
          ) -> types.Params:
   """{'user_emb': [U, D], 'item_emb': [I, D]}."""
-  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items,
-                                cfg.model.embed_dim)
-  return {'user_emb': user, 'item_emb': item}
+  return layers.mf_tables(key, ctx.num_users, ctx.num_items,
+                          cfg.model.embed_dim)
 
 
 def embed(params: types.Params, ctx: ctx_lib.ModelContext, cfg: Any
@@ -50,7 +49,5 @@ def loss(params: types.Params, batch: dict, ctx: ctx_lib.ModelContext,
          key: types.PRNGKey, cfg: Any) -> tuple[types.Array, dict]:
   del key  # No randomness in the loss.
   u_all, i_all = embed(params, ctx, cfg)
-  mf = losses.bpr_dot(u_all, i_all, batch)
-  reg = losses.ego_emb_loss(params['user_emb'], params['item_emb'],
-                            batch)
-  return mf + cfg.model.reg_weight * reg, {'bpr': mf, 'reg': reg}
+  return losses.bpr_ego_reg(u_all, i_all, params['user_emb'],
+                            params['item_emb'], batch, cfg.model.reg_weight)

@@ -141,21 +141,14 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
-  params = {
-      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
-                                    (ctx.num_users, d)),
-      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
-                                    (ctx.num_items, d)),
-      'proj': [],
-  }
-  for m, (x, mask) in enumerate(layers.modalities(ctx)):
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
+  params = {'user': user, 'item': item, 'proj': []}
+  for m, (x, _) in enumerate(layers.modalities(ctx)):
     params['proj'].append(
         layers.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
     )
   if cfg.model.get('train_features', True):
-    params['features'] = [
-        jnp.where(mask[:, None], x, 0.0) for x, mask in layers.modalities(ctx)
-    ]
+    params['features'] = layers.masked_features(ctx)
   return params
 
 
@@ -225,8 +218,7 @@ def loss(params, batch, ctx, key, cfg):
   mf = losses.bpr_logsigmoid(*bpr(i_all), mask)
   aux = jnp.zeros((), jnp.float32)
   for proj, (x, m) in zip(params['proj'], _features(params, ctx)):
-    p = layers.apply(layers.Linear(proj['w'].shape[1]), proj,
-                     jnp.where(m[:, None], x, 0.0))  # [I, F_m] -> [I, D]
+    p = layers.linear(proj, jnp.where(m[:, None], x, 0.0))  # [I, D]
     # Pairs with an item lacking this modality are left out of its term.
     ok = mask * m[pos] * jnp.all(m[neg], axis=1)
     aux = aux + losses.bpr_logsigmoid(*bpr(p), ok)

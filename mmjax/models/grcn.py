@@ -194,7 +194,7 @@ def _content(params, ctx, cfg, graph, keep):
   reps, alphas, oks = [], [], []
   for m, (x, mask) in enumerate(layers.modalities(ctx)):
     mlp = params['mlp'][m]
-    f = layers.apply(layers.Linear(mlp['w'].shape[1]), mlp, x)  # [I, C]
+    f = layers.linear(mlp, x)  # [I, C]
     f = layers.l2_normalize(jax.nn.leaky_relu(f))
     f = jnp.where(mask[:, None], f, 0.0)  # [I, C]
     p = layers.l2_normalize(params['preference'][m])  # [U, C]

@@ -71,18 +71,16 @@ from mmjax.models import losses
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   d = cfg.model.embed_dim
   feats = layers.modalities(ctx)
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   params = {
-      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
-                                    (ctx.num_users, d)),
-      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
-                                    (ctx.num_items, d)),
+      'user': user,
+      'item': item,
       'proj': [layers.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
                for m, (x, _) in enumerate(feats)],
       'modal_weight': jnp.full((len(feats),), 1.0 / len(feats), jnp.float32),
   }
   if cfg.model.get('train_features', True):
-    params['features'] = [jnp.where(mask[:, None], x, 0.0)
-                          for x, mask in feats]
+    params['features'] = layers.masked_features(ctx)
   return params
 
 
@@ -104,8 +102,7 @@ def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
   for m, (proj, (x, mask)) in enumerate(zip(params['proj'], feats)):
     if 'features' in params:
       x = params['features'][m]
-    t = layers.apply(layers.Linear(proj['w'].shape[1]), proj,
-                     jnp.where(mask[:, None], x, 0.0))  # [I, D]
+    t = layers.linear(proj, jnp.where(mask[:, None], x, 0.0))  # [I, D]
     idx, val = knn.cosine_topk(t, cfg.model.knn_k, mask)
     learnt_idx.append(idx)
     # Empty slots (-inf) stay -inf; multiplying -inf itself by alpha would

@@ -56,6 +56,23 @@ def id_tables(key: types.PRNGKey, num_users: int, num_items: int, dim: int
           xavier_uniform(jax.random.fold_in(key, 1), (num_items, dim)))
 
 
+def mf_tables(key: types.PRNGKey, num_users: int, num_items: int, dim: int
+              ) -> dict[str, types.Array]:
+  """{'user_emb': [U, D], 'item_emb': [I, D]}: BPR-MF's and LightGCN's
+  params, `id_tables`."""
+  user, item = id_tables(key, num_users, num_items, dim)
+  return {'user_emb': user, 'item_emb': item}
+
+
+def masked_features(ctx: Any) -> list[types.Array]:
+  """Each modality's [I, F_m] with zero rows for the items that lack it.
+
+  The starting value of the trainable feature tables (MMRec's
+  `nn.Embedding.from_pretrained(freeze=False)`).
+  """
+  return [jnp.where(mask[:, None], x, 0.0) for x, mask in modalities(ctx)]
+
+
 def xavier_normal(key: types.PRNGKey, shape: tuple[int, int],
                   dtype: Any = jnp.float32) -> types.Array:
   """torch.nn.init.xavier_normal_ for a [fan_a, fan_b] matrix."""
@@ -191,3 +208,9 @@ class AttentionScore(nn.Module):
 def apply(module: nn.Module, params: types.Params, *args: Any) -> Any:
   """`module.apply` with `params` as its 'params' collection."""
   return module.apply({'params': params}, *args)
+
+
+def linear(params: dict[str, types.Array], x: types.Array) -> types.Array:
+  """`Linear` applied with `params` ({'w' [F, D]} and maybe {'b' [D]})."""
+  module = Linear(params['w'].shape[1], use_bias='b' in params)
+  return apply(module, params, x)  # [..., F] -> [..., D]

@@ -132,11 +132,10 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, types.Array]:
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   """ID embeddings, and per modality T_m [F_m, D] and V_m [F_m, K]."""
   d, k = cfg.model.embed_dim, cfg.model.hyper_num
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   params = {
-      'user': layers.xavier_uniform(jax.random.fold_in(key, 0),
-                                    (ctx.num_users, d)),
-      'item': layers.xavier_uniform(jax.random.fold_in(key, 1),
-                                    (ctx.num_items, d)),
+      'user': user,
+      'item': item,
       'trs': [],
       'hyper': [],
   }
@@ -198,16 +197,13 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
   hyper_views = []
   for m, (x, mask) in enumerate(layers.modalities(ctx)):
     # MGE: projected content, user rows the mean of their items', smoothed.
-    trs, hyper = params['trs'][m], params['hyper'][m]
-    f = layers.apply(layers.Linear(trs.shape[1], use_bias=False),
-                     {'w': trs}, x)  # [I, D]
+    f = layers.linear({'w': params['trs'][m]}, x)  # [I, D]
     g = jnp.concatenate([_to_users(r_mean, num_users, f), f])
     for _ in range(mc.num_mm_layers):
       g = sparse.propagate(ctx.graph, g)
     local = local + layers.l2_normalize(g)
     # Hyperedge assignments from the frozen features.
-    logits_i = layers.apply(layers.Linear(hyper.shape[1], use_bias=False),
-                            {'w': hyper}, x)  # [I, K]
+    logits_i = layers.linear({'w': params['hyper'][m]}, x)  # [I, K]
     logits_u = _to_users(r_sum, num_users, logits_i)  # [U, K]
     keys = [None] * 4
     if noise_key is not None:

@@ -20,6 +20,11 @@ def negatives_2d(neg: types.Array) -> types.Array:
   return neg[:, None] if neg.ndim == 1 else neg
 
 
+def _zero_padding(t: types.Array, mask: types.Array) -> types.Array:
+  """[B, ...] t with the padded rows (mask 0) zeroed."""
+  return t * mask.reshape(mask.shape + (1,) * (t.ndim - 1))
+
+
 def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
   """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
   return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
@@ -102,10 +107,7 @@ def emb_loss(mask: types.Array, *tensors: types.Array) -> types.Array:
   Returns:
     float32 [].
   """
-  total = jnp.zeros((), jnp.float32)
-  for t in tensors:
-    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
-    total = total + frobenius(t * m)
+  total = sum(frobenius(_zero_padding(t, mask)) for t in tensors)
   return total / jnp.maximum(mask.sum(), 1.0)
 
 
@@ -126,6 +128,28 @@ def ego_emb_loss(user_table: types.Array, item_table: types.Array,
                   item_table[batch['pos']], item_table[neg])
 
 
+def bpr_ego_reg(user_emb: types.Array, item_emb: types.Array,
+                user_table: types.Array, item_table: types.Array,
+                batch: dict, reg_weight: float
+                ) -> tuple[types.Array, dict[str, types.Array]]:
+  """MMRec's BPR-MF / LightGCN loss: `bpr_dot` + reg_weight `ego_emb_loss`.
+
+  Args:
+    user_emb: final user embeddings [U, D] (the scores' side).
+    item_emb: final item embeddings [I, D].
+    user_table: the ID table [U, D] the regulariser reads (layer 0).
+    item_table: the ID table [I, D].
+    batch: 'users' [B], 'pos' [B], 'neg' [B] or [B, k], 'mask' [B].
+    reg_weight: the regulariser's weight.
+
+  Returns:
+    (total [], {'bpr': [], 'reg': []}).
+  """
+  mf = bpr_dot(user_emb, item_emb, batch)
+  reg = ego_emb_loss(user_table, item_table, batch)
+  return mf + reg_weight * reg, {'bpr': mf, 'reg': reg}
+
+
 def row_sq_norms(t: types.Array) -> types.Array:
   """|t_r|^2 of every row along the last axis: [..., D] -> [...]."""
   return jnp.sum(t * t, axis=-1)
@@ -143,8 +167,5 @@ def squared_rows(mask: types.Array, *tensors: types.Array) -> types.Array:
   Returns:
     float32 [].
   """
-  total = jnp.zeros((), jnp.float32)
-  for t in tensors:
-    m = mask.reshape(mask.shape + (1,) * (t.ndim - 1))
-    total = total + jnp.sum(m * t * t)
+  total = sum(jnp.sum(_zero_padding(t, mask) * t) for t in tensors)
   return total / jnp.maximum(mask.sum(), 1.0)

@@ -123,10 +123,11 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   def k(i):
     return jax.random.fold_in(key, i)
 
+  user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   query = layers.linear_init(k(2), d, d)
   params = {
-      'user': layers.xavier_uniform(k(0), (ctx.num_users, d)),
-      'item': layers.xavier_uniform(k(1), (ctx.num_items, d)),
+      'user': user,
+      'item': item,
       'query': {'w': query['w'], 'b': query['b'],
                 'v': layers.linear_init(k(3), d, 1)['w']},
       'trs': [layers.linear_init(k(10 + m), x.shape[1], d)
@@ -137,14 +138,8 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
                  for m in range(num)],
   }
   if cfg.model.get('train_features', True):
-    params['features'] = [jnp.where(mask[:, None], x, 0.0)
-                          for x, mask in feats]
+    params['features'] = layers.masked_features(ctx)
   return params
-
-
-def _dense(p: dict, x: types.Array) -> types.Array:
-  """A projection or gate: `layers.Linear` with p."""
-  return layers.apply(layers.Linear(p['w'].shape[1]), p, x)
 
 
 def forward(params: types.Params, ctx: Any, cfg: Any
@@ -167,8 +162,8 @@ def forward(params: types.Params, ctx: Any, cfg: Any
     if 'features' in params:
       x = params['features'][m]
     x = jnp.where(mask[:, None], x, 0.0)
-    t = _dense(params['trs'][m], x)  # [I, D]
-    h = params['item'] * jax.nn.sigmoid(_dense(params['gate'][m], t))
+    t = layers.linear(params['trs'][m], x)  # [I, D]
+    h = params['item'] * jax.nn.sigmoid(layers.linear(params['gate'][m], t))
     h = jnp.where(mask[:, None], h, 0.0)
     for _ in range(cfg.model.num_mm_layers):
       h = sparse.propagate(graphs[m], h)
@@ -191,7 +186,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any
   common = sum(alpha[:, m:m + 1] * e for m, e in enumerate(views))
   side = common
   for m, e in enumerate(views):
-    prefer = jax.nn.sigmoid(_dense(params['prefer'][m], content))
+    prefer = jax.nn.sigmoid(layers.linear(params['prefer'][m], content))
     side = side + prefer * (e - common)
   side = side / (len(views) + 1)
   return content + side, side, content

@@ -98,9 +98,8 @@ def content(params: types.Params,
   """L2-normalised projected content p [I, D] from (features, mask) pairs."""
   f = jnp.concatenate(
       [x * m[:, None].astype(x.dtype) for x, m in feats], axis=1)  # [I, F]
-  proj = layers.Linear(params['proj_w'].shape[1])
-  return layers.l2_normalize(layers.apply(
-      proj, {'w': params['proj_w'], 'b': params['proj_b']}, f))
+  return layers.l2_normalize(layers.linear(
+      {'w': params['proj_w'], 'b': params['proj_b']}, f))
 
 
 def embed(params: types.Params, ctx: Any, cfg: Any

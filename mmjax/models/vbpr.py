@@ -91,9 +91,8 @@ def content(
   f = jnp.concatenate(
       [x * m[:, None].astype(x.dtype) for x, m in feats], axis=1
   )
-  proj = layers.Linear(params['proj_w'].shape[1])
-  p = layers.apply(proj, {'w': params['proj_w'], 'b': params['proj_b']},
-                   f)  # [I, F] -> [I, D]
+  p = layers.linear({'w': params['proj_w'], 'b': params['proj_b']},
+                    f)  # [I, F] -> [I, D]
   if normalize_projection:
     p = layers.l2_normalize(p)
   return p
