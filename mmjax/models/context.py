@@ -27,8 +27,8 @@ from mmjax.graph import sparse
 from mmjax.models import controls
 
 # Importable from here for callers written before the controls moved to
-# mmjax/models/controls.py (bench/planted.py, tests of the study and of
-# train/validate.py); new code imports controls.
+# mmjax/models/controls.py (bench/planted.py, tests/bench_planted_test.py,
+# tests/train/validate_test.py); new code imports controls.
 CONTROLS = controls.CONTROLS
 control_features = controls.control_features
 transform_features = controls.transform_features

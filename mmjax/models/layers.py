@@ -58,8 +58,7 @@ def id_tables(key: types.PRNGKey, num_users: int, num_items: int, dim: int
 
 def mf_tables(key: types.PRNGKey, num_users: int, num_items: int, dim: int
               ) -> dict[str, types.Array]:
-  """{'user_emb': [U, D], 'item_emb': [I, D]}: BPR-MF's and LightGCN's
-  params, `id_tables`."""
+  """BPR-MF's and LightGCN's params: `id_tables` as user_emb and item_emb."""
   user, item = id_tables(key, num_users, num_items, dim)
   return {'user_emb': user, 'item_emb': item}
 
