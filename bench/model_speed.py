@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -130,12 +131,36 @@ def set_threads(threads: int) -> None:
 
 
 def export_stats(data_dir: str) -> dict[str, int]:
-  """The counts export.py recorded for the folder (train/valid/test...)."""
+  """The counts the export recorded for the folder (train/valid/test...).
+
+  bench/mmrec/export.py records them as 'stats', `python -m
+  mmjax.data.export` (a prepared dataset, e.g. ML-100K) as 'counts'.
+  """
   path = os.path.join(data_dir, 'export.json')
   if not os.path.exists(path):
     return {}
   with open(path, encoding='utf-8') as f:
-    return json.load(f)['stats']
+    record = json.load(f)
+  return record.get('stats') or record.get('counts') or {}
+
+
+def exported_data_section(data_dir: str, root: str):
+  """A training config's `data` section reading an exported MMRec folder.
+
+  The `mmrec` reader, split `fixed` from `x_label`, no k-core, prepared
+  under `root` (where a whole run, `mmjax.run.run`, finds it as any
+  user's run would).
+  """
+  from mmjax.data import datasets  # pylint: disable=g-import-not-at-top
+  name = os.path.basename(os.path.abspath(data_dir).rstrip('/'))
+  section = datasets.training_section(f'mmrec_{name}')
+  section.format = 'mmrec'
+  section.path = os.path.abspath(data_dir)
+  section.reader_name = name
+  section.split = 'fixed'
+  section.min_user = section.min_item = 0
+  section.root = os.path.abspath(root)
+  return section
 
 
 def prepare_exported(data_dir: str, out_dir: str) -> str:
@@ -146,20 +171,24 @@ def prepare_exported(data_dir: str, out_dir: str) -> str:
       interactions of each split (the comparison would be on other data).
   """
   # pylint: disable=g-import-not-at-top
-  import numpy as np
-  from mmjax.data import dataset as dataset_lib
+  from mmjax.data import datasets
   from mmjax.data import prepare
   # pylint: enable=g-import-not-at-top
   name = os.path.basename(os.path.abspath(data_dir).rstrip('/'))
-  cfg = prepare.base_config()
-  cfg.name = f'mmrec_{name}'
-  cfg.format = 'mmrec'
-  cfg.path = os.path.abspath(data_dir)
-  cfg.reader_name = name
-  cfg.split = 'fixed'
-  cfg.min_user = cfg.min_item = 0
+  cfg = datasets.resolve_training_data(
+      exported_data_section(data_dir, out_dir))
   ds_dir = prepare.prepare(cfg, os.path.join(out_dir, f'dataset_{name}'),
                            quiet=True)
+  check_export_counts(ds_dir, data_dir)
+  return ds_dir
+
+
+def check_export_counts(ds_dir: str, data_dir: str) -> None:
+  """Raises DataError where our dataset and the export's counts differ."""
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  from mmjax.data import dataset as dataset_lib
+  # pylint: enable=g-import-not-at-top
   ds = dataset_lib.load(ds_dir)
   counts = np.bincount(ds.split, minlength=3)
   got = {'users': ds.num_users, 'items': ds.num_items,
@@ -171,11 +200,15 @@ def prepare_exported(data_dir: str, out_dir: str) -> str:
     raise dataset_lib.DataError(
         f'{data_dir}: our preparation of the MMRec folder differs from '
         f'export.json (ours, exported): {diff}.')
-  return ds_dir
 
 
-def our_config(model: str, lr: float, batch_size: int, seed: int = 0):
-  """Our training config for `GRID[model]` (one device)."""
+def our_config(model: str, lr: float, batch_size: int, seed: int = 0,
+               data=None):
+  """Our training config for `GRID[model]` (one device).
+
+  `data` (`exported_data_section`) is needed only by a whole run; the
+  timing modes build the trainer on a dataset directory directly.
+  """
   # pylint: disable=g-import-not-at-top
   import ml_collections
   from mmjax.train import defaults
@@ -196,6 +229,8 @@ def our_config(model: str, lr: float, batch_size: int, seed: int = 0):
     c.optim[key] = value
   c.train.batch_size = batch_size
   c.mesh.data = 1
+  if data is not None:
+    c.data = data
   return c
 
 
@@ -502,6 +537,216 @@ def run_mmrec(mmrec_dir: str, data_dir: str, model: str, epochs: int,
     return json.load(f)
 
 
+# Whole-process time (--mode process): what a user waits for, from the
+# command to its exit, on our side with a cold and then a warm persistent
+# compilation cache, and MMRec's first and second run (its item-graph
+# caches, `*.pt` in the data folder, written by the first).
+
+
+def whole_run_child(data_dir: str, root: str, workdir: str, model: str,
+                    epochs: int, lr: float, batch_size: int, seed: int
+                    ) -> dict[str, float]:
+  """In the child process: one whole run of `GRID[model]` (`mmjax.run.run`).
+
+  `epochs` epochs with validation and test after every one (MMRec's
+  schedule), no early stop, checkpoints as the defaults write them.
+  The training stack is imported first so that the parent can tell
+  start-up and imports from the run; returns those wall-clock marks.
+  """
+  # pylint: disable=g-import-not-at-top,unused-import
+  import jax
+  from mmjax import run as run_lib
+  from mmjax.train import loop
+  # pylint: enable=g-import-not-at-top,unused-import
+  imported = time.time()
+  cfg = our_config(model, lr, batch_size, seed,
+                   data=exported_data_section(data_dir, root))
+  cfg.train.num_epochs = epochs
+  cfg.train.eval_every_epochs = 1
+  cfg.train.patience = 0  # Never stop early: both sides train `epochs`.
+  run_lib.run(cfg, workdir)
+  return {'imported': imported, 'done': time.time()}
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+  with open(path, encoding='utf-8') as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def time_whole_run(data_dir: str, root: str, workdir: str, model: str,
+                   cache_dir: str, threads: int, epochs: int, lr: float,
+                   batch_size: int, seed: int = 0) -> dict[str, Any]:
+  """Wall time of our whole run in a fresh process, and where it went.
+
+  The child reads its persistent compilation cache from `cache_dir`
+  (MMJAX_COMPILE_CACHE; JAX's own variables are cleared so that they do not
+  override it). The phases: start-up and imports (Python, JAX, flax, ours),
+  the epochs and evaluations as metrics.jsonl times them (the first of each
+  compiles its programs when the cache is cold), data and set-up (the rest
+  of the run: dataset and features loaded, model context and graphs, state
+  initialised, checkpoints, runinfo) and exit.
+  """
+  if os.path.exists(workdir):
+    shutil.rmtree(workdir)
+  env = dict(os.environ, PYTHONPATH=_REPO, MMJAX_COMPILE_CACHE=cache_dir)
+  for name in ('JAX_COMPILATION_CACHE_DIR',
+               'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'):
+    env.pop(name, None)
+  cmd = [sys.executable, os.path.abspath(__file__), '--child=process',
+         f'--data_dir={data_dir}', f'--out_dir={root}', f'--workdir={workdir}',
+         f'--models={model}', f'--seed={seed}', f'--epochs={epochs}',
+         f'--lr={lr}', f'--batch_size={batch_size}', f'--threads={threads}']
+  load = os.getloadavg()[0]
+  start = time.time()
+  marks = _subprocess_json(cmd, env)
+  end = time.time()
+  with open(os.path.join(workdir, 'runinfo.json'), encoding='utf-8') as f:
+    cache = json.load(f)['compilation_cache']
+  lines = _read_jsonl(os.path.join(workdir, 'metrics.jsonl'))
+  epoch_s = [r['perf/epoch_time_s'] for r in lines
+             if 'perf/epoch_time_s' in r]
+  eval_s = [r['perf/eval_time_s'] for r in lines if 'perf/eval_time_s' in r]
+  run_s = marks['done'] - marks['imported']
+  final = [r for r in lines if r.get('final')][-1]
+  return {
+      'wall_s': end - start, 'load': load, 'compilation_cache': cache,
+      'startup_imports_s': marks['imported'] - start,
+      'data_setup_s': run_s - sum(epoch_s) - sum(eval_s),
+      'epoch_s': epoch_s, 'eval_s': eval_s,
+      'exit_s': end - marks['done'],
+      'epochs': len(epoch_s), 'evaluations': len(eval_s),
+      'best_valid_recall@20': final.get('best/val/recall@20'),
+      'workdir': workdir,
+  }
+
+
+def time_mmrec_run(mmrec_dir: str, data_dir: str, model: str, epochs: int,
+                   lr: float, batch_size: int, threads: int, out: str,
+                   first: bool, seed: int = 0) -> dict[str, Any]:
+  """Wall time of MMRec's whole run (run_mmrec.py, a fresh process).
+
+  Validation and test after every epoch, as ours. `first` removes MMRec's
+  item-graph caches from the data folder beforehand (its first run builds
+  them); the second run of a model reads what the first wrote.
+  """
+  if first:
+    for file in os.listdir(data_dir):
+      if file.endswith('.pt'):
+        os.remove(os.path.join(data_dir, file))
+  load = os.getloadavg()[0]
+  start = time.time()
+  rec = run_mmrec(mmrec_dir, data_dir, model, epochs, lr, batch_size,
+                  threads, out, seed, eval_every=1)
+  wall = time.time() - start
+  rows = rec['per_epoch']
+  return {
+      'wall_s': wall, 'load': load, 'data_s': rec['load_s'],
+      'model_setup_s': rec['setup_s'],
+      'epoch_s': [r['train_s'] for r in rows],
+      'eval_s': [r['eval_s'] for r in rows if 'eval_s' in r],
+      'epochs': len(rows),
+      'best_valid_recall@20': (rec.get('best') or {}).get(
+          'valid', {}).get('recall@20'),
+      'record': out,
+  }
+
+
+def _cached(run: dict[str, Any]) -> str:
+  cache = run['compilation_cache']
+  return f"{cache.get('compiled', '-')}/{cache.get('from_cache', '-')}"
+
+
+def _phases(run: dict[str, Any]) -> str:
+  epochs, evals = run['epoch_s'], run['eval_s']
+  rest = sum(epochs[1:]) + sum(evals[1:])
+  return '/'.join(f'{x:.1f}' for x in (
+      run['startup_imports_s'], run['data_setup_s'], epochs[0], evals[0],
+      rest, run['exit_s']))
+
+
+def process_table(cells: list[dict[str, Any]]) -> str:
+  """Markdown: one row per model, whole-process seconds and MMRec/ours."""
+  lines = [
+      '| model | MMRec 1st s | MMRec 2nd s | ours cold s | ours warm s | '
+      'MMRec 1st / ours cold | MMRec 2nd / ours warm | compiled/cached '
+      'cold | compiled/cached warm | ours cold: imports/set-up/epoch 1/'
+      'eval 1/rest/exit s | ours warm: same | load before each run |',
+      '|' + '---|' * 12]
+  for c in cells:
+    cold, warm = c['ours_cold'], c['ours_warm']
+    first, second = c.get('mmrec_first'), c.get('mmrec_second')
+    wall = lambda r: r['wall_s'] if r else None  # noqa: E731
+    loads = [r['load'] for r in (cold, warm, first, second) if r]
+    lines.append(
+        f"| {c['model']} | {_fmt(wall(first), '.1f')} | "
+        f"{_fmt(wall(second), '.1f')} | {cold['wall_s']:.1f} | "
+        f"{warm['wall_s']:.1f} | {_ratio(wall(first), cold['wall_s'])} | "
+        f"{_ratio(wall(second), warm['wall_s'])} | {_cached(cold)} | "
+        f"{_cached(warm)} | {_phases(cold)} | {_phases(warm)} | "
+        f"{'/'.join(f'{x:.1f}' for x in loads)} |")
+  return '\n'.join(lines)
+
+
+def process_mode(data_dir: str, out_dir: str, models: list[str],
+                 mmrec_dir: str | None, epochs: int, lr: float,
+                 batch_size: int, threads: int) -> list[dict[str, Any]]:
+  """Per model, back to back: ours cold, ours warm, MMRec 1st, MMRec 2nd.
+
+  Writes `process_<model>_<data>.json` per model and `process_<data>.md`
+  into `out_dir`; returns the cells.
+  """
+  from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
+  name = os.path.basename(data_dir.rstrip('/'))
+  root = os.path.join(out_dir, 'data')
+  # Prepared once, before any timing, as MMRec's folder is: both sides'
+  # runs then read a dataset that exists.
+  ds_dir = prepare.ensure_dataset(exported_data_section(data_dir, root))
+  check_export_counts(ds_dir, data_dir)
+  if mmrec_dir:
+    sys.path.insert(0, os.path.dirname(_RUN_MMREC))
+    import patches  # pylint: disable=g-import-not-at-top
+    reason = patches.check_mmrec_dir(mmrec_dir)
+  else:
+    reason = 'no --mmrec_dir (or $MMREC_DIR) given, or --skip_mmrec'
+  if reason:
+    print(f'MMRec columns skipped: {reason}.', flush=True)
+  date = datetime.datetime.now(datetime.timezone.utc).isoformat(
+      timespec='seconds')
+  threads = threads or os.cpu_count()
+  cells = []
+  for model in models:
+    cache_dir = os.path.join(out_dir, 'jax_cache', model)
+    if os.path.exists(cache_dir):
+      shutil.rmtree(cache_dir)  # A cold cache: no program of an earlier run.
+    cell = {'dataset': name, 'model': model, 'machine': machine(),
+            'date': date, 'threads': threads, 'epochs': epochs,
+            'eval_every_epochs': 1, 'lr': lr, 'batch_size': batch_size,
+            'data_dir': data_dir, 'cache_dir': cache_dir}
+    for kind in ('cold', 'warm'):
+      cell[f'ours_{kind}'] = time_whole_run(
+          data_dir, root, os.path.join(out_dir, 'runs', f'{model}_{kind}'),
+          model, cache_dir, threads, epochs, lr, batch_size)
+    if not reason:
+      for kind in ('first', 'second'):
+        cell[f'mmrec_{kind}'] = time_mmrec_run(
+            mmrec_dir, data_dir, model, epochs, lr, batch_size, threads,
+            os.path.join(out_dir, f'mmrec_{model}_{name}_{kind}.json'),
+            first=kind == 'first')
+    with open(os.path.join(out_dir, f'process_{model}_{name}.json'), 'w',
+              encoding='utf-8') as f:
+      json.dump(cell, f, indent=1)
+    cells.append(cell)
+    print(process_table([cell]).splitlines()[-1], flush=True)
+  text = (f'# whole-process time, {date}, {machine()}, threads {threads}, '
+          f'{epochs} epochs, validation and test every epoch, load '
+          f'{os.getloadavg()[0]:.1f} at the end\n' + process_table(cells))
+  with open(os.path.join(out_dir, f'process_{name}.md'), 'w',
+            encoding='utf-8') as f:
+    f.write(text + '\n')
+  print(text)
+  return cells
+
+
 def mmrec_medians(record: dict[str, Any]) -> dict[str, float | None]:
   """MMRec's medians over the epochs after the first (as ours)."""
   rows = record['per_epoch']
@@ -569,6 +814,10 @@ def main(argv):
     if _CHILD.value == 'speed':
       out = time_ours(_DATASET_DIR.value, model, _EPOCHS.value, _EVALS.value,
                       _LR.value, _BATCH.value, _SEED.value)
+    elif _CHILD.value == 'process':
+      out = whole_run_child(_DATA_DIR.value, _OUT_DIR.value, _WORKDIR.value,
+                            model, _EPOCHS.value, _LR.value, _BATCH.value,
+                            _SEED.value)
     elif _CHILD.value == 'profile':
       out = profile_ours(_DATASET_DIR.value, model, _LR.value, _BATCH.value,
                          os.path.join(_OUT_DIR.value, f'trace_{model}'))
@@ -583,6 +832,11 @@ def main(argv):
   name = os.path.basename(data_dir.rstrip('/'))
   out_dir = os.path.abspath(_OUT_DIR.value)
   os.makedirs(out_dir, exist_ok=True)
+  if _MODE.value == 'process':
+    process_mode(data_dir, out_dir, _MODELS.value,
+                 None if _SKIP_MMREC.value else _MMREC_DIR.value,
+                 _EPOCHS.value, _LR.value, _BATCH.value, _THREADS.value)
+    return
   env_repo = dict(os.environ, PYTHONPATH=_REPO)
   # An MMRec-only outcome run (beside an ours-only one on the same folder)
   # needs no dataset of ours, and must not rebuild the one the other uses.
@@ -668,10 +922,14 @@ if __name__ == '__main__':
                                  'Records, tables and our prepared dataset.')
   _MODELS = flags.DEFINE_list('models', ['LightGCN'],
                               f'MMRec model names: {sorted(GRID)}.')
-  _MODE = flags.DEFINE_enum('mode', 'speed', ['speed', 'outcome', 'profile'],
+  _MODE = flags.DEFINE_enum('mode', 'speed',
+                            ['speed', 'outcome', 'profile', 'process'],
                             'speed: time both tools; outcome: train both '
                             'over --seeds and record Recall@20; profile: '
-                            'where our epoch time goes.')
+                            'where our epoch time goes; process: whole '
+                            'runs of --epochs, start to exit, ours with a '
+                            'cold then a warm compilation cache, MMRec '
+                            'twice.')
   _MMREC_DIR = flags.DEFINE_string('mmrec_dir', os.environ.get('MMREC_DIR'),
                                    'MMRec checkout (empty: ours only).')
   _SKIP_MMREC = flags.DEFINE_bool('skip_mmrec', False, 'Time ours only.')
@@ -679,7 +937,8 @@ if __name__ == '__main__':
       'skip_ours', False, 'Outcome mode: MMRec only (to run the two sides '
       'as two processes on the same --out_dir).')
   _EPOCHS = flags.DEFINE_integer('epochs', 5, 'Our epochs (the first '
-                                 'compiles and is not in the median).')
+                                 'compiles and is not in the median); '
+                                 'process mode: both sides\' epochs.')
   _EVALS = flags.DEFINE_integer('evals', 4, 'Our validation passes (the '
                                 'first compiles).')
   _MMREC_EPOCHS = flags.DEFINE_integer('mmrec_epochs', 3, 'MMRec epochs, '
@@ -690,7 +949,10 @@ if __name__ == '__main__':
                                   '(0: every core).')
   _SEEDS = flags.DEFINE_list('seeds', ['0'], 'Seeds (outcome mode).')
   _SEED = flags.DEFINE_integer('seed', 0, 'Internal (child process).')
-  _CHILD = flags.DEFINE_string('child', None, 'Internal: speed | outcome.')
+  _CHILD = flags.DEFINE_string('child', None, 'Internal: speed | outcome | '
+                               'profile | process.')
+  _WORKDIR = flags.DEFINE_string('workdir', None,
+                                 'Internal: the workdir of a whole run.')
   _DATASET_DIR = flags.DEFINE_string('dataset_dir', None,
                                      'Internal: our prepared dataset.')
   app.run(main)
