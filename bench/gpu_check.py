@@ -125,6 +125,7 @@ def header(torch_device: str) -> dict[str, Any]:
       'jax_platform_version': getattr(getattr(device, 'client', None),
                                       'platform_version', '?'),
       'machine': model_speed.machine(),
+      'load': os.getloadavg()[0],
       'dry_run': _CPU.value,
   }
   try:
@@ -382,7 +383,8 @@ def header_text(h: dict[str, Any]) -> str:
   kind = ('CPU DRY RUN (--cpu): not GPU numbers' if h['dry_run']
           else 'GPU check')
   return '\n'.join([
-      f"# {kind}, {h['date']}, {h['host']}, {h['machine']}",
+      f"# {kind}, {h['date']}, {h['host']}, {h['machine']}, "
+      f"load {h['load']:.1f}",
       f"# device {h['device']} (x{h['device_count']}, "
       f"{h['jax_platform_version']}); nvidia-smi: {h['nvidia_smi']}",
       f"# python {h['python']}, jax {h['jax']}, jaxlib {h['jaxlib']}, "
