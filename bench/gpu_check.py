@@ -12,11 +12,13 @@ short keeps what it measured.
 
 1. Propagation `y = A x` on the graph of bench/propagate.py
    (`propagate.power_law_graph`: N=50k nodes, 2M non-zeros, D from `--dims`),
-   forward and forward+backward (the loss vdot(A x, g) and its gradient with
-   respect to x, so both passes run, as in torch),
+   forward and forward+backward (the loss vdot(A x, g) and its gradient
+   with respect to x, so both passes run, as in torch),
    by each path: `jax.ops.segment_sum`, the sorted one (`indices_are_sorted`,
-   mmjax's reference), `jax.experimental.sparse` BCSR (cuSPARSE on GPU; the
-   custom call it lowers to is printed), `sparse.propagate` as a user gets it
+   mmjax's reference), `jax.experimental.sparse` BCSR (cuSPARSE on GPU,
+   with `jax_bcoo_cusparse_lowering` on for that row only: it is off by
+   default; the custom calls of each program are printed, so a fallback to
+   XLA's own ops shows), `sparse.propagate` as a user gets it
    (whatever path mmjax chooses here), and `torch.sparse.mm` with a CSR
    tensor on the same device. Times are medians of `--repeats` runs after two
    warm-up runs (`propagate.measure`, wall clock), each synchronised
@@ -40,6 +42,7 @@ never taken for GPU ones.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -48,7 +51,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 import warnings
 
 from absl import app
@@ -154,9 +157,10 @@ def header(torch_device: str) -> dict[str, Any]:
   return out
 
 
-def _custom_calls(fn, *args) -> str:
-  """The custom-call targets of fn's lowering (which library serves it)."""
-  text = jax.jit(fn).lower(*args).as_text()
+def _custom_calls(jitted, *args) -> str:
+  """The custom-call targets of a jitted function's lowering (which library
+  serves it), or '-' for XLA's own ops only."""
+  text = jitted.lower(*args).as_text()
   return ','.join(sorted(set(re.findall(r'custom_call @(\w+)', text)))) or '-'
 
 
@@ -188,29 +192,50 @@ def jax_paths(g: sparse.Graph, x: np.ndarray, gy: np.ndarray, repeats: int
   }
   out = {}
   for name, prop in paths.items():
-    fwd = jax.jit(prop)
-    # value_and_grad, not grad: the loss needs y = A x, so the forward runs
-    # too (under grad alone XLA drops it, the gradient A^T g not needing y),
-    # the same work as torch's forward + backward.
-    both = jax.jit(jax.value_and_grad(
-        lambda x, g, prop=prop: jnp.vdot(prop(g, x), gyj)))
-    try:
-      out[name] = {
-          'fwd_ms': propagate.measure(
-              lambda fwd=fwd: fwd(gj, xj).block_until_ready(), repeats),
-          'both_ms': propagate.measure(
-              lambda both=both: jax.block_until_ready(both(xj, gj)), repeats),
-          'y': np.asarray(fwd(gj, xj)),
-          'dx': np.asarray(both(xj, gj)[1]),
-          'lowers_to': _custom_calls(prop, gj, xj),
-      }
-    except Exception as e:  # pylint: disable=broad-except
-      # One path failing on a new device must not cost the other rows.
-      out[name] = {'skipped': f'failed: {type(e).__name__}: {e}'[:300]}
+    with _cusparse_lowering(name.startswith('BCSR')):
+      out[name] = _jax_path(prop, gj, xj, gyj, repeats)
   if 'skipped' not in out['mmjax propagate (default)']:
     out['mmjax propagate (default)']['lowers_to'] += (
         f' [{sparse.propagation_path(gj, xj)}]')
   return out
+
+
+@contextlib.contextmanager
+def _cusparse_lowering(enable: bool) -> Iterator[None]:
+  """BCSR and BCOO products lower to cuSPARSE only with this flag on.
+
+  It is off by default (then BCSR lowers to XLA's gather and scatter); on
+  CPU it changes nothing.
+  """
+  old = jax.config.jax_bcoo_cusparse_lowering
+  jax.config.update('jax_bcoo_cusparse_lowering', enable or old)
+  try:
+    yield
+  finally:
+    jax.config.update('jax_bcoo_cusparse_lowering', old)
+
+
+def _jax_path(prop, gj, xj, gyj, repeats: int) -> dict[str, Any]:
+  """Times and results of one JAX path (see jax_paths)."""
+  fwd = jax.jit(prop)
+  # value_and_grad, not grad: the loss needs y = A x, so the forward runs
+  # too (under grad alone XLA drops it, the gradient A^T g not needing y),
+  # the same work as torch's forward + backward.
+  both = jax.jit(jax.value_and_grad(lambda x, g: jnp.vdot(prop(g, x), gyj)))
+  try:
+    return {
+        'fwd_ms': propagate.measure(
+            lambda: fwd(gj, xj).block_until_ready(), repeats),
+        'both_ms': propagate.measure(
+            lambda: jax.block_until_ready(both(xj, gj)), repeats),
+        'y': np.asarray(fwd(gj, xj)),
+        'dx': np.asarray(both(xj, gj)[1]),
+        'lowers_to': (f'{_custom_calls(fwd, gj, xj)} / '
+                      f'{_custom_calls(both, xj, gj)}'),
+    }
+  except Exception as e:  # pylint: disable=broad-except
+    # One path failing on a new device must not cost the other rows.
+    return {'skipped': f'failed: {type(e).__name__}: {e}'[:300]}
 
 
 def torch_path(g: sparse.Graph, x: np.ndarray, gy: np.ndarray, repeats: int,
@@ -289,7 +314,8 @@ def propagation(torch_device: str) -> list[dict[str, Any]]:
 
 def propagation_table(rows: list[dict[str, Any]]) -> str:
   lines = ['| D | path | fwd ms | fwd+bwd ms | max abs diff fwd | '
-           'max abs diff grad | lowers to |', '|---|---|---|---|---|---|---|']
+           'max abs diff grad | custom calls (fwd / fwd+bwd) |',
+           '|---|---|---|---|---|---|---|']
   for r in rows:
     if 'skipped' in r:
       lines.append(f"| {r['D']} | {r['path']} | {r['skipped']} | - | - | - "
