@@ -187,6 +187,7 @@ def check_export_counts(ds_dir: str, data_dir: str) -> None:
   """Raises DataError where our dataset and the export's counts differ."""
   # pylint: disable=g-import-not-at-top
   import numpy as np
+
   from mmjax.data import dataset as dataset_lib
   # pylint: enable=g-import-not-at-top
   ds = dataset_lib.load(ds_dir)
@@ -211,6 +212,7 @@ def our_config(model: str, lr: float, batch_size: int, seed: int = 0,
   """
   # pylint: disable=g-import-not-at-top
   import ml_collections
+
   from mmjax.train import defaults
   # pylint: enable=g-import-not-at-top
   spec = GRID[model]
@@ -248,6 +250,7 @@ def time_ours(ds_dir: str, model: str, epochs: int, evals: int, lr: float,
   """Builds our trainer, times `epochs` epochs and `evals` validations."""
   # pylint: disable=g-import-not-at-top
   import jax
+
   from mmjax.data import dataset as dataset_lib
   from mmjax.graph import kernel
   from mmjax.parallel import mesh as mesh_lib
@@ -442,6 +445,7 @@ def profile_ours(ds_dir: str, model: str, lr: float, batch_size: int,
   """
   # pylint: disable=g-import-not-at-top
   import jax
+
   from mmjax.data import dataset as dataset_lib
   from mmjax.parallel import mesh as mesh_lib
   from mmjax.train import loop
@@ -553,10 +557,12 @@ def whole_run_child(data_dir: str, root: str, workdir: str, model: str,
   The training stack is imported first so that the parent can tell
   start-up and imports from the run; returns those wall-clock marks.
   """
+  # The training stack, imported here only to time it apart from the run.
   # pylint: disable=g-import-not-at-top,unused-import
-  import jax
+  import jax  # noqa: F401
+
   from mmjax import run as run_lib
-  from mmjax.train import loop
+  from mmjax.train import loop  # noqa: F401
   # pylint: enable=g-import-not-at-top,unused-import
   imported = time.time()
   cfg = our_config(model, lr, batch_size, seed,
