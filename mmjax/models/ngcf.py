@@ -130,10 +130,10 @@ def layer_sizes(cfg: Any) -> list[int]:
 def init_layers(key: types.PRNGKey, sizes: list[int]) -> dict[str, Any]:
   """Xavier-uniform W1, W2 [in, out] and b1, b2 [out] per layer."""
   out = {}
-  for l, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-    k1, k2, k3, k4 = (jax.random.fold_in(jax.random.fold_in(key, l), j)
+  for depth, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    k1, k2, k3, k4 = (jax.random.fold_in(jax.random.fold_in(key, depth), j)
                       for j in range(4))
-    out[f'layer_{l}'] = {
+    out[f'layer_{depth}'] = {
         'w1': layers.xavier_uniform(k1, (d_in, d_out)),
         # torch's xavier on a [1, out] tensor: fans 1 and out.
         'b1': layers.xavier_uniform_row(k2, (d_out,)),
@@ -315,8 +315,8 @@ def propagate(
 
   ego = jnp.concatenate([params['user_emb'], params['item_emb']], 0)  # [N, D]
   outs, h = [ego], ego
-  for l in range(cfg.model.num_layers):
-    p = params[f'layer_{l}']
+  for depth in range(cfg.model.num_layers):
+    p = params[f'layer_{depth}']
     side = sparse.propagate(graph, h)  # [N, W_l]
     if adjacency == 'elliot':
       side = side + self_w[:, None] * h
@@ -326,7 +326,8 @@ def propagate(
     layer = layers.BiInteraction(p['w1'].shape[1])
     o = layers.apply(layer, p, first, side * h)  # [N, W_{l+1}]
     if key is not None:
-      k_msg = jax.random.fold_in(jax.random.fold_in(key, _MESSAGE_DROPOUT), l)
+      k_msg = jax.random.fold_in(
+          jax.random.fold_in(key, _MESSAGE_DROPOUT), depth)
       o = layers.dropout(k_msg, o, msg_rate)
     e = layers.l2_normalize(o)
     outs.append(e)

@@ -12,21 +12,23 @@ from mmjax.graph import sparse
 from mmjax.models import context
 from mmjax.models import layers
 
-U, I, D, F_V, F_T = 6, 5, 4, 3, 2
+NUM_USERS, NUM_ITEMS, D, F_V, F_T = 6, 5, 4, 3, 2
 
 
 def _ctx():
   rng = np.random.default_rng(0)
-  users = np.repeat(np.arange(U, dtype=np.int32), 2)
-  items = np.asarray(rng.integers(0, I, 2 * U), np.int32)
-  graph = sparse.sym_normalize(sparse.bipartite(users, items, U, I))
-  features = {'textual': rng.standard_normal((I, F_T)).astype(np.float32),
-              'visual': rng.standard_normal((I, F_V)).astype(np.float32)}
+  users = np.repeat(np.arange(NUM_USERS, dtype=np.int32), 2)
+  items = np.asarray(rng.integers(0, NUM_ITEMS, 2 * NUM_USERS), np.int32)
+  graph = sparse.sym_normalize(
+      sparse.bipartite(users, items, NUM_USERS, NUM_ITEMS))
+  features = {
+      'textual': rng.standard_normal((NUM_ITEMS, F_T)).astype(np.float32),
+      'visual': rng.standard_normal((NUM_ITEMS, F_V)).astype(np.float32)}
   return context.ModelContext(
       graph=graph, features=features,
-      masks={m: np.ones(I, bool) for m in features},
-      item_popularity=np.ones(I, np.float32), extras={}, num_users=U,
-      num_items=I)
+      masks={m: np.ones(NUM_ITEMS, bool) for m in features},
+      item_popularity=np.ones(NUM_ITEMS, np.float32), extras={},
+      num_users=NUM_USERS, num_items=NUM_ITEMS)
 
 
 def _cfg(name):

@@ -42,12 +42,12 @@ def hand_params(cfg, seed=0):
       'user_emb': rng.normal(0, 0.5, (NUM_USERS, d)),
       'item_emb': rng.normal(0, 0.5, (NUM_ITEMS, d)),
   }
-  for l in range(cfg.model.num_layers):
-    params[f'layer_{l}'] = {
-        'w1': rng.normal(0, 0.5, (sizes[l], sizes[l + 1])),
-        'b1': rng.normal(0, 0.1, sizes[l + 1]),
-        'w2': rng.normal(0, 0.5, (sizes[l], sizes[l + 1])),
-        'b2': rng.normal(0, 0.1, sizes[l + 1]),
+  for depth in range(cfg.model.num_layers):
+    params[f'layer_{depth}'] = {
+        'w1': rng.normal(0, 0.5, (sizes[depth], sizes[depth + 1])),
+        'b1': rng.normal(0, 0.1, sizes[depth + 1]),
+        'w2': rng.normal(0, 0.5, (sizes[depth], sizes[depth + 1])),
+        'b2': rng.normal(0, 0.1, sizes[depth + 1]),
     }
   return jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
 
@@ -97,8 +97,8 @@ def np_propagate(params, a, cfg, aggregation='concat', lap=None):
   lap = np_lap(a, cfg) if lap is None else lap
   x = np.concatenate([p['user_emb'], p['item_emb']], 0)
   all_embeddings, h = [x], x
-  for l in range(cfg.model.num_layers):
-    lw = p[f'layer_{l}']
+  for depth in range(cfg.model.num_layers):
+    lw = p[f'layer_{depth}']
     side = lap @ h
     first = side if cfg.model.adjacency == 'elliot' else side + h
     out = np_leaky_relu(first @ lw['w1'] + lw['b1']
@@ -402,12 +402,12 @@ def torch_elliot_ngcf(torch, params, a, batch, aggregation):
   ego = torch.cat((gu0, gi0), 0)
   all_embeddings = [ego]
   leaky = torch.nn.LeakyReLU(negative_slope=0.2)
-  for l in range(sum(k.startswith('layer_') for k in params)):
-    w1 = leaf(f'layer_{l}/w1', params[f'layer_{l}']['w1'])
-    b1 = leaf(f'layer_{l}/b1', params[f'layer_{l}']['b1'])
-    w2 = leaf(f'layer_{l}/w2', params[f'layer_{l}']['w2'])
-    b2 = leaf(f'layer_{l}/b2', params[f'layer_{l}']['b2'])
-    x = all_embeddings[l]
+  for depth in range(sum(k.startswith('layer_') for k in params)):
+    w1 = leaf(f'layer_{depth}/w1', params[f'layer_{depth}']['w1'])
+    b1 = leaf(f'layer_{depth}/b1', params[f'layer_{depth}']['b1'])
+    w2 = leaf(f'layer_{depth}/w2', params[f'layer_{depth}']['w2'])
+    b2 = leaf(f'layer_{depth}/b2', params[f'layer_{depth}']['b2'])
+    x = all_embeddings[depth]
     side = adj @ x
     out = leaky(side @ w1 + b1 + (side * x) @ w2 + b2)
     all_embeddings.append(torch.nn.functional.normalize(out, p=2, dim=1))
