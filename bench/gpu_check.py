@@ -1,6 +1,7 @@
 r"""The GPU check: propagation paths and two models against MMRec, one command.
 
-    # on one GPU, from the repository root (about 5 minutes; MMRec optional)
+    # on one GPU, from the repository root (MMRec optional; estimated 3-5
+    # minutes, not yet run on a GPU: the CPU run of these sizes took 9)
     python bench/gpu_check.py --mmrec_dir $MMREC_DIR
     # the CPU dry run at small sizes (known to work before a GPU exists)
     .venv/bin/python bench/gpu_check.py --cpu --small
@@ -107,6 +108,7 @@ _RESULT_FILE = 'gpu_check'
 
 
 def sync_torch(torch, device: str) -> None:
+  """Waits for torch's queued GPU work, so a timing covers it."""
   if device == 'cuda':
     torch.cuda.synchronize()
 
@@ -421,8 +423,9 @@ def header_text(h: dict[str, Any]) -> str:
       f"# python {h['python']}, jax {h['jax']}, jaxlib {h['jaxlib']}, "
       f"torch {h['torch']} (CUDA {h.get('torch_cuda')}, "
       f"device {h.get('torch_device', '-')})",
-      f"# mmjax propagation path here (no settings): {h['mmjax_path']}; "
-      f"kernel: {h['kernel']['reason']}",
+      f"# mmjax propagation path here: {h['mmjax_path']} (kernel mode "
+      f"{h['kernel']['mode']} from {h['kernel']['settings_from']}: "
+      f"{h['kernel']['reason']})",
   ])
 
 
