@@ -12,6 +12,11 @@ r"""Per-model epoch and full-ranking evaluation time, ours against MMRec.
       --epochs 50 --lr 0.01 --batch_size 1024 --out_dir /tmp/outcome
   # the same as two processes (ours, MMRec) on the same --out_dir: add
   # --skip_mmrec to one and --skip_ours to the other
+  # whole runs, start to exit (time to first result): per model ours with a
+  # cold then a warm compilation cache, MMRec's first and second run
+  .venv/bin/python bench/model_speed.py --mode process \
+      --data_dir /tmp/mmrec_data/ml100k --models LightGCN,VBPR \
+      --epochs 10 --threads 1 --mmrec_dir $MMREC_DIR --out_dir /tmp/process
 
 Our side reads the exported MMRec folder through our own pipeline (the
 `mmrec` reader, split `fixed` from its `x_label`, no k-core, our feature
@@ -30,6 +35,13 @@ pass). Wall and process-CPU seconds, peak RSS of each process (each model
 runs in its own process on each side), and the 1-minute load average
 before each run are recorded. `--threads` sets torch.set_num_threads,
 our kernel's threads and XLA's intra-op threads alike (0: every core).
+
+Process mode times what a user waits for: `mmjax.run.run` (what `python -m
+mmjax.launch` calls) in a fresh process, validation and test every epoch,
+from start to exit, split into start-up and imports, data and set-up, the
+first epoch and evaluation (which compile when the cache is cold), the rest
+and exit; with the programs compiled and read from the persistent cache
+(runinfo.json). MMRec: run_mmrec.py with the same epochs and schedule.
 """
 
 from __future__ import annotations
