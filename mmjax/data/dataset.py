@@ -309,3 +309,25 @@ def load(root: str, *, verify: bool = False) -> Dataset:
 def manifest_hash(root: str) -> str:
   """sha256 of a dataset's manifest file (recorded by every run)."""
   return _file_sha256(os.path.join(root, MANIFEST))
+
+
+def run_record(ds: Dataset, dataset_dir: str | None) -> dict[str, Any]:
+  """What a run records about its dataset (runinfo.json's 'dataset').
+
+  Args:
+    ds: the dataset trained on.
+    dataset_dir: its directory, or None for a dataset built in memory.
+
+  Returns:
+    {'dir' (absolute), 'name', 'manifest_sha256', 'split_hash',
+    'item_map_hash', 'counts' (`Dataset.summary`)}; the directory and the
+    manifest hash are None without a directory.
+  """
+  return {
+      'dir': os.path.abspath(dataset_dir) if dataset_dir else None,
+      'name': ds.manifest.get('name'),
+      'manifest_sha256': manifest_hash(dataset_dir) if dataset_dir else None,
+      'split_hash': split_hash(ds),
+      'item_map_hash': item_map_hash(ds.item_ids),
+      'counts': ds.summary(),
+  }

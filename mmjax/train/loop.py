@@ -20,8 +20,9 @@ run (the `perf/` timing fields aside).
 
 metrics.jsonl: per epoch {'epoch', 'step', 'train/loss', 'train/bpr',
 'train/reg', 'train/l2_grads', 'train/l2_updates' (means over the epoch's
-steps, weighted by real rows), 'train/l2_params' (end of epoch),
-'perf/epoch_time_s', 'perf/samples_per_s'}; per evaluation 'val/<metric>',
+steps, weighted by real rows), 'train/l2_params' (end of epoch), 'train/lr'
+(the learning rate of the epoch's last update), 'perf/epoch_time_s',
+'perf/samples_per_s'}; per evaluation 'val/<metric>',
 'test/<metric>', '<name>/<metric>' of each evaluator of `eval.evaluators`
 (mmjax/eval/evaluators.py; those with every='best' only at a new best),
 'perf/eval_time_s'; at the end a line with 'final': true and
@@ -416,6 +417,36 @@ def load_dataset(cfg: Any) -> tuple[dataset_lib.Dataset, str]:
   return dataset_lib.load(data_dir), data_dir
 
 
+def check_splits(ds: dataset_lib.Dataset, dataset_dir: str | None,
+                 select_metric: str) -> None:
+  """Refuses a dataset that cannot select an epoch or report a test score.
+
+  Every run picks its best epoch on validation (`eval.select_metric`) and
+  reports test there, so both splits need interactions. An Elliot fixed
+  split without val.tsv has none for validation: training it would only
+  fail at the first evaluation (a KeyError on the missing val metric), and
+  selecting on test instead would report a test score tuned on test. The
+  tool refuses it before training and says how to give it a validation set.
+
+  Raises:
+    ValueError: a split without interactions, naming the dataset and the
+      way out.
+  """
+  counts = np.bincount(np.asarray(ds.split), minlength=len(
+      dataset_lib.SPLIT_NAMES))
+  where = dataset_dir or ds.manifest.get('name') or 'the dataset'
+  if not counts[dataset_lib.VALID]:
+    raise ValueError(
+        f'{where}: no validation interactions, but eval.select_metric='
+        f'{select_metric!r} selects the best epoch on validation (an Elliot '
+        'fixed split without val.tsv?). Add a val.tsv, or read the data '
+        'with a split that holds some interactions out for validation '
+        '(data.split); selecting on test would tune on the test set.')
+  if not counts[dataset_lib.TEST]:
+    raise ValueError(f'{where}: no test interactions, so the run has '
+                     'nothing to report; give the dataset a test split.')
+
+
 def _evaluate_and_record(trainer: Trainer, writer: writers.MetricWriter,
                          workdir: str, params: Any, epoch: int, step: int,
                          loop: dict[str, Any],
@@ -530,8 +561,10 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
     ds, dataset_dir = load_dataset(cfg)
   with open(os.path.join(workdir, runinfo.CONFIG), 'w', encoding='utf-8') as f:
     f.write(cfg.to_json_best_effort(indent=2, sort_keys=True))
+  check_splits(ds, dataset_dir, cfg.eval.select_metric)
   trainer = Trainer(cfg, ds, dataset_dir, mesh)
-  runinfo.record_data(workdir, ds, dataset_dir, trainer.feature_record)
+  runinfo.record_data(workdir, dataset_lib.run_record(ds, dataset_dir),
+                      trainer.feature_record)
   name = cfg.model.name
   metrics_path = os.path.join(workdir, writers.METRICS)
   select = 'val/' + cfg.eval.select_metric
@@ -578,7 +611,11 @@ def train_and_evaluate_one(cfg: Any, workdir: str,
       dt = time.perf_counter() - t0
       step = epoch * trainer.steps_per_epoch
       writer.write_scalars(step, {
-          'epoch': epoch, **metrics, 'perf/epoch_time_s': dt,
+          'epoch': epoch, **metrics,
+          # The rate of the epoch's last update (0-based step - 1).
+          'train/lr': optim.learning_rate(cfg, trainer.steps_per_epoch,
+                                          step - 1),
+          'perf/epoch_time_s': dt,
           'perf/samples_per_s': trainer.num_train / dt})
       line = (f'[{name}] epoch {epoch}/{num_epochs} loss '
               f'{metrics["train/loss"]:.4f} {dt:.2f}s '
@@ -683,6 +720,7 @@ def train_and_evaluate(cfg: Any, workdir: str,
   """
   names = tuple(cfg.get('models') or ())
   ds, dataset_dir = load_dataset(cfg)
+  check_splits(ds, dataset_dir, cfg.eval.select_metric)
   from mmjax.data import prepare  # pylint: disable=g-import-not-at-top
   if jax.process_index() == 0:
     # One line: prepare prints the full table once, when it builds the data.

@@ -11,7 +11,7 @@ This module imports neither JAX nor the models, so that `python -m
 mmjax.launch` can report a config error in a fraction of a second. The
 metric, optimiser and control names it accepts are copies of those in
 mmjax/eval/metrics.py, mmjax/train/optim.py, mmjax/train/sampler.py and
-mmjax/models/context.py; tests/train/validate_test.py checks that the copies
+mmjax/models/controls.py; tests/train/validate_test.py checks that the copies
 agree with the originals.
 
 Multi-model configs (`models` with a `per_model.<name>` section each, see
@@ -42,7 +42,7 @@ OPTIMIZERS = (
     'novograd', 'radam', 'rmsprop', 'sgd', 'yogi')
 SCHEDULES = ('constant', 'mmrec', 'cosine')  # mmjax/train/optim.py.
 NEGATIVES_FROM = ('train_items', 'all')  # mmjax/train/sampler.py.
-CONTROLS = ('none', 'shuffle', 'noise')  # mmjax/models/context.py.
+CONTROLS = ('none', 'shuffle', 'noise')  # mmjax/models/controls.py.
 CONVENTIONS = ('mmrec', 'elliot')  # mmjax/eval/metrics.py.
 GAINS = ('binary', 'graded')  # mmjax/eval/ranking.py.
 # mmjax/eval/evaluators.py KINDS, EVERY, COMMON, OPTIONS and RESERVED.

@@ -135,38 +135,19 @@ def add(workdir: str, **entries: Any) -> None:
   _write_json(os.path.join(workdir, RUNINFO), {**read(workdir), **entries})
 
 
-def record_data(workdir: str, dataset: Any, *args: Any) -> None:
+def record_data(workdir: str, dataset: dict[str, Any],
+                features: Any) -> None:
   """Adds the dataset's and features' records to runinfo.json.
 
-  Called as `record_data(workdir, dataset_record, features)`, where
-  dataset_record holds the dataset directory (absolute), name, manifest
-  sha256, split and item-map hashes and counts.
-
-  Transitional: `record_data(workdir, ds, dataset_dir, features)` (a
-  `Dataset` and its directory, as mmjax/train/loop.py still calls it) makes
-  that record here, importing mmjax.data late; remove it once the caller
-  passes the record.
+  Args:
+    workdir: the run directory.
+    dataset: the dataset's record (`mmjax.data.dataset.run_record`: its
+      directory (absolute), name, manifest sha256, split and item-map hashes
+      and counts), made by the caller so that this module, a utility, does
+      not import mmjax.data.
+    features: the features' record (the model context's).
   """
-  if len(args) == 2:
-    dataset_dir, features = args
-    dataset = _legacy_dataset_record(dataset, dataset_dir)
-  else:
-    (features,) = args
   add(workdir, dataset=dict(dataset), features=features)
-
-
-def _legacy_dataset_record(ds: Any, dataset_dir: str | None
-                           ) -> dict[str, Any]:
-  from mmjax.data import dataset as dataset_lib  # pylint: disable=g-import-not-at-top
-  return {
-      'dir': os.path.abspath(dataset_dir) if dataset_dir else None,
-      'name': ds.manifest.get('name'),
-      'manifest_sha256': (dataset_lib.manifest_hash(dataset_dir)
-                          if dataset_dir else None),
-      'split_hash': dataset_lib.split_hash(ds),
-      'item_map_hash': dataset_lib.item_map_hash(ds.item_ids),
-      'counts': ds.summary(),
-  }
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

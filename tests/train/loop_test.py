@@ -215,6 +215,44 @@ class EvaluatorsTest(absltest.TestCase):
       trainer.add_evaluators({'again': {'kind': 'ranking', 'split': 'val'}})
 
 
+class RunTest(absltest.TestCase):
+
+  def test_learning_rate_logged_per_epoch(self):
+    # MMRec's schedule changes the rate every epoch: epoch e's last update
+    # (step e * S - 1) runs at lr * a ** ((e - 1) / b).
+    cfg = small_config('bprmf')
+    cfg.model.num_layers = 0
+    cfg.optim.schedule = 'mmrec'
+    cfg.optim.lr = 0.1
+    cfg.optim.lr_decay = (0.5, 2.0)
+    cfg.train.num_epochs = 3
+    workdir = tempfile.mkdtemp()
+    loop.train_and_evaluate_one(cfg, workdir, random_dataset(),
+                                mesh=mesh_lib.make_mesh(1))
+    lines = [line for line in writers.read_jsonl(
+        os.path.join(workdir, writers.METRICS))
+             if 'train/loss' in line]
+    self.assertEqual([line['epoch'] for line in lines], [1, 2, 3])
+    for line in lines:
+      np.testing.assert_allclose(line['train/lr'],
+                                 0.1 * 0.5 ** ((line['epoch'] - 1) / 2.0),
+                                 rtol=1e-6)
+
+  def test_no_validation_split_refused_before_training(self):
+    ds = random_dataset()
+    # An Elliot fixed split without val.tsv: validation rows are training.
+    ds = dataclasses.replace(ds, split=np.where(
+        ds.split == dataset_lib.VALID, dataset_lib.TRAIN, ds.split
+    ).astype(ds.split.dtype))
+    workdir = tempfile.mkdtemp()
+    with self.assertRaisesRegex(ValueError, 'no validation interactions.*'
+                                "eval.select_metric='recall@20'"):
+      loop.train_and_evaluate_one(small_config(), workdir, ds,
+                                  mesh=mesh_lib.make_mesh(1))
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'checkpoints')))
+    self.assertFalse(os.path.exists(os.path.join(workdir, writers.METRICS)))
+
+
 class ScheduleTest(parameterized.TestCase):
 
   def test_mmrec_schedule(self):

@@ -14,7 +14,7 @@ from absl.testing import parameterized
 
 from mmjax.eval import metrics
 from mmjax.eval import ranking
-from mmjax.models import context
+from mmjax.models import controls
 from mmjax.train import optim
 from mmjax.train import sampler
 from mmjax.train import validate
@@ -150,7 +150,7 @@ class ValidateTest(parameterized.TestCase):
   def test_copies_agree_with_the_code(self):
     self.assertEqual(validate.SELECT_METRICS, metrics.NAMES)
     self.assertEqual(validate.CONVENTIONS, metrics.CONVENTIONS)
-    self.assertEqual(validate.CONTROLS, context.CONTROLS)
+    self.assertEqual(validate.CONTROLS, controls.CONTROLS)
     self.assertEqual(validate.NEGATIVES_FROM, sampler.NEGATIVES_FROM)
     self.assertEqual(validate.COLD_SUFFIX, ranking.COLD)
     self.assertEqual(validate.OPTIMIZERS, optim.OPTIMIZERS)
