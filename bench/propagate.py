@@ -124,7 +124,10 @@ def jax_columns(g: sparse.Graph, x: np.ndarray, gy: np.ndarray, repeats):
     def loss(w, x, g):
       return jnp.vdot(prop(g, w, x), gyj)
 
-    bwd = jax.jit(jax.grad(loss, argnums=(0, 1) if with_dw else 1))
+    # value_and_grad, not grad: the gradient of a linear map needs no
+    # forward, so under grad alone XLA drops it and the column would time
+    # the backward only, against torch's forward + backward.
+    bwd = jax.jit(jax.value_and_grad(loss, argnums=(0, 1) if with_dw else 1))
     return (
         measure(lambda: fwd(gj, xj).block_until_ready(), repeats),
         measure(lambda: jax.block_until_ready(bwd(gj.weights, xj, gj)),
