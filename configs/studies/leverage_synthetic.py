@@ -55,6 +55,10 @@ only_visual beats real for VBPR and LATTICE (-0.018, -0.019): the textual
 features carry no signal here, only noise. LightGCN (`none` of the graph
 models) and MostPop score 0 on cold items.
 
+bench/README.md ("The planted answer") has the three presets, the
+`visual_signal` knob and the random split as measured with this config, and
+the commands (bench/planted.py tabulates them).
+
 Fields (every study config; mmjax/study.py reads them):
   name, dataset: labels of the tables.
   models: label -> {config, variant, counterpart, representations (empty:
