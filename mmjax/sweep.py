@@ -1,6 +1,6 @@
 r"""Sweeps: a grid x seeds of `mmjax.launch` runs, run, resumed and collected.
 
-  python -m mmjax.sweep --config configs/lightgcn_synthetic.py:runlocal \
+  python -m mmjax.sweep --config configs/lightgcn.py:runlocal \
       --workdir sweeps/lgcn --grid optim.lr=1e-3,5e-3 \
       --grid model.embed_dim=32,64 --seeds 0,1,2 --workers 2
   python -m mmjax.sweep --collect sweeps/lgcn

@@ -168,7 +168,7 @@ class TablesTest(absltest.TestCase):
 def _dataset(root: str, seed: int) -> str:
   """A tiny prepared synthetic dataset (preset visual)."""
   cfg = sweep.load_module(
-      os.path.join(REPO, 'configs', 'vbpr_synthetic.py')).get_config()
+      os.path.join(REPO, 'configs', 'vbpr.py')).get_config()
   cfg.data.root = root
   cfg.data.overrides = ml_collections.ConfigDict({
       'seed': seed, 'synthetic': {

@@ -114,20 +114,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
            'train': {'num_epochs': 80, 'patience': 20},
            'ckpt': {'every_epochs': 80}}
   c.models = {
-      'vbpr': {'config': 'configs/vbpr_synthetic.py', 'variant': '',
+      'vbpr': {'config': 'configs/vbpr.py', 'variant': '',
                'counterpart': 'bprmf'},
-      'lattice': {'config': 'configs/lattice_synthetic.py', 'variant': '',
+      'lattice': {'config': 'configs/lattice.py', 'variant': '',
                   'counterpart': 'lightgcn', 'sets': graph},
-      'freedom': {'config': 'configs/freedom_synthetic.py', 'variant': '',
+      'freedom': {'config': 'configs/freedom.py', 'variant': '',
                   'counterpart': 'lightgcn', 'sets': graph},
   }
   c.counterparts = {
-      'bprmf': {'config': 'configs/bprmf_synthetic.py', 'variant': ''},
-      'lightgcn': {'config': 'configs/lightgcn_synthetic.py', 'variant': '',
+      'bprmf': {'config': 'configs/bprmf.py', 'variant': ''},
+      'lightgcn': {'config': 'configs/lightgcn.py', 'variant': '',
                    'sets': graph},
   }
   c.references = {
-      'mostpop': {'config': 'configs/mostpop_synthetic.py', 'variant': ''},
+      'mostpop': {'config': 'configs/mostpop.py', 'variant': ''},
   }
   c.grid = {'optim': {'lr': (1e-3, 5e-3)}}
   c.tune_seeds = (0,)
