@@ -22,7 +22,7 @@ from mmjax import sweep
 from mmjax.data import prepare
 from mmjax.data import store
 from mmjax.models import controls
-from tests import numerics
+from tests.testing import numerics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, 'bench'))

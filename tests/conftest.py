@@ -33,9 +33,3 @@ if 'JAX_COMPILATION_CACHE_DIR' not in os.environ:
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 
 assert jax.device_count() == 8, jax.devices()
-
-# The public raw data the real-data tests read (README, "Data"): the folder
-# $MMJAX_SHARED_DATA names, as the built-in datasets read it; those tests
-# skip when it is unset or absent. .ci/run sets it.
-SHARED_DATA = os.path.abspath(os.environ.get('MMJAX_SHARED_DATA') or
-                              os.path.join(os.sep, 'nonexistent'))

@@ -19,7 +19,7 @@ from absl.testing import absltest
 
 from mmjax.train import loop
 from mmjax.utils import runinfo
-from tests import workdir_guard_test
+from tests.testing import fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_CONFIG = os.path.join('configs', 'test.py')
@@ -179,8 +179,7 @@ class LaunchErrorsTest(absltest.TestCase):
 
   def test_reused_workdir_is_refused_and_untouched(self):
     workdir = os.path.join(self.tmp, 'lightgcn')
-    workdir_guard_test.finished_run(workdir,
-                                    workdir_guard_test.load_config())
+    fixtures.finished_run(workdir, fixtures.load_config())
     with open(os.path.join(workdir, 'results.json'), 'w') as f:
       json.dump({'model': 'lightgcn'}, f)
     before = snapshot(workdir)
@@ -191,8 +190,7 @@ class LaunchErrorsTest(absltest.TestCase):
 
   def test_longer_run_resumes_and_overwrite_moves_aside(self):
     workdir = os.path.join(self.tmp, 'resume')
-    workdir_guard_test.finished_run(workdir,
-                                    workdir_guard_test.load_config())
+    fixtures.finished_run(workdir, fixtures.load_config())
     out = launch('--config', TEST_CONFIG, '--workdir', workdir,
                  '--config.train.num_epochs=5', fake='ok')
     self.assertEqual(out.returncode, 0, out.stderr[-3000:])
@@ -226,7 +224,7 @@ class LaunchErrorsTest(absltest.TestCase):
 
   def test_misspelt_representation_of_a_prepared_dataset(self):
     root = os.path.join(self.tmp, 'data')
-    cfg = workdir_guard_test.load_config('vbpr', 'runlocal')
+    cfg = fixtures.load_config('vbpr', 'runlocal')
     cfg.data.root = root
     loop.load_dataset(cfg)  # Prepared: its features are listed.
     workdir = os.path.join(self.tmp, 'vbpr')

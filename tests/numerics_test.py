@@ -1,9 +1,9 @@
-"""The ranking comparisons of tests/numerics.py on hand-made scores."""
+"""The ranking comparisons of tests/testing/numerics.py on hand-made scores."""
 
 from absl.testing import absltest
 import numpy as np
 
-from tests import numerics
+from tests.testing import numerics
 
 NEG = -np.inf
 

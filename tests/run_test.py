@@ -23,7 +23,7 @@ from mmjax.graph import kernel
 from mmjax.train import loop
 from mmjax.utils import runinfo
 from mmjax.utils import writers
-from tests.train import loop_test
+from tests.testing import fixtures
 
 INF = float('inf')
 EVALUATORS = {
@@ -44,7 +44,7 @@ def as_dict(result):
 
 
 def make_config(data_root, arg=None):
-  cfg = loop_test.load_test_config(arg)
+  cfg = fixtures.load_config('test', arg)
   cfg.data.root = data_root
   cfg.data.split = 'cold_item'
   cfg.train.num_epochs = 3

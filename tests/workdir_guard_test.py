@@ -5,7 +5,6 @@ The command line's refusal (nothing written) is tested in
 tests/launch_errors_test.py."""
 
 import datetime
-import importlib.util
 import json
 import os
 import shutil
@@ -16,35 +15,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from mmjax.utils import runinfo
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(name='test', arg=None):
-  path = os.path.join(REPO, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'mmjax_cfg_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def finished_run(workdir, cfg, results_in=''):
-  """A workdir as a run of `cfg` leaves it: config.json and metrics.jsonl."""
-  os.makedirs(os.path.join(workdir, results_in), exist_ok=True)
-  with open(os.path.join(workdir, runinfo.CONFIG), 'w') as f:
-    f.write(cfg.to_json_best_effort(indent=2, sort_keys=True))
-  with open(os.path.join(workdir, results_in, 'metrics.jsonl'), 'w') as f:
-    f.write('{"epoch": 1}\n')
-
-
-def with_value(cfg, key, value):
-  *parents, last = key.split('.')
-  node = cfg
-  for p in parents:
-    node = node[p]
-  with cfg.ignore_type():
-    node[last] = value
-  return cfg
+from tests.testing import fixtures
 
 
 class CheckResumableTest(parameterized.TestCase):
@@ -58,15 +29,16 @@ class CheckResumableTest(parameterized.TestCase):
   def setUp(self):
     super().setUp()
     self.workdir = os.path.join(self.tmpdir(), 'run')
-    finished_run(self.workdir, load_config())
+    fixtures.finished_run(self.workdir, fixtures.load_config())
 
   def test_same_config_resumes(self):
-    runinfo.check_resumable(self.workdir, load_config())
+    runinfo.check_resumable(self.workdir, fixtures.load_config())
 
   def test_absent_or_empty_workdir_is_fresh(self):
-    runinfo.check_resumable(os.path.join(self.workdir, 'nope'), load_config())
+    runinfo.check_resumable(os.path.join(self.workdir, 'nope'),
+                            fixtures.load_config())
     empty = self.tmpdir()
-    runinfo.check_resumable(empty, load_config('test', 'bprmf'))
+    runinfo.check_resumable(empty, fixtures.load_config('test', 'bprmf'))
 
   @parameterized.parameters(
       ('train.num_epochs', 5),
@@ -78,8 +50,8 @@ class CheckResumableTest(parameterized.TestCase):
   )
   def test_allowed_difference_resumes(self, key, value):
     self.assertIn(key, runinfo.RESUMABLE)
-    runinfo.check_resumable(self.workdir,
-                            with_value(load_config(), key, value))
+    runinfo.check_resumable(
+        self.workdir, fixtures.with_value(fixtures.load_config(), key, value))
 
   @parameterized.parameters(
       ('train.num_epochs', 1, "train.num_epochs: 2 -> 1"),
@@ -91,8 +63,8 @@ class CheckResumableTest(parameterized.TestCase):
   )
   def test_other_difference_is_refused(self, key, value, shown):
     with self.assertRaises(runinfo.WorkdirError) as cm:
-      runinfo.check_resumable(self.workdir,
-                              with_value(load_config(), key, value))
+      runinfo.check_resumable(
+          self.workdir, fixtures.with_value(fixtures.load_config(), key, value))
     message = str(cm.exception)
     self.assertIn(shown, message)
     self.assertIn('another --workdir', message)
@@ -103,15 +75,17 @@ class CheckResumableTest(parameterized.TestCase):
     with self.assertRaisesRegex(
         runinfo.WorkdirError,
         r"model.name: 'lightgcn' -> 'bprmf'; model.num_layers: 1 -> 0"):
-      runinfo.check_resumable(self.workdir, load_config('test', 'bprmf'))
+      runinfo.check_resumable(self.workdir,
+                              fixtures.load_config('test', 'bprmf'))
 
   def test_longer_cosine_schedule_is_refused(self):
     # The cosine schedule spans train.num_epochs: training longer would
     # not continue the same trajectory.
     workdir = os.path.join(self.tmpdir(), 'cos')
-    finished_run(workdir, with_value(load_config(), 'optim.schedule',
-                                     'cosine'))
-    cfg = with_value(load_config(), 'optim.schedule', 'cosine')
+    fixtures.finished_run(workdir, fixtures.with_value(
+        fixtures.load_config(), 'optim.schedule', 'cosine'))
+    cfg = fixtures.with_value(fixtures.load_config(), 'optim.schedule',
+                              'cosine')
     cfg.train.num_epochs = 5
     with self.assertRaisesRegex(runinfo.WorkdirError,
                                 'train.num_epochs: 2 -> 5'):
@@ -120,13 +94,14 @@ class CheckResumableTest(parameterized.TestCase):
   def test_config_without_results_may_be_replaced(self):
     # A start that failed before training left config.json only.
     os.remove(os.path.join(self.workdir, 'metrics.jsonl'))
-    runinfo.check_resumable(self.workdir, load_config('test', 'bprmf'))
+    runinfo.check_resumable(self.workdir, fixtures.load_config('test', 'bprmf'))
 
   def test_multi_model_results_in_subfolders_count(self):
     workdir = os.path.join(self.tmpdir(), 'quick')
-    finished_run(workdir, load_config('quickstart'), results_in='bprmf')
+    fixtures.finished_run(workdir, fixtures.load_config('quickstart'),
+                          results_in='bprmf')
     self.assertTrue(runinfo.has_results(workdir))
-    cfg = load_config('quickstart')
+    cfg = fixtures.load_config('quickstart')
     cfg.per_model.lightgcn.num_layers = 2
     with self.assertRaisesRegex(runinfo.WorkdirError,
                                 'per_model.lightgcn.num_layers: 3 -> 2'):
@@ -137,14 +112,14 @@ class CheckResumableTest(parameterized.TestCase):
     with open(os.path.join(folder, 'notes.txt'), 'w') as f:
       f.write('mine')
     with self.assertRaisesRegex(runinfo.WorkdirError, 'holds no run'):
-      runinfo.check_resumable(folder, load_config())
+      runinfo.check_resumable(folder, fixtures.load_config())
 
   def test_many_differences_are_counted(self):
-    cfg = load_config()
+    cfg = fixtures.load_config()
     for i, key in enumerate(('seed', 'model.embed_dim', 'optim.lr',
                              'train.batch_size', 'eval.batch_users',
                              'train.patience', 'model.reg_weight')):
-      with_value(cfg, key, 100 + i)
+      fixtures.with_value(cfg, key, 100 + i)
     with self.assertRaisesRegex(runinfo.WorkdirError, r'and 2 more\)'):
       runinfo.check_resumable(self.workdir, cfg)
 
@@ -154,7 +129,7 @@ class CheckResumableTest(parameterized.TestCase):
     self.assertEqual(runinfo.config_differences(old, new),
                      [('a.c', [10, 20], [10, 50]), ('d', 'x', '<absent>'),
                       ('e', '<absent>', 2)])
-    cfg = load_config()
+    cfg = fixtures.load_config()
     self.assertEqual(runinfo.config_differences(
         runinfo.config_dict(cfg), json.loads(
             cfg.to_json_best_effort(indent=2, sort_keys=True))), [])
@@ -170,7 +145,7 @@ class CheckResumableTest(parameterized.TestCase):
         [('eval.evaluators.cold.kind', '<absent>', 'x')])
 
   def test_resumable_keys_exist(self):
-    flat = runinfo.flatten_config(runinfo.config_dict(load_config()))
+    flat = runinfo.flatten_config(runinfo.config_dict(fixtures.load_config()))
     self.assertContainsSubset(runinfo.RESUMABLE, flat)
 
   def test_none_equals_an_absent_key(self):
@@ -195,11 +170,11 @@ class WriteTest(absltest.TestCase):
     # A start from a clean tree removes the earlier diff.
     clean = ({'git_dirty': False}, '')
     with mock.patch.object(runinfo, 'collect', return_value=clean):
-      runinfo.write(workdir, load_config())
+      runinfo.write(workdir, fixtures.load_config())
     self.assertFalse(os.path.exists(path))
     dirty = ({'git_dirty': True}, 'the diff of this start')
     with mock.patch.object(runinfo, 'collect', return_value=dirty):
-      runinfo.write(workdir, load_config())
+      runinfo.write(workdir, fixtures.load_config())
     with open(path) as f:
       self.assertEqual(f.read(), 'the diff of this start')
 
@@ -210,13 +185,13 @@ class ArchiveTest(absltest.TestCase):
     root = tempfile.mkdtemp(prefix='mmjax_guard_')
     self.addCleanup(shutil.rmtree, root, ignore_errors=True)
     workdir = os.path.join(root, 'run')
-    finished_run(workdir, load_config())
+    fixtures.finished_run(workdir, fixtures.load_config())
     when = datetime.datetime(2026, 1, 2, 3, 4, 5)
     moved = runinfo.archive(workdir, when)
     self.assertEqual(moved, os.path.join(root, 'run.old-20260102-030405'))
     self.assertFalse(os.path.exists(workdir))
     self.assertTrue(os.path.exists(os.path.join(moved, 'metrics.jsonl')))
-    finished_run(workdir, load_config())
+    fixtures.finished_run(workdir, fixtures.load_config())
     self.assertEqual(runinfo.archive(workdir + '/', when), moved + '-2')
     self.assertIsNone(runinfo.archive(workdir, when))
 

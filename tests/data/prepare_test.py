@@ -19,9 +19,9 @@ from mmjax.data import datasets
 from mmjax.data import prepare
 from mmjax.data import store
 from mmjax.data import synthetic
-from tests import conftest
+from tests.testing import fixtures
 
-SHARED_DATA = conftest.SHARED_DATA
+SHARED_DATA = fixtures.SHARED_DATA
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 

@@ -14,10 +14,10 @@ from mmjax.data import datasets
 from mmjax.data import prepare
 from mmjax.data import readers
 from mmjax.data import writers
-from tests import conftest
+from tests.testing import fixtures
 
-ML100K = os.path.join(conftest.SHARED_DATA, 'ml-100k-recbole')
-LVLM = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm')
+ML100K = os.path.join(fixtures.SHARED_DATA, 'ml-100k-recbole')
+LVLM = os.path.join(fixtures.SHARED_DATA, 'movielens-lvlm')
 
 
 @pytest.mark.shared_data
@@ -40,7 +40,7 @@ class RealML100KRecBoleTest(absltest.TestCase):
 
   def test_prepared_dataset_round_trips_through_mmrec_and_elliot(self):
     with mock.patch.dict(os.environ,
-                         {datasets.SHARED_DATA_ENV: conftest.SHARED_DATA}):
+                         {datasets.SHARED_DATA_ENV: fixtures.SHARED_DATA}):
       cfg = datasets.load('ml100k')
     self.assertEqual(cfg.path, ML100K)
     ds, _ = prepare.build(cfg)

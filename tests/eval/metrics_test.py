@@ -7,6 +7,7 @@ from absl.testing import parameterized
 import numpy as np
 
 from mmjax.eval import metrics
+from tests.testing import references
 
 L2, L3 = math.log2(3), math.log2(4)  # Rank discounts 1/log2(k+1), k = 2, 3.
 
@@ -73,37 +74,6 @@ class HandComputedTest(parameterized.TestCase):
       metrics.compute(HITS, IDEAL, NUM_REL, (3,), 'recbole')
 
 
-def reference(ranked, relevant, k, convention):
-  """Loop-based metrics of one user (PAIR evaluation_metrics.py style).
-
-  Args:
-    ranked: item ids, best first.
-    relevant: dict item -> gain (> 0).
-    k: cut-off.
-    convention: 'mmrec' or 'elliot'.
-  """
-  top = list(ranked[:k])
-  hit = [1.0 if i in relevant else 0.0 for i in top]
-  n_hit = sum(hit)
-  prec = [sum(hit[: j + 1]) / (j + 1) for j in range(k)]
-  dcg = sum(relevant.get(i, 0.0) / math.log2(j + 2) for j, i in enumerate(top))
-  ideal = sorted(relevant.values(), reverse=True)[:k]
-  idcg = sum(g / math.log2(j + 2) for j, g in enumerate(ideal))
-  first = next((j for j, h in enumerate(hit) if h), None)
-  if convention == 'mmrec':
-    ap = sum(p * h for p, h in zip(prec, hit)) / min(len(relevant), k)
-  else:
-    ap = sum(prec) / k
-  return {
-      f'recall@{k}': n_hit / len(relevant),
-      f'precision@{k}': n_hit / k,
-      f'hit@{k}': float(n_hit > 0),
-      f'ndcg@{k}': dcg / idcg,
-      f'mrr@{k}': 0.0 if first is None else 1 / (first + 1),
-      f'map@{k}': ap,
-  }
-
-
 class ReferenceTest(parameterized.TestCase):
 
   @parameterized.product(convention=('mmrec', 'elliot'), graded=(False, True))
@@ -128,7 +98,7 @@ class ReferenceTest(parameterized.TestCase):
     n_rel = np.asarray([len(r) for r in relevant])
     got = metrics.compute(gains, ideal, n_rel, ks, convention)
     for k in ks:
-      want = [reference(r, rel, k, convention)
+      want = [references.ranking_metrics(r, rel, k, convention)
               for r, rel in zip(ranked, relevant)]
       for name in want[0]:
         np.testing.assert_allclose(

@@ -12,7 +12,7 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
-from tests.eval import metrics_test
+from tests.testing import references
 
 NUM_USERS, NUM_ITEMS = 37, 30
 
@@ -79,7 +79,7 @@ def reference(ds, split, table, cfg, mask_valid, item_filter=None):
     ranked = np.argsort(-s, kind='stable')
     users.append(u)
     for k in cfg.topk:
-      for name, v in metrics_test.reference(
+      for name, v in references.ranking_metrics(
           ranked, rel, k, cfg.convention).items():
         out.setdefault(name, []).append(v)
   return np.asarray(users), {k: np.asarray(v) for k, v in out.items()}

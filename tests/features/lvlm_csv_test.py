@@ -18,7 +18,8 @@ from mmjax.features import base
 from mmjax.features import descriptions
 from mmjax.features import prompts
 from mmjax.features import slots
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 DISHES = [('Soup', 'Thai', 'Coconut Milk', 'Spicy', 'Dinner'),
           ('Pancakes', 'American', 'Flour', 'Sweet', 'Breakfast'),
@@ -42,7 +43,7 @@ class CsvHeaderTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
+    self.dir = fixtures.new_tempdir(self)
     self.ids = np.array([f'r{i}' for i in range(6)])
 
   def test_repeated_header_lines_are_headers_not_rows(self):
@@ -141,8 +142,8 @@ class DescriptionsCsvTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
-    self.ds = extract_test.make_dataset(self.dir, num_items=8,
+    self.dir = fixtures.new_tempdir(self)
+    self.ds = extraction.make_dataset(self.dir, num_items=8,
                                         with_images=False)
 
   def _spec(self, path, **kw):

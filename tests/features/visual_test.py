@@ -25,7 +25,8 @@ from mmjax.data import store
 from mmjax.features import base
 from mmjax.features import extract
 from mmjax.features import visual
-from tests.features import extract_test
+from tests.testing import extraction
+from tests.testing import fixtures
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -180,8 +181,8 @@ class VisualTest(parameterized.TestCase):
 
   def test_odd_images_in_cli_run(self):
     """Grayscale, RGBA, 1x1 and 2000x2000 encode; missing/corrupt fail."""
-    d = extract_test.new_tempdir(self)
-    extract_test.make_dataset(d, num_items=8)
+    d = fixtures.new_tempdir(self)
+    extraction.make_dataset(d, num_items=8)
     img = os.path.join(d, 'images')
     Image.new('L', (30, 20), 77).save(os.path.join(img, 'm0.png'))
     Image.new('RGBA', (20, 20), (10, 20, 30, 0)).save(
@@ -191,7 +192,7 @@ class VisualTest(parameterized.TestCase):
     os.remove(os.path.join(img, 'm4.png'))
     with open(os.path.join(img, 'm5.png'), 'wb') as f:
       f.write(b'\x89PNG\r\n\x1a\n garbage')
-    cfg = extract_test.weightfree_config(d, shard_size=3, batch_size=2)
+    cfg = extraction.weightfree_config(d, shard_size=3, batch_size=2)
     cfg.representations = ml_collections.ConfigDict(
         {'image_resnet': {'extractor': 'visual',
                           'model': self.models['resnet']}})

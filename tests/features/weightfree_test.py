@@ -12,7 +12,7 @@ from PIL import Image
 from mmjax.data import dataset as dataset_lib
 from mmjax.features import base
 from mmjax.features import weightfree
-from tests.features import extract_test
+from tests.testing import fixtures
 
 
 def _ds(titles):
@@ -52,7 +52,7 @@ class HistogramTest(parameterized.TestCase):
                                rtol=1e-6)
 
   def test_image_extractor_batch(self):
-    d = extract_test.new_tempdir(self)
+    d = fixtures.new_tempdir(self)
     p = os.path.join(d, 'a.png')
     Image.new('RGB', (5, 5), (255, 0, 0)).save(p)
     spec = ml_collections.ConfigDict(

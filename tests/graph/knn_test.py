@@ -9,7 +9,7 @@ import numpy as np
 from mmjax.graph import knn
 from mmjax.graph import sparse
 from mmjax.graph.kernel import ops
-from tests import numerics
+from tests.testing import numerics
 
 
 def _features(num_items, dim, seed):
