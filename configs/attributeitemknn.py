@@ -26,6 +26,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -41,13 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                mmrec=False, dense=False)
   c = defaults.base_config()
   c.features.transform = 'l2'
-  c.model.name = 'attributeitemknn'
-  c.model.modality = ''            # '': every configured modality, joined
-  c.model.neighbors = 40
-  c.model.shrink = 0.0
-  c.model.direction = 'candidate'  # Elliot; MMRec: 'history'
-  c.model.exclude_self = False     # both references keep the item itself
-  c.model.block_size = 256         # items per similarity block
+  c.model = options.section('attributeitemknn')
   if args.mmrec:
     c.model.neighbors = 10
     c.model.shrink = 10.0

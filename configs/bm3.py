@@ -16,6 +16,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -23,13 +24,7 @@ from mmjax.utils import config_args
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False)
   c = defaults.base_config()
-  c.model.name = 'bm3'
-  c.model.embed_dim = 64
-  c.model.num_layers = 1
-  c.model.reg_weight = 0.1
-  c.model.dropout = 0.3
-  c.model.cl_weight = 2.0
-  c.model.train_features = True
+  c.model = options.section('bm3')
   c.optim.lr = 1e-3
   if args.runlocal:
     defaults.tiny_data(c)

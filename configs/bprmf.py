@@ -14,6 +14,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -21,7 +22,7 @@ from mmjax.utils import config_args
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False)
   c = defaults.base_config()
-  c.model.name = 'bprmf'
+  c.model = options.section('bprmf')
   c.optim.lr = 5e-3
   if args.runlocal:
     c.train.num_epochs = 3

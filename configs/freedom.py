@@ -17,6 +17,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -25,17 +26,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False,
                                elliot=False)
   c = defaults.base_config()
-  c.model.name = 'freedom'
-  c.model.embed_dim = 64
-  c.model.reg_weight = 0.01
-  c.model.num_layers = 2       # MMRec n_ui_layers
-  c.model.num_mm_layers = 1    # MMRec n_mm_layers
-  c.model.knn_k = 10
-  c.model.dropout = 0.8        # degree-sensitive pruning ratio
-  c.model.prune_every = 'epoch'  # MMRec's pre_epoch_processing; or 'step'
-  c.model.mm_weights = ml_collections.ConfigDict(
-      {'visual': 0.1, 'textual': 0.9})
-  c.model.train_features = True
+  c.model = options.section('freedom')
   c.model.convention = 'elliot' if args.elliot else 'mmrec'
   c.optim.lr = 1e-3
   if args.runlocal:

@@ -18,6 +18,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -26,19 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False,
                                paper=False)
   c = defaults.base_config()
-  c.model.name = 'grcn'
-  c.model.embed_dim = 64       # MMRec embedding_size
-  c.model.content_dim = 64     # MMRec latent_embedding
-  c.model.num_layers = 2       # the ID graph convolution (fixed in MMRec)
-  c.model.num_routings = 3     # MMRec n_layers
+  c.model = options.section('grcn')
   c.model.routing = 'paper' if args.paper else 'mmrec'
-  c.model.weight_mode = 'confid'
-  c.model.pruning = True
-  c.model.fusion = 'concat'
-  c.model.dropout = 0.0        # edge dropout (0 in MMRec)
-  # MMRec also regularises its visual preference table over all users.
-  c.model.full_preference_reg = 'visual'
-  c.model.reg_weight = 1e-3
   c.optim.lr = 1e-3
   if args.runlocal:
     defaults.tiny_data(c)

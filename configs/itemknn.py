@@ -17,6 +17,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -28,13 +29,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False,
                                classic=False)
   c = defaults.base_config()
-  c.model.name = 'itemknn'
-  c.model.neighbors = 40
-  c.model.shrink = 0.0
+  c.model = options.section('itemknn')
   c.model.implementation = 'classic' if args.classic else 'aiolli'
-  c.model.direction = 'candidate'  # 'history': neighbours of the user's items
-  c.model.block_size = 256         # items per similarity block
-  c.model.cooccurrence = 'sparse'  # scipy on the host; 'propagate': device, E*I
   if args.runlocal:
     defaults.tiny_data(c)
   defaults.use_data(c, args.data, sources={})

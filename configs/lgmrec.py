@@ -17,6 +17,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -24,20 +25,7 @@ from mmjax.utils import config_args
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False)
   c = defaults.base_config()
-  c.model.name = 'lgmrec'
-  c.model.embed_dim = 64          # MMRec embedding_size = feat_embed_dim
-  c.model.cf_model = 'lightgcn'   # or 'mf'
-  c.model.num_layers = 2          # MMRec n_ui_layers
-  c.model.num_mm_layers = 2       # MMRec n_mm_layers
-  c.model.num_hyper_layers = 1    # MMRec n_hyper_layer
-  c.model.hyper_num = 4           # hyperedges per modality
-  c.model.keep_rate = 0.5         # dropout keep rate on hyperedge assignments
-  c.model.alpha = 0.3             # weight of the global (hypergraph) part
-  c.model.cl_weight = 1e-4        # hyper-view contrastive loss
-  c.model.reg_weight = 1e-6
-  c.model.tau = 0.2               # fixed in MMRec
-  c.model.gumbel = True           # Gumbel noise in the assignments
-  c.model.eval_gumbel = True      # one fixed noise draw at evaluation
+  c.model = options.section('lgmrec')
   c.optim.lr = 1e-3
   if args.runlocal:
     defaults.tiny_data(c)

@@ -17,6 +17,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -27,15 +28,7 @@ MMREC_GRID = {'model.cl_weight': (0.001, 0.01, 0.1)}
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False)
   c = defaults.base_config()
-  c.model.name = 'mgcn'
-  c.model.embed_dim = 64
-  c.model.num_layers = 2       # MMRec n_ui_layers
-  c.model.num_mm_layers = 1    # MMRec n_layers (item-graph layers)
-  c.model.knn_k = 10
-  c.model.reg_weight = 1e-4
-  c.model.cl_weight = 0.01     # MMRec cl_loss
-  c.model.temperature = 0.2    # hard-coded in MMRec's calculate_loss
-  c.model.train_features = True
+  c.model = options.section('mgcn')
   c.optim.lr = 1e-3
   c.optim.schedule = 'mmrec'
   c.optim.lr_decay = (0.96, 50.0)

@@ -13,6 +13,7 @@ from typing import Any
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -20,7 +21,7 @@ from mmjax.utils import config_args
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic')
   c = defaults.base_config()
-  c.model.name = 'mostpop'
+  c.model = options.section('mostpop')
   defaults.use_data(c, args.data, sources={})
   return c
 

@@ -17,8 +17,8 @@ dropout 0.1, node dropout drawn once per epoch, batch 1024, lr 5e-4, l_w 1e-2).
 from typing import Any
 
 import ml_collections
-from ml_collections import config_dict
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -27,18 +27,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False,
                                paper=False)
   c = defaults.base_config()
-  c.model.name = 'ngcf'
-  c.model.embed_dim = 64             # Elliot factors
-  c.model.num_layers = 3             # Elliot n_layers
-  c.model.weight_size = config_dict.placeholder(int)  # None: embed_dim
-  c.model.reg_weight = 0.01          # Elliot l_w
-  c.model.node_dropout = 0.1
-  c.model.message_dropout = 0.1
-  # Elliot drops the adjacency once per epoch ('step': every step).
-  c.model.dropout_every = 'epoch'
+  c.model = options.section('ngcf')
   c.model.adjacency = 'paper' if args.paper else 'elliot'
   c.model.feed_normalized = not args.paper
-  c.model.aggregation = 'concat'
   c.optim.lr = 5e-4
   c.train.batch_size = 1024
   if args.runlocal:

@@ -18,8 +18,8 @@ fixes 3 layers).
 from typing import Any
 
 import ml_collections
-from ml_collections import config_dict
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -28,19 +28,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False,
                                paper=False)
   c = defaults.base_config()
-  c.model.name = 'ngcf_m'
-  c.model.embed_dim = 64             # Elliot factors
-  c.model.num_layers = 3             # Elliot n_layers
-  # None: embed_dim (the layer mean needs every width equal to it).
-  c.model.weight_size = config_dict.placeholder(int)
-  c.model.reg_weight = 0.01          # Elliot l_w
-  c.model.node_dropout = 0.1
-  c.model.message_dropout = 0.1
-  # Elliot drops the adjacency once per epoch ('step': every step).
-  c.model.dropout_every = 'epoch'
+  c.model = options.section('ngcf_m')
   c.model.adjacency = 'paper' if args.paper else 'elliot'
   c.model.feed_normalized = not args.paper
-  c.model.aggregation = 'mean'
   c.optim.lr = 5e-4
   c.train.batch_size = 1024
   # Elliot trains NGCF-M 200 epochs, validating every 10, without early

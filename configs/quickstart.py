@@ -14,6 +14,7 @@ Variants: `runlocal` (3 epochs).
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -21,15 +22,16 @@ from mmjax.utils import config_args
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, runlocal=False)
   c = defaults.base_config()
+  # A multi-model config has no `model` section: each run's is its
+  # per_model.<name> (mmjax/train/loop.py model_config), from the model's
+  # declared options (mmjax/models/options.py) and what differs here.
+  del c.model
   c.models = ('mostpop', 'bprmf', 'lightgcn')
-  c.model.name = 'quickstart'  # Replaced by per_model.<name> for each run.
   c.per_model = ml_collections.ConfigDict({
-      'mostpop': {'name': 'mostpop', 'embed_dim': 1, 'num_layers': 0,
-                  'reg_weight': 0.0},
-      'bprmf': {'name': 'bprmf', 'embed_dim': 64, 'num_layers': 0,
-                'reg_weight': 1e-2},
-      'lightgcn': {'name': 'lightgcn', 'embed_dim': 64, 'num_layers': 3,
-                   'reg_weight': 1e-2},
+      'mostpop': options.section('mostpop', embed_dim=1, reg_weight=0.0),
+      'bprmf': options.section('bprmf', reg_weight=1e-2),
+      'lightgcn': options.section('lightgcn', num_layers=3,
+                                  reg_weight=1e-2),
   })
   # Learning rate and batch from a small sweep on this data. The budget is
   # large enough for both trained models to stop on patience, so a first run

@@ -9,6 +9,7 @@ Tests import this file directly (flax ogbg's configs/test.py habit).
 
 import ml_collections
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -17,14 +18,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, bprmf=False, mostpop=False)
   c = defaults.base_config()
   defaults.tiny_data(c)  # 300 users x 200 items; epochs etc. set below.
-  c.model.name = 'lightgcn'
-  c.model.embed_dim = 16
-  c.model.num_layers = 1
-  c.model.reg_weight = 1e-4
   if args.bprmf:
-    c.model.name, c.model.num_layers = 'bprmf', 0
-  if args.mostpop:
-    c.model.name = 'mostpop'
+    c.model = options.section('bprmf', embed_dim=16)
+  elif args.mostpop:
+    c.model = options.section('mostpop', embed_dim=16, num_layers=1)
+  else:
+    c.model = options.section('lightgcn', embed_dim=16, num_layers=1)
   c.optim.lr = 1e-2
   c.train.num_epochs = 2
   c.train.batch_size = 256

@@ -15,8 +15,8 @@ L2-normalised projection). `get_sweep` is the CIKM 2025 grid.
 from typing import Any
 
 import ml_collections
-from ml_collections import config_dict
 
+from mmjax.models import options
 from mmjax.train import defaults
 from mmjax.utils import config_args
 
@@ -25,12 +25,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   args = config_args.parse_arg(arg, data='synthetic', runlocal=False,
                                elliot=False)
   c = defaults.base_config()
-  c.model.name = 'vbpr'
-  c.model.embed_dim = 64
-  c.model.reg_weight = 0.01
+  c.model = options.section('vbpr')
   c.model.convention = 'elliot' if args.elliot else 'mmrec'
-  # None: follow the convention (True for Elliot, False for MMRec).
-  c.model.normalize_projection = config_dict.placeholder(bool)
   c.optim.lr = 1e-3
   if args.runlocal:
     defaults.tiny_data(c)

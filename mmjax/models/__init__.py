@@ -29,6 +29,12 @@ for a helper):
   context.py   ModelContext, make_context, and `prepared` (a model's
                `prepare` output, from ctx.extras or computed)
   controls.py  feature transforms and the null controls (shuffle, noise)
+  options.py   each model's options (names, types, defaults, choices),
+               declared once and imported without JAX: the configs start
+               from `options.section(name)`, validate refuses undeclared or
+               ill-typed options, and the loop hands a model a section with
+               every declared option (`cfg.model.<option>`, no defaults in
+               the model). A new model adds its table there.
   mmjax/graph/propagation.py  multi-layer propagation (LightGCN's mean)
 A variant imports the model it extends, and only that: NGCF-M (NGCF's graph
 branch plus content), AttributeItemKNN (ItemKNN on item attributes).

@@ -75,7 +75,7 @@ def item_representation(ctx: ctx_lib.ModelContext, cfg: Any
     raise ValueError('attributeitemknn needs an item representation: set '
                      'features.sources, e.g. {"keywords": '
                      '"keywords_qwen2_keywords"}.')
-  modality = cfg.model.get('modality', None) or ''
+  modality = cfg.model.modality or ''
   if modality:
     if modality not in ctx.features:
       raise ValueError(f'model.modality={modality!r} is not among the '
@@ -105,15 +105,12 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
   def dots(ids):  # [B] -> [B, I]
     return x[ids] @ x.T
 
-  def option(name, default):
-    return itemknn.model_option(cfg, name, default)
-
   neighbors, weights = itemknn.topk_similarity(
       dots, sq_norms, present & (sq_norms > 0),
-      int(option('neighbors', 40)),
-      shrink=float(option('shrink', 0.0)), eps=0.0,
-      exclude_self=bool(option('exclude_self', False)),
-      block_size=int(option('block_size', 256)))
+      int(cfg.model.neighbors),
+      shrink=float(cfg.model.shrink), eps=0.0,
+      exclude_self=bool(cfg.model.exclude_self),
+      block_size=int(cfg.model.block_size))
   return itemknn.make_params(neighbors, weights, cfg)
 
 

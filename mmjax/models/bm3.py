@@ -101,7 +101,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
     lin['w'] = layers.xavier_normal(jax.random.fold_in(key, 11 + 2 * m),
                                     (x.shape[1], d))
     params['proj'].append(lin)
-  if cfg.model.get('train_features', True):
+  if cfg.model.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 

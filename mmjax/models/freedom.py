@@ -87,8 +87,8 @@ def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
   {'visual': 0.1, 'textual': 0.9}, MMRec's mm_image_weight 0.1), a sequence
   in the context's (sorted) modality order, or None for uniform weights.
   """
-  weights = cfg.model.get('mm_weights', None)
-  convention = cfg.model.get('convention', 'mmrec')
+  weights = cfg.model.mm_weights
+  convention = cfg.model.convention
   num = len(names)
   if convention == 'mmrec' and num == 1:
     return (1.0,)
@@ -147,7 +147,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
     params['proj'].append(
         layers.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
     )
-  if cfg.model.get('train_features', True):
+  if cfg.model.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -187,7 +187,7 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
   With `model.prune_every='step'` the context is returned unchanged and
   `loss` prunes with each step's key.
   """
-  every = cfg.model.get('prune_every', 'epoch')
+  every = cfg.model.prune_every
   if every not in ('epoch', 'step'):
     raise ValueError(f"model.prune_every={every!r}: expected 'epoch' or "
                      "'step'.")

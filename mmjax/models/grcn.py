@@ -124,7 +124,7 @@ def _check(cfg: Any) -> None:
   m = cfg.model
   for field, allowed in (('weight_mode', WEIGHT_MODES),
                          ('routing', ROUTINGS), ('fusion', FUSIONS)):
-    value = m.get(field, allowed[0])
+    value = m[field]
     if value not in allowed:
       raise ValueError(f'model.{field}={value!r}; expected one of {allowed}.')
 
@@ -199,7 +199,7 @@ def _content(params, ctx, cfg, graph, keep):
     f = jnp.where(mask[:, None], f, 0.0)  # [I, C]
     p = layers.l2_normalize(params['preference'][m])  # [U, C]
     ok = keep & mask[item_of_edge]  # [E]
-    if cfg.model.get('routing', 'mmrec') == 'paper':
+    if cfg.model.routing == 'paper':
       to_user = ok & (r < u)
       for _ in range(cfg.model.num_routings):
         h = jnp.concatenate([p, f])
@@ -216,7 +216,7 @@ def _content(params, ctx, cfg, graph, keep):
 
 def _edge_weights(params, cfg, graph, alphas, oks):
   """w [E] from the per-modality attention (module doc, weight_mode)."""
-  mode = cfg.model.get('weight_mode', 'confid')
+  mode = cfg.model.weight_mode
   if mode == 'mean':
     count = oks.sum(1)
     w = jnp.where(count > 0, (alphas * oks).sum(1) / jnp.maximum(count, 1),
@@ -226,7 +226,7 @@ def _edge_weights(params, cfg, graph, alphas, oks):
       alphas = alphas * params['conf'][graph.senders]  # [E, M]
     w = jnp.max(jnp.where(oks, alphas, -jnp.inf), axis=1)
     w = jnp.where(oks.any(1), w, 0.0)
-  if cfg.model.get('pruning', True):
+  if cfg.model.pruning:
     w = jax.nn.relu(w)
   return w
 
@@ -241,7 +241,7 @@ def _forward(params, ctx, cfg, keep):
   for _ in range(cfg.model.num_layers):
     h = sparse.propagate(g_w, h)
     z = z + h
-  if cfg.model.get('fusion', 'concat') == 'id':
+  if cfg.model.fusion == 'id':
     return z
   return jnp.concatenate([z] + reps, axis=1)  # [N, D + M C]
 
@@ -259,7 +259,7 @@ def loss(params, batch, ctx, key, cfg):
   _check(cfg)
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
-  rate = float(cfg.model.get('dropout', 0.0) or 0.0)
+  rate = float(cfg.model.dropout)
   if rate > 0.0:
     g = ctx.graph.with_weights(jnp.ones((ctx.graph.num_edges,), jnp.float32))
     reverse = ctx_lib.prepared(ctx, cfg, prepare)['reverse']
@@ -282,7 +282,7 @@ def loss(params, batch, ctx, key, cfg):
   reg = losses.weighted_mean(id_rows / d, mask)
   for p in params['preference']:
     reg = reg + losses.weighted_mean(sq(p[users]) / p.shape[1], mask)
-  full = cfg.model.get('full_preference_reg', None)
+  full = cfg.model.full_preference_reg
   names = list(ctx.features)
   if full is not None and full in names:
     reg = reg + jnp.mean(params['preference'][names.index(full)] ** 2)

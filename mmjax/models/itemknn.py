@@ -101,12 +101,6 @@ COOCCURRENCES = ('sparse', 'propagate')
 AIOLLI_EPS = 1e-6
 
 
-def model_option(cfg: Any, name: str, default: Any) -> Any:
-  """cfg.model.<name>, or `default` when absent or None."""
-  value = cfg.model.get(name, None)
-  return default if value is None else value
-
-
 def topk_similarity(
     dots_fn: Callable[[types.Array], types.Array],
     sq_norms: types.Array,
@@ -298,16 +292,15 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
     {'neighbors': int32 [I, k], 'weights': float32 [I, k], 'graph': the same
     as a Graph for `model.direction` (`neighbourhood_graph`)}.
   """
-  impl = model_option(cfg, 'implementation', 'aiolli')
+  impl = cfg.model.implementation
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f'model.implementation={impl!r}; use one of '
                      f'{IMPLEMENTATIONS}.')
-  if impl == 'classic' and model_option(cfg, 'direction',
-                                        'candidate') != 'candidate':
+  if impl == 'classic' and cfg.model.direction != 'candidate':
     raise ValueError("model.implementation='classic' normalises by the "
                      "candidate's neighbours; it needs model.direction="
                      "'candidate'.")
-  cooc = model_option(cfg, 'cooccurrence', 'sparse')
+  cooc = cfg.model.cooccurrence
   if cooc not in COOCCURRENCES:
     raise ValueError(f'model.cooccurrence={cooc!r}; use one of '
                      f'{COOCCURRENCES}.')
@@ -329,11 +322,11 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
     return z[num_users:].T
 
   neighbors, weights = topk_similarity(
-      dots, counts, counts > 0, int(model_option(cfg, 'neighbors', 40)),
-      shrink=float(model_option(cfg, 'shrink', 0.0)),
+      dots, counts, counts > 0, int(cfg.model.neighbors),
+      shrink=float(cfg.model.shrink),
       eps=AIOLLI_EPS if impl == 'aiolli' else 0.0,
       exclude_self=True,
-      block_size=int(model_option(cfg, 'block_size', 256)))
+      block_size=int(cfg.model.block_size))
   return make_params(neighbors, weights, cfg)
 
 
@@ -343,7 +336,7 @@ def make_params(neighbors: types.Array, weights: types.Array, cfg: Any
   return {
       'neighbors': neighbors, 'weights': weights,
       'graph': neighbourhood_graph(
-          neighbors, weights, model_option(cfg, 'direction', 'candidate')),
+          neighbors, weights, cfg.model.direction),
   }
 
 
@@ -352,7 +345,7 @@ def score(params: types.Params, ctx: ctx_lib.ModelContext,
   """[U_b, I] neighbourhood scores of a user block (module docstring)."""
   hist = user_history(ctx, users)
   out = neighbourhood_scores(hist, params['graph'])  # [U_b, I]
-  if model_option(cfg, 'implementation', 'aiolli') == 'classic':
+  if cfg.model.implementation == 'classic':
     den = params['weights'].sum(axis=1)  # [I]
     out = jnp.where(den[None, :] != 0, out / jnp.where(den != 0, den, 1.0),
                     0.0)

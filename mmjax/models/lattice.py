@@ -79,7 +79,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
                for m, (x, _) in enumerate(feats)],
       'modal_weight': jnp.full((len(feats),), 1.0 / len(feats), jnp.float32),
   }
-  if cfg.model.get('train_features', True):
+  if cfg.model.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -129,7 +129,7 @@ def _ui_propagate(ctx, cfg, x):
   deg = jax.ops.segment_sum(present, g.receivers, num_segments=g.num_nodes,
                             indices_are_sorted=True) + 1.0  # + self-loop
   inv = 1.0 / deg
-  elliot = cfg.model.get('convention', 'mmrec') == 'elliot'
+  elliot = cfg.model.convention == 'elliot'
   if elliot:
     graph = g.with_weights(present * inv[g.receivers] * inv[g.senders])
     self_w = inv * inv

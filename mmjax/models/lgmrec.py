@@ -183,7 +183,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
   weights = ctx_lib.prepared(ctx, cfg, prepare)
   r_sum = ctx.graph.with_weights(weights['sum'])
   r_mean = ctx.graph.with_weights(weights['mean'])
-  if mc.get('cf_model', 'lightgcn') == 'lightgcn':
+  if mc.cf_model == 'lightgcn':
     cu, ci = propagation.propagate_mean(ctx.graph, params['user'],
                                      params['item'], mc.num_layers)
   elif mc.cf_model == 'mf':
@@ -191,7 +191,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
   else:
     raise ValueError(f"model.cf_model {mc.cf_model!r}: use 'lightgcn' or "
                      "'mf'.")
-  tau = float(mc.get('tau', 0.2))
+  tau = float(mc.tau)
   local = jnp.concatenate([cu, ci])  # [N, D]
   ghe = jnp.zeros_like(local)
   hyper_views = []
@@ -236,7 +236,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
 def embed(params: types.Params, ctx: Any, cfg: Any
           ) -> tuple[types.Array, types.Array]:
   noise = None
-  if cfg.model.get('gumbel', True) and cfg.model.get('eval_gumbel', True):
+  if cfg.model.gumbel and cfg.model.eval_gumbel:
     # One fixed draw (a training step's with key 0): repeatable evaluation.
     noise = jax.random.fold_in(jax.random.key(0), 0)
   users, items, _ = forward(params, ctx, cfg, noise, None)
@@ -271,14 +271,14 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   mc = cfg.model
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
-  noise_key = (jax.random.fold_in(key, 0) if mc.get('gumbel', True)
+  noise_key = (jax.random.fold_in(key, 0) if mc.gumbel
                else None)
   u_all, i_all, views = forward(params, ctx, cfg, noise_key,
                                 jax.random.fold_in(key, 1))
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]  # [B,D] [B,k,D]
   bpr = losses.bpr_logsigmoid(jnp.sum(u * i_pos, -1),
                               jnp.sum(u[:, None] * i_neg, -1), mask)
-  tau = float(mc.get('tau', 0.2))
+  tau = float(mc.tau)
   masks = [m for _, m in layers.modalities(ctx)]
   hcl = jnp.zeros((), jnp.float32)
   for a, b in itertools.combinations(range(len(views)), 2):

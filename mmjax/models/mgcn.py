@@ -137,7 +137,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
       'prefer': [layers.linear_init(k(10 + 2 * num + m), d, d)
                  for m in range(num)],
   }
-  if cfg.model.get('train_features', True):
+  if cfg.model.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -245,7 +245,7 @@ def loss(params, batch, ctx, key, cfg):
   sq = (jnp.sum(u * u, -1) + jnp.sum(i_pos * i_pos, -1)
         + jnp.mean(jnp.sum(i_neg * i_neg, -1), axis=1))  # [B]
   reg = 0.5 * jnp.sum(sq * mask) / jnp.maximum(mask.sum(), 1.0)
-  tau = float(cfg.model.get('temperature', 0.2))
+  tau = float(cfg.model.temperature)
   cl = (info_nce(side[nu:][pos], content[nu:][pos], mask, tau)
         + info_nce(side[:nu][users], content[:nu][users], mask, tau))
   total = mf + cfg.model.reg_weight * reg + cfg.model.cl_weight * cl

@@ -115,15 +115,10 @@ AGGREGATIONS = ('concat', 'mean')
 DROPOUT_EVERY = ('epoch', 'step')
 
 
-def _opt(cfg: Any, name: str, default: Any) -> Any:
-  value = cfg.model.get(name, None)
-  return default if value is None else value
-
-
 def layer_sizes(cfg: Any) -> list[int]:
   """[W_0 = D, W_1, ..., W_L]: the input and output widths of the layers."""
   d = cfg.model.embed_dim
-  w = _opt(cfg, 'weight_size', d)
+  w = cfg.model.weight_size or d  # None: every layer D wide
   return [d] + [w] * cfg.model.num_layers
 
 
@@ -180,7 +175,7 @@ def base_adjacency(ctx: Any, cfg: Any
   'elliot': L~ = D~^-1 (A + I) (`elliot_adjacency`); 'paper': the context's
   D^-1/2 A D^-1/2 without self-loops (None).
   """
-  adjacency = _opt(cfg, 'adjacency', 'elliot')
+  adjacency = cfg.model.adjacency
   if adjacency not in ADJACENCIES:
     raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
                      f'{ADJACENCIES}.')
@@ -204,7 +199,7 @@ def node_dropout(key: types.PRNGKey, ctx: Any, cfg: Any
   Returns:
     (graph [E edges], self-loop weights float32 [N] or None).
   """
-  rate = float(_opt(cfg, 'node_dropout', 0.0))
+  rate = float(cfg.model.node_dropout)
   graph, self_w = base_adjacency(ctx, cfg)
   k_node = jax.random.fold_in(key, _NODE_DROPOUT)
   graph = edges.edge_dropout(jax.random.fold_in(k_node, 0), graph, rate,
@@ -217,8 +212,8 @@ def node_dropout(key: types.PRNGKey, ctx: Any, cfg: Any
 
 
 def dropout_every(cfg: Any) -> str:
-  """`model.dropout_every` ('epoch' when absent), checked."""
-  every = _opt(cfg, 'dropout_every', 'epoch')
+  """`model.dropout_every`, checked."""
+  every = cfg.model.dropout_every
   if every not in DROPOUT_EVERY:
     raise ValueError(f'model.dropout_every={every!r}; expected one of '
                      f'{DROPOUT_EVERY}.')
@@ -252,7 +247,7 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
     ValueError: unknown `model.dropout_every` or `model.adjacency`.
   """
   if (dropout_every(cfg) == 'step'
-      or float(_opt(cfg, 'node_dropout', 0.0)) == 0.0):
+      or float(cfg.model.node_dropout) == 0.0):
     return ctx
   graph, self_w = node_dropout(key, ctx, cfg)
   entry = {'train_graph': graph}
@@ -268,7 +263,6 @@ def propagate(
     ctx: Any,
     cfg: Any,
     key: types.PRNGKey | None = None,
-    default_aggregation: str = 'concat',
 ) -> tuple[types.Array, types.Array]:
   """The NGCF layers on [user_emb; item_emb] (module doc).
 
@@ -279,15 +273,13 @@ def propagate(
     key: the step's PRNG key for message dropout and, without an epoch
       graph in `ctx.extras` (`pre_epoch`), node dropout; None (evaluation)
       turns both off.
-    default_aggregation: used when `model.aggregation` is None or absent
-      ('mean' for NGCF-M).
 
   Returns:
     (users [U, D'], items [I, D']) with D' = D + sum_l W_l for 'concat' and
     D for 'mean'.
   """
-  adjacency = _opt(cfg, 'adjacency', 'elliot')
-  aggregation = _opt(cfg, 'aggregation', default_aggregation)
+  adjacency = cfg.model.adjacency
+  aggregation = cfg.model.aggregation
   if adjacency not in ADJACENCIES:
     raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
                      f'{ADJACENCIES}.')
@@ -299,9 +291,9 @@ def propagate(
   if aggregation == 'mean' and len(set(sizes)) > 1:
     raise ValueError(f'model.aggregation=mean needs every layer width equal '
                      f'to embed_dim; got widths {sizes}.')
-  node_rate = float(_opt(cfg, 'node_dropout', 0.0))
-  msg_rate = float(_opt(cfg, 'message_dropout', 0.0))
-  feed_normalized = bool(_opt(cfg, 'feed_normalized', True))
+  node_rate = float(cfg.model.node_dropout)
+  msg_rate = float(cfg.model.message_dropout)
+  feed_normalized = bool(cfg.model.feed_normalized)
 
   if key is None or node_rate == 0.0:
     graph, self_w = base_adjacency(ctx, cfg)

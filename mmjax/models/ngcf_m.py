@@ -105,7 +105,7 @@ def content(params: types.Params,
 def embed(params: types.Params, ctx: Any, cfg: Any
           ) -> tuple[types.Array, types.Array]:
   """User [U, 2D] and item [I, 2D] embeddings; scores are their dot."""
-  gu, gi = ngcf.propagate(params, ctx, cfg, None, 'mean')
+  gu, gi = ngcf.propagate(params, ctx, cfg, None)
   p = content(params, layers.modalities(ctx))
   return (jnp.concatenate([gu, params['theta']], axis=1),
           jnp.concatenate([gi, p], axis=1))
@@ -114,7 +114,7 @@ def embed(params: types.Params, ctx: Any, cfg: Any
 def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
          cfg: Any) -> tuple[types.Array, dict[str, types.Array]]:
   """Elliot's NGCF-M loss (module doc)."""
-  gu, gi = ngcf.propagate(params, ctx, cfg, key, 'mean')
+  gu, gi = ngcf.propagate(params, ctx, cfg, key)
   p = content(params, layers.modalities(ctx))  # [I, D]
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]

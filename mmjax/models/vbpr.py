@@ -99,9 +99,9 @@ def content(
 
 
 def _normalize_projection(cfg: Any) -> bool:
-  flag = cfg.model.get('normalize_projection', None)
+  flag = cfg.model.normalize_projection
   if flag is None:
-    return cfg.model.get('convention', 'mmrec') == 'elliot'
+    return cfg.model.convention == 'elliot'
   return bool(flag)
 
 
@@ -127,7 +127,7 @@ def loss(
   i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=-1)  # [B,k,2D]
   s_pos = jnp.sum(u * i_pos, -1)  # [B]
   s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
-  if cfg.model.get('convention', 'mmrec') == 'elliot':
+  if cfg.model.convention == 'elliot':
     per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
     bpr_value = losses.weighted_mean(per.mean(axis=1), mask)
     sq = 0.0

@@ -14,6 +14,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from mmjax.data import datasets
+from mmjax.models import options as model_options
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -28,13 +29,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.features = ml_collections.ConfigDict({
       'sources': ml_collections.ConfigDict(),  # modality -> representation
       'transform': 'none',                     # none | l2 | standardize | pca:k
-      # Null controls (mmjax/models/context.py): none | shuffle | noise, on
+      # Null controls (mmjax/models/controls.py): none | shuffle | noise, on
       # `control_modalities` (empty: every modality).
       'control': 'none',
       'control_modalities': (),
   })
-  c.model = ml_collections.ConfigDict({
-      'name': 'bprmf', 'embed_dim': 64, 'num_layers': 0, 'reg_weight': 1e-4})
+  # A model config replaces this with `options.section(<its model>)` (the
+  # model's declared options, mmjax/models/options.py).
+  c.model = model_options.section('bprmf')
   # mmjax/train/optim.py: `name` is any optax optimiser, called with the
   # schedule and `kwargs`; an empty `kwargs` keeps optax's defaults.
   c.optim = ml_collections.ConfigDict({
@@ -70,8 +72,8 @@ def base_config() -> ml_collections.ConfigDict:
       'coordinator': ph(str),          # 'host:port' or 'auto' (multi-host)
       'num_processes': 1, 'process_id': 0})
   c.ckpt = ml_collections.ConfigDict({'every_epochs': 5, 'keep': 2})
-  # Multi-model configs (quickstart): run each of `models` with its
-  # `per_model.<name>` section as `model`.
+  # Multi-model configs (configs/quickstart.py) delete `model` and run each
+  # of `models` with its `per_model.<name>` section as `model`.
   c.models = ()
   c.per_model = ml_collections.ConfigDict()
   return c

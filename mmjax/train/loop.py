@@ -58,6 +58,7 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.eval import evaluators as evaluators_lib
 from mmjax.eval import ranking
 from mmjax.models import context as context_lib
+from mmjax.models import options as model_options
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import checkpoint
 from mmjax.train import optim
@@ -185,6 +186,19 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
                  donate_argnums=(0,))
 
 
+def with_declared_options(cfg: Any) -> ml_collections.ConfigDict:
+  """`cfg` with every option its model declares (mmjax/models/options.py).
+
+  The models read `cfg.model.<option>` with no default of their own; a
+  config that leaves an option out (a config.json of an older run, a
+  hand-made section) gets the declared default here.
+  """
+  out = copy.deepcopy(cfg)
+  with out.unlocked():
+    out.model = model_options.complete(cfg.model)
+  return out
+
+
 class Trainer:
   """Everything one run needs on device, built once.
 
@@ -203,6 +217,7 @@ class Trainer:
   def __init__(self, cfg: Any, ds: dataset_lib.Dataset,
                dataset_dir: str | None = None,
                mesh: jax.sharding.Mesh | None = None):
+    cfg = with_declared_options(cfg)
     self.cfg = cfg
     self.dataset = ds
     self.model = models.get_model(cfg.model.name)

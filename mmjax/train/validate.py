@@ -7,7 +7,8 @@ found at all (`optim.lr=nan` trained to Recall@20 0.0 and reported it as the
 best). `check(cfg)` refuses such configs at once with a `ConfigError` whose
 message names the key, the value and what is expected.
 
-This module imports neither JAX nor the models, so that `python -m
+This module imports neither JAX nor the models (only their option
+declarations, mmjax/models/options.py, which import no JAX), so that `python -m
 mmjax.launch` can report a config error in a fraction of a second. The
 metric, optimiser and control names it accepts are copies of those in
 mmjax/eval/metrics.py, mmjax/train/optim.py, mmjax/train/sampler.py and
@@ -21,13 +22,15 @@ model section.
 
 from __future__ import annotations
 
-import importlib.util
+import difflib
 import math
 import numbers
 import re
 from typing import Any, Callable, Sequence
 
 import ml_collections
+
+from mmjax.models import options as model_options
 
 # mmjax/eval/metrics.py NAMES: the accuracy metrics computed at every
 # cut-off. Selection keeps the largest value, so only these (higher is
@@ -126,34 +129,27 @@ def _one_of(cfg: Any, key: str, choices: Sequence[str],
     _fail(key, value, f'expected one of {", ".join(choices)}')
 
 
-# Modules of mmjax/models that hold shared code, not a recommender.
-_NOT_MODELS = ('context', 'layers')
-
-
 def model_exists(name: Any) -> bool:
-  """Whether mmjax/models/<name>.py exists (found without importing it)."""
-  if (not isinstance(name, str) or not name.isidentifier()
-      or name in _NOT_MODELS):
-    return False
-  return importlib.util.find_spec(f'mmjax.models.{name}') is not None
+  """Whether `name` is a model: one declared in mmjax/models/options.py
+  (found without importing the model, so without JAX)."""
+  return isinstance(name, str) and name in model_options.MODELS
 
 
 def _check_model(section: Any, prefix: str) -> None:
-  """A `model` section (or a `per_model.<name>` one, under `prefix`)."""
+  """A `model` section (or a `per_model.<name>` one, under `prefix`):
+  its name and every option against the model's declaration."""
   name = _get(section, 'name')
   if name is _MISSING:
     raise ConfigError(f'{prefix}.name is missing from the config.')
   if not model_exists(name):
+    close = difflib.get_close_matches(str(name), model_options.names(),
+                                      n=len(model_options.MODELS),
+                                      cutoff=0.0)
     _fail(f'{prefix}.name', name,
-          'no such model (expected a module mmjax/models/<name>.py)')
-  for key, low in (('embed_dim', 1), ('num_layers', 0)):
-    value = _get(section, key)
-    if value is not _MISSING and (not _is_int(value) or value < low):
-      _fail(f'{prefix}.{key}', value, f'expected an integer >= {low}')
-  value = _get(section, 'reg_weight')
-  if value is not _MISSING and (not _is_real(value)
-                                or not math.isfinite(value) or value < 0):
-    _fail(f'{prefix}.reg_weight', value, 'expected a finite number >= 0')
+          f'no such model (the models, closest first: {", ".join(close)})')
+  why = model_options.problem(section, prefix)
+  if why:
+    raise ConfigError(why + '.')
 
 
 def _check_models(cfg: Any) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from mmjax.graph import sparse
 from mmjax.models import attributeitemknn
 from mmjax.models import context
+from mmjax.models import options
 from tests.models import itemknn_test
 
 NUM_USERS, NUM_ITEMS = 14, 21
@@ -54,6 +55,8 @@ def make_config(**model):
       name='attributeitemknn', neighbors=4, shrink=0.0, modality='',
       direction='candidate', exclude_self=False, block_size=8))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

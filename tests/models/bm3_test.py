@@ -12,6 +12,7 @@ from mmjax import models
 from mmjax.graph import sparse
 from mmjax.models import bm3
 from mmjax.models import layers
+from mmjax.models import options
 from tests.models import vbpr_test
 
 NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
@@ -23,6 +24,8 @@ def make_config(**model):
       name='bm3', embed_dim=4, reg_weight=0.1, num_layers=2, dropout=0.3,
       cl_weight=2.0, train_features=True))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from mmjax.graph import edges
 from mmjax.graph import sparse
 from mmjax.models import freedom
+from mmjax.models import options
 from tests import numerics
 from tests.models import vbpr_test
 
@@ -25,6 +26,8 @@ def make_config(**model):
       train_features=True,
   ))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from mmjax.graph import edges
 from mmjax.models import grcn
+from mmjax.models import options
 from tests.models import vbpr_test
 
 NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
@@ -24,6 +25,8 @@ def make_config(**model):
       fusion='concat', dropout=0.0, full_preference_reg='m0',
   ))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from mmjax.graph import sparse
 from mmjax.models import context
 from mmjax.models import itemknn
+from mmjax.models import options
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import loop
 
@@ -47,6 +48,8 @@ def make_config(**model):
       name='itemknn', neighbors=5, shrink=0.0, implementation='aiolli',
       direction='candidate', block_size=8))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import lattice
+from mmjax.models import options
 from tests import numerics
 from tests.models import vbpr_test
 
@@ -23,6 +24,8 @@ def make_config(**model):
       num_mm_layers=1, lambda_coeff=0.9, convention='mmrec',
       train_features=True))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

@@ -11,6 +11,7 @@ from mmjax import models
 from mmjax.graph import sparse
 from mmjax.models import context
 from mmjax.models import layers
+from mmjax.models import options
 
 NUM_USERS, NUM_ITEMS, D, F_V, F_T = 6, 5, 4, 3, 2
 
@@ -32,9 +33,12 @@ def _ctx():
 
 
 def _cfg(name):
-  return ml_collections.ConfigDict({'model': {
-      'name': name, 'embed_dim': D, 'content_dim': 3, 'num_layers': 2,
-      'weight_size': 5, 'hyper_num': 3, 'train_features': True}})
+  """The model's declared options, with the sizes below where it has them."""
+  sizes = {'embed_dim': D, 'content_dim': 3, 'num_layers': 2,
+           'weight_size': 5, 'hyper_num': 3, 'train_features': True}
+  declared = options.declared(name)
+  return ml_collections.ConfigDict({'model': options.section(
+      name, **{k: v for k, v in sizes.items() if k in declared})})
 
 
 def _shapes(tree):

@@ -11,6 +11,7 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import lgmrec
+from mmjax.models import options
 from mmjax.train import defaults
 from tests.models import vbpr_test
 
@@ -30,6 +31,8 @@ def make_config(**model):
       eval_gumbel=True,
   ))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

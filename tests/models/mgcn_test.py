@@ -11,6 +11,7 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import mgcn
+from mmjax.models import options
 from tests import numerics
 from tests.models import vbpr_test
 
@@ -23,6 +24,8 @@ def make_config(**model):
       name='mgcn', embed_dim=4, num_layers=2, num_mm_layers=1, knn_k=3,
       reg_weight=0.3, cl_weight=0.7, temperature=0.2, train_features=True))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

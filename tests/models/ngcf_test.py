@@ -12,6 +12,7 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import ngcf
+from mmjax.models import options
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import defaults
 from mmjax.train import loop
@@ -27,8 +28,10 @@ def make_config(**model):
   cfg.model = ml_collections.ConfigDict(dict(
       name='ngcf', embed_dim=4, num_layers=2, weight_size=None,
       reg_weight=0.1, node_dropout=0.0, message_dropout=0.0,
-      adjacency='elliot', feed_normalized=True, aggregation=None))
+      adjacency='elliot', feed_normalized=True))
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

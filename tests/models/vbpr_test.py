@@ -11,6 +11,7 @@ import numpy as np
 
 from mmjax.graph import sparse
 from mmjax.models import context
+from mmjax.models import options
 from mmjax.models import vbpr
 
 NUM_USERS, NUM_ITEMS = 12, 20
@@ -60,6 +61,8 @@ def make_config(**model):
            normalize_projection=None)
   )
   cfg.model.update(model)
+  # Every option the model declares, as the loop hands it over.
+  cfg.model = options.complete(cfg.model)
   return cfg
 
 

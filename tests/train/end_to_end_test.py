@@ -86,12 +86,13 @@ class QuickstartConsoleTest(absltest.TestCase):
     self.assertRegex(lines[0], r'^dataset synthetic: 300 users, 200 items, ')
     self.assertNotIn('preprocessing', out.getvalue())
     # MostPop: one line, its fit time and validation metric.
-    mostpop = [l for l in lines if l.startswith('[mostpop]')]
+    mostpop = [line for line in lines if line.startswith('[mostpop]')]
     self.assertLen(mostpop, 1)
     self.assertRegex(mostpop[0], r'fitted in .*s \| val/recall@20 0\.\d{4}$')
     # BPR-MF: three epochs, patience 4 never reached: no early stop, and
     # its best (one of two evaluations) is at the budget.
-    self.assertLen([l for l in lines if l.startswith('[bprmf] epoch')], 3)
+    self.assertLen([line for line in lines
+                       if line.startswith('[bprmf] epoch')], 3)
     self.assertNotIn('early stop', out.getvalue())
     self.assertEqual([r['at_budget'] for r in rows], [False, True])
     self.assertIn('warning: bprmf: best validation epoch', out.getvalue())

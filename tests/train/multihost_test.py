@@ -9,10 +9,10 @@ import sys
 import tempfile
 
 from absl.testing import absltest
-import numpy as np
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+
 from mmjax.parallel import mesh as mesh_lib
 from tests import numerics
 from tests.train import loop_test
