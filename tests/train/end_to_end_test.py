@@ -92,7 +92,7 @@ class QuickstartConsoleTest(absltest.TestCase):
     # BPR-MF: three epochs, patience 4 never reached: no early stop, and
     # its best (one of two evaluations) is at the budget.
     self.assertLen([line for line in lines
-                       if line.startswith('[bprmf] epoch')], 3)
+                    if line.startswith('[bprmf] epoch')], 3)
     self.assertNotIn('early stop', out.getvalue())
     self.assertEqual([r['at_budget'] for r in rows], [False, True])
     self.assertIn('warning: bprmf: best validation epoch', out.getvalue())
