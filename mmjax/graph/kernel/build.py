@@ -7,6 +7,14 @@ never ship the file. A stamp beside the library records a hash of the source,
 the flags and the jaxlib version; a library whose stamp differs is stale and is
 rebuilt (or, when it cannot be, not loaded).
 
+The file name carries the jaxlib version (`libmmjax_kernel.jaxlib-0.10.2.so`):
+the FFI headers, and so the library, belong to one jaxlib, and two
+environments of one checkout with different JAX versions (`make test` and
+`make test-newest-jax`) each keep their own library instead of rebuilding
+the other's on every start. The source compiles against the FFI headers of
+every supported jaxlib (0.10 to the newest); it uses only the typed FFI API
+(`xla/ffi/api/ffi.h`) that they all ship.
+
 Environment:
   MMJAX_KERNEL_DIR: where the library goes (default: `_lib/` in this package
     directory, or `~/.cache/mmjax/kernel` when that is not writable).
@@ -27,7 +35,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-LIB_NAME = 'libmmjax_kernel.so'
+LIB_PREFIX = 'libmmjax_kernel'
 _HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = (os.path.join(_HERE, 'csrc', 'spmm.cc'),)
 DEFAULT_CFLAGS = ('-O3', '-march=native', '-funroll-loops')
@@ -43,8 +51,15 @@ def lib_dir() -> str:
   return os.path.join(cache, 'mmjax', 'kernel')
 
 
+def lib_name() -> str:
+  """The library's file name for the installed jaxlib."""
+  import jaxlib  # pylint: disable=g-import-not-at-top
+
+  return f'{LIB_PREFIX}.jaxlib-{jaxlib.__version__}.so'
+
+
 def lib_path() -> str:
-  return os.path.join(lib_dir(), LIB_NAME)
+  return os.path.join(lib_dir(), lib_name())
 
 
 def compiler() -> str | None:
