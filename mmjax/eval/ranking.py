@@ -410,8 +410,10 @@ class Evaluator:
       self._rows = jax.sharding.NamedSharding(mesh, P(mesh_lib.AXIS))
       self._repl = jax.sharding.NamedSharding(mesh, P())
     else:
-      dev = jax.devices()[0]
-      self._rows = self._repl = jax.sharding.SingleDeviceSharding(dev)
+      # make_single_device_sharding: the class itself is deprecated from
+      # JAX 0.12; the function exists from 0.10 on.
+      self._rows = self._repl = jax.sharding.make_single_device_sharding(
+          jax.devices()[0])
     self.exclude_items = exclude_items
     if exclude_items is not None:
       exclude_items = np.asarray(exclude_items, bool)

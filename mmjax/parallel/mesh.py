@@ -1,7 +1,8 @@
 """The device mesh: one ('data',) axis, Auto axis types; multi-host start-up.
 
-Axis types are set to Auto explicitly: JAX 0.10's default (Explicit) breaks
-`table[idx]` gathers and `segment_sum` on sharded indices. Params, optimizer
+Axis types are set to Auto explicitly: JAX's default from 0.10 (Explicit,
+still so in 0.12) breaks `table[idx]` gathers and `segment_sum` on sharded
+indices. Params, optimizer
 state, graphs and features are replicated (`P()`); BPR batches and evaluation
 user blocks are sharded over 'data' (`P('data')`).
 """
