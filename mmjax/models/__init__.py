@@ -6,15 +6,20 @@ Every model module exports (see STYLE.md, "Pure functions, modules and state"):
   embed(params, ctx, cfg) -> (user_emb [U, D], item_emb [I, D])
 and optionally
   score(params, ctx, users [U_b], cfg) -> [U_b, I]   (default: dot of embed)
-  fit(ctx, cfg) -> params       (closed form; the training loop is skipped)
+  fit(key, ctx, cfg) -> params  (closed form; the training loop is skipped;
+                                 `key` is the one `init` would get)
   prepare(ctx, cfg) -> pytree   (frozen precomputed data, put in
-                                 ctx.extras[cfg.model.name] once per run)
+                                 ctx.extras[cfg.name] once per run)
   pre_epoch(ctx, key, cfg) -> ctx
                                 (called inside the compiled epoch before
                                  its steps; the returned context, e.g. with
                                  a graph resampled once per epoch in its
                                  extras, is what the epoch's steps see)
   USES_NEGATIVES = False        (the batch then has no 'neg' entry)
+
+`cfg` is the model's own section (the config's `model`, with every option
+the model declares in options.py), not the whole config: a model needs
+nothing else, and what it would (a key) is passed explicitly.
 
 A BPR batch is {'users': int32 [B], 'pos': int32 [B], 'neg': int32 [B, k],
 'mask': float32 [B]} with mask 0 on padded rows. `ctx` is a
@@ -33,7 +38,7 @@ for a helper):
                declared once and imported without JAX: the configs start
                from `options.section(name)`, validate refuses undeclared or
                ill-typed options, and the loop hands a model a section with
-               every declared option (`cfg.model.<option>`, no defaults in
+               every declared option (`cfg.<option>`, no defaults in
                the model). A new model adds its table there.
   mmjax/graph/propagation.py  multi-layer propagation (LightGCN's mean)
 A variant imports the model it extends, and only that: NGCF-M (NGCF's graph

@@ -75,7 +75,7 @@ def item_representation(ctx: ctx_lib.ModelContext, cfg: Any
     raise ValueError('attributeitemknn needs an item representation: set '
                      'features.sources, e.g. {"keywords": '
                      '"keywords_qwen2_keywords"}.')
-  modality = cfg.model.modality or ''
+  modality = cfg.modality or ''
   if modality:
     if modality not in ctx.features:
       raise ValueError(f'model.modality={modality!r} is not among the '
@@ -91,13 +91,15 @@ def item_representation(ctx: ctx_lib.ModelContext, cfg: Any
   return x, present
 
 
-def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
+def fit(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
+        ) -> types.Params:
   """The top-k cosine neighbours of every item over its representation.
 
   Returns:
     {'neighbors': int32 [I, k], 'weights': float32 [I, k], 'graph'} as
     ItemKNN's `fit`.
   """
+  del key  # Deterministic.
   x, present = item_representation(ctx, cfg)
   x = jnp.where(present[:, None], x, 0.0)
   sq_norms = jnp.sum(x * x, axis=1)  # [I]
@@ -107,10 +109,10 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
 
   neighbors, weights = itemknn.topk_similarity(
       dots, sq_norms, present & (sq_norms > 0),
-      int(cfg.model.neighbors),
-      shrink=float(cfg.model.shrink), eps=0.0,
-      exclude_self=bool(cfg.model.exclude_self),
-      block_size=int(cfg.model.block_size))
+      int(cfg.neighbors),
+      shrink=float(cfg.shrink), eps=0.0,
+      exclude_self=bool(cfg.exclude_self),
+      block_size=int(cfg.block_size))
   return itemknn.make_params(neighbors, weights, cfg)
 
 

@@ -84,7 +84,7 @@ USES_NEGATIVES = False
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   pred = layers.linear_init(jax.random.fold_in(key, 2), d, d)
   pred['w'] = layers.xavier_normal(jax.random.fold_in(key, 3), (d, d))
   user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
@@ -101,7 +101,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
     lin['w'] = layers.xavier_normal(jax.random.fold_in(key, 11 + 2 * m),
                                     (x.shape[1], d))
     params['proj'].append(lin)
-  if cfg.model.train_features:
+  if cfg.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -114,7 +114,7 @@ def _cos(a: types.Array, b: types.Array) -> types.Array:
 
 def _online(params, ctx, cfg):
   u, i = propagation.propagate_mean(
-      ctx.graph, params['user'], params['item'], cfg.model.num_layers
+      ctx.graph, params['user'], params['item'], cfg.num_layers
   )
   return u, i + params['item']
 
@@ -137,7 +137,7 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
 
 def loss(params, batch, ctx, key, cfg):
   users, items, mask = batch['users'], batch['pos'], batch['mask']
-  rate = float(cfg.model.dropout)
+  rate = float(cfg.dropout)
   u_o, i_o = _online(params, ctx, cfg)
   modal = _modal(params, ctx)
   u_t = jax.lax.stop_gradient(
@@ -158,7 +158,7 @@ def loss(params, batch, ctx, key, cfg):
     cl = cl + (1.0 - losses.weighted_mean(_cos(online, i_t[items]), ok))
     cl = cl + (1.0 - losses.weighted_mean(_cos(online, t_t[items]), ok))
   reg = (losses.frobenius(u_o) + losses.frobenius(i_o)) / ctx.num_items
-  total = (loss_ui + loss_iu + cfg.model.reg_weight * reg
-           + cfg.model.cl_weight * cl)
+  total = (loss_ui + loss_iu + cfg.reg_weight * reg
+           + cfg.cl_weight * cl)
   return total, {'loss_ui': loss_ui, 'loss_iu': loss_iu, 'cl': cl,
                  'reg': reg}

@@ -136,18 +136,18 @@ def make_context(
 def prepared(ctx: ModelContext, cfg: Any, prepare: Any) -> Any:
   """The model's `prepare(ctx, cfg)` output, from the context if it is there.
 
-  The loop puts it in `extras[cfg.model.name]`; tests and callers that build
+  The loop puts it in `extras[cfg.name]`; tests and callers that build
   a bare context get it computed now.
 
   Args:
     ctx: the context.
-    cfg: the config (`cfg.model.name` keys the extras).
+    cfg: the model's config section (its `name` keys the extras).
     prepare: the model's `prepare` function.
 
   Returns:
     What `prepare(ctx, cfg)` returns.
   """
   extras = getattr(ctx, 'extras', None) or {}
-  if cfg.model.name in extras:
-    return extras[cfg.model.name]
+  if cfg.name in extras:
+    return extras[cfg.name]
   return prepare(ctx, cfg)

@@ -57,7 +57,7 @@ Differences from the references:
 
 The precomputed, non-trainable data (the frozen S and the reverse-edge index
 of the user-item graph) comes from `prepare(ctx, cfg)`. When the context
-carries it (`ctx.extras[cfg.model.name]`, filled by the engine), it is used;
+carries it (`ctx.extras[cfg.name]`, filled by the engine), it is used;
 otherwise it is recomputed inside the step, which is exact but costs an
 I x I similarity per step.
 """
@@ -87,8 +87,8 @@ def mm_weights(cfg: Any, names: list[str]) -> tuple[float, ...]:
   {'visual': 0.1, 'textual': 0.9}, MMRec's mm_image_weight 0.1), a sequence
   in the context's (sorted) modality order, or None for uniform weights.
   """
-  weights = cfg.model.mm_weights
-  convention = cfg.model.convention
+  weights = cfg.mm_weights
+  convention = cfg.convention
   num = len(names)
   if convention == 'mmrec' and num == 1:
     return (1.0,)
@@ -133,21 +133,21 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   feats = layers.modalities(ctx)
   return {
       'item_graph': item_graph(
-          feats, mm_weights(cfg, list(ctx.features)), cfg.model.knn_k
+          feats, mm_weights(cfg, list(ctx.features)), cfg.knn_k
       ),
       'reverse': edges.reverse_edges_sorted(ctx.graph),
   }
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   params = {'user': user, 'item': item, 'proj': []}
   for m, (x, _) in enumerate(layers.modalities(ctx)):
     params['proj'].append(
         layers.linear_init(jax.random.fold_in(key, 2 + m), x.shape[1], d)
     )
-  if cfg.model.train_features:
+  if cfg.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -162,10 +162,10 @@ def _features(params, ctx):
 
 def _forward(params, ctx, cfg, graph, item_graph_):
   h = params['item']
-  for _ in range(cfg.model.num_mm_layers):
+  for _ in range(cfg.num_mm_layers):
     h = sparse.propagate(item_graph_, h)
   u, i = propagation.propagate_mean(
-      graph, params['user'], params['item'], cfg.model.num_layers
+      graph, params['user'], params['item'], cfg.num_layers
   )
   return u, i + h
 
@@ -177,7 +177,7 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
 
 def _prune(key, ctx, cfg, extras):
   return edges.degree_sensitive_prune(
-      key, ctx.graph, extras['reverse'], float(cfg.model.dropout)
+      key, ctx.graph, extras['reverse'], float(cfg.dropout)
   )
 
 
@@ -187,7 +187,7 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
   With `model.prune_every='step'` the context is returned unchanged and
   `loss` prunes with each step's key.
   """
-  every = cfg.model.prune_every
+  every = cfg.prune_every
   if every not in ('epoch', 'step'):
     raise ValueError(f"model.prune_every={every!r}: expected 'epoch' or "
                      "'step'.")
@@ -196,7 +196,7 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
   extras = dict(ctx_lib.prepared(ctx, cfg, prepare))
   extras['train_graph'] = _prune(key, ctx, cfg, extras)
   return dataclasses.replace(
-      ctx, extras={**ctx.extras, cfg.model.name: extras})
+      ctx, extras={**ctx.extras, cfg.name: extras})
 
 
 def loss(params, batch, ctx, key, cfg):
@@ -222,5 +222,5 @@ def loss(params, batch, ctx, key, cfg):
     # Pairs with an item lacking this modality are left out of its term.
     ok = mask * m[pos] * jnp.all(m[neg], axis=1)
     aux = aux + losses.bpr_logsigmoid(*bpr(p), ok)
-  total = mf + cfg.model.reg_weight * aux
+  total = mf + cfg.reg_weight * aux
   return total, {'bpr': mf, 'mm_bpr': aux}

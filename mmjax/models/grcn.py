@@ -121,7 +121,7 @@ FUSIONS = ('concat', 'id')
 
 
 def _check(cfg: Any) -> None:
-  m = cfg.model
+  m = cfg
   for field, allowed in (('weight_mode', WEIGHT_MODES),
                          ('routing', ROUTINGS), ('fusion', FUSIONS)):
     value = m[field]
@@ -137,7 +137,7 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   _check(cfg)
-  d, c = cfg.model.embed_dim, cfg.model.content_dim
+  d, c = cfg.embed_dim, cfg.content_dim
   n = ctx.num_users + ctx.num_items
   feats = layers.modalities(ctx)
   params = {
@@ -199,9 +199,9 @@ def _content(params, ctx, cfg, graph, keep):
     f = jnp.where(mask[:, None], f, 0.0)  # [I, C]
     p = layers.l2_normalize(params['preference'][m])  # [U, C]
     ok = keep & mask[item_of_edge]  # [E]
-    if cfg.model.routing == 'paper':
+    if cfg.routing == 'paper':
       to_user = ok & (r < u)
-      for _ in range(cfg.model.num_routings):
+      for _ in range(cfg.num_routings):
         h = jnp.concatenate([p, f])
         a = segment_softmax(jnp.sum(h[r] * h[s], -1), to_user, graph)
         p = layers.l2_normalize(
@@ -216,7 +216,7 @@ def _content(params, ctx, cfg, graph, keep):
 
 def _edge_weights(params, cfg, graph, alphas, oks):
   """w [E] from the per-modality attention (module doc, weight_mode)."""
-  mode = cfg.model.weight_mode
+  mode = cfg.weight_mode
   if mode == 'mean':
     count = oks.sum(1)
     w = jnp.where(count > 0, (alphas * oks).sum(1) / jnp.maximum(count, 1),
@@ -226,7 +226,7 @@ def _edge_weights(params, cfg, graph, alphas, oks):
       alphas = alphas * params['conf'][graph.senders]  # [E, M]
     w = jnp.max(jnp.where(oks, alphas, -jnp.inf), axis=1)
     w = jnp.where(oks.any(1), w, 0.0)
-  if cfg.model.pruning:
+  if cfg.pruning:
     w = jax.nn.relu(w)
   return w
 
@@ -238,10 +238,10 @@ def _forward(params, ctx, cfg, keep):
   g_w = graph.with_weights(w.astype(jnp.float32))
   x = layers.l2_normalize(params['id_embedding'])  # [N, D]
   z, h = x, x
-  for _ in range(cfg.model.num_layers):
+  for _ in range(cfg.num_layers):
     h = sparse.propagate(g_w, h)
     z = z + h
-  if cfg.model.fusion == 'id':
+  if cfg.fusion == 'id':
     return z
   return jnp.concatenate([z] + reps, axis=1)  # [N, D + M C]
 
@@ -259,7 +259,7 @@ def loss(params, batch, ctx, key, cfg):
   _check(cfg)
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
-  rate = float(cfg.model.dropout)
+  rate = float(cfg.dropout)
   if rate > 0.0:
     g = ctx.graph.with_weights(jnp.ones((ctx.graph.num_edges,), jnp.float32))
     reverse = ctx_lib.prepared(ctx, cfg, prepare)['reverse']
@@ -282,9 +282,9 @@ def loss(params, batch, ctx, key, cfg):
   reg = losses.weighted_mean(id_rows / d, mask)
   for p in params['preference']:
     reg = reg + losses.weighted_mean(sq(p[users]) / p.shape[1], mask)
-  full = cfg.model.full_preference_reg
+  full = cfg.full_preference_reg
   names = list(ctx.features)
   if full is not None and full in names:
     reg = reg + jnp.mean(params['preference'][names.index(full)] ** 2)
-  total = bpr + cfg.model.reg_weight * reg
+  total = bpr + cfg.reg_weight * reg
   return total, {'bpr': bpr, 'reg': reg}

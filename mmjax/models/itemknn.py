@@ -285,22 +285,24 @@ def cooccurrence_rows(g: sparse.Graph, ids: types.Array, num_users: int
       g.indptr, g.senders, ids, vmap_method='sequential')
 
 
-def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
+def fit(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
+        ) -> types.Params:
   """The top-k cosine neighbours of every item over the training matrix.
 
   Returns:
     {'neighbors': int32 [I, k], 'weights': float32 [I, k], 'graph': the same
     as a Graph for `model.direction` (`neighbourhood_graph`)}.
   """
-  impl = cfg.model.implementation
+  del key  # Deterministic.
+  impl = cfg.implementation
   if impl not in IMPLEMENTATIONS:
     raise ValueError(f'model.implementation={impl!r}; use one of '
                      f'{IMPLEMENTATIONS}.')
-  if impl == 'classic' and cfg.model.direction != 'candidate':
+  if impl == 'classic' and cfg.direction != 'candidate':
     raise ValueError("model.implementation='classic' normalises by the "
                      "candidate's neighbours; it needs model.direction="
                      "'candidate'.")
-  cooc = cfg.model.cooccurrence
+  cooc = cfg.cooccurrence
   if cooc not in COOCCURRENCES:
     raise ValueError(f'model.cooccurrence={cooc!r}; use one of '
                      f'{COOCCURRENCES}.')
@@ -322,11 +324,11 @@ def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
     return z[num_users:].T
 
   neighbors, weights = topk_similarity(
-      dots, counts, counts > 0, int(cfg.model.neighbors),
-      shrink=float(cfg.model.shrink),
+      dots, counts, counts > 0, int(cfg.neighbors),
+      shrink=float(cfg.shrink),
       eps=AIOLLI_EPS if impl == 'aiolli' else 0.0,
       exclude_self=True,
-      block_size=int(cfg.model.block_size))
+      block_size=int(cfg.block_size))
   return make_params(neighbors, weights, cfg)
 
 
@@ -336,7 +338,7 @@ def make_params(neighbors: types.Array, weights: types.Array, cfg: Any
   return {
       'neighbors': neighbors, 'weights': weights,
       'graph': neighbourhood_graph(
-          neighbors, weights, cfg.model.direction),
+          neighbors, weights, cfg.direction),
   }
 
 
@@ -345,7 +347,7 @@ def score(params: types.Params, ctx: ctx_lib.ModelContext,
   """[U_b, I] neighbourhood scores of a user block (module docstring)."""
   hist = user_history(ctx, users)
   out = neighbourhood_scores(hist, params['graph'])  # [U_b, I]
-  if cfg.model.implementation == 'classic':
+  if cfg.implementation == 'classic':
     den = params['weights'].sum(axis=1)  # [I]
     out = jnp.where(den[None, :] != 0, out / jnp.where(den != 0, den, 1.0),
                     0.0)

@@ -69,7 +69,7 @@ from mmjax.models import losses
 
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   feats = layers.modalities(ctx)
   user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   params = {
@@ -79,7 +79,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
                for m, (x, _) in enumerate(feats)],
       'modal_weight': jnp.full((len(feats),), 1.0 / len(feats), jnp.float32),
   }
-  if cfg.model.train_features:
+  if cfg.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -88,14 +88,14 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   """The frozen original graphs S_m: (indices [I, k], weights [I, k]) each."""
   out = []
   for x, mask in layers.modalities(ctx):
-    idx, val = knn.cosine_topk(x, cfg.model.knn_k, mask)
+    idx, val = knn.cosine_topk(x, cfg.knn_k, mask)
     out.append((idx, knn.normalize(idx, val, weighted=True)))
   return {'original': out}
 
 
 def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
   """S = (1 - lambda) S~ + lambda sum_m alpha_m S_m, I * 2 M k edges."""
-  lam = float(cfg.model.lambda_coeff)
+  lam = float(cfg.lambda_coeff)
   alpha = jax.nn.softmax(params['modal_weight'])
   feats = layers.modalities(ctx)
   learnt_idx, learnt_val = [], []
@@ -103,7 +103,7 @@ def item_graph(params: types.Params, ctx: Any, cfg: Any) -> sparse.Graph:
     if 'features' in params:
       x = params['features'][m]
     t = layers.linear(proj, jnp.where(mask[:, None], x, 0.0))  # [I, D]
-    idx, val = knn.cosine_topk(t, cfg.model.knn_k, mask)
+    idx, val = knn.cosine_topk(t, cfg.knn_k, mask)
     learnt_idx.append(idx)
     # Empty slots (-inf) stay -inf; multiplying -inf itself by alpha would
     # give a NaN gradient for alpha (-inf * 0), hence the inner where.
@@ -129,7 +129,7 @@ def _ui_propagate(ctx, cfg, x):
   deg = jax.ops.segment_sum(present, g.receivers, num_segments=g.num_nodes,
                             indices_are_sorted=True) + 1.0  # + self-loop
   inv = 1.0 / deg
-  elliot = cfg.model.convention == 'elliot'
+  elliot = cfg.convention == 'elliot'
   if elliot:
     graph = g.with_weights(present * inv[g.receivers] * inv[g.senders])
     self_w = inv * inv
@@ -137,18 +137,18 @@ def _ui_propagate(ctx, cfg, x):
     graph = g.with_weights(present * inv[g.receivers])
     self_w = inv
   total = x
-  for _ in range(cfg.model.num_layers):
+  for _ in range(cfg.num_layers):
     x = sparse.propagate(graph, x) + self_w[:, None] * x
     if elliot:
       x = layers.l2_normalize(x)
     total = total + x
-  return total / (cfg.model.num_layers + 1)
+  return total / (cfg.num_layers + 1)
 
 
 def embed(params: types.Params, ctx: Any, cfg: Any):
   h = params['item']
   s = item_graph(params, ctx, cfg)
-  for _ in range(cfg.model.num_mm_layers):
+  for _ in range(cfg.num_mm_layers):
     h = sparse.propagate(s, h)
   e = _ui_propagate(ctx, cfg,
                     jnp.concatenate([params['user'], params['item']], 0))
@@ -167,4 +167,4 @@ def loss(params, batch, ctx, key, cfg):
   sq = (jnp.sum(mask[:, None] * u * u) + jnp.sum(mask[:, None] * i_pos * i_pos)
         + jnp.sum(mask[:, None, None] * i_neg * i_neg))
   reg = 0.5 * sq / jnp.maximum(mask.sum(), 1.0)
-  return bpr + cfg.model.reg_weight * reg, {'bpr': bpr, 'reg': reg}
+  return bpr + cfg.reg_weight * reg, {'bpr': bpr, 'reg': reg}

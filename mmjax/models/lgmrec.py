@@ -131,7 +131,7 @@ def prepare(ctx: Any, cfg: Any) -> dict[str, types.Array]:
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   """ID embeddings, and per modality T_m [F_m, D] and V_m [F_m, K]."""
-  d, k = cfg.model.embed_dim, cfg.model.hyper_num
+  d, k = cfg.embed_dim, cfg.hyper_num
   user, item = layers.id_tables(key, ctx.num_users, ctx.num_items, d)
   params = {
       'user': user,
@@ -171,14 +171,14 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
   Args:
     params: from `init`.
     ctx: the model context.
-    cfg: the config (`cfg.model` fields as in configs/lgmrec_synthetic.py).
+    cfg: the model section (options: mmjax/models/options.py).
     noise_key: Gumbel noise key, or None for the noise-free softmax.
     dropout_key: dropout key on the hyperedge assignments, or None for none.
 
   Returns:
     (users [U, D], items [I, D], per modality (y_m [U, D], z_m [I, D])).
   """
-  mc = cfg.model
+  mc = cfg
   num_users = ctx.num_users
   weights = ctx_lib.prepared(ctx, cfg, prepare)
   r_sum = ctx.graph.with_weights(weights['sum'])
@@ -236,7 +236,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any,
 def embed(params: types.Params, ctx: Any, cfg: Any
           ) -> tuple[types.Array, types.Array]:
   noise = None
-  if cfg.model.gumbel and cfg.model.eval_gumbel:
+  if cfg.gumbel and cfg.eval_gumbel:
     # One fixed draw (a training step's with key 0): repeatable evaluation.
     noise = jax.random.fold_in(jax.random.key(0), 0)
   users, items, _ = forward(params, ctx, cfg, noise, None)
@@ -268,7 +268,7 @@ def _ssl(anchor: types.Array, positive: types.Array, candidates: types.Array,
 
 def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
          cfg: Any) -> tuple[types.Array, dict]:
-  mc = cfg.model
+  mc = cfg
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
   noise_key = (jax.random.fold_in(key, 0) if mc.gumbel

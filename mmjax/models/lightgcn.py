@@ -41,13 +41,13 @@ def init(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
          ) -> types.Params:
   """{'user_emb': [U, D], 'item_emb': [I, D]}, BPR-MF's tables."""
   return layers.mf_tables(key, ctx.num_users, ctx.num_items,
-                          cfg.model.embed_dim)
+                          cfg.embed_dim)
 
 
 def embed(params: types.Params, ctx: ctx_lib.ModelContext, cfg: Any
           ) -> tuple[types.Array, types.Array]:
   return propagation.propagate_mean(ctx.graph, params['user_emb'],
-                                    params['item_emb'], cfg.model.num_layers)
+                                    params['item_emb'], cfg.num_layers)
 
 
 def loss(params: types.Params, batch: dict, ctx: ctx_lib.ModelContext,
@@ -55,4 +55,4 @@ def loss(params: types.Params, batch: dict, ctx: ctx_lib.ModelContext,
   del key  # No randomness in the loss.
   u_all, i_all = embed(params, ctx, cfg)
   return losses.bpr_ego_reg(u_all, i_all, params['user_emb'],
-                            params['item_emb'], batch, cfg.model.reg_weight)
+                            params['item_emb'], batch, cfg.reg_weight)

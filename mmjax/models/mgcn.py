@@ -72,7 +72,7 @@ Differences from the references:
     no MGCN.
 
 The frozen item graphs come from `prepare(ctx, cfg)` (the engine puts them
-in `ctx.extras[cfg.model.name]`); without them they are rebuilt inside the
+in `ctx.extras[cfg.name]`); without them they are rebuilt inside the
 step (exact, but an I x I similarity, computed blockwise, per step). MGCN
 draws no randomness: `key` is unused.
 """
@@ -100,7 +100,7 @@ _MIN_SHIFT_TEMPERATURE = 0.05
 def prepare(ctx: Any, cfg: Any) -> dict[str, Any]:
   """MGCN's frozen data: one kNN graph S_m per modality (I * k edges each)."""
   return {'item_graphs': [
-      knn.knn_graph(x, cfg.model.knn_k, mask, weighted=True,
+      knn.knn_graph(x, cfg.knn_k, mask, weighted=True,
                     normalization='sym')
       for x, mask in layers.modalities(ctx)]}
 
@@ -116,7 +116,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
      'query': {'w' [D, D], 'b' [D], 'v' [D, 1]} (query_common.0 and .2),
      'features': [x_m [I, F_m]] when `model.train_features` (default)}.
   """
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   feats = layers.modalities(ctx)
   num = len(feats)
 
@@ -137,7 +137,7 @@ def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
       'prefer': [layers.linear_init(k(10 + 2 * num + m), d, d)
                  for m in range(num)],
   }
-  if cfg.model.train_features:
+  if cfg.train_features:
     params['features'] = layers.masked_features(ctx)
   return params
 
@@ -154,7 +154,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any
   num_users = ctx.num_users
   # User-item view (LightGCN mean of layers).
   c_u, c_i = propagation.propagate_mean(ctx.graph, params['user'],
-                                     params['item'], cfg.model.num_layers)
+                                     params['item'], cfg.num_layers)
   content = jnp.concatenate([c_u, c_i], axis=0)  # [N, D]
   # Item-item views, one per modality.
   hs = []
@@ -165,7 +165,7 @@ def forward(params: types.Params, ctx: Any, cfg: Any
     t = layers.linear(params['trs'][m], x)  # [I, D]
     h = params['item'] * jax.nn.sigmoid(layers.linear(params['gate'][m], t))
     h = jnp.where(mask[:, None], h, 0.0)
-    for _ in range(cfg.model.num_mm_layers):
+    for _ in range(cfg.num_mm_layers):
       h = sparse.propagate(graphs[m], h)
     hs.append(h)
   # u_m = R h_m for every modality in one product: the user rows of
@@ -245,8 +245,8 @@ def loss(params, batch, ctx, key, cfg):
   sq = (jnp.sum(u * u, -1) + jnp.sum(i_pos * i_pos, -1)
         + jnp.mean(jnp.sum(i_neg * i_neg, -1), axis=1))  # [B]
   reg = 0.5 * jnp.sum(sq * mask) / jnp.maximum(mask.sum(), 1.0)
-  tau = float(cfg.model.temperature)
+  tau = float(cfg.temperature)
   cl = (info_nce(side[nu:][pos], content[nu:][pos], mask, tau)
         + info_nce(side[:nu][users], content[:nu][users], mask, tau))
-  total = mf + cfg.model.reg_weight * reg + cfg.model.cl_weight * cl
+  total = mf + cfg.reg_weight * reg + cfg.cl_weight * cl
   return total, {'bpr': mf, 'reg': reg, 'cl': cl}

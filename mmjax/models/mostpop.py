@@ -18,8 +18,9 @@ from mmjax import types
 from mmjax.models import context as ctx_lib
 
 
-def fit(ctx: ctx_lib.ModelContext, cfg: Any) -> types.Params:
-  del cfg
+def fit(key: types.PRNGKey, ctx: ctx_lib.ModelContext, cfg: Any
+        ) -> types.Params:
+  del key, cfg
   return {'popularity': jnp.asarray(ctx.item_popularity, jnp.float32)}
 
 

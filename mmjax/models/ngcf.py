@@ -38,7 +38,7 @@ Schedule (`model.dropout_every`):
     the epoch propagates over that `sampled_adj`. Here `pre_epoch` (called
     by the engine once per epoch, with a key derived from the epoch alone,
     so a resumed run redraws the same graph) puts the dropped L~ in
-    `ctx.extras[cfg.model.name]` and `loss` uses it. A context without it
+    `ctx.extras[cfg.name]` and `loss` uses it. A context without it
     (a `loss` called outside the engine) gets the draw that `pre_epoch`
     would make with the step's key.
   'step': a new L~ is dropped at every training step from the step's key.
@@ -117,9 +117,9 @@ DROPOUT_EVERY = ('epoch', 'step')
 
 def layer_sizes(cfg: Any) -> list[int]:
   """[W_0 = D, W_1, ..., W_L]: the input and output widths of the layers."""
-  d = cfg.model.embed_dim
-  w = cfg.model.weight_size or d  # None: every layer D wide
-  return [d] + [w] * cfg.model.num_layers
+  d = cfg.embed_dim
+  w = cfg.weight_size or d  # None: every layer D wide
+  return [d] + [w] * cfg.num_layers
 
 
 def init_layers(key: types.PRNGKey, sizes: list[int]) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def init_layers(key: types.PRNGKey, sizes: list[int]) -> dict[str, Any]:
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   """Parameters for `ctx.num_users` users and `ctx.num_items` items."""
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   k_user, k_item, k_layers = (jax.random.fold_in(key, i) for i in range(3))
   return {
       'user_emb': layers.xavier_uniform(k_user, (ctx.num_users, d)),
@@ -175,7 +175,7 @@ def base_adjacency(ctx: Any, cfg: Any
   'elliot': L~ = D~^-1 (A + I) (`elliot_adjacency`); 'paper': the context's
   D^-1/2 A D^-1/2 without self-loops (None).
   """
-  adjacency = cfg.model.adjacency
+  adjacency = cfg.adjacency
   if adjacency not in ADJACENCIES:
     raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
                      f'{ADJACENCIES}.')
@@ -194,12 +194,12 @@ def node_dropout(key: types.PRNGKey, ctx: Any, cfg: Any
   Args:
     key: the step's key ('step') or the epoch's key ('epoch').
     ctx: model context (its graph).
-    cfg: config with `model.*`.
+    cfg: the model section.
 
   Returns:
     (graph [E edges], self-loop weights float32 [N] or None).
   """
-  rate = float(cfg.model.node_dropout)
+  rate = float(cfg.node_dropout)
   graph, self_w = base_adjacency(ctx, cfg)
   k_node = jax.random.fold_in(key, _NODE_DROPOUT)
   graph = edges.edge_dropout(jax.random.fold_in(k_node, 0), graph, rate,
@@ -213,7 +213,7 @@ def node_dropout(key: types.PRNGKey, ctx: Any, cfg: Any
 
 def dropout_every(cfg: Any) -> str:
   """`model.dropout_every`, checked."""
-  every = cfg.model.dropout_every
+  every = cfg.dropout_every
   if every not in DROPOUT_EVERY:
     raise ValueError(f'model.dropout_every={every!r}; expected one of '
                      f'{DROPOUT_EVERY}.')
@@ -224,11 +224,11 @@ def _epoch_extras(ctx: Any, cfg: Any) -> dict[str, Any]:
   if dropout_every(cfg) != 'epoch':
     return {}
   extras = getattr(ctx, 'extras', None) or {}
-  return extras.get(cfg.model.name) or {}
+  return extras.get(cfg.name) or {}
 
 
 def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
-  """The epoch's node-dropped L~ in `ctx.extras[cfg.model.name]`.
+  """The epoch's node-dropped L~ in `ctx.extras[cfg.name]`.
 
   Elliot draws one `sampled_adj` per epoch; the engine calls this once per
   epoch inside the compiled epoch and the epoch's steps see the result.
@@ -236,7 +236,7 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
   Args:
     ctx: model context.
     key: the epoch's key (a function of the run's seed and the epoch only).
-    cfg: config with `model.*`.
+    cfg: the model section.
 
   Returns:
     The context with {'train_graph': Graph, 'train_self': float32 [N]
@@ -247,14 +247,14 @@ def pre_epoch(ctx: Any, key: types.PRNGKey, cfg: Any) -> Any:
     ValueError: unknown `model.dropout_every` or `model.adjacency`.
   """
   if (dropout_every(cfg) == 'step'
-      or float(cfg.model.node_dropout) == 0.0):
+      or float(cfg.node_dropout) == 0.0):
     return ctx
   graph, self_w = node_dropout(key, ctx, cfg)
   entry = {'train_graph': graph}
   if self_w is not None:
     entry['train_self'] = self_w
   extras = dict(getattr(ctx, 'extras', None) or {})
-  extras[cfg.model.name] = {**(extras.get(cfg.model.name) or {}), **entry}
+  extras[cfg.name] = {**(extras.get(cfg.name) or {}), **entry}
   return dataclasses.replace(ctx, extras=extras)
 
 
@@ -269,7 +269,7 @@ def propagate(
   Args:
     params: from `init`.
     ctx: model context (its graph).
-    cfg: config with `model.*` (module doc).
+    cfg: the model section (module doc).
     key: the step's PRNG key for message dropout and, without an epoch
       graph in `ctx.extras` (`pre_epoch`), node dropout; None (evaluation)
       turns both off.
@@ -278,8 +278,8 @@ def propagate(
     (users [U, D'], items [I, D']) with D' = D + sum_l W_l for 'concat' and
     D for 'mean'.
   """
-  adjacency = cfg.model.adjacency
-  aggregation = cfg.model.aggregation
+  adjacency = cfg.adjacency
+  aggregation = cfg.aggregation
   if adjacency not in ADJACENCIES:
     raise ValueError(f'model.adjacency={adjacency!r}; expected one of '
                      f'{ADJACENCIES}.')
@@ -291,9 +291,9 @@ def propagate(
   if aggregation == 'mean' and len(set(sizes)) > 1:
     raise ValueError(f'model.aggregation=mean needs every layer width equal '
                      f'to embed_dim; got widths {sizes}.')
-  node_rate = float(cfg.model.node_dropout)
-  msg_rate = float(cfg.model.message_dropout)
-  feed_normalized = bool(cfg.model.feed_normalized)
+  node_rate = float(cfg.node_dropout)
+  msg_rate = float(cfg.message_dropout)
+  feed_normalized = bool(cfg.feed_normalized)
 
   if key is None or node_rate == 0.0:
     graph, self_w = base_adjacency(ctx, cfg)
@@ -307,7 +307,7 @@ def propagate(
 
   ego = jnp.concatenate([params['user_emb'], params['item_emb']], 0)  # [N, D]
   outs, h = [ego], ego
-  for depth in range(cfg.model.num_layers):
+  for depth in range(cfg.num_layers):
     p = params[f'layer_{depth}']
     side = sparse.propagate(graph, h)  # [N, W_l]
     if adjacency == 'elliot':
@@ -348,4 +348,4 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
   bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
   reg = 0.5 * losses.squared_rows(mask, u, i_pos, i_neg)
-  return bpr + cfg.model.reg_weight * reg, {'bpr': bpr, 'reg': reg}
+  return bpr + cfg.reg_weight * reg, {'bpr': bpr, 'reg': reg}

@@ -76,7 +76,7 @@ from mmjax.models import ngcf
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   """Parameters for `ctx.num_users` users and `ctx.num_items` items."""
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   in_dim = sum(x.shape[1] for x, _ in layers.modalities(ctx))
   k_graph, k_theta, k_proj = (jax.random.fold_in(key, i) for i in range(3))
   proj = layers.linear_init(k_proj, in_dim, d)
@@ -127,4 +127,4 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
   bpr = losses.weighted_mean(per.mean(axis=1), mask)
   reg = 0.5 * losses.squared_rows(mask, g_u, g_pos, g_neg, theta, p_pos, p_neg)
-  return bpr + cfg.model.reg_weight * reg, {'bpr': bpr, 'reg': reg}
+  return bpr + cfg.reg_weight * reg, {'bpr': bpr, 'reg': reg}

@@ -10,7 +10,7 @@ knows a model's options reads them here:
     option before training (`problem`), listing the model's options, the
     closest first;
   - the loop hands each model `complete(section)`: a section with every
-    declared option, so a model reads `cfg.model.<option>` with no default
+    declared option, so a model reads `cfg.<option>` with no default
     of its own (an older config.json, or a test's partial section, gets the
     declared defaults).
 

@@ -70,7 +70,7 @@ from mmjax.models import losses
 
 def init(key: types.PRNGKey, ctx: Any, cfg: Any) -> types.Params:
   """Parameters for `ctx.num_users` users and `ctx.num_items` items."""
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   feats = layers.modalities(ctx)
   in_dim = sum(x.shape[1] for x, _ in feats)
   k_user, k_item, k_proj = (jax.random.fold_in(key, i) for i in range(3))
@@ -99,9 +99,9 @@ def content(
 
 
 def _normalize_projection(cfg: Any) -> bool:
-  flag = cfg.model.normalize_projection
+  flag = cfg.normalize_projection
   if flag is None:
-    return cfg.model.convention == 'elliot'
+    return cfg.convention == 'elliot'
   return bool(flag)
 
 
@@ -120,14 +120,14 @@ def loss(
   del key  # VBPR has no randomness in its loss.
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
-  d = cfg.model.embed_dim
+  d = cfg.embed_dim
   p = content(params, layers.modalities(ctx), _normalize_projection(cfg))
   u = params['user'][users]  # [B, 2D]
   i_pos = jnp.concatenate([params['item'][pos], p[pos]], axis=-1)  # [B, 2D]
   i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=-1)  # [B,k,2D]
   s_pos = jnp.sum(u * i_pos, -1)  # [B]
   s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
-  if cfg.model.convention == 'elliot':
+  if cfg.convention == 'elliot':
     per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
     bpr_value = losses.weighted_mean(per.mean(axis=1), mask)
     sq = 0.0
@@ -139,5 +139,5 @@ def loss(
   else:
     bpr_value = losses.bpr_loss(s_pos, s_neg, mask)
     reg = losses.emb_loss(mask, u, i_pos, i_neg)
-  total = bpr_value + cfg.model.reg_weight * reg
+  total = bpr_value + cfg.reg_weight * reg
   return total, {'bpr': bpr_value, 'reg': reg}

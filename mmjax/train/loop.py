@@ -105,11 +105,15 @@ def budget_warning(results: dict[str, Any]) -> str | None:
 
 
 def make_train_step(model: Any, tx: optax.GradientTransformation, cfg: Any):
-  """`train_step(state, batch, ctx, key) -> (state, metrics)`, pure."""
+  """`train_step(state, batch, ctx, key) -> (state, metrics)`, pure.
+
+  The model sees its own section, `cfg.model`, only.
+  """
+  model_cfg = cfg.model
 
   def train_step(state, batch, ctx, key):
     def loss_fn(params):
-      return model.loss(params, batch, ctx, key, cfg)
+      return model.loss(params, batch, ctx, key, model_cfg)
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
@@ -165,7 +169,7 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
       # depends on the epoch alone, so a resumed run redraws the same.
       epoch_key = jax.random.fold_in(
           jax.random.fold_in(train_key, PRE_EPOCH_STREAM), epoch)
-      ctx = pre_epoch(ctx, epoch_key, cfg)
+      ctx = pre_epoch(ctx, epoch_key, cfg.model)
 
     def body(state, xs):
       index, mask = xs
@@ -189,7 +193,7 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
 def with_declared_options(cfg: Any) -> ml_collections.ConfigDict:
   """`cfg` with every option its model declares (mmjax/models/options.py).
 
-  The models read `cfg.model.<option>` with no default of their own; a
+  A model reads `<section>.<option>` with no default of its own; a
   config that leaves an option out (a config.json of an older run, a
   hand-made section) gets the declared default here.
   """
@@ -227,7 +231,7 @@ class Trainer:
         ds, dataset_dir, cfg.features, seed=int(cfg.seed))
     ctx = jax.device_put(ctx, self.repl)
     if hasattr(self.model, 'prepare'):
-      prepared = jax.jit(lambda c: self.model.prepare(c, cfg),
+      prepared = jax.jit(lambda c: self.model.prepare(c, cfg.model),
                          out_shardings=self.repl)(ctx)
       ctx = dataclasses.replace(
           ctx, extras={cfg.model.name: prepared})
@@ -246,11 +250,11 @@ class Trainer:
       self.train_key = self._key(seeds.STREAM_TRAIN)
     if hasattr(self.model, 'score'):
       model = self.model
-      self.score_fn = lambda p, c, u: model.score(p, c, u, cfg)
+      self.score_fn = lambda p, c, u: model.score(p, c, u, cfg.model)
       self.eval_params = lambda params: params
     else:
       self.score_fn = ranking.embedding_score
-      embed = jax.jit(lambda p, c: self.model.embed(p, c, cfg),
+      embed = jax.jit(lambda p, c: self.model.embed(p, c, cfg.model),
                       out_shardings=self.repl)
       self.eval_params = lambda params: embed(params, self.ctx)
     self._eval_data = {}
@@ -318,7 +322,7 @@ class Trainer:
 
   def _create(self, key, ctx):
     return state_lib.create_train_state(self.model, self.tx, key, ctx,
-                                        self.cfg)
+                                        self.cfg.model)
 
   def init_state(self) -> state_lib.TrainState:
     key = self._key(seeds.STREAM_INIT)
@@ -331,8 +335,10 @@ class Trainer:
     return checkpoint.abstract(shapes, self.repl)
 
   def fit(self) -> Any:
-    return jax.jit(lambda c: self.model.fit(c, self.cfg),
-                   out_shardings=self.repl)(self.ctx)
+    # Closed-form models get the init stream's key, as `init` does.
+    return jax.jit(lambda k, c: self.model.fit(k, c, self.cfg.model),
+                   out_shardings=self.repl)(self._key(seeds.STREAM_INIT),
+                                            self.ctx)
 
   def run_epoch(self, state: state_lib.TrainState, epoch: int
                 ) -> tuple[state_lib.TrainState, dict[str, float]]:

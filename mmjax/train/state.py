@@ -27,8 +27,12 @@ class TrainState:
 
 
 def create_train_state(model: Any, tx: optax.GradientTransformation,
-                       key: types.PRNGKey, ctx: Any, cfg: Any) -> TrainState:
-  """Initial state; jit it (STYLE.md: no eager set-up under the guard)."""
-  params = model.init(key, ctx, cfg)
+                       key: types.PRNGKey, ctx: Any, model_cfg: Any
+                       ) -> TrainState:
+  """Initial state; jit it (STYLE.md: no eager set-up under the guard).
+
+  `model_cfg` is the model's own section (`cfg.model`).
+  """
+  params = model.init(key, ctx, model_cfg)
   return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params,
                     opt_state=tx.init(params))

@@ -78,7 +78,8 @@ class AttributeItemKnnTest(parameterized.TestCase):
     exclude_self = shrink > 0  # Both settings, without doubling the grid.
     cfg = make_config(shrink=shrink, direction=direction,
                       exclude_self=exclude_self)
-    params = jax.jit(lambda c: attributeitemknn.fit(c, cfg))(ctx)
+    params = jax.jit(lambda c: attributeitemknn.fit(
+        jax.random.key(0), c, cfg.model))(ctx)
     self.assertEqual(params['neighbors'].shape, (NUM_ITEMS, 4))
     x = np.concatenate([np.asarray(ctx.features[m])
                         for m in sorted(ctx.features)], axis=1)
@@ -94,7 +95,8 @@ class AttributeItemKnnTest(parameterized.TestCase):
           self.assertTrue(valid[got[i, s]])
           if exclude_self:
             self.assertNotEqual(got[i, s], i)
-    scores = jax.jit(lambda p, c, u: attributeitemknn.score(p, c, u, cfg))(
+    scores = jax.jit(
+        lambda p, c, u: attributeitemknn.score(p, c, u, cfg.model))(
         params, ctx, jnp.arange(NUM_USERS, dtype=jnp.int32))
     want = itemknn_test.reference_scores(r, got, np.asarray(params['weights']),
                                          direction)
@@ -108,23 +110,25 @@ class AttributeItemKnnTest(parameterized.TestCase):
   def test_all_neighbours_give_the_dense_formula(self):
     ctx, r, mask = make_context('dense', seed=4)
     cfg = make_config(neighbors=NUM_ITEMS)
-    params = attributeitemknn.fit(ctx, cfg)
+    params = attributeitemknn.fit(jax.random.key(0), ctx, cfg.model)
     x = np.concatenate([np.asarray(ctx.features[m])
                         for m in sorted(ctx.features)], axis=1)
     sim, valid = reference_sim(x, mask, 0.0)
     sim[~valid] = 0.0
     sim[:, ~valid] = 0.0
-    scores = attributeitemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg)
+    scores = attributeitemknn.score(params, ctx, jnp.arange(NUM_USERS),
+                                    cfg.model)
     np.testing.assert_allclose(scores, r @ sim.T, rtol=1e-5, atol=1e-5)
 
   def test_one_modality_chosen(self):
     ctx, r, mask = make_context('dense', seed=2)
     cfg = make_config(modality='visual', neighbors=NUM_ITEMS)
-    params = attributeitemknn.fit(ctx, cfg)
+    params = attributeitemknn.fit(jax.random.key(0), ctx, cfg.model)
     sim, valid = reference_sim(np.asarray(ctx.features['visual']), mask, 0.0)
     sim[~valid] = 0.0
     sim[:, ~valid] = 0.0
-    scores = attributeitemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg)
+    scores = attributeitemknn.score(params, ctx, jnp.arange(NUM_USERS),
+                                    cfg.model)
     np.testing.assert_allclose(scores, r @ sim.T, rtol=1e-5, atol=1e-5)
 
   def test_planted_attribute(self):
@@ -144,9 +148,9 @@ class AttributeItemKnnTest(parameterized.TestCase):
         item_popularity=jnp.ones(num_items), extras={}, num_users=3,
         num_items=num_items)
     cfg = make_config(neighbors=5)
-    params = attributeitemknn.fit(ctx, cfg)
+    params = attributeitemknn.fit(jax.random.key(0), ctx, cfg.model)
     scores = np.array(attributeitemknn.score(params, ctx, jnp.asarray([0]),
-                                             cfg))
+                                             cfg.model))
     scores[0, 0] = -np.inf
     self.assertEqual(set(np.argsort(-scores[0], kind='stable')[:3]),
                      {1, 2, 3})
@@ -154,12 +158,13 @@ class AttributeItemKnnTest(parameterized.TestCase):
   def test_errors(self):
     ctx, _, _ = make_context('dense')
     with self.assertRaisesRegex(ValueError, 'model.modality'):
-      attributeitemknn.fit(ctx, make_config(modality='audio'))
+      attributeitemknn.fit(jax.random.key(0), ctx,
+                           make_config(modality='audio').model)
     empty = context.ModelContext(
         graph=ctx.graph, features={}, masks={}, item_popularity=jnp.ones(
             NUM_ITEMS), extras={}, num_users=NUM_USERS, num_items=NUM_ITEMS)
     with self.assertRaisesRegex(ValueError, 'features.sources'):
-      attributeitemknn.fit(empty, make_config())
+      attributeitemknn.fit(jax.random.key(0), empty, make_config().model)
 
 
 if __name__ == '__main__':

@@ -50,13 +50,13 @@ class Bm3Test(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config()
-    params = bm3.init(jax.random.key(0), ctx, cfg)
-    users, items = jax.jit(lambda p, c: bm3.embed(p, c, cfg))(params, ctx)
+    params = bm3.init(jax.random.key(0), ctx, cfg.model)
+    users, items = jax.jit(lambda p, c: bm3.embed(p, c, cfg.model))(params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
     batch = _pairs_batch()
     grads = jax.jit(jax.grad(lambda p, c: bm3.loss(
-        p, batch, c, jax.random.key(1), cfg)[0]))(params, ctx)
+        p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
     for m, mask in enumerate(ctx.masks.values()):
@@ -68,10 +68,10 @@ class Bm3Test(parameterized.TestCase):
     # dropout 0 makes the targets deterministic (sg(x) == x in value).
     ctx = vbpr_test.make_context(num_modalities, seed=9)
     cfg = make_config(dropout=0.0, reg_weight=0.3, cl_weight=1.5)
-    params = bm3.init(jax.random.key(4), ctx, cfg)
+    params = bm3.init(jax.random.key(4), ctx, cfg.model)
     batch = _pairs_batch(seed=2)
-    got, _ = bm3.loss(params, batch, ctx, jax.random.key(0), cfg)
-    got_u, got_i = bm3.embed(params, ctx, cfg)
+    got, _ = bm3.loss(params, batch, ctx, jax.random.key(0), cfg.model)
+    got_u, got_i = bm3.embed(params, ctx, cfg.model)
 
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
     a = sparse.to_dense(ctx.graph).astype(np.float64)
@@ -113,13 +113,13 @@ class Bm3Test(parameterized.TestCase):
     # with cl_weight = 0 the modality projection gets no gradient at all.
     ctx = vbpr_test.make_context(1)
     cfg = make_config(cl_weight=0.0, reg_weight=0.0, dropout=0.5)
-    params = bm3.init(jax.random.key(0), ctx, cfg)
+    params = bm3.init(jax.random.key(0), ctx, cfg.model)
     batch = _pairs_batch()
-    a, _ = bm3.loss(params, batch, ctx, jax.random.key(1), cfg)
-    b, _ = bm3.loss(params, batch, ctx, jax.random.key(2), cfg)
+    a, _ = bm3.loss(params, batch, ctx, jax.random.key(1), cfg.model)
+    b, _ = bm3.loss(params, batch, ctx, jax.random.key(2), cfg.model)
     self.assertNotEqual(float(a), float(b))
     grads = jax.grad(lambda q: bm3.loss(
-        q, batch, ctx, jax.random.key(1), cfg)[0])(params)
+        q, batch, ctx, jax.random.key(1), cfg.model)[0])(params)
     # Modality branches only enter through cl: no gradient at cl_weight 0.
     np.testing.assert_array_equal(np.asarray(grads['proj'][0]['w']), 0.0)
 
@@ -144,7 +144,7 @@ class Bm3Test(parameterized.TestCase):
     # own mask over the whole table, at the configured rate.
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config(dropout=0.3)
-    params = bm3.init(jax.random.key(0), ctx, cfg)
+    params = bm3.init(jax.random.key(0), ctx, cfg.model)
     calls = []
     original = layers.dropout
 
@@ -154,8 +154,8 @@ class Bm3Test(parameterized.TestCase):
       return original(key, x, rate)
 
     with mock.patch.object(layers, 'dropout', recording):
-      bm3.loss(params, _pairs_batch(), ctx, jax.random.key(1), cfg)
-      bm3.embed(params, ctx, cfg)  # Scoring draws no dropout.
+      bm3.loss(params, _pairs_batch(), ctx, jax.random.key(1), cfg.model)
+      bm3.embed(params, ctx, cfg.model)  # Scoring draws no dropout.
     self.assertEqual([shape for _, shape, _ in calls],
                      [(NUM_USERS, 4)] + [(NUM_ITEMS, 4)] * (
                          1 + num_modalities))

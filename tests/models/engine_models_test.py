@@ -75,13 +75,13 @@ class ModelsTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, name):
     model = models.get_model(name)
     cfg = make_cfg(name)
-    params = model.init(jax.random.key(0), self.ctx, cfg)
-    u, i = model.embed(params, self.ctx, cfg)
+    params = model.init(jax.random.key(0), self.ctx, cfg.model)
+    u, i = model.embed(params, self.ctx, cfg.model)
     self.assertEqual(u.shape, (NU, 4))
     self.assertEqual(i.shape, (NI, 4))
     batch = make_batch(np.random.default_rng(1))
     (loss, aux), grads = jax.jit(jax.value_and_grad(
-        lambda p, c: model.loss(p, batch, c, jax.random.key(0), cfg),
+        lambda p, c: model.loss(p, batch, c, jax.random.key(0), cfg.model),
         has_aux=True))(params, self.ctx)
     self.assertEqual(loss.shape, ())
     self.assertSetEqual(set(aux), {'bpr', 'reg'})
@@ -109,25 +109,25 @@ class ModelsTest(parameterized.TestCase):
       u_all, i_all = eu.astype(np.float64), ei.astype(np.float64)
     expected = np_loss(u_all, i_all, eu.astype(np.float64),
                        ei.astype(np.float64), batch, 0.3)
-    loss, _ = model.loss(params, batch, self.ctx, jax.random.key(0), cfg)
+    loss, _ = model.loss(params, batch, self.ctx, jax.random.key(0), cfg.model)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5, atol=1e-6)
-    u, i = model.embed(params, self.ctx, cfg)
+    u, i = model.embed(params, self.ctx, cfg.model)
     np.testing.assert_allclose(np.asarray(u), u_all, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(i), i_all, rtol=1e-5, atol=1e-6)
 
   def test_padded_rows_do_not_count(self):
     model = models.get_model('bprmf')
     cfg = make_cfg('bprmf')
-    params = model.init(jax.random.key(3), self.ctx, cfg)
+    params = model.init(jax.random.key(3), self.ctx, cfg.model)
     batch = make_batch(np.random.default_rng(4), padded=2)
     cut = {k: v[:-2] for k, v in batch.items()}
-    full, _ = model.loss(params, batch, self.ctx, jax.random.key(0), cfg)
-    real, _ = model.loss(params, cut, self.ctx, jax.random.key(0), cfg)
+    full, _ = model.loss(params, batch, self.ctx, jax.random.key(0), cfg.model)
+    real, _ = model.loss(params, cut, self.ctx, jax.random.key(0), cfg.model)
     np.testing.assert_allclose(float(full), float(real), rtol=1e-6)
 
   def test_mostpop_scores_are_train_counts(self):
     model = models.get_model('mostpop')
-    params = model.fit(self.ctx, make_cfg('mostpop'))
+    params = model.fit(jax.random.key(0), self.ctx, make_cfg('mostpop').model)
     counts = np.bincount(self.ds.select(dataset_lib.TRAIN)[1], minlength=NI)
     scores = model.score(params, self.ctx, jnp.arange(3), None)
     self.assertEqual(scores.shape, (3, NI))

@@ -63,13 +63,14 @@ class FreedomTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config()
-    params = freedom.init(jax.random.key(0), ctx, cfg)
-    users, items = jax.jit(lambda p, c: freedom.embed(p, c, cfg))(params, ctx)
+    params = freedom.init(jax.random.key(0), ctx, cfg.model)
+    users, items = jax.jit(lambda p, c: freedom.embed(p, c, cfg.model))(
+        params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
     batch = vbpr_test.make_batch(num_negatives=2)
     grads = jax.jit(jax.grad(lambda p, c: freedom.loss(
-        p, batch, c, jax.random.key(1), cfg)[0]))(params, ctx)
+        p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
     # Masked feature rows get no gradient: they stay zero.
@@ -86,11 +87,11 @@ class FreedomTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(num_modalities, seed=7)
     cfg = make_config(convention=convention, dropout=dropout,
                       mm_weights=(0.3, 0.7))
-    params = freedom.init(jax.random.key(2), ctx, cfg)
+    params = freedom.init(jax.random.key(2), ctx, cfg.model)
     key = jax.random.key(11)
     batch = vbpr_test.make_batch(seed=5)
-    got, _ = freedom.loss(params, batch, ctx, key, cfg)
-    got_u, got_i = freedom.embed(params, ctx, cfg)
+    got, _ = freedom.loss(params, batch, ctx, key, cfg.model)
+    got_u, got_i = freedom.embed(params, ctx, cfg.model)
 
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
     names = list(ctx.features)
@@ -137,23 +138,23 @@ class FreedomTest(parameterized.TestCase):
   def test_precomputed_extras_give_the_same_loss(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    params = freedom.init(jax.random.key(0), ctx, cfg)
+    params = freedom.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch()
-    plain, _ = freedom.loss(params, batch, ctx, jax.random.key(3), cfg)
+    plain, _ = freedom.loss(params, batch, ctx, jax.random.key(3), cfg.model)
 
     rich = dataclasses.replace(
-        ctx, extras={'freedom': freedom.prepare(ctx, cfg)})
-    cached, _ = freedom.loss(params, batch, rich, jax.random.key(3), cfg)
+        ctx, extras={'freedom': freedom.prepare(ctx, cfg.model)})
+    cached, _ = freedom.loss(params, batch, rich, jax.random.key(3), cfg.model)
     self.assertEqual(float(plain), float(cached))
 
   def test_pre_epoch_fixes_the_pruned_graph_for_the_epoch(self):
     ctx = vbpr_test.make_context(2, seed=3)
     cfg = make_config(dropout=0.5)
-    params = freedom.init(jax.random.key(0), ctx, cfg)
+    params = freedom.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch(seed=3)
-    loss = jax.jit(lambda p, c, k: freedom.loss(p, batch, c, k, cfg)[0])
-    epoch_a = freedom.pre_epoch(ctx, jax.random.key(10), cfg)
-    epoch_b = freedom.pre_epoch(ctx, jax.random.key(11), cfg)
+    loss = jax.jit(lambda p, c, k: freedom.loss(p, batch, c, k, cfg.model)[0])
+    epoch_a = freedom.pre_epoch(ctx, jax.random.key(10), cfg.model)
+    epoch_b = freedom.pre_epoch(ctx, jax.random.key(11), cfg.model)
     # Within an epoch the step key no longer changes the graph...
     self.assertEqual(float(loss(params, epoch_a, jax.random.key(1))),
                      float(loss(params, epoch_a, jax.random.key(2))))
@@ -164,15 +165,16 @@ class FreedomTest(parameterized.TestCase):
     self.assertNotEqual(float(loss(params, ctx, jax.random.key(1))),
                         float(loss(params, ctx, jax.random.key(2))))
     step_cfg = make_config(dropout=0.5, prune_every='step')
-    self.assertIs(freedom.pre_epoch(ctx, jax.random.key(10), step_cfg), ctx)
+    self.assertIs(
+        freedom.pre_epoch(ctx, jax.random.key(10), step_cfg.model), ctx)
     with self.assertRaisesRegex(ValueError, 'prune_every'):
       freedom.pre_epoch(ctx, jax.random.key(10),
-                        make_config(prune_every='batch'))
+                        make_config(prune_every='batch').model)
 
   def test_masked_item_has_no_item_graph_neighbours(self):
     ctx = vbpr_test.make_context(1, masked_share=0.1)
     cfg = make_config()
-    g = freedom.prepare(ctx, cfg)['item_graph']
+    g = freedom.prepare(ctx, cfg.model)['item_graph']
     dense = sparse.to_dense(g)
     masked = ~np.asarray(ctx.masks['m0'])
     self.assertTrue(masked.any())
@@ -181,18 +183,18 @@ class FreedomTest(parameterized.TestCase):
 
   def test_mm_weights_conventions(self):
     cfg = make_config(mm_weights=(0.1, 0.9))
-    self.assertEqual(freedom.mm_weights(cfg, ['a']), (1.0,))
-    self.assertEqual(freedom.mm_weights(cfg, ['a', 'b']), (0.1, 0.9))
+    self.assertEqual(freedom.mm_weights(cfg.model, ['a']), (1.0,))
+    self.assertEqual(freedom.mm_weights(cfg.model, ['a', 'b']), (0.1, 0.9))
     cfg = make_config(mm_weights=(0.1, 0.9), convention='elliot')
-    self.assertEqual(freedom.mm_weights(cfg, ['a']), (0.1,))
+    self.assertEqual(freedom.mm_weights(cfg.model, ['a']), (0.1,))
     with self.assertRaisesRegex(ValueError, 'mm_weights'):
-      freedom.mm_weights(cfg, ['a', 'b', 'c'])
+      freedom.mm_weights(cfg.model, ['a', 'b', 'c'])
     cfg = make_config(mm_weights={'visual': 0.1, 'textual': 0.9})
-    self.assertEqual(freedom.mm_weights(cfg, ['textual', 'visual']),
+    self.assertEqual(freedom.mm_weights(cfg.model, ['textual', 'visual']),
                      (0.9, 0.1))
     with self.assertRaisesRegex(ValueError, "'audio'"):
-      freedom.mm_weights(cfg, ['audio', 'visual'])
-    self.assertEqual(freedom.mm_weights(make_config(), ['a', 'b']),
+      freedom.mm_weights(cfg.model, ['audio', 'visual'])
+    self.assertEqual(freedom.mm_weights(make_config().model, ['a', 'b']),
                      (0.5, 0.5))
 
 

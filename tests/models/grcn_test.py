@@ -133,14 +133,15 @@ class GrcnTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config()
-    params = grcn.init(jax.random.key(0), ctx, cfg)
-    users, items = jax.jit(lambda p, c: grcn.embed(p, c, cfg))(params, ctx)
+    params = grcn.init(jax.random.key(0), ctx, cfg.model)
+    users, items = jax.jit(lambda p, c: grcn.embed(p, c, cfg.model))(
+        params, ctx)
     width = 4 + 3 * num_modalities
     self.assertEqual(users.shape, (NUM_USERS, width))
     self.assertEqual(items.shape, (NUM_ITEMS, width))
     batch = vbpr_test.make_batch(num_negatives=2)
     grads = jax.jit(jax.grad(lambda p, c: grcn.loss(
-        p, batch, c, jax.random.key(1), cfg)[0]))(params, ctx)
+        p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
     # The attention's gradient reaches the MLPs and the confidences.
@@ -155,13 +156,13 @@ class GrcnTest(parameterized.TestCase):
   def test_equations(self, num_modalities, weight_mode, routing):
     ctx = vbpr_test.make_context(num_modalities, seed=3)
     cfg = make_config(weight_mode=weight_mode, routing=routing)
-    params = grcn.init(jax.random.key(2), ctx, cfg)
+    params = grcn.init(jax.random.key(2), ctx, cfg.model)
     # Confidences of both signs, so that pruning and the max both matter.
     params['conf'] = params['conf'] + 0.3 * jax.random.normal(
         jax.random.key(5), params['conf'].shape)
     batch = vbpr_test.make_batch(seed=4, num_negatives=2)
-    got, _ = grcn.loss(params, batch, ctx, jax.random.key(0), cfg)
-    got_u, got_i = grcn.embed(params, ctx, cfg)
+    got, _ = grcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
+    got_u, got_i = grcn.embed(params, ctx, cfg.model)
     ref = np_grcn(params, ctx, cfg)
     np.testing.assert_allclose(np.asarray(got_u), ref[:NUM_USERS],
                                rtol=1e-5, atol=1e-6)
@@ -174,18 +175,18 @@ class GrcnTest(parameterized.TestCase):
     # MMRec's routing sends messages to items only: more routings change
     # nothing; the paper's routing does change the users.
     ctx = vbpr_test.make_context(2)
-    params = grcn.init(jax.random.key(0), ctx, make_config())
-    base = grcn.embed(params, ctx, make_config(num_routings=0))[0]
-    more = grcn.embed(params, ctx, make_config(num_routings=5))[0]
+    params = grcn.init(jax.random.key(0), ctx, make_config().model)
+    base = grcn.embed(params, ctx, make_config(num_routings=0).model)[0]
+    more = grcn.embed(params, ctx, make_config(num_routings=5).model)[0]
     np.testing.assert_allclose(np.asarray(more), np.asarray(base), atol=1e-6)
-    paper = grcn.embed(params, ctx, make_config(routing='paper'))[0]
+    paper = grcn.embed(params, ctx, make_config(routing='paper').model)[0]
     self.assertGreater(float(jnp.abs(paper - base).max()), 1e-3)
 
   def test_masked_items_are_left_out(self):
     ctx = vbpr_test.make_context(1, masked_share=0.1)
     cfg = make_config()
-    params = grcn.init(jax.random.key(0), ctx, cfg)
-    _, items = grcn.embed(params, ctx, cfg)
+    params = grcn.init(jax.random.key(0), ctx, cfg.model)
+    _, items = grcn.embed(params, ctx, cfg.model)
     masked = ~np.asarray(ctx.masks['m0'])
     self.assertTrue(masked.any())
     # No content row, and (one modality) no ID-graph edge: z_i = x^0_i.
@@ -197,15 +198,16 @@ class GrcnTest(parameterized.TestCase):
     feats = np.array(ctx.features['m0'])
     feats[masked] = 5.0
     other = dataclasses.replace(ctx, features={'m0': jnp.asarray(feats)})
-    np.testing.assert_allclose(np.asarray(grcn.embed(params, other, cfg)[1]),
-                               np.asarray(items), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(grcn.embed(params, other, cfg.model)[1]),
+        np.asarray(items), atol=1e-6)
 
   def test_dropout_static_shapes_and_determinism(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config(dropout=0.5)
-    params = grcn.init(jax.random.key(0), ctx, cfg)
+    params = grcn.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch()
-    fn = jax.jit(lambda p, c, k: grcn.loss(p, batch, c, k, cfg)[0])
+    fn = jax.jit(lambda p, c, k: grcn.loss(p, batch, c, k, cfg.model)[0])
     a = fn(params, ctx, jax.random.key(1))
     b = fn(params, ctx, jax.random.key(1))
     c = fn(params, ctx, jax.random.key(2))
@@ -225,22 +227,23 @@ class GrcnTest(parameterized.TestCase):
   def test_prepared_extras_give_the_same_loss(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config(dropout=0.3)
-    params = grcn.init(jax.random.key(0), ctx, cfg)
+    params = grcn.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch()
-    plain, _ = grcn.loss(params, batch, ctx, jax.random.key(3), cfg)
-    rich = dataclasses.replace(ctx, extras={'grcn': grcn.prepare(ctx, cfg)})
-    cached, _ = grcn.loss(params, batch, rich, jax.random.key(3), cfg)
+    plain, _ = grcn.loss(params, batch, ctx, jax.random.key(3), cfg.model)
+    rich = dataclasses.replace(
+        ctx, extras={'grcn': grcn.prepare(ctx, cfg.model)})
+    cached, _ = grcn.loss(params, batch, rich, jax.random.key(3), cfg.model)
     self.assertEqual(float(plain), float(cached))
 
   def test_init_is_deterministic_and_checks_config(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    a = grcn.init(jax.random.key(7), ctx, cfg)
-    b = grcn.init(jax.random.key(7), ctx, cfg)
+    a = grcn.init(jax.random.key(7), ctx, cfg.model)
+    b = grcn.init(jax.random.key(7), ctx, cfg.model)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     with self.assertRaisesRegex(ValueError, 'weight_mode'):
-      grcn.init(jax.random.key(0), ctx, make_config(weight_mode='sum'))
+      grcn.init(jax.random.key(0), ctx, make_config(weight_mode='sum').model)
 
 
 if __name__ == '__main__':

@@ -96,7 +96,8 @@ class ItemKnnTest(parameterized.TestCase):
     block_size = 64 if neighbors == 40 else 8
     cfg = make_config(implementation=implementation, shrink=shrink,
                       neighbors=neighbors, block_size=block_size)
-    params = jax.jit(lambda c: itemknn.fit(c, cfg))(ctx)
+    params = jax.jit(lambda c: itemknn.fit(jax.random.key(0), c,
+                                           cfg.model))(ctx)
     k = min(neighbors, NUM_ITEMS)
     # The memory-shaped arrays are [I, k], never [I, I].
     self.assertEqual(params['neighbors'].shape, (NUM_ITEMS, k))
@@ -115,7 +116,7 @@ class ItemKnnTest(parameterized.TestCase):
         if np.sum(np.isclose(sim[i], w[i, s], rtol=1e-6)) == 1:
           self.assertEqual(got[i, s], nbr[i, s], (i, s))
     users = jnp.arange(NUM_USERS, dtype=jnp.int32)
-    scores = jax.jit(lambda p, c, u: itemknn.score(p, c, u, cfg))(
+    scores = jax.jit(lambda p, c, u: itemknn.score(p, c, u, cfg.model))(
         params, ctx, users)
     self.assertEqual(scores.shape, (NUM_USERS, NUM_ITEMS))
     # Scores from OUR neighbour sets (ties may pick another, equally
@@ -138,20 +139,20 @@ class ItemKnnTest(parameterized.TestCase):
   def test_cold_items_have_no_neighbours_and_score_zero(self):
     ctx, _ = make_context(cold=2)
     cfg = make_config(neighbors=4)
-    params = itemknn.fit(ctx, cfg)
+    params = itemknn.fit(jax.random.key(0), ctx, cfg.model)
     w = np.asarray(params['weights'])
     nbr = np.asarray(params['neighbors'])
     np.testing.assert_array_equal(w[-2:], 0.0)
     # No item lists a cold item with a non-zero weight.
     self.assertFalse(np.any((nbr >= NUM_ITEMS - 2) & (w != 0)))
-    scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg)
+    scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg.model)
     np.testing.assert_array_equal(np.asarray(scores)[:, -2:], 0.0)
 
   def test_history_direction(self):
     ctx, r = make_context(seed=3)
     cfg = make_config(neighbors=3, direction='history')
-    params = itemknn.fit(ctx, cfg)
-    scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg)
+    params = itemknn.fit(jax.random.key(0), ctx, cfg.model)
+    scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg.model)
     want = reference_scores(r, np.asarray(params['neighbors']),
                             np.asarray(params['weights']), 'history')
     np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
@@ -194,24 +195,24 @@ class ItemKnnTest(parameterized.TestCase):
         graph=graph, features={}, masks={},
         item_popularity=jnp.ones(40), extras={}, num_users=31, num_items=40)
     cfg = make_config(neighbors=4)
-    params = itemknn.fit(ctx, cfg)
-    scores = np.array(itemknn.score(params, ctx, jnp.asarray([30]), cfg))
+    params = itemknn.fit(jax.random.key(0), ctx, cfg.model)
+    scores = np.array(itemknn.score(params, ctx, jnp.asarray([30]), cfg.model))
     scores[0, [0, 1]] = -np.inf  # the evaluator masks training items
     self.assertEqual(set(np.argsort(-scores[0])[:3]), {2, 3, 4})
 
   def test_sharded_scores_equal_single_device(self):
     ctx, _ = make_context(seed=2)
     cfg = make_config(neighbors=4)
-    params = itemknn.fit(ctx, cfg)
+    params = itemknn.fit(jax.random.key(0), ctx, cfg.model)
     users = np.arange(16, dtype=np.int32) % NUM_USERS
-    one = itemknn.score(params, ctx, jnp.asarray(users), cfg)
+    one = itemknn.score(params, ctx, jnp.asarray(users), cfg.model)
     mesh = jax.make_mesh((8,), ('data',),
                          axis_types=(jax.sharding.AxisType.Auto,))
     rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
         'data'))
     repl = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     with jax.set_mesh(mesh):
-      many = jax.jit(lambda p, c, u: itemknn.score(p, c, u, cfg))(
+      many = jax.jit(lambda p, c, u: itemknn.score(p, c, u, cfg.model))(
           jax.device_put(params, repl), jax.device_put(ctx, repl),
           jax.device_put(users, rows))
     np.testing.assert_allclose(many, one, rtol=1e-6)
@@ -240,9 +241,10 @@ class ItemKnnTest(parameterized.TestCase):
       cfg = make_config(neighbors=7, block_size=16, cooccurrence=cooc,
                         implementation=implementation, direction=direction,
                         shrink=shrink)
-      params = jax.jit(lambda c, cfg=cfg: itemknn.fit(c, cfg))(ctx)
+      params = jax.jit(lambda c, cfg=cfg: itemknn.fit(
+          jax.random.key(0), c, cfg.model))(ctx)
       out[cooc] = (params, itemknn.score(
-          params, ctx, jnp.arange(num_users, dtype=jnp.int32), cfg))
+          params, ctx, jnp.arange(num_users, dtype=jnp.int32), cfg.model))
     (p_s, s_s), (p_p, s_p) = out['sparse'], out['propagate']
     np.testing.assert_array_equal(p_s['neighbors'], p_p['neighbors'])
     np.testing.assert_array_equal(p_s['weights'], p_p['weights'])
@@ -258,14 +260,17 @@ class ItemKnnTest(parameterized.TestCase):
   def test_bad_options(self):
     ctx, _ = make_context()
     with self.assertRaisesRegex(ValueError, 'implementation'):
-      itemknn.fit(ctx, make_config(implementation='fancy'))
+      itemknn.fit(jax.random.key(0), ctx,
+                  make_config(implementation='fancy').model)
     with self.assertRaisesRegex(ValueError, 'direction'):
-      itemknn.fit(ctx, make_config(direction='sideways'))
+      itemknn.fit(jax.random.key(0), ctx,
+                  make_config(direction='sideways').model)
     with self.assertRaisesRegex(ValueError, 'classic'):
-      itemknn.fit(ctx, make_config(implementation='classic',
-                                   direction='history'))
+      itemknn.fit(jax.random.key(0), ctx, make_config(
+          implementation='classic', direction='history').model)
     with self.assertRaisesRegex(ValueError, 'cooccurrence'):
-      itemknn.fit(ctx, make_config(cooccurrence='dense'))
+      itemknn.fit(jax.random.key(0), ctx,
+                  make_config(cooccurrence='dense').model)
 
 def load_config(name, arg='runlocal'):
   path = os.path.join(REPO, 'configs', f'{name}.py')

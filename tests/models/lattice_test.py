@@ -65,13 +65,14 @@ class LatticeTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config()
-    params = lattice.init(jax.random.key(0), ctx, cfg)
-    users, items = jax.jit(lambda p, c: lattice.embed(p, c, cfg))(params, ctx)
+    params = lattice.init(jax.random.key(0), ctx, cfg.model)
+    users, items = jax.jit(lambda p, c: lattice.embed(p, c, cfg.model))(
+        params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
     batch = vbpr_test.make_batch(num_negatives=2)
     grads = jax.jit(jax.grad(lambda p, c: lattice.loss(
-        p, batch, c, jax.random.key(1), cfg)[0]))(params, ctx)
+        p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
     # The learnt graph passes gradient to the projections.
@@ -82,12 +83,12 @@ class LatticeTest(parameterized.TestCase):
   def test_equations(self, convention, num_modalities):
     ctx = vbpr_test.make_context(num_modalities, seed=4)
     cfg = make_config(convention=convention, reg_weight=0.3)
-    params = lattice.init(jax.random.key(3), ctx, cfg)
+    params = lattice.init(jax.random.key(3), ctx, cfg.model)
     params['modal_weight'] = params['modal_weight'] * np.arange(
         1.0, num_modalities + 1)
     batch = vbpr_test.make_batch(seed=6)
-    got, _ = lattice.loss(params, batch, ctx, jax.random.key(0), cfg)
-    got_u, got_i = lattice.embed(params, ctx, cfg)
+    got, _ = lattice.loss(params, batch, ctx, jax.random.key(0), cfg.model)
+    got_u, got_i = lattice.embed(params, ctx, cfg.model)
 
     p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
     names = list(ctx.features)
@@ -132,19 +133,19 @@ class LatticeTest(parameterized.TestCase):
   def test_precomputed_extras_give_the_same_loss(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    params = lattice.init(jax.random.key(0), ctx, cfg)
+    params = lattice.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch()
-    plain, _ = lattice.loss(params, batch, ctx, jax.random.key(3), cfg)
+    plain, _ = lattice.loss(params, batch, ctx, jax.random.key(3), cfg.model)
     rich = dataclasses.replace(
-        ctx, extras={'lattice': lattice.prepare(ctx, cfg)})
-    cached, _ = lattice.loss(params, batch, rich, jax.random.key(3), cfg)
+        ctx, extras={'lattice': lattice.prepare(ctx, cfg.model)})
+    cached, _ = lattice.loss(params, batch, rich, jax.random.key(3), cfg.model)
     self.assertEqual(float(plain), float(cached))
 
   def test_masked_item_is_isolated_in_the_item_graph(self):
     ctx = vbpr_test.make_context(1, masked_share=0.1)
     cfg = make_config()
-    params = lattice.init(jax.random.key(0), ctx, cfg)
-    dense = sparse.to_dense(lattice.item_graph(params, ctx, cfg))
+    params = lattice.init(jax.random.key(0), ctx, cfg.model)
+    dense = sparse.to_dense(lattice.item_graph(params, ctx, cfg.model))
     masked = ~np.asarray(ctx.masks['m0'])
     self.assertTrue(masked.any())
     np.testing.assert_array_equal(dense[masked], 0.0)

@@ -4,7 +4,6 @@ the layout and shapes of the module's own `init`."""
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
-import ml_collections
 import numpy as np
 
 from mmjax import models
@@ -37,8 +36,8 @@ def _cfg(name):
   sizes = {'embed_dim': D, 'content_dim': 3, 'num_layers': 2,
            'weight_size': 5, 'hyper_num': 3, 'train_features': True}
   declared = options.declared(name)
-  return ml_collections.ConfigDict({'model': options.section(
-      name, **{k: v for k, v in sizes.items() if k in declared})})
+  return options.section(
+      name, **{k: v for k, v in sizes.items() if k in declared})
 
 
 def _shapes(tree):

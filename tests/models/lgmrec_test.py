@@ -157,15 +157,16 @@ class LgmrecTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config()
-    params = lgmrec.init(jax.random.key(0), ctx, cfg)
+    params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     self.assertLen(params['trs'], num_modalities)
     self.assertEqual(params['hyper'][0].shape, (6, HYPER))
-    users, items = jax.jit(lambda p, c: lgmrec.embed(p, c, cfg))(params, ctx)
+    users, items = jax.jit(lambda p, c: lgmrec.embed(p, c, cfg.model))(
+        params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, DIM))
     self.assertEqual(items.shape, (NUM_ITEMS, DIM))
     batch = vbpr_test.make_batch(num_negatives=2)
     loss, grads = jax.jit(jax.value_and_grad(lambda p, c: lgmrec.loss(
-        p, batch, c, jax.random.key(1), cfg)[0]))(params, ctx)
+        p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     self.assertTrue(np.isfinite(float(loss)))
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
@@ -184,13 +185,13 @@ class LgmrecTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(num_modalities, seed=3)
     cfg = make_config(cf_model=cf_model, gumbel=gumbel, keep_rate=keep_rate,
                       num_hyper_layers=hyper_layers)
-    params = lgmrec.init(jax.random.key(2), ctx, cfg)
+    params = lgmrec.init(jax.random.key(2), ctx, cfg.model)
     # Spread the hyperedge logits so that the softmax is not flat.
     params['hyper'] = [3.0 * h for h in params['hyper']]
     batch = vbpr_test.make_batch(seed=4, num_negatives=2)
     key = jax.random.key(9)
-    got, aux = lgmrec.loss(params, batch, ctx, key, cfg)
-    got_u, got_i = lgmrec.embed(params, ctx, cfg)
+    got, aux = lgmrec.loss(params, batch, ctx, key, cfg.model)
+    got_u, got_i = lgmrec.embed(params, ctx, cfg.model)
 
     p = _np_params(params)
     draws = _draws(key, num_modalities, keep_rate)
@@ -215,8 +216,8 @@ class LgmrecTest(parameterized.TestCase):
   def test_noise_free_evaluation(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config(eval_gumbel=False)
-    params = lgmrec.init(jax.random.key(5), ctx, cfg)
-    got_u, got_i = lgmrec.embed(params, ctx, cfg)
+    params = lgmrec.init(jax.random.key(5), ctx, cfg.model)
+    got_u, got_i = lgmrec.embed(params, ctx, cfg.model)
     draws = [{'gi': None, 'gu': None}] * 2
     ref_u, ref_i, _ = np_forward(_np_params(params), ctx, cfg, draws,
                                  train=False)
@@ -228,8 +229,8 @@ class LgmrecTest(parameterized.TestCase):
   def test_masked_items_join_no_hyperedge(self):
     ctx = vbpr_test.make_context(2, masked_share=0.1)
     cfg = make_config()
-    params = lgmrec.init(jax.random.key(0), ctx, cfg)
-    _, _, views = lgmrec.forward(params, ctx, cfg, jax.random.key(1),
+    params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
+    _, _, views = lgmrec.forward(params, ctx, cfg.model, jax.random.key(1),
                                  jax.random.key(2))
     for (_, z), mask in zip(views, ctx.masks.values()):
       masked = ~np.asarray(mask)
@@ -240,20 +241,20 @@ class LgmrecTest(parameterized.TestCase):
   def test_masked_positive_leaves_the_item_contrast(self):
     ctx = vbpr_test.make_context(2, masked_share=0.1)
     cfg = make_config(reg_weight=0.0)
-    params = lgmrec.init(jax.random.key(0), ctx, cfg)
+    params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     masked = np.flatnonzero(~np.asarray(ctx.masks['m0']))
     batch = vbpr_test.make_batch(num_negatives=1)
     batch['pos'] = batch['pos'].at[0].set(int(masked[0]))
 
     def item_term(weights):
       b = dict(batch, mask=batch['mask'] * weights)
-      return lgmrec.loss(params, b, ctx, jax.random.key(3), cfg)[1]['hcl']
+      return lgmrec.loss(params, b, ctx, jax.random.key(3), cfg.model)[1]['hcl']
 
     # Row 0's weight changes only its user term: the item term of a masked
     # positive is left out whatever its row weight.
     only0 = np.zeros(8, np.float32)
     only0[0] = 1.0
-    _, _, views = lgmrec.forward(params, ctx, cfg,
+    _, _, views = lgmrec.forward(params, ctx, cfg.model,
                                  jax.random.fold_in(jax.random.key(3), 0),
                                  jax.random.fold_in(jax.random.key(3), 1))
     (ya, _), (yb, _) = views
@@ -266,33 +267,33 @@ class LgmrecTest(parameterized.TestCase):
   def test_determinism_and_static_shapes(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    params = lgmrec.init(jax.random.key(0), ctx, cfg)
+    params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch(num_negatives=2)
-    step = jax.jit(lambda p, c, k: lgmrec.loss(p, batch, c, k, cfg)[0])
+    step = jax.jit(lambda p, c, k: lgmrec.loss(p, batch, c, k, cfg.model)[0])
     a = step(params, ctx, jax.random.key(1))
     b = step(params, ctx, jax.random.key(1))
     c = step(params, ctx, jax.random.key(2))
     self.assertEqual(float(a), float(b))
     self.assertNotEqual(float(a), float(c))  # noise and dropout redrawn
     self.assertEqual(step._cache_size(), 1)  # pylint: disable=protected-access
-    again = lgmrec.init(jax.random.key(0), ctx, cfg)
+    again = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
   def test_precomputed_extras_give_the_same_loss(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    params = lgmrec.init(jax.random.key(0), ctx, cfg)
+    params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch()
-    plain, _ = lgmrec.loss(params, batch, ctx, jax.random.key(3), cfg)
+    plain, _ = lgmrec.loss(params, batch, ctx, jax.random.key(3), cfg.model)
     rich = dataclasses.replace(
-        ctx, extras={'lgmrec': lgmrec.prepare(ctx, cfg)})
-    cached, _ = lgmrec.loss(params, batch, rich, jax.random.key(3), cfg)
+        ctx, extras={'lgmrec': lgmrec.prepare(ctx, cfg.model)})
+    cached, _ = lgmrec.loss(params, batch, rich, jax.random.key(3), cfg.model)
     self.assertEqual(float(plain), float(cached))
 
   def test_user_rows_of_prepared_weights(self):
     ctx = vbpr_test.make_context(1)
-    w = lgmrec.prepare(ctx, make_config())
+    w = lgmrec.prepare(ctx, make_config().model)
     a = sparse.to_dense(ctx.graph)
     r = (a[:NUM_USERS, NUM_USERS:] > 0).astype(np.float32)
     dense_sum = sparse.to_dense(ctx.graph.with_weights(np.asarray(w['sum'])))
@@ -306,9 +307,9 @@ class LgmrecTest(parameterized.TestCase):
   def test_unknown_cf_model(self):
     ctx = vbpr_test.make_context(1)
     cfg = make_config(cf_model='ngcf')
-    params = lgmrec.init(jax.random.key(0), ctx, cfg)
+    params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     with self.assertRaisesRegex(ValueError, 'cf_model'):
-      lgmrec.embed(params, ctx, cfg)
+      lgmrec.embed(params, ctx, cfg.model)
 
 
 

@@ -127,7 +127,7 @@ def _np_mgcn(p, ctx, cfg, batch):
 
 def _perturbed_params(ctx, cfg, seed):
   """init's parameters with every bias set to non-zero hand-drawn values."""
-  params = mgcn.init(jax.random.key(seed), ctx, cfg)
+  params = mgcn.init(jax.random.key(seed), ctx, cfg.model)
   rng = np.random.default_rng([seed, 1])
 
   def perturb(path, x):
@@ -144,17 +144,18 @@ class MgcnTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config()
-    params = mgcn.init(jax.random.key(0), ctx, cfg)
+    params = mgcn.init(jax.random.key(0), ctx, cfg.model)
     self.assertLen(params['trs'], num_modalities)
     self.assertLen(params['gate'], num_modalities)
     self.assertLen(params['prefer'], num_modalities)
     self.assertEqual(params['query']['v'].shape, (4, 1))
-    users, items = jax.jit(lambda p, c: mgcn.embed(p, c, cfg))(params, ctx)
+    users, items = jax.jit(lambda p, c: mgcn.embed(p, c, cfg.model))(
+        params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
     batch = vbpr_test.make_batch(num_negatives=2)
     (value, aux), grads = jax.jit(jax.value_and_grad(
-        lambda p, c: mgcn.loss(p, batch, c, jax.random.key(1), cfg),
+        lambda p, c: mgcn.loss(p, batch, c, jax.random.key(1), cfg.model),
         has_aux=True))(params, ctx)
     self.assertEqual(value.shape, ())
     self.assertEqual(set(aux), {'bpr', 'reg', 'cl'})
@@ -181,8 +182,8 @@ class MgcnTest(parameterized.TestCase):
     cfg = make_config(num_mm_layers=num_mm_layers)
     params = _perturbed_params(ctx, cfg, seed=2)
     batch = vbpr_test.make_batch(seed=5, num_negatives=num_negatives)
-    got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg)
-    got_u, got_i = mgcn.embed(params, ctx, cfg)
+    got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
+    got_u, got_i = mgcn.embed(params, ctx, cfg.model)
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
     ref, ref_u, ref_i = _np_mgcn(p, ctx, cfg, batch)
     np.testing.assert_allclose(float(got), ref, rtol=1e-5)
@@ -194,16 +195,16 @@ class MgcnTest(parameterized.TestCase):
   def test_frozen_features_variant(self):
     ctx = vbpr_test.make_context(2, seed=3)
     cfg = make_config(train_features=False)
-    params = mgcn.init(jax.random.key(4), ctx, cfg)
+    params = mgcn.init(jax.random.key(4), ctx, cfg.model)
     self.assertNotIn('features', params)
     batch = vbpr_test.make_batch(seed=1)
-    got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg)
+    got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     # The same as the trainable variant at its initial (= context) values.
     cfg_t = make_config(train_features=True)
     params_t = dict(params, features=[
         jnp.where(m[:, None], x, 0.0)
         for x, m in zip(ctx.features.values(), ctx.masks.values())])
-    want, _ = mgcn.loss(params_t, batch, ctx, jax.random.key(0), cfg_t)
+    want, _ = mgcn.loss(params_t, batch, ctx, jax.random.key(0), cfg_t.model)
     np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
 
   def test_info_nce_leaves_padded_rows_out(self):
@@ -240,12 +241,12 @@ class MgcnTest(parameterized.TestCase):
     ctx_noisy = dataclasses.replace(ctx, features=noisy)
     for c in (ctx, ctx_noisy):
       self.assertTrue(np.isfinite(float(
-          mgcn.loss(params, batch, c, jax.random.key(0), cfg)[0])))
+          mgcn.loss(params, batch, c, jax.random.key(0), cfg.model)[0])))
     np.testing.assert_array_equal(
-        np.asarray(mgcn.embed(params, ctx, cfg)[1]),
-        np.asarray(mgcn.embed(params, ctx_noisy, cfg)[1]))
+        np.asarray(mgcn.embed(params, ctx, cfg.model)[1]),
+        np.asarray(mgcn.embed(params, ctx_noisy, cfg.model)[1]))
     # ... and they are nobody's neighbour in the frozen item graphs.
-    graphs = mgcn.prepare(ctx, make_config())['item_graphs']
+    graphs = mgcn.prepare(ctx, make_config().model)['item_graphs']
     for g, mask in zip(graphs, ctx.masks.values()):
       dense = sparse.to_dense(g)
       masked = ~np.asarray(mask)
@@ -256,23 +257,24 @@ class MgcnTest(parameterized.TestCase):
   def test_precomputed_extras_give_the_same_loss(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    params = mgcn.init(jax.random.key(0), ctx, cfg)
+    params = mgcn.init(jax.random.key(0), ctx, cfg.model)
     batch = vbpr_test.make_batch()
-    plain, _ = mgcn.loss(params, batch, ctx, jax.random.key(3), cfg)
-    rich = dataclasses.replace(ctx, extras={'mgcn': mgcn.prepare(ctx, cfg)})
-    cached, _ = mgcn.loss(params, batch, rich, jax.random.key(3), cfg)
+    plain, _ = mgcn.loss(params, batch, ctx, jax.random.key(3), cfg.model)
+    rich = dataclasses.replace(
+        ctx, extras={'mgcn': mgcn.prepare(ctx, cfg.model)})
+    cached, _ = mgcn.loss(params, batch, rich, jax.random.key(3), cfg.model)
     self.assertEqual(float(plain), float(cached))
 
   def test_deterministic_one_compile(self):
     ctx = vbpr_test.make_context(2)
     cfg = make_config()
-    params = mgcn.init(jax.random.key(0), ctx, cfg)
-    again = mgcn.init(jax.random.key(0), ctx, cfg)
+    params = mgcn.init(jax.random.key(0), ctx, cfg.model)
+    again = mgcn.init(jax.random.key(0), ctx, cfg.model)
     for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     batch = vbpr_test.make_batch(num_negatives=2)
     step = jax.jit(jax.grad(
-        lambda p, c, k: mgcn.loss(p, batch, c, k, cfg)[0]))
+        lambda p, c, k: mgcn.loss(p, batch, c, k, cfg.model)[0]))
     first = step(params, ctx, jax.random.key(1))
     # MGCN draws nothing at random: another key gives the same bits, and
     # the step compiles once (static shapes).

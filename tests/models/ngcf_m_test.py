@@ -81,10 +81,10 @@ class NgcfMTest(parameterized.TestCase):
     params = hand_params(ctx, cfg)
     batch = vbpr_test.make_batch(num_negatives=num_negatives)
     want_loss, want_scores = np_loss(params, ctx, cfg, batch)
-    total, aux = ngcf_m.loss(params, batch, ctx, jax.random.key(0), cfg)
+    total, aux = ngcf_m.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     np.testing.assert_allclose(total, want_loss, rtol=1e-5, atol=1e-5)
     self.assertGreater(float(aux['reg']), 0.0)
-    users, items = ngcf_m.embed(params, ctx, cfg)
+    users, items = ngcf_m.embed(params, ctx, cfg.model)
     self.assertEqual(users.shape, (NUM_USERS, 8))
     self.assertEqual(items.shape, (NUM_ITEMS, 8))
     np.testing.assert_allclose(users @ items.T, want_scores, atol=1e-5)
@@ -97,13 +97,13 @@ class NgcfMTest(parameterized.TestCase):
   def test_init_shapes_and_finite_grads(self, num_modalities):
     ctx = vbpr_test.make_context(num_modalities)
     cfg = make_config(num_layers=3, node_dropout=0.1, message_dropout=0.1)
-    params = ngcf_m.init(jax.random.key(0), ctx, cfg)
+    params = ngcf_m.init(jax.random.key(0), ctx, cfg.model)
     f = sum(x.shape[1] for x in ctx.features.values())
     self.assertEqual(params['proj_w'].shape, (f, 4))
     self.assertEqual(params['theta'].shape, (NUM_USERS, 4))
     grads = jax.jit(jax.grad(lambda p: ngcf_m.loss(
         p, vbpr_test.make_batch(num_negatives=2), ctx, jax.random.key(1),
-        cfg)[0]))(params)
+        cfg.model)[0]))(params)
     for name, g in jax.tree_util.tree_leaves_with_path(grads):
       self.assertTrue(np.all(np.isfinite(g)), name)
     self.assertGreater(float(jnp.abs(grads['proj_w']).sum()), 0.0)
@@ -113,7 +113,7 @@ class NgcfMTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(2, masked_share=0.3)
     cfg = make_config()
     params = hand_params(ctx, cfg)
-    _, items = ngcf_m.embed(params, ctx, cfg)
+    _, items = ngcf_m.embed(params, ctx, cfg.model)
     p = np.asarray(items[:, 4:])
     masks = [np.asarray(m) for m in ctx.masks.values()]
     none = ~masks[0] & ~masks[1]
@@ -135,7 +135,7 @@ class NgcfMTest(parameterized.TestCase):
     cfg = make_config(message_dropout=0.3, node_dropout=0.2)
     params = hand_params(ctx, cfg)
     batch = vbpr_test.make_batch()
-    loss_fn = jax.jit(lambda p, k: ngcf_m.loss(p, batch, ctx, k, cfg)[0])
+    loss_fn = jax.jit(lambda p, k: ngcf_m.loss(p, batch, ctx, k, cfg.model)[0])
     a = loss_fn(params, jax.random.key(4))
     self.assertEqual(float(a), float(loss_fn(params, jax.random.key(4))))
     self.assertNotEqual(float(a), float(loss_fn(params, jax.random.key(5))))
@@ -149,9 +149,10 @@ class NgcfMTest(parameterized.TestCase):
     cfg = make_config(node_dropout=0.3)
     params = hand_params(ctx, cfg)
     batch = vbpr_test.make_batch()
-    loss_fn = jax.jit(lambda c, k: ngcf_m.loss(params, batch, c, k, cfg)[0])
-    epoch_a = ngcf_m.pre_epoch(ctx, jax.random.key(10), cfg)
-    epoch_b = ngcf_m.pre_epoch(ctx, jax.random.key(11), cfg)
+    loss_fn = jax.jit(
+        lambda c, k: ngcf_m.loss(params, batch, c, k, cfg.model)[0])
+    epoch_a = ngcf_m.pre_epoch(ctx, jax.random.key(10), cfg.model)
+    epoch_b = ngcf_m.pre_epoch(ctx, jax.random.key(11), cfg.model)
     self.assertIn('ngcf_m', epoch_a.extras)
     # The steps of one epoch share the dropped graph; the next epoch's
     # differs; the loss is numpy's on the epoch's matrix.
@@ -163,10 +164,11 @@ class NgcfMTest(parameterized.TestCase):
                                     'mean', lap=lap)
     np.testing.assert_allclose(
         np.asarray(ngcf_m.loss(params, batch, epoch_a, jax.random.key(1),
-                               cfg)[0]),
+                               cfg.model)[0]),
         np_loss_from(params, ctx, cfg, batch, gu, gi), rtol=1e-5, atol=1e-5)
     step_cfg = make_config(node_dropout=0.3, dropout_every='step')
-    self.assertIs(ngcf_m.pre_epoch(ctx, jax.random.key(10), step_cfg), ctx)
+    self.assertIs(
+        ngcf_m.pre_epoch(ctx, jax.random.key(10), step_cfg.model), ctx)
 
   def test_sharded_batch_gives_the_single_device_loss_and_grads(self):
     ctx = vbpr_test.make_context(2)
@@ -175,7 +177,7 @@ class NgcfMTest(parameterized.TestCase):
     batch = vbpr_test.make_batch(size=16, num_negatives=2)
     key = jax.random.key(7)
     fn = jax.jit(jax.value_and_grad(
-        lambda p, b: ngcf_m.loss(p, b, ctx, key, cfg)[0]))
+        lambda p, b: ngcf_m.loss(p, b, ctx, key, cfg.model)[0]))
     want_value, want_grads = fn(params, batch)
     mesh = jax.make_mesh((8,), ('data',),
                          axis_types=(jax.sharding.AxisType.Auto,))
@@ -193,7 +195,8 @@ class NgcfMTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(1)
     cfg = make_config(weight_size=6)
     with self.assertRaisesRegex(ValueError, 'layer width'):
-      ngcf_m.embed(ngcf_m.init(jax.random.key(0), ctx, cfg), ctx, cfg)
+      ngcf_m.embed(ngcf_m.init(jax.random.key(0), ctx, cfg.model), ctx,
+                   cfg.model)
 
 
 @absltest.skipIf(ngcf_test.torch_or_none() is None, 'torch is not installed')
@@ -242,7 +245,7 @@ class TorchGradientTest(absltest.TestCase):
     loss = loss + reg_loss
     loss.backward()
     value, grads = jax.value_and_grad(
-        lambda p: ngcf_m.loss(p, batch, ctx, jax.random.key(0), cfg)[0]
+        lambda p: ngcf_m.loss(p, batch, ctx, jax.random.key(0), cfg.model)[0]
     )(params)
     np.testing.assert_allclose(value, loss.item(), rtol=1e-5)
     ours = ngcf_test.flat_grads(grads)

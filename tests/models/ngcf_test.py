@@ -156,10 +156,10 @@ class NgcfTest(parameterized.TestCase):
     params = hand_params(cfg)
     batch = vbpr_test.make_batch(num_negatives=num_negatives)
     gu_np, gi_np = np_propagate(params, dense_binary(ctx), cfg, aggregation)
-    gu, gi = ngcf.embed(params, ctx, cfg)
+    gu, gi = ngcf.embed(params, ctx, cfg.model)
     np.testing.assert_allclose(gu, gu_np, atol=1e-5)
     np.testing.assert_allclose(gi, gi_np, atol=1e-5)
-    total, aux = ngcf.loss(params, batch, ctx, jax.random.key(0), cfg)
+    total, aux = ngcf.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     np.testing.assert_allclose(
         total, np_loss(gu_np, gi_np, batch, 0.1), atol=1e-5, rtol=1e-5)
     self.assertGreater(float(aux['reg']), 0.0)
@@ -169,23 +169,23 @@ class NgcfTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(1)
     cfg = make_config(num_layers=3, weight_size=w,
                       node_dropout=0.1, message_dropout=0.1)
-    params = ngcf.init(jax.random.key(0), ctx, cfg)
+    params = ngcf.init(jax.random.key(0), ctx, cfg.model)
     self.assertEqual(params['user_emb'].shape, (NUM_USERS, 4))
     self.assertEqual(params['layer_0']['w1'].shape, (4, w))
     self.assertEqual(params['layer_2']['b2'].shape, (w,))
-    users, items = ngcf.embed(params, ctx, cfg)
+    users, items = ngcf.embed(params, ctx, cfg.model)
     self.assertEqual(users.shape, (NUM_USERS, 4 + 3 * w))
     self.assertEqual(items.shape, (NUM_ITEMS, 4 + 3 * w))
     grads = jax.jit(jax.grad(lambda p: ngcf.loss(
         p, vbpr_test.make_batch(num_negatives=2), ctx, jax.random.key(1),
-        cfg)[0]))(params)
+        cfg.model)[0]))(params)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.all(np.isfinite(g)))
     self.assertGreater(float(jnp.abs(grads['layer_2']['w2']).sum()), 0.0)
 
   def test_bias_init_bound_is_torch_xavier_on_one_by_out(self):
     cfg = make_config(embed_dim=50, num_layers=1)
-    params = ngcf.init(jax.random.key(3), vbpr_test.make_context(1), cfg)
+    params = ngcf.init(jax.random.key(3), vbpr_test.make_context(1), cfg.model)
     b = np.asarray(params['layer_0']['b1'])
     bound = np.sqrt(6.0 / (1 + 50))
     self.assertLessEqual(np.abs(b).max(), bound)
@@ -196,7 +196,7 @@ class NgcfTest(parameterized.TestCase):
     cfg = make_config(weight_size=6, aggregation='mean')
     params = hand_params(cfg)
     with self.assertRaisesRegex(ValueError, 'layer width'):
-      ngcf.embed(params, ctx, cfg)
+      ngcf.embed(params, ctx, cfg.model)
 
   @parameterized.parameters(('node_dropout',), ('message_dropout',))
   def test_dropout_is_keyed_static_and_training_only(self, which):
@@ -204,7 +204,7 @@ class NgcfTest(parameterized.TestCase):
     cfg = make_config(**{which: 0.3})
     params = hand_params(cfg)
     batch = vbpr_test.make_batch()
-    loss_fn = jax.jit(lambda p, k: ngcf.loss(p, batch, ctx, k, cfg)[0])
+    loss_fn = jax.jit(lambda p, k: ngcf.loss(p, batch, ctx, k, cfg.model)[0])
     a = loss_fn(params, jax.random.key(1))
     b = loss_fn(params, jax.random.key(1))
     c = loss_fn(params, jax.random.key(2))
@@ -215,7 +215,7 @@ class NgcfTest(parameterized.TestCase):
         loss_fn._cache_size(), 1)  # pylint: disable=protected-access
     # Without dropout the loss is the numpy one; embed never drops.
     gu_np, gi_np = np_propagate(params, dense_binary(ctx), cfg)
-    np.testing.assert_allclose(ngcf.embed(params, ctx, cfg)[1], gi_np,
+    np.testing.assert_allclose(ngcf.embed(params, ctx, cfg.model)[1], gi_np,
                                atol=1e-5)
     self.assertNotAlmostEqual(float(a), np_loss(gu_np, gi_np, batch, 0.1),
                               places=4)
@@ -240,9 +240,9 @@ class DropoutScheduleTest(parameterized.TestCase):
     cfg = make_config(node_dropout=rate, adjacency=adjacency,
                       feed_normalized=adjacency == 'elliot')
     params = hand_params(cfg)
-    prop = jax.jit(lambda c, k: ngcf.propagate(params, c, cfg, k))
-    epoch_a = ngcf.pre_epoch(ctx, jax.random.key(10), cfg)
-    epoch_b = ngcf.pre_epoch(ctx, jax.random.key(11), cfg)
+    prop = jax.jit(lambda c, k: ngcf.propagate(params, c, cfg.model, k))
+    epoch_a = ngcf.pre_epoch(ctx, jax.random.key(10), cfg.model)
+    epoch_b = ngcf.pre_epoch(ctx, jax.random.key(11), cfg.model)
     # The dropped matrix: every stored entry of the full one is either 0 or
     # scaled by 1 / (1 - r); some of each.
     full = np_lap(dense_binary(ctx), cfg)
@@ -272,8 +272,8 @@ class DropoutScheduleTest(parameterized.TestCase):
     # key (one key stream), and evaluation never drops.
     no_hook = prop(ctx, jax.random.key(10))
     np.testing.assert_array_equal(no_hook[1], a1[1])
-    np.testing.assert_array_equal(ngcf.embed(params, epoch_a, cfg)[1],
-                                  ngcf.embed(params, ctx, cfg)[1])
+    np.testing.assert_array_equal(ngcf.embed(params, epoch_a, cfg.model)[1],
+                                  ngcf.embed(params, ctx, cfg.model)[1])
 
   def test_message_dropout_stays_per_step_within_an_epoch(self):
     # Elliot's message dropout is a torch Dropout layer: a new mask at every
@@ -282,9 +282,9 @@ class DropoutScheduleTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(1)
     cfg = make_config(node_dropout=0.3, message_dropout=0.3)
     params = hand_params(cfg)
-    epoch = ngcf.pre_epoch(ctx, jax.random.key(10), cfg)
+    epoch = ngcf.pre_epoch(ctx, jax.random.key(10), cfg.model)
     batch = vbpr_test.make_batch()
-    loss = jax.jit(lambda c, k: ngcf.loss(params, batch, c, k, cfg)[0])
+    loss = jax.jit(lambda c, k: ngcf.loss(params, batch, c, k, cfg.model)[0])
     self.assertNotEqual(float(loss(epoch, jax.random.key(1))),
                         float(loss(epoch, jax.random.key(2))))
     self.assertEqual(float(loss(epoch, jax.random.key(1))),
@@ -294,21 +294,22 @@ class DropoutScheduleTest(parameterized.TestCase):
     ctx = vbpr_test.make_context(1)
     step_cfg = make_config(node_dropout=0.3, dropout_every='step')
     params = hand_params(step_cfg)
-    self.assertIs(ngcf.pre_epoch(ctx, jax.random.key(10), step_cfg), ctx)
+    self.assertIs(
+        ngcf.pre_epoch(ctx, jax.random.key(10), step_cfg.model), ctx)
     # Node dropout off: nothing to draw.
-    self.assertIs(ngcf.pre_epoch(ctx, jax.random.key(10), make_config()),
+    self.assertIs(ngcf.pre_epoch(ctx, jax.random.key(10), make_config().model),
                   ctx)
     # 'step' ignores an epoch graph: each step key drops other nodes.
     epoch = ngcf.pre_epoch(ctx, jax.random.key(10),
-                           make_config(node_dropout=0.3))
-    prop = jax.jit(lambda k: ngcf.propagate(params, epoch, step_cfg, k))
+                           make_config(node_dropout=0.3).model)
+    prop = jax.jit(lambda k: ngcf.propagate(params, epoch, step_cfg.model, k))
     self.assertFalse(np.array_equal(prop(jax.random.key(1))[1],
                                     prop(jax.random.key(2))[1]))
     bad = make_config(node_dropout=0.3, dropout_every='batch')
     with self.assertRaisesRegex(ValueError, 'dropout_every'):
-      ngcf.pre_epoch(ctx, jax.random.key(10), bad)
+      ngcf.pre_epoch(ctx, jax.random.key(10), bad.model)
     with self.assertRaisesRegex(ValueError, 'dropout_every'):
-      ngcf.propagate(params, ctx, bad, jax.random.key(1))
+      ngcf.propagate(params, ctx, bad.model, jax.random.key(1))
 
   def test_resumed_epoch_redraws_the_same_graph(self):
     # Two epochs in one go equal epoch 2 run again from the state saved
@@ -367,9 +368,9 @@ class ConfigTest(parameterized.TestCase):
     with cfg.unlocked():
       cfg.model.embed_dim = 4
     model = importlib.import_module(f'mmjax.models.{cfg.model.name}')
-    params = model.init(jax.random.key(0), ctx, cfg)
+    params = model.init(jax.random.key(0), ctx, cfg.model)
     value, _ = model.loss(params, vbpr_test.make_batch(), ctx,
-                          jax.random.key(1), cfg)
+                          jax.random.key(1), cfg.model)
     self.assertTrue(np.isfinite(float(value)))
 
 
@@ -452,8 +453,8 @@ class TorchGradientTest(absltest.TestCase):
                                 + torch.norm(gi[pos]) ** 2
                                 + torch.norm(gi[neg]) ** 2) / len(user)
     (mf_loss + reg_loss).backward()
-    value, grads = jax.value_and_grad(
-        lambda p: ngcf.loss(p, batch, ctx, jax.random.key(0), cfg)[0])(params)
+    value, grads = jax.value_and_grad(lambda p: ngcf.loss(
+        p, batch, ctx, jax.random.key(0), cfg.model)[0])(params)
     np.testing.assert_allclose(value, (mf_loss + reg_loss).item(), rtol=1e-5)
     ours = flat_grads(grads)
     self.assertEqual(set(ours), set(leaves))

@@ -10,6 +10,7 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
 from mmjax.models import context
 from mmjax.models import random as random_model
+from mmjax.utils import seeds
 
 NUM_USERS, NUM_ITEMS = 400, 60
 
@@ -39,10 +40,15 @@ def make_config(seed=0):
   return cfg
 
 
+def init_key(cfg):
+  """The key the loop gives a closed-form model: the run's init stream."""
+  return seeds.stream(cfg.seed, seeds.STREAM_INIT)
+
+
 def scores(cfg, users, ctx):
-  params = random_model.fit(ctx, cfg)
+  params = random_model.fit(init_key(cfg), ctx, cfg.model)
   return np.asarray(jax.jit(
-      lambda p, c, u: random_model.score(p, c, u, cfg))(
+      lambda p, c, u: random_model.score(p, c, u, cfg.model))(
           params, ctx, jnp.asarray(users, jnp.int32)))
 
 
@@ -77,8 +83,8 @@ class RandomTest(absltest.TestCase):
     rows = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
         'data'))
     with jax.set_mesh(mesh):
-      many = jax.jit(lambda p, c, u: random_model.score(p, c, u, cfg))(
-          random_model.fit(self.ctx, cfg), self.ctx,
+      many = jax.jit(lambda p, c, u: random_model.score(p, c, u, cfg.model))(
+          random_model.fit(init_key(cfg), self.ctx, cfg.model), self.ctx,
           jax.device_put(users, rows))
     np.testing.assert_array_equal(np.asarray(many), one)
 
@@ -93,9 +99,9 @@ class RandomTest(absltest.TestCase):
                                   mask_valid=True, relevance_threshold=None)
     evaluator = ranking.Evaluator(
         data, cfg_eval, mesh,
-        lambda p, c, u: random_model.score(p, c, u, cfg))
-    result = evaluator(random_model.fit(self.ctx, cfg), self.ctx,
-                       jax.random.key(0))
+        lambda p, c, u: random_model.score(p, c, u, cfg.model))
+    params = random_model.fit(init_key(cfg), self.ctx, cfg.model)
+    result = evaluator(params, self.ctx, jax.random.key(0))
     train = self.ds.split == dataset_lib.TRAIN
     n_free = NUM_ITEMS - np.bincount(self.ds.user[train],
                                      minlength=NUM_USERS)  # unmasked items

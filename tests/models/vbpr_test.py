@@ -78,12 +78,12 @@ class VbprTest(parameterized.TestCase):
   def test_shapes_and_finite_grads(self, num_modalities, convention):
     ctx = make_context(num_modalities)
     cfg = make_config(convention=convention)
-    params = vbpr.init(jax.random.key(0), ctx, cfg)
-    users, items = vbpr.embed(params, ctx, cfg)
+    params = vbpr.init(jax.random.key(0), ctx, cfg.model)
+    users, items = vbpr.embed(params, ctx, cfg.model)
     self.assertEqual(users.shape, (NUM_USERS, 8))
     self.assertEqual(items.shape, (NUM_ITEMS, 8))
     grad_fn = jax.jit(jax.grad(lambda p: vbpr.loss(
-        p, make_batch(num_negatives=2), ctx, jax.random.key(1), cfg)[0]))
+        p, make_batch(num_negatives=2), ctx, jax.random.key(1), cfg.model)[0]))
     grads = grad_fn(params)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
@@ -93,15 +93,15 @@ class VbprTest(parameterized.TestCase):
   def test_equations(self, convention):
     ctx = make_context(2, seed=3)
     cfg = make_config(convention=convention, reg_weight=0.3)
-    params = vbpr.init(jax.random.key(2), ctx, cfg)
+    params = vbpr.init(jax.random.key(2), ctx, cfg.model)
     rng = np.random.default_rng(5)
     params = jax.tree.map(
         lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.5, jnp.float32),
         params,
     )
     batch = make_batch(seed=4, num_negatives=2)
-    got, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg)
-    got_u, got_i = vbpr.embed(params, ctx, cfg)
+    got, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg.model)
+    got_u, got_i = vbpr.embed(params, ctx, cfg.model)
 
     # numpy transcription of the module docstring.
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
@@ -143,20 +143,20 @@ class VbprTest(parameterized.TestCase):
       features[m] = features[m].at[3].set(7.0)
     ctx = dataclasses.replace(ctx, masks=masks, features=features)
     cfg = make_config()
-    params = vbpr.init(jax.random.key(0), ctx, cfg)
+    params = vbpr.init(jax.random.key(0), ctx, cfg.model)
     params['proj_b'] = jnp.arange(4.0)
-    _, items = vbpr.embed(params, ctx, cfg)
+    _, items = vbpr.embed(params, ctx, cfg.model)
     np.testing.assert_allclose(np.asarray(items[3, 4:]), np.arange(4.0))
 
   def test_padding_rows_do_not_count(self):
     ctx = make_context(1)
     cfg = make_config()
-    params = vbpr.init(jax.random.key(0), ctx, cfg)
+    params = vbpr.init(jax.random.key(0), ctx, cfg.model)
     batch = make_batch()
     changed = dict(batch, neg=batch['neg'].at[-1].set(0),
                    users=batch['users'].at[-1].set(0))
-    a, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg)
-    b, _ = vbpr.loss(params, changed, ctx, jax.random.key(0), cfg)
+    a, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg.model)
+    b, _ = vbpr.loss(params, changed, ctx, jax.random.key(0), cfg.model)
     self.assertEqual(float(a), float(b))
 
 

@@ -118,7 +118,7 @@ class EpochTest(parameterized.TestCase):
         mask = (index < 60).astype(jnp.float32)
         batch = loop.sharded_batch(td, index, mask, key, 2, True, rows)
         grad_fn = jax.value_and_grad(
-            lambda p: model.loss(p, batch, ctx, key, cfg)[0])
+            lambda p: model.loss(p, batch, ctx, key, cfg.model)[0])
         return grad_fn(params), batch
 
       (loss, grads), batch = jax.jit(step)(
