@@ -50,7 +50,20 @@ def maybe_initialize_distributed(mesh_cfg: Any) -> bool:
         coordinator_address=mesh_cfg.coordinator,
         num_processes=int(mesh_cfg.num_processes),
         process_id=int(mesh_cfg.process_id))
+  if _cache_breaks_cpu_collectives():
+    # JAX 0.12.1 (0.11 not tried): a program that a multi-process CPU run
+    # reads back from the persistent compilation cache waits forever at its
+    # first cross-process collective (a two-process run hung in evaluation
+    # after hitting the entry it had written itself); 0.10.2 is fine. Every
+    # program is compiled instead. Nothing has compiled yet here, so JAX has
+    # not yet decided whether to use the cache.
+    jax.config.update('jax_enable_compilation_cache', False)
   return True
+
+
+def _cache_breaks_cpu_collectives() -> bool:
+  return (jax.__version_info__ >= (0, 11) and jax.process_count() > 1
+          and jax.default_backend() == 'cpu')
 
 
 def make_mesh(num_devices: int = -1) -> jax.sharding.Mesh:
