@@ -104,8 +104,9 @@ GRID = {
         ours='mgcn', features=True,
         hparams={'n_ui_layers': 2, 'n_layers': 1, 'knn_k': 10,
                  'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_loss': 0.01},
+        # MMRec's MGCN.yaml has lambda_coeff too, which its MGCN never reads.
         model={'num_layers': 2, 'num_mm_layers': 1, 'knn_k': 10,
-               'lambda_coeff': 0.9, 'reg_weight': 1e-4, 'cl_weight': 0.01},
+               'reg_weight': 1e-4, 'cl_weight': 0.01},
         optim={'schedule': 'mmrec', 'lr_decay': (0.96, 50.0)}),
     # MMRec's GRCN.yaml: n_layers 3 (routings), latent_embedding 64; reg
     # 1e-3 is the grid point of the earlier 20-epoch outcome run. Edge
@@ -225,16 +226,13 @@ def our_config(model: str, lr: float, batch_size: int, seed: int = 0,
   # pylint: disable=g-import-not-at-top
   import ml_collections
 
+  from mmjax.models import options
   from mmjax.train import defaults
   # pylint: enable=g-import-not-at-top
   spec = GRID[model]
   c = defaults.base_config()
   c.seed = seed
-  c.model.name = spec['ours']
-  c.model.embed_dim = 64
-  for key, value in spec['model'].items():
-    c.model[key] = (ml_collections.ConfigDict(value)
-                    if isinstance(value, dict) else value)
+  c.model = options.section(spec['ours'], embed_dim=64, **spec['model'])
   if spec['features']:
     c.features.sources = ml_collections.ConfigDict(
         {'image': 'image', 'text': 'text'})

@@ -23,8 +23,8 @@ _BENCH = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'bench', 'mmrec')
 sys.path.insert(0, _BENCH)
 sys.path.insert(0, os.path.dirname(_BENCH))
-import model_speed  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import export  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+import model_speed  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import outcome  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import patches  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 import step_parity  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
@@ -388,6 +388,7 @@ class ModelSpeedTest(absltest.TestCase):
 
   def test_every_grid_model_builds_with_its_config(self):
     import jax  # pylint: disable=g-import-not-at-top
+
     from mmjax import models  # pylint: disable=g-import-not-at-top
     from mmjax.models import context  # pylint: disable=g-import-not-at-top
     root = _tmpdir(self)
@@ -406,17 +407,17 @@ class ModelSpeedTest(absltest.TestCase):
         self.assertEqual(sorted(record), ['image', 'text'])
       if hasattr(module, 'prepare'):
         ctx = dataclasses.replace(ctx, extras={
-            spec['ours']: module.prepare(ctx, cfg)})
+            spec['ours']: module.prepare(ctx, cfg.model)})
       params = jax.eval_shape(
-          lambda k, c, m=module, g=cfg: m.init(k, c, g),
+          lambda k, c, m=module, g=cfg.model: m.init(k, c, g),
           jax.random.key(0), ctx)
       self.assertTrue(jax.tree.leaves(params), name)
       # Tracing the loss reads every hyper-parameter the step uses.
       batch = {k: np.zeros(4, np.int32) for k in ('users', 'pos', 'neg')}
       batch['mask'] = np.ones(4, np.float32)
       loss, _ = jax.eval_shape(
-          lambda p, c, m=module, g=cfg: m.loss(p, batch, c,
-                                               jax.random.key(1), g),
+          lambda p, c, m=module, g=cfg.model: m.loss(
+              p, batch, c, jax.random.key(1), g),
           params, ctx)
       self.assertEqual(loss.shape, (), name)
 

@@ -956,8 +956,10 @@ def compare_steps(npz_path: str, model_name: str) -> dict[str, Any]:
 
 
 def cfg_of(spec: Spec):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  return ml_collections.ConfigDict({'model': dict(spec.model_cfg)})
+  """Our model section for `spec`: its fields, the declared defaults else."""
+  from mmjax.models import options  # pylint: disable=g-import-not-at-top
+  name = spec.module.rsplit('.', 1)[1]
+  return options.complete({'name': name, **spec.model_cfg})
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
