@@ -11,7 +11,7 @@ from mmjax.graph import sparse
 from mmjax.models import attributeitemknn
 from mmjax.models import context
 from mmjax.models import options
-from tests.models import itemknn_test
+from tests.testing import references
 
 NUM_USERS, NUM_ITEMS = 14, 21
 
@@ -84,7 +84,7 @@ class AttributeItemKnnTest(parameterized.TestCase):
     x = np.concatenate([np.asarray(ctx.features[m])
                         for m in sorted(ctx.features)], axis=1)
     sim, valid = reference_sim(x, mask, shrink)
-    _, w = itemknn_test.reference_topk(sim, 4, valid, exclude_self)
+    _, w = references.itemknn_topk(sim, 4, valid, exclude_self)
     np.testing.assert_allclose(params['weights'], w, rtol=1e-5, atol=1e-6)
     got = np.asarray(params['neighbors'])
     # Every kept neighbour really has the similarity stored for it.
@@ -98,7 +98,7 @@ class AttributeItemKnnTest(parameterized.TestCase):
     scores = jax.jit(
         lambda p, c, u: attributeitemknn.score(p, c, u, cfg.model))(
         params, ctx, jnp.arange(NUM_USERS, dtype=jnp.int32))
-    want = itemknn_test.reference_scores(r, got, np.asarray(params['weights']),
+    want = references.itemknn_scores(r, got, np.asarray(params['weights']),
                                          direction)
     np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
     # Items lacking the representation have no neighbours, and (with the

@@ -13,9 +13,9 @@ from mmjax.graph import sparse
 from mmjax.models import bm3
 from mmjax.models import layers
 from mmjax.models import options
-from tests.models import vbpr_test
+from tests.testing import fixtures
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
@@ -30,7 +30,7 @@ def make_config(**model):
 
 
 def _pairs_batch(seed=0, size=8):
-  batch = vbpr_test.make_batch(seed, size)
+  batch = fixtures.make_batch(seed, size)
   del batch['neg']
   return batch
 
@@ -48,7 +48,7 @@ class Bm3Test(parameterized.TestCase):
 
   @parameterized.parameters(1, 2, 3)
   def test_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = bm3.init(jax.random.key(0), ctx, cfg.model)
     users, items = jax.jit(lambda p, c: bm3.embed(p, c, cfg.model))(params, ctx)
@@ -66,7 +66,7 @@ class Bm3Test(parameterized.TestCase):
   @parameterized.parameters(1, 2)
   def test_equations(self, num_modalities):
     # dropout 0 makes the targets deterministic (sg(x) == x in value).
-    ctx = vbpr_test.make_context(num_modalities, seed=9)
+    ctx = fixtures.make_context(num_modalities, seed=9)
     cfg = make_config(dropout=0.0, reg_weight=0.3, cl_weight=1.5)
     params = bm3.init(jax.random.key(4), ctx, cfg.model)
     batch = _pairs_batch(seed=2)
@@ -111,7 +111,7 @@ class Bm3Test(parameterized.TestCase):
   def test_targets_carry_no_gradient(self):
     # The step's key redraws the targets' dropout, so it changes the loss;
     # with cl_weight = 0 the modality projection gets no gradient at all.
-    ctx = vbpr_test.make_context(1)
+    ctx = fixtures.make_context(1)
     cfg = make_config(cl_weight=0.0, reg_weight=0.0, dropout=0.5)
     params = bm3.init(jax.random.key(0), ctx, cfg.model)
     batch = _pairs_batch()
@@ -142,7 +142,7 @@ class Bm3Test(parameterized.TestCase):
       self, num_modalities):
     # What MMRec drops: u_t, i_t and each modality's target, each with its
     # own mask over the whole table, at the configured rate.
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config(dropout=0.3)
     params = bm3.init(jax.random.key(0), ctx, cfg.model)
     calls = []

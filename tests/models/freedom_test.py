@@ -12,10 +12,10 @@ from mmjax.graph import edges
 from mmjax.graph import sparse
 from mmjax.models import freedom
 from mmjax.models import options
-from tests import numerics
-from tests.models import vbpr_test
+from tests.testing import fixtures
+from tests.testing import numerics
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
@@ -61,14 +61,14 @@ class FreedomTest(parameterized.TestCase):
 
   @parameterized.parameters(1, 2, 3)
   def test_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = freedom.init(jax.random.key(0), ctx, cfg.model)
     users, items = jax.jit(lambda p, c: freedom.embed(p, c, cfg.model))(
         params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     grads = jax.jit(jax.grad(lambda p, c: freedom.loss(
         p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
@@ -84,12 +84,12 @@ class FreedomTest(parameterized.TestCase):
       ('elliot', 2, 0.5),
   )
   def test_equations(self, convention, num_modalities, dropout):
-    ctx = vbpr_test.make_context(num_modalities, seed=7)
+    ctx = fixtures.make_context(num_modalities, seed=7)
     cfg = make_config(convention=convention, dropout=dropout,
                       mm_weights=(0.3, 0.7))
     params = freedom.init(jax.random.key(2), ctx, cfg.model)
     key = jax.random.key(11)
-    batch = vbpr_test.make_batch(seed=5)
+    batch = fixtures.make_batch(seed=5)
     got, _ = freedom.loss(params, batch, ctx, key, cfg.model)
     got_u, got_i = freedom.embed(params, ctx, cfg.model)
 
@@ -136,10 +136,10 @@ class FreedomTest(parameterized.TestCase):
     np.testing.assert_allclose(np.asarray(got_i), ref_i, rtol=1e-5, atol=1e-6)
 
   def test_precomputed_extras_give_the_same_loss(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     params = freedom.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     plain, _ = freedom.loss(params, batch, ctx, jax.random.key(3), cfg.model)
 
     rich = dataclasses.replace(
@@ -148,10 +148,10 @@ class FreedomTest(parameterized.TestCase):
     self.assertEqual(float(plain), float(cached))
 
   def test_pre_epoch_fixes_the_pruned_graph_for_the_epoch(self):
-    ctx = vbpr_test.make_context(2, seed=3)
+    ctx = fixtures.make_context(2, seed=3)
     cfg = make_config(dropout=0.5)
     params = freedom.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch(seed=3)
+    batch = fixtures.make_batch(seed=3)
     loss = jax.jit(lambda p, c, k: freedom.loss(p, batch, c, k, cfg.model)[0])
     epoch_a = freedom.pre_epoch(ctx, jax.random.key(10), cfg.model)
     epoch_b = freedom.pre_epoch(ctx, jax.random.key(11), cfg.model)
@@ -172,7 +172,7 @@ class FreedomTest(parameterized.TestCase):
                         make_config(prune_every='batch').model)
 
   def test_masked_item_has_no_item_graph_neighbours(self):
-    ctx = vbpr_test.make_context(1, masked_share=0.1)
+    ctx = fixtures.make_context(1, masked_share=0.1)
     cfg = make_config()
     g = freedom.prepare(ctx, cfg.model)['item_graph']
     dense = sparse.to_dense(g)

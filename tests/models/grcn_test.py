@@ -12,9 +12,9 @@ import numpy as np
 from mmjax.graph import edges
 from mmjax.models import grcn
 from mmjax.models import options
-from tests.models import vbpr_test
+from tests.testing import fixtures
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
@@ -131,7 +131,7 @@ class GrcnTest(parameterized.TestCase):
 
   @parameterized.parameters(1, 2, 3)
   def test_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = grcn.init(jax.random.key(0), ctx, cfg.model)
     users, items = jax.jit(lambda p, c: grcn.embed(p, c, cfg.model))(
@@ -139,7 +139,7 @@ class GrcnTest(parameterized.TestCase):
     width = 4 + 3 * num_modalities
     self.assertEqual(users.shape, (NUM_USERS, width))
     self.assertEqual(items.shape, (NUM_ITEMS, width))
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     grads = jax.jit(jax.grad(lambda p, c: grcn.loss(
         p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
@@ -154,13 +154,13 @@ class GrcnTest(parameterized.TestCase):
       (3, 'mean', 'paper'), (2, 'confid', 'paper'),
   )
   def test_equations(self, num_modalities, weight_mode, routing):
-    ctx = vbpr_test.make_context(num_modalities, seed=3)
+    ctx = fixtures.make_context(num_modalities, seed=3)
     cfg = make_config(weight_mode=weight_mode, routing=routing)
     params = grcn.init(jax.random.key(2), ctx, cfg.model)
     # Confidences of both signs, so that pruning and the max both matter.
     params['conf'] = params['conf'] + 0.3 * jax.random.normal(
         jax.random.key(5), params['conf'].shape)
-    batch = vbpr_test.make_batch(seed=4, num_negatives=2)
+    batch = fixtures.make_batch(seed=4, num_negatives=2)
     got, _ = grcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     got_u, got_i = grcn.embed(params, ctx, cfg.model)
     ref = np_grcn(params, ctx, cfg)
@@ -174,7 +174,7 @@ class GrcnTest(parameterized.TestCase):
   def test_mmrec_routing_is_a_no_op(self):
     # MMRec's routing sends messages to items only: more routings change
     # nothing; the paper's routing does change the users.
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     params = grcn.init(jax.random.key(0), ctx, make_config().model)
     base = grcn.embed(params, ctx, make_config(num_routings=0).model)[0]
     more = grcn.embed(params, ctx, make_config(num_routings=5).model)[0]
@@ -183,7 +183,7 @@ class GrcnTest(parameterized.TestCase):
     self.assertGreater(float(jnp.abs(paper - base).max()), 1e-3)
 
   def test_masked_items_are_left_out(self):
-    ctx = vbpr_test.make_context(1, masked_share=0.1)
+    ctx = fixtures.make_context(1, masked_share=0.1)
     cfg = make_config()
     params = grcn.init(jax.random.key(0), ctx, cfg.model)
     _, items = grcn.embed(params, ctx, cfg.model)
@@ -203,10 +203,10 @@ class GrcnTest(parameterized.TestCase):
         np.asarray(items), atol=1e-6)
 
   def test_dropout_static_shapes_and_determinism(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config(dropout=0.5)
     params = grcn.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     fn = jax.jit(lambda p, c, k: grcn.loss(p, batch, c, k, cfg.model)[0])
     a = fn(params, ctx, jax.random.key(1))
     b = fn(params, ctx, jax.random.key(1))
@@ -225,10 +225,10 @@ class GrcnTest(parameterized.TestCase):
                                                  keep), rtol=1e-5)
 
   def test_prepared_extras_give_the_same_loss(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config(dropout=0.3)
     params = grcn.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     plain, _ = grcn.loss(params, batch, ctx, jax.random.key(3), cfg.model)
     rich = dataclasses.replace(
         ctx, extras={'grcn': grcn.prepare(ctx, cfg.model)})
@@ -236,7 +236,7 @@ class GrcnTest(parameterized.TestCase):
     self.assertEqual(float(plain), float(cached))
 
   def test_init_is_deterministic_and_checks_config(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     a = grcn.init(jax.random.key(7), ctx, cfg.model)
     b = grcn.init(jax.random.key(7), ctx, cfg.model)

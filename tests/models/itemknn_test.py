@@ -17,6 +17,7 @@ from mmjax.models import itemknn
 from mmjax.models import options
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import loop
+from tests.testing import references
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -53,38 +54,6 @@ def make_config(**model):
   return cfg
 
 
-def reference_topk(sim, k, valid, exclude_self=True):
-  """Dense top-k per row, ties to the lower id; -inf slots weigh 0."""
-  sim = np.array(sim, np.float64)
-  sim[~valid, :] = -np.inf
-  sim[:, ~valid] = -np.inf
-  if exclude_self:
-    np.fill_diagonal(sim, -np.inf)
-  order = np.argsort(-sim, axis=1, kind='stable')[:, :k]
-  vals = np.take_along_axis(sim, order, axis=1)
-  return order, np.where(np.isfinite(vals), vals, 0.0)
-
-
-def reference_scores(r, nbr, w, direction='candidate', classic=False):
-  num_items = r.shape[1]
-  s = np.zeros((num_items, num_items))  # s[i, j]: j in N_k(i)
-  for i in range(num_items):
-    for j, v in zip(nbr[i], w[i]):
-      s[i, j] += v
-  out = r @ s.T if direction == 'candidate' else r @ s
-  if classic:
-    den = w.sum(1)
-    out = np.where(den != 0, out / np.where(den != 0, den, 1.0), 0.0)
-  return out
-
-
-def reference_cosine(r, shrink, eps):
-  c = r.T @ r
-  n = np.sqrt(np.diag(c))
-  den = n[:, None] * n[None, :] + shrink + eps
-  return c / np.where(den > 0, den, 1.0), n > 0
-
-
 class ItemKnnTest(parameterized.TestCase):
 
   @parameterized.product(
@@ -103,8 +72,8 @@ class ItemKnnTest(parameterized.TestCase):
     self.assertEqual(params['neighbors'].shape, (NUM_ITEMS, k))
     self.assertEqual(params['weights'].shape, (NUM_ITEMS, k))
     eps = itemknn.AIOLLI_EPS if implementation == 'aiolli' else 0.0
-    sim, valid = reference_cosine(r, shrink, eps)
-    nbr, w = reference_topk(sim, k, valid)
+    sim, valid = references.itemknn_cosine(r, shrink, eps)
+    nbr, w = references.itemknn_topk(sim, k, valid)
     np.testing.assert_allclose(params['weights'], w, rtol=1e-5, atol=1e-6)
     # Neighbour ids are compared where the similarity is not tied with
     # another candidate (binary co-occurrences tie often).
@@ -121,7 +90,7 @@ class ItemKnnTest(parameterized.TestCase):
     self.assertEqual(scores.shape, (NUM_USERS, NUM_ITEMS))
     # Scores from OUR neighbour sets (ties may pick another, equally
     # similar, neighbour than the reference's sort).
-    want = reference_scores(r, got, np.asarray(params['weights']),
+    want = references.itemknn_scores(r, got, np.asarray(params['weights']),
                             classic=implementation == 'classic')
     np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
     # And, with all neighbours kept, exactly the dense formula.
@@ -153,7 +122,7 @@ class ItemKnnTest(parameterized.TestCase):
     cfg = make_config(neighbors=3, direction='history')
     params = itemknn.fit(jax.random.key(0), ctx, cfg.model)
     scores = itemknn.score(params, ctx, jnp.arange(NUM_USERS), cfg.model)
-    want = reference_scores(r, np.asarray(params['neighbors']),
+    want = references.itemknn_scores(r, np.asarray(params['neighbors']),
                             np.asarray(params['weights']), 'history')
     np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-6)
     # The two graphs are each other's transpose, and so are the transpose

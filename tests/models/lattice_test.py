@@ -11,10 +11,10 @@ import numpy as np
 from mmjax.graph import sparse
 from mmjax.models import lattice
 from mmjax.models import options
-from tests import numerics
-from tests.models import vbpr_test
+from tests.testing import fixtures
+from tests.testing import numerics
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
@@ -63,14 +63,14 @@ class LatticeTest(parameterized.TestCase):
 
   @parameterized.parameters(1, 2, 3)
   def test_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = lattice.init(jax.random.key(0), ctx, cfg.model)
     users, items = jax.jit(lambda p, c: lattice.embed(p, c, cfg.model))(
         params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     grads = jax.jit(jax.grad(lambda p, c: lattice.loss(
         p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     for g in jax.tree.leaves(grads):
@@ -81,12 +81,12 @@ class LatticeTest(parameterized.TestCase):
 
   @parameterized.parameters(('mmrec', 1), ('mmrec', 2), ('elliot', 2))
   def test_equations(self, convention, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities, seed=4)
+    ctx = fixtures.make_context(num_modalities, seed=4)
     cfg = make_config(convention=convention, reg_weight=0.3)
     params = lattice.init(jax.random.key(3), ctx, cfg.model)
     params['modal_weight'] = params['modal_weight'] * np.arange(
         1.0, num_modalities + 1)
-    batch = vbpr_test.make_batch(seed=6)
+    batch = fixtures.make_batch(seed=6)
     got, _ = lattice.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     got_u, got_i = lattice.embed(params, ctx, cfg.model)
 
@@ -131,10 +131,10 @@ class LatticeTest(parameterized.TestCase):
                                atol=1e-6)
 
   def test_precomputed_extras_give_the_same_loss(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     params = lattice.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     plain, _ = lattice.loss(params, batch, ctx, jax.random.key(3), cfg.model)
     rich = dataclasses.replace(
         ctx, extras={'lattice': lattice.prepare(ctx, cfg.model)})
@@ -142,7 +142,7 @@ class LatticeTest(parameterized.TestCase):
     self.assertEqual(float(plain), float(cached))
 
   def test_masked_item_is_isolated_in_the_item_graph(self):
-    ctx = vbpr_test.make_context(1, masked_share=0.1)
+    ctx = fixtures.make_context(1, masked_share=0.1)
     cfg = make_config()
     params = lattice.init(jax.random.key(0), ctx, cfg.model)
     dense = sparse.to_dense(lattice.item_graph(params, ctx, cfg.model))

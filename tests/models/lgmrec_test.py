@@ -13,12 +13,12 @@ from mmjax.graph import sparse
 from mmjax.models import lgmrec
 from mmjax.models import options
 from mmjax.train import defaults
-from tests.models import vbpr_test
+from tests.testing import fixtures
 
 _CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'configs', 'x.py')
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 DIM, HYPER = 4, 3
 
 
@@ -155,7 +155,7 @@ class LgmrecTest(parameterized.TestCase):
 
   @parameterized.parameters(1, 2, 3)
   def test_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     self.assertLen(params['trs'], num_modalities)
@@ -164,7 +164,7 @@ class LgmrecTest(parameterized.TestCase):
         params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, DIM))
     self.assertEqual(items.shape, (NUM_ITEMS, DIM))
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     loss, grads = jax.jit(jax.value_and_grad(lambda p, c: lgmrec.loss(
         p, batch, c, jax.random.key(1), cfg.model)[0]))(params, ctx)
     self.assertTrue(np.isfinite(float(loss)))
@@ -182,13 +182,13 @@ class LgmrecTest(parameterized.TestCase):
   )
   def test_equations(self, num_modalities, cf_model, gumbel, keep_rate,
                      hyper_layers):
-    ctx = vbpr_test.make_context(num_modalities, seed=3)
+    ctx = fixtures.make_context(num_modalities, seed=3)
     cfg = make_config(cf_model=cf_model, gumbel=gumbel, keep_rate=keep_rate,
                       num_hyper_layers=hyper_layers)
     params = lgmrec.init(jax.random.key(2), ctx, cfg.model)
     # Spread the hyperedge logits so that the softmax is not flat.
     params['hyper'] = [3.0 * h for h in params['hyper']]
-    batch = vbpr_test.make_batch(seed=4, num_negatives=2)
+    batch = fixtures.make_batch(seed=4, num_negatives=2)
     key = jax.random.key(9)
     got, aux = lgmrec.loss(params, batch, ctx, key, cfg.model)
     got_u, got_i = lgmrec.embed(params, ctx, cfg.model)
@@ -214,7 +214,7 @@ class LgmrecTest(parameterized.TestCase):
                                atol=1e-6)
 
   def test_noise_free_evaluation(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config(eval_gumbel=False)
     params = lgmrec.init(jax.random.key(5), ctx, cfg.model)
     got_u, got_i = lgmrec.embed(params, ctx, cfg.model)
@@ -227,7 +227,7 @@ class LgmrecTest(parameterized.TestCase):
                                atol=1e-6)
 
   def test_masked_items_join_no_hyperedge(self):
-    ctx = vbpr_test.make_context(2, masked_share=0.1)
+    ctx = fixtures.make_context(2, masked_share=0.1)
     cfg = make_config()
     params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     _, _, views = lgmrec.forward(params, ctx, cfg.model, jax.random.key(1),
@@ -239,11 +239,11 @@ class LgmrecTest(parameterized.TestCase):
       self.assertGreater(np.abs(np.asarray(z)[~masked]).max(), 0.0)
 
   def test_masked_positive_leaves_the_item_contrast(self):
-    ctx = vbpr_test.make_context(2, masked_share=0.1)
+    ctx = fixtures.make_context(2, masked_share=0.1)
     cfg = make_config(reg_weight=0.0)
     params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     masked = np.flatnonzero(~np.asarray(ctx.masks['m0']))
-    batch = vbpr_test.make_batch(num_negatives=1)
+    batch = fixtures.make_batch(num_negatives=1)
     batch['pos'] = batch['pos'].at[0].set(int(masked[0]))
 
     def item_term(weights):
@@ -265,10 +265,10 @@ class LgmrecTest(parameterized.TestCase):
     np.testing.assert_allclose(float(item_term(only0)), user_only, rtol=1e-5)
 
   def test_determinism_and_static_shapes(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     step = jax.jit(lambda p, c, k: lgmrec.loss(p, batch, c, k, cfg.model)[0])
     a = step(params, ctx, jax.random.key(1))
     b = step(params, ctx, jax.random.key(1))
@@ -281,10 +281,10 @@ class LgmrecTest(parameterized.TestCase):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
   def test_precomputed_extras_give_the_same_loss(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     plain, _ = lgmrec.loss(params, batch, ctx, jax.random.key(3), cfg.model)
     rich = dataclasses.replace(
         ctx, extras={'lgmrec': lgmrec.prepare(ctx, cfg.model)})
@@ -292,7 +292,7 @@ class LgmrecTest(parameterized.TestCase):
     self.assertEqual(float(plain), float(cached))
 
   def test_user_rows_of_prepared_weights(self):
-    ctx = vbpr_test.make_context(1)
+    ctx = fixtures.make_context(1)
     w = lgmrec.prepare(ctx, make_config().model)
     a = sparse.to_dense(ctx.graph)
     r = (a[:NUM_USERS, NUM_USERS:] > 0).astype(np.float32)
@@ -305,7 +305,7 @@ class LgmrecTest(parameterized.TestCase):
                                r / r.sum(1, keepdims=True), rtol=1e-6)
 
   def test_unknown_cf_model(self):
-    ctx = vbpr_test.make_context(1)
+    ctx = fixtures.make_context(1)
     cfg = make_config(cf_model='ngcf')
     params = lgmrec.init(jax.random.key(0), ctx, cfg.model)
     with self.assertRaisesRegex(ValueError, 'cf_model'):

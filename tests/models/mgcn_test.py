@@ -12,10 +12,10 @@ import numpy as np
 from mmjax.graph import sparse
 from mmjax.models import mgcn
 from mmjax.models import options
-from tests import numerics
-from tests.models import vbpr_test
+from tests.testing import fixtures
+from tests.testing import numerics
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
@@ -142,7 +142,7 @@ class MgcnTest(parameterized.TestCase):
 
   @parameterized.parameters(1, 2, 3)
   def test_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = mgcn.init(jax.random.key(0), ctx, cfg.model)
     self.assertLen(params['trs'], num_modalities)
@@ -153,7 +153,7 @@ class MgcnTest(parameterized.TestCase):
         params, ctx)
     self.assertEqual(users.shape, (NUM_USERS, 4))
     self.assertEqual(items.shape, (NUM_ITEMS, 4))
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     (value, aux), grads = jax.jit(jax.value_and_grad(
         lambda p, c: mgcn.loss(p, batch, c, jax.random.key(1), cfg.model),
         has_aux=True))(params, ctx)
@@ -178,10 +178,10 @@ class MgcnTest(parameterized.TestCase):
       (1, 1, None), (2, 1, None), (3, 2, 2), (2, 0, 3),
   )
   def test_equations(self, num_modalities, num_mm_layers, num_negatives):
-    ctx = vbpr_test.make_context(num_modalities, seed=7)
+    ctx = fixtures.make_context(num_modalities, seed=7)
     cfg = make_config(num_mm_layers=num_mm_layers)
     params = _perturbed_params(ctx, cfg, seed=2)
-    batch = vbpr_test.make_batch(seed=5, num_negatives=num_negatives)
+    batch = fixtures.make_batch(seed=5, num_negatives=num_negatives)
     got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     got_u, got_i = mgcn.embed(params, ctx, cfg.model)
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
@@ -193,11 +193,11 @@ class MgcnTest(parameterized.TestCase):
                                atol=1e-6)
 
   def test_frozen_features_variant(self):
-    ctx = vbpr_test.make_context(2, seed=3)
+    ctx = fixtures.make_context(2, seed=3)
     cfg = make_config(train_features=False)
     params = mgcn.init(jax.random.key(4), ctx, cfg.model)
     self.assertNotIn('features', params)
-    batch = vbpr_test.make_batch(seed=1)
+    batch = fixtures.make_batch(seed=1)
     got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     # The same as the trainable variant at its initial (= context) values.
     cfg_t = make_config(train_features=True)
@@ -229,10 +229,10 @@ class MgcnTest(parameterized.TestCase):
         float(mgcn.info_nce(e, e, jnp.ones(2), 1.0)), np.log(2.0), rtol=1e-6)
 
   def test_masked_items_ignore_their_feature_rows(self):
-    ctx = vbpr_test.make_context(2, masked_share=0.2, seed=4)
+    ctx = fixtures.make_context(2, masked_share=0.2, seed=4)
     cfg = make_config(train_features=False, num_mm_layers=0)
     params = _perturbed_params(ctx, cfg, seed=6)
-    batch = vbpr_test.make_batch(seed=2)
+    batch = fixtures.make_batch(seed=2)
     # Garbage in the rows of items lacking a modality changes nothing.
     rng = np.random.default_rng(3)
     noisy = {n: jnp.where(ctx.masks[n][:, None], x,
@@ -255,10 +255,10 @@ class MgcnTest(parameterized.TestCase):
       np.testing.assert_array_equal(dense[:, masked], 0.0)
 
   def test_precomputed_extras_give_the_same_loss(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     params = mgcn.init(jax.random.key(0), ctx, cfg.model)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     plain, _ = mgcn.loss(params, batch, ctx, jax.random.key(3), cfg.model)
     rich = dataclasses.replace(
         ctx, extras={'mgcn': mgcn.prepare(ctx, cfg.model)})
@@ -266,13 +266,13 @@ class MgcnTest(parameterized.TestCase):
     self.assertEqual(float(plain), float(cached))
 
   def test_deterministic_one_compile(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config()
     params = mgcn.init(jax.random.key(0), ctx, cfg.model)
     again = mgcn.init(jax.random.key(0), ctx, cfg.model)
     for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    batch = vbpr_test.make_batch(num_negatives=2)
+    batch = fixtures.make_batch(num_negatives=2)
     step = jax.jit(jax.grad(
         lambda p, c, k: mgcn.loss(p, batch, c, k, cfg.model)[0]))
     first = step(params, ctx, jax.random.key(1))

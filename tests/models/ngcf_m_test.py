@@ -7,19 +7,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmjax.models import ngcf_m
-from tests.models import ngcf_test
-from tests.models import vbpr_test
+from tests.testing import fixtures
+from tests.testing import ngcf_reference as ref
 
-NUM_USERS, NUM_ITEMS = vbpr_test.NUM_USERS, vbpr_test.NUM_ITEMS
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
-  cfg = ngcf_test.make_config(name='ngcf_m', **model)
+  cfg = ref.make_config(name='ngcf_m', **model)
   return cfg
 
 
 def hand_params(ctx, cfg, seed=0):
-  params = ngcf_test.hand_params(cfg, seed)
+  params = ref.hand_params(cfg, seed)
   rng = np.random.default_rng([seed, 11])
   d = cfg.model.embed_dim
   f = sum(x.shape[1] for x in ctx.features.values())
@@ -40,11 +40,11 @@ def np_content(params, ctx):
   f = np.concatenate(feats, 1)  # the modalities' features side by side
   proj = f @ np.asarray(params['proj_w'], np.float64) + np.asarray(
       params['proj_b'], np.float64)
-  return ngcf_test.np_normalize(proj)
+  return ref.np_normalize(proj)
 
 
 def np_loss(params, ctx, cfg, batch):
-  gu, gi = ngcf_test.np_propagate(params, ngcf_test.dense_binary(ctx), cfg,
+  gu, gi = ref.np_propagate(params, ref.dense_binary(ctx), cfg,
                                   'mean')
   return np_loss_from(params, ctx, cfg, batch, gu, gi, with_scores=True)
 
@@ -76,10 +76,10 @@ class NgcfMTest(parameterized.TestCase):
 
   @parameterized.product(num_modalities=[1, 2, 3], num_negatives=[None, 2])
   def test_matches_numpy_transcription(self, num_modalities, num_negatives):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config()
     params = hand_params(ctx, cfg)
-    batch = vbpr_test.make_batch(num_negatives=num_negatives)
+    batch = fixtures.make_batch(num_negatives=num_negatives)
     want_loss, want_scores = np_loss(params, ctx, cfg, batch)
     total, aux = ngcf_m.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     np.testing.assert_allclose(total, want_loss, rtol=1e-5, atol=1e-5)
@@ -95,14 +95,14 @@ class NgcfMTest(parameterized.TestCase):
 
   @parameterized.parameters(1, 3)
   def test_init_shapes_and_finite_grads(self, num_modalities):
-    ctx = vbpr_test.make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config(num_layers=3, node_dropout=0.1, message_dropout=0.1)
     params = ngcf_m.init(jax.random.key(0), ctx, cfg.model)
     f = sum(x.shape[1] for x in ctx.features.values())
     self.assertEqual(params['proj_w'].shape, (f, 4))
     self.assertEqual(params['theta'].shape, (NUM_USERS, 4))
     grads = jax.jit(jax.grad(lambda p: ngcf_m.loss(
-        p, vbpr_test.make_batch(num_negatives=2), ctx, jax.random.key(1),
+        p, fixtures.make_batch(num_negatives=2), ctx, jax.random.key(1),
         cfg.model)[0]))(params)
     for name, g in jax.tree_util.tree_leaves_with_path(grads):
       self.assertTrue(np.all(np.isfinite(g)), name)
@@ -110,7 +110,7 @@ class NgcfMTest(parameterized.TestCase):
     self.assertGreater(float(jnp.abs(grads['layer_2']['w1']).sum()), 0.0)
 
   def test_masked_items(self):
-    ctx = vbpr_test.make_context(2, masked_share=0.3)
+    ctx = fixtures.make_context(2, masked_share=0.3)
     cfg = make_config()
     params = hand_params(ctx, cfg)
     _, items = ngcf_m.embed(params, ctx, cfg.model)
@@ -131,10 +131,10 @@ class NgcfMTest(parameterized.TestCase):
     self.assertTrue(only_first.any())
 
   def test_message_dropout_keyed_and_static(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config(message_dropout=0.3, node_dropout=0.2)
     params = hand_params(ctx, cfg)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     loss_fn = jax.jit(lambda p, k: ngcf_m.loss(p, batch, ctx, k, cfg.model)[0])
     a = loss_fn(params, jax.random.key(4))
     self.assertEqual(float(a), float(loss_fn(params, jax.random.key(4))))
@@ -145,10 +145,10 @@ class NgcfMTest(parameterized.TestCase):
 
   def test_node_dropout_once_per_epoch(self):
     # Elliot's NGCF-M drops the adjacency once per epoch, like its NGCF.
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config(node_dropout=0.3)
     params = hand_params(ctx, cfg)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     loss_fn = jax.jit(
         lambda c, k: ngcf_m.loss(params, batch, c, k, cfg.model)[0])
     epoch_a = ngcf_m.pre_epoch(ctx, jax.random.key(10), cfg.model)
@@ -159,8 +159,8 @@ class NgcfMTest(parameterized.TestCase):
     a1 = float(loss_fn(epoch_a, jax.random.key(1)))
     self.assertEqual(a1, float(loss_fn(epoch_a, jax.random.key(2))))
     self.assertNotEqual(a1, float(loss_fn(epoch_b, jax.random.key(1))))
-    lap = ngcf_test.epoch_lap(epoch_a, cfg)
-    gu, gi = ngcf_test.np_propagate(params, ngcf_test.dense_binary(ctx), cfg,
+    lap = ref.epoch_lap(epoch_a, cfg)
+    gu, gi = ref.np_propagate(params, ref.dense_binary(ctx), cfg,
                                     'mean', lap=lap)
     np.testing.assert_allclose(
         np.asarray(ngcf_m.loss(params, batch, epoch_a, jax.random.key(1),
@@ -171,10 +171,10 @@ class NgcfMTest(parameterized.TestCase):
         ngcf_m.pre_epoch(ctx, jax.random.key(10), step_cfg.model), ctx)
 
   def test_sharded_batch_gives_the_single_device_loss_and_grads(self):
-    ctx = vbpr_test.make_context(2)
+    ctx = fixtures.make_context(2)
     cfg = make_config(message_dropout=0.3, node_dropout=0.2)
     params = hand_params(ctx, cfg)
-    batch = vbpr_test.make_batch(size=16, num_negatives=2)
+    batch = fixtures.make_batch(size=16, num_negatives=2)
     key = jax.random.key(7)
     fn = jax.jit(jax.value_and_grad(
         lambda p, b: ngcf_m.loss(p, b, ctx, key, cfg.model)[0]))
@@ -192,26 +192,26 @@ class NgcfMTest(parameterized.TestCase):
       np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-7)
 
   def test_mean_needs_weight_size_equal_to_embed_dim(self):
-    ctx = vbpr_test.make_context(1)
+    ctx = fixtures.make_context(1)
     cfg = make_config(weight_size=6)
     with self.assertRaisesRegex(ValueError, 'layer width'):
       ngcf_m.embed(ngcf_m.init(jax.random.key(0), ctx, cfg.model), ctx,
                    cfg.model)
 
 
-@absltest.skipIf(ngcf_test.torch_or_none() is None, 'torch is not installed')
+@absltest.skipIf(ref.torch_or_none() is None, 'torch is not installed')
 class TorchGradientTest(absltest.TestCase):
   """Loss and gradients against Elliot's NGCF-M written in torch (float64)."""
 
   def test_loss_and_gradients(self):
-    torch = ngcf_test.torch_or_none()
-    ctx = vbpr_test.make_context(2)
+    torch = ref.torch_or_none()
+    ctx = fixtures.make_context(2)
     cfg = make_config(num_layers=2)
     params = hand_params(ctx, cfg)
-    batch = vbpr_test.make_batch()
+    batch = fixtures.make_batch()
     batch['mask'] = jnp.ones_like(batch['mask'])  # Elliot has no padding
-    gu, gi, user, pos, neg, leaves = ngcf_test.torch_elliot_ngcf(
-        torch, params, ngcf_test.dense_binary(ctx), batch, 'mean')
+    gu, gi, user, pos, neg, leaves = ref.torch_elliot_ngcf(
+        torch, params, ref.dense_binary(ctx), batch, 'mean')
     # NGCFMModel: Tu, F (features side by side, frozen), proj = Linear.
     tu = torch.tensor(np.asarray(params['theta'], np.float64),
                       requires_grad=True)
@@ -248,7 +248,7 @@ class TorchGradientTest(absltest.TestCase):
         lambda p: ngcf_m.loss(p, batch, ctx, jax.random.key(0), cfg.model)[0]
     )(params)
     np.testing.assert_allclose(value, loss.item(), rtol=1e-5)
-    ours = ngcf_test.flat_grads(grads)
+    ours = ref.flat_grads(grads)
     want = {k: t.grad.numpy() for k, t in leaves.items()}
     want['theta'] = tu.grad.numpy()
     want['proj_w'] = proj.weight.grad.numpy().T

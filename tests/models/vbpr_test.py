@@ -9,49 +9,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from mmjax.graph import sparse
-from mmjax.models import context
 from mmjax.models import options
 from mmjax.models import vbpr
+from tests.testing import fixtures
 
-NUM_USERS, NUM_ITEMS = 12, 20
-
-
-def make_context(num_modalities, seed=0, masked_share=0.1, dims=(6, 5, 4)):
-  """A tiny context; `masked_share` of the items lack each modality."""
-  rng = np.random.default_rng([seed, num_modalities])
-  users = np.concatenate([np.arange(NUM_USERS), rng.integers(0, NUM_USERS,
-                                                             40)])
-  items = np.concatenate([rng.integers(0, NUM_ITEMS, NUM_USERS),
-                          rng.integers(0, NUM_ITEMS, 40)])
-  graph = sparse.sym_normalize(
-      sparse.bipartite(users, items, NUM_USERS, NUM_ITEMS)
-  )
-  features, masks = {}, {}
-  for m in range(num_modalities):
-    x = rng.normal(size=(NUM_ITEMS, dims[m])).astype(np.float32)
-    mask = np.ones(NUM_ITEMS, bool)
-    mask[rng.permutation(NUM_ITEMS)[: int(masked_share * NUM_ITEMS)]] = False
-    x[~mask] = 0.0  # the store's zero rows for failed items
-    features[f'm{m}'] = jnp.asarray(x)
-    masks[f'm{m}'] = jnp.asarray(mask)
-  return context.ModelContext(
-      graph=graph, features=features, masks=masks,
-      item_popularity=jnp.ones(NUM_ITEMS), extras={}, num_users=NUM_USERS,
-      num_items=NUM_ITEMS)
-
-
-def make_batch(seed=0, size=8, num_negatives=None):
-  rng = np.random.default_rng([seed, 99])
-  neg_shape = (size,) if num_negatives is None else (size, num_negatives)
-  mask = np.ones(size, np.float32)
-  mask[-1] = 0.0  # one padded row
-  return {
-      'users': jnp.asarray(rng.integers(0, NUM_USERS, size), jnp.int32),
-      'pos': jnp.asarray(rng.integers(0, NUM_ITEMS, size), jnp.int32),
-      'neg': jnp.asarray(rng.integers(0, NUM_ITEMS, neg_shape), jnp.int32),
-      'mask': jnp.asarray(mask),
-  }
+NUM_USERS, NUM_ITEMS = fixtures.NUM_USERS, fixtures.NUM_ITEMS
 
 
 def make_config(**model):
@@ -76,14 +38,15 @@ class VbprTest(parameterized.TestCase):
       num_modalities=[1, 2, 3], convention=['mmrec', 'elliot']
   )
   def test_shapes_and_finite_grads(self, num_modalities, convention):
-    ctx = make_context(num_modalities)
+    ctx = fixtures.make_context(num_modalities)
     cfg = make_config(convention=convention)
     params = vbpr.init(jax.random.key(0), ctx, cfg.model)
     users, items = vbpr.embed(params, ctx, cfg.model)
     self.assertEqual(users.shape, (NUM_USERS, 8))
     self.assertEqual(items.shape, (NUM_ITEMS, 8))
+    batch = fixtures.make_batch(num_negatives=2)
     grad_fn = jax.jit(jax.grad(lambda p: vbpr.loss(
-        p, make_batch(num_negatives=2), ctx, jax.random.key(1), cfg.model)[0]))
+        p, batch, ctx, jax.random.key(1), cfg.model)[0]))
     grads = grad_fn(params)
     for g in jax.tree.leaves(grads):
       self.assertTrue(np.isfinite(np.asarray(g)).all())
@@ -91,7 +54,7 @@ class VbprTest(parameterized.TestCase):
 
   @parameterized.parameters('mmrec', 'elliot')
   def test_equations(self, convention):
-    ctx = make_context(2, seed=3)
+    ctx = fixtures.make_context(2, seed=3)
     cfg = make_config(convention=convention, reg_weight=0.3)
     params = vbpr.init(jax.random.key(2), ctx, cfg.model)
     rng = np.random.default_rng(5)
@@ -99,7 +62,7 @@ class VbprTest(parameterized.TestCase):
         lambda p: jnp.asarray(rng.normal(size=p.shape) * 0.5, jnp.float32),
         params,
     )
-    batch = make_batch(seed=4, num_negatives=2)
+    batch = fixtures.make_batch(seed=4, num_negatives=2)
     got, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     got_u, got_i = vbpr.embed(params, ctx, cfg.model)
 
@@ -134,7 +97,7 @@ class VbprTest(parameterized.TestCase):
     np.testing.assert_allclose(np.asarray(got_i), item, rtol=1e-5, atol=1e-6)
 
   def test_item_without_any_modality_gets_the_bias(self):
-    ctx = make_context(2, masked_share=0.0)
+    ctx = fixtures.make_context(2, masked_share=0.0)
     masks = dict(ctx.masks)
     features = dict(ctx.features)
     for m in masks:
@@ -149,10 +112,10 @@ class VbprTest(parameterized.TestCase):
     np.testing.assert_allclose(np.asarray(items[3, 4:]), np.arange(4.0))
 
   def test_padding_rows_do_not_count(self):
-    ctx = make_context(1)
+    ctx = fixtures.make_context(1)
     cfg = make_config()
     params = vbpr.init(jax.random.key(0), ctx, cfg.model)
-    batch = make_batch()
+    batch = fixtures.make_batch()
     changed = dict(batch, neg=batch['neg'].at[-1].set(0),
                    users=batch['users'].at[-1].set(0))
     a, _ = vbpr.loss(params, batch, ctx, jax.random.key(0), cfg.model)

@@ -22,7 +22,7 @@ import numpy as np
 from mmjax.parallel import mesh as mesh_lib
 from mmjax.train import loop
 from mmjax.utils import writers
-from tests.train import loop_test
+from tests.testing import fixtures
 
 SELECT = 'recall@20'
 TRAINER = loop.Trainer
@@ -42,7 +42,7 @@ def planted_val(values):
 
 
 def run_config(num_epochs, patience, eval_every=1, name='bprmf'):
-  cfg = loop_test.small_config(name)
+  cfg = fixtures.small_config(name)
   cfg.model.num_layers = 0
   cfg.train.num_epochs = num_epochs
   cfg.train.patience = patience
@@ -103,7 +103,7 @@ class BudgetRunTest(absltest.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.ds = loop_test.random_dataset()
+    cls.ds = fixtures.random_dataset()
     cls.mesh = mesh_lib.make_mesh(1)
     cls.trainers = {}
 

@@ -2,7 +2,6 @@
 argument, optimiser schedules, metrics-file rollback, config variants."""
 
 import dataclasses
-import importlib.util
 import os
 import tempfile
 
@@ -21,56 +20,9 @@ from mmjax.train import optim
 from mmjax.train import sampler
 from mmjax.utils import config_args
 from mmjax.utils import writers
+from tests.testing import fixtures
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
 P = jax.sharding.PartitionSpec
-
-
-def load_test_config(arg=None):
-  path = os.path.join(REPO, 'configs', 'test.py')
-  spec = importlib.util.spec_from_file_location('mmjax_test_config', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def random_dataset(seed=0, num_users=40, num_items=30, per_user=8,
-                   first_user=None):
-  rng = np.random.default_rng([seed, per_user])
-  users, items, split = [], [], []
-  for u in range(num_users):
-    count = first_user if u == 0 and first_user else per_user
-    chosen = rng.choice(num_items, count, replace=False)
-    users += [u] * count
-    items += list(chosen)
-    split += [0] * (count - 2) + [1, 2]
-  return dataset_lib.Dataset(
-      user=np.asarray(users, np.int32), item=np.asarray(items, np.int32),
-      split=np.asarray(split, np.int8),
-      user_ids=np.asarray([f'u{u}' for u in range(num_users)]),
-      item_ids=np.asarray([f'i{i}' for i in range(num_items)]))
-
-
-def small_config(name='lightgcn', optimizer='adam'):
-  cfg = load_test_config()
-  cfg.model.name = name
-  cfg.model.embed_dim = 8
-  cfg.optim.name = optimizer
-  cfg.optim.lr = 0.05
-  cfg.train.batch_size = 64
-  cfg.train.num_negatives = 2
-  cfg.eval.batch_users = 16
-  return cfg
-
-
-def train(cfg, ds, mesh, epochs):
-  trainer = loop.Trainer(cfg, ds, mesh=mesh)
-  state = trainer.init_state()
-  metrics = None
-  for epoch in range(1, epochs + 1):
-    state, metrics = trainer.run_epoch(state, epoch)
-  return trainer, state, metrics
 
 
 class EpochTest(parameterized.TestCase):
@@ -78,25 +30,25 @@ class EpochTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.ds = random_dataset()
+    cls.ds = fixtures.random_dataset()
 
   def test_same_seed_same_params_bitwise(self):
-    cfg = small_config()
-    _, a, _ = train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
-    trainer, b, _ = train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
+    cfg = fixtures.small_config()
+    _, a, _ = fixtures.train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
+    trainer, b, _ = fixtures.train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
       np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     # Several epochs, one compile: the epoch index is an argument.
     self.assertEqual(trainer.epoch_fn._cache_size(), 1)
     cfg.seed = 1
-    _, c, _ = train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
+    _, c, _ = fixtures.train(cfg, self.ds, mesh_lib.make_mesh(8), 2)
     self.assertFalse(np.array_equal(np.asarray(a.params['user_emb']),
                                     np.asarray(c.params['user_emb'])))
 
   def test_eight_devices_equal_one_sgd(self):
-    cfg = small_config(optimizer='sgd')
-    _, one, m1 = train(cfg, self.ds, mesh_lib.make_mesh(1), 3)
-    _, eight, m8 = train(cfg, self.ds, mesh_lib.make_mesh(8), 3)
+    cfg = fixtures.small_config(optimizer='sgd')
+    _, one, m1 = fixtures.train(cfg, self.ds, mesh_lib.make_mesh(1), 3)
+    _, eight, m8 = fixtures.train(cfg, self.ds, mesh_lib.make_mesh(8), 3)
     np.testing.assert_array_equal(np.asarray(one.step), 3 * 4)
     for x, y in zip(jax.tree.leaves(one.params), jax.tree.leaves(eight.params)):
       np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
@@ -104,7 +56,7 @@ class EpochTest(parameterized.TestCase):
     np.testing.assert_allclose(m1['train/loss'], m8['train/loss'], rtol=1e-5)
 
   def test_step_loss_and_grads_eight_vs_one(self):
-    cfg = small_config()
+    cfg = fixtures.small_config()
     model = models.get_model('lightgcn')
     outs = []
     for n in (1, 8):
@@ -137,7 +89,7 @@ class EpochTest(parameterized.TestCase):
   def test_epoch_splits_propagation_rows_over_devices(self):
     if not kernel.available():
       self.skipTest(f'propagation kernel not in use: {kernel.status()}')
-    cfg = small_config()
+    cfg = fixtures.small_config()
     trainer = loop.Trainer(cfg, self.ds, mesh=mesh_lib.make_mesh(8))
     state = trainer.init_state()
     epoch = jax.device_put(np.int32(1), trainer.repl)
@@ -151,12 +103,12 @@ class EpochTest(parameterized.TestCase):
     self.assertIn(f'tensor<{-(-nodes // 8)}x{cfg.model.embed_dim}xf32>', text)
 
   def test_program_size_does_not_grow_with_edges(self):
-    cfg = small_config()
+    cfg = fixtures.small_config()
     mesh = mesh_lib.make_mesh(1)
     sizes, edges = [], []
     for per_user in (4, 24):
       # The same largest degree, so the same binary-search depth.
-      ds = random_dataset(per_user=per_user, first_user=24)
+      ds = fixtures.random_dataset(per_user=per_user, first_user=24)
       trainer = loop.Trainer(cfg, ds, mesh=mesh)
       state = trainer.init_state()
       text = trainer.epoch_fn.lower(
@@ -170,7 +122,7 @@ class EpochTest(parameterized.TestCase):
     self.assertLess(abs(sizes[1] - sizes[0]), 500, (sizes, edges))
 
   def test_batch_size_must_divide_devices(self):
-    cfg = small_config()
+    cfg = fixtures.small_config()
     cfg.train.batch_size = 60
     with self.assertRaisesRegex(ValueError, 'multiple of the 8 devices'):
       loop.Trainer(cfg, self.ds, mesh=mesh_lib.make_mesh(8))
@@ -179,8 +131,8 @@ class EpochTest(parameterized.TestCase):
 class EvaluatorsTest(absltest.TestCase):
 
   def test_default_and_extra_evaluators(self):
-    ds = random_dataset()
-    cfg = small_config('bprmf')
+    ds = fixtures.random_dataset()
+    cfg = fixtures.small_config('bprmf')
     self.assertEqual(dict(cfg.eval.evaluators), {})
     trainer = loop.Trainer(cfg, ds, mesh=mesh_lib.make_mesh(1))
     self.assertEqual(trainer.evaluator_names, ['val', 'test'])
@@ -220,14 +172,14 @@ class RunTest(absltest.TestCase):
   def test_learning_rate_logged_per_epoch(self):
     # MMRec's schedule changes the rate every epoch: epoch e's last update
     # (step e * S - 1) runs at lr * a ** ((e - 1) / b).
-    cfg = small_config('bprmf')
+    cfg = fixtures.small_config('bprmf')
     cfg.model.num_layers = 0
     cfg.optim.schedule = 'mmrec'
     cfg.optim.lr = 0.1
     cfg.optim.lr_decay = (0.5, 2.0)
     cfg.train.num_epochs = 3
     workdir = tempfile.mkdtemp()
-    loop.train_and_evaluate_one(cfg, workdir, random_dataset(),
+    loop.train_and_evaluate_one(cfg, workdir, fixtures.random_dataset(),
                                 mesh=mesh_lib.make_mesh(1))
     lines = [line for line in writers.read_jsonl(
         os.path.join(workdir, writers.METRICS))
@@ -239,7 +191,7 @@ class RunTest(absltest.TestCase):
                                  rtol=1e-6)
 
   def test_no_validation_split_refused_before_training(self):
-    ds = random_dataset()
+    ds = fixtures.random_dataset()
     # An Elliot fixed split without val.tsv: validation rows are training.
     ds = dataclasses.replace(ds, split=np.where(
         ds.split == dataset_lib.VALID, dataset_lib.TRAIN, ds.split
@@ -247,7 +199,7 @@ class RunTest(absltest.TestCase):
     workdir = tempfile.mkdtemp()
     with self.assertRaisesRegex(ValueError, 'no validation interactions.*'
                                 "eval.select_metric='recall@20'"):
-      loop.train_and_evaluate_one(small_config(), workdir, ds,
+      loop.train_and_evaluate_one(fixtures.small_config(), workdir, ds,
                                   mesh=mesh_lib.make_mesh(1))
     self.assertFalse(os.path.exists(os.path.join(workdir, 'checkpoints')))
     self.assertFalse(os.path.exists(os.path.join(workdir, writers.METRICS)))
@@ -256,7 +208,7 @@ class RunTest(absltest.TestCase):
 class ScheduleTest(parameterized.TestCase):
 
   def test_mmrec_schedule(self):
-    cfg = small_config()
+    cfg = fixtures.small_config()
     cfg.optim.schedule = 'mmrec'
     cfg.optim.lr = 0.1
     cfg.optim.lr_decay = (0.5, 2.0)
@@ -266,7 +218,7 @@ class ScheduleTest(parameterized.TestCase):
                                  0.1 * 0.5 ** (epoch / 2.0), rtol=1e-6)
 
   def test_default_mmrec_decay_is_constant(self):
-    cfg = small_config()
+    cfg = fixtures.small_config()
     cfg.optim.schedule = 'mmrec'
     schedule = optim.make_schedule(cfg, steps_per_epoch=3)
     np.testing.assert_allclose(float(schedule(jnp.int32(300))), cfg.optim.lr,
@@ -274,7 +226,7 @@ class ScheduleTest(parameterized.TestCase):
 
   @parameterized.parameters('adam', 'adamw', 'sgd')
   def test_optimizers_step(self, name):
-    cfg = small_config(optimizer=name)
+    cfg = fixtures.small_config(optimizer=name)
     cfg.optim.weight_decay = 0.1
     cfg.optim.clip_norm = 1.0
     tx = optim.make_optimizer(cfg, 1)
@@ -283,7 +235,7 @@ class ScheduleTest(parameterized.TestCase):
     self.assertTrue(np.all(np.asarray(updates['w']) < 0))
 
   def test_unknown_optimizer(self):
-    cfg = small_config(optimizer='lionn')
+    cfg = fixtures.small_config(optimizer='lionn')
     with self.assertRaisesRegex(ValueError, 'unknown optim.name'):
       optim.make_optimizer(cfg, 1)
 
@@ -313,7 +265,7 @@ class UtilsTest(absltest.TestCase):
       config_args.parse_arg('k=x', k=1)
 
   def test_sampler_data_is_an_argument(self):
-    td = sampler.make_train_data(random_dataset())
+    td = sampler.make_train_data(fixtures.random_dataset())
     leaves = jax.tree.leaves(td)
     # users, items, indptr, shifted, candidates: device arrays, not constants.
     self.assertLen(leaves, 5)

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from mmjax.parallel import mesh as mesh_lib
-from tests import numerics
-from tests.train import loop_test
+from tests.testing import fixtures
+from tests.testing import numerics
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -33,10 +33,10 @@ mesh_lib.maybe_initialize_distributed(ml_collections.ConfigDict(dict(
 import jax
 import numpy as np
 from mmjax.train import loop
-from tests.train import loop_test
+from tests.testing import fixtures
 assert jax.device_count() == 8 and jax.local_device_count() == 4
-cfg = loop_test.small_config(optimizer='sgd')
-trainer = loop.Trainer(cfg, loop_test.random_dataset(),
+cfg = fixtures.small_config(optimizer='sgd')
+trainer = loop.Trainer(cfg, fixtures.random_dataset(),
                        mesh=mesh_lib.make_mesh(8))
 state = trainer.init_state()
 for epoch in (1, 2):
@@ -69,9 +69,9 @@ class MultiHostTest(absltest.TestCase):
     logs = [p.communicate(timeout=600)[0] for p in procs]
     for p, log in zip(procs, logs):
       self.assertEqual(p.returncode, 0, log[-3000:])
-    cfg = loop_test.small_config(optimizer='sgd')
-    trainer, state, metrics = loop_test.train(
-        cfg, loop_test.random_dataset(), mesh_lib.make_mesh(8), 2)
+    cfg = fixtures.small_config(optimizer='sgd')
+    trainer, state, metrics = fixtures.train(
+        cfg, fixtures.random_dataset(), mesh_lib.make_mesh(8), 2)
     val = trainer.evaluate(state.params, 2)['val']
     got = np.load(out)
     np.testing.assert_array_equal(got['eval_users'], val.users)

@@ -158,7 +158,7 @@ class ValidateTest(parameterized.TestCase):
     for name in validate.OPTIMIZERS:
       for schedule in validate.SCHEDULES:
         cfg.optim.name, cfg.optim.schedule = name, schedule
-        optim.make_optimizer(cfg, steps_per_epoch=3)  # builds with each schedule
+        optim.make_optimizer(cfg, steps_per_epoch=3)  # with each schedule
     self.assertTrue(validate.model_exists('lightgcn'))
     self.assertFalse(validate.model_exists('context'))
     self.assertFalse(validate.model_exists('nosuch'))
