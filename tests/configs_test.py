@@ -22,12 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, 'configs')
 # Config files that are not one model's: the tests' and the quick start's.
 NOT_MODEL_CONFIGS = ('test', 'quickstart')
-# The pairs configs/<model>.py replaced, until they are removed.
-REPLACED_SUFFIXES = ('_synthetic', '_ml_lvlm')
 MODEL_CONFIGS = sorted(
     name for name in (os.path.basename(p)[:-3]
                       for p in glob.glob(os.path.join(CONFIGS, '*.py')))
-    if name not in NOT_MODEL_CONFIGS and not name.endswith(REPLACED_SUFFIXES))
+    if name not in NOT_MODEL_CONFIGS)
 
 # The last commit with configs/<model>_{synthetic,ml_lvlm}.py as they were
 # written, and the variants each of them took.

@@ -31,7 +31,7 @@ treated so, and one lacking only some keeps zeros in those parts (as MMRec's
 concatenation of zero rows).
 
 Defaults: Elliot's (`neighbors` 40, `shrink` 0, self included, 'candidate').
-The `mmrec` variant of configs/attributeitemknn_synthetic.py sets MMRec's
+The `mmrec` variant of configs/attributeitemknn.py sets MMRec's
 ItemKNNCBF.yaml: `neighbors` 10 (knn_k), `shrink` 10, direction 'history'.
 
 Differences from the references:

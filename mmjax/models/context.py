@@ -26,13 +26,6 @@ from mmjax.data import store
 from mmjax.graph import sparse
 from mmjax.models import controls
 
-# Importable from here for callers written before the controls moved to
-# mmjax/models/controls.py (bench/planted.py, tests/bench_planted_test.py,
-# tests/train/validate_test.py); new code imports controls.
-CONTROLS = controls.CONTROLS
-control_features = controls.control_features
-transform_features = controls.transform_features
-
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)

@@ -53,7 +53,7 @@ Defaults: Elliot's `neighbors` 40, `shrink` 0, cosine, and
 implementation 'aiolli' (the one Elliot's documented example names, and the
 plain neighbourhood sum of Sarwar et al.; Elliot's code falls back to
 'standard', our 'classic', when none is given: the `classic` variant of
-configs/itemknn_synthetic.py).
+configs/itemknn.py).
 `neighbors` larger than I - 1 leaves the extra slots empty.
 
 Differences from the references:

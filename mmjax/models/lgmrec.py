@@ -44,7 +44,7 @@ num_layers (n_ui_layers) 2, num_mm_layers 2, num_hyper_layers 1, hyper_num 4,
 keep_rate 0.5, alpha 0.3, cl_weight 1e-4, reg_weight 1e-6, tau 0.2 (fixed in
 MMRec), Adam lr 1e-3. The yaml's other published points: sports (1, 4, 0.4,
 0.6) and clothing (2, 64, 0.2, 0.2) for (num_hyper_layers, hyper_num,
-keep_rate, alpha): `configs/lgmrec_synthetic.py:get_sweep`. Features are
+keep_rate, alpha): `configs/lgmrec.py:get_sweep`. Features are
 frozen (`nn.Embedding.from_pretrained(freeze=True)`); ID embeddings, T_m and
 V_m are xavier-uniform.
 

@@ -116,16 +116,6 @@ def use_data(c: ml_collections.ConfigDict, name: str,
       FEATURES[name] if sources is None else sources)
 
 
-def use_ml_lvlm(c: ml_collections.ConfigDict,
-                sources: dict[str, str] | None = None) -> None:
-  """`use_data(c, 'ml_lvlm', sources)`, for configs/<model>_ml_lvlm.py.
-
-  Those files are replaced by `configs/<model>.py:data=ml_lvlm`; this goes
-  with them.
-  """
-  use_data(c, 'ml_lvlm', sources)
-
-
 # The CIKM 2025 study's grid (Pomo et al.), shared by the multimodal configs.
 CIKM_GRID = {
     'optim.lr': (1e-4, 5e-4, 1e-3, 5e-3, 1e-2),

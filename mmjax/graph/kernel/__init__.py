@@ -217,7 +217,10 @@ def available() -> bool:
   if mode == 'kernel':
     raise RuntimeError(f'propagation mode \'kernel\' but the kernel cannot '
                        f'serve: {reason}.')
-  if mode == 'auto' and not _process.warned:
+  # The kernel is a CPU kernel: on an accelerator segment_sum is the
+  # expected path, not a fallback worth a warning.
+  if (mode == 'auto' and not _process.warned
+      and jax.default_backend() == 'cpu'):
     _process.warned = True
     logging.warning(
         'mmjax propagation kernel unavailable (%s); using the segment_sum '
