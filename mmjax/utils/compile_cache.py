@@ -100,7 +100,10 @@ class Counter:
   def record(self) -> dict[str, Any]:
     """{'dir', 'compiled', 'from_cache'} for runinfo.json ({'dir': None}
     when the cache is off: JAX then counts nothing)."""
-    if self.folder is None:
+    import jax  # pylint: disable=g-import-not-at-top
+    # Off from the start, or turned off since (parallel/mesh.py does for
+    # multi-process CPU runs on JAX >= 0.11).
+    if self.folder is None or not jax.config.jax_enable_compilation_cache:
       return {'dir': None}
     with _lock:
       requests = _counts[_REQUEST] - self._start[_REQUEST]
