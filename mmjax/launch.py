@@ -167,7 +167,7 @@ def describe_flag_error(error: Exception, argv: Sequence[str]) -> str | None:
         return problem
   if 'Error whilst parsing config file' in message:
     # The config file itself raised: its last traceback line says why.
-    lines = [l for l in message.splitlines() if l.strip()]
+    lines = [line for line in message.splitlines() if line.strip()]
     missing = _NO_MODULE.search(lines[-1])
     described = missing and cli_lib.describe_missing_module(missing.group(1))
     if described:

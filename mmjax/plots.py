@@ -256,8 +256,8 @@ def curves_figure(curves: Sequence[Curve], stem: str, *, title: str,
   ax.grid(color='#dee2e6', linewidth=0.8)
   ax.set_axisbelow(True)
   shown = labels[:20]
-  handles = [mpl_lines.Line2D([], [], color=colours[l], linewidth=2,
-                              label=l) for l in shown]
+  handles = [mpl_lines.Line2D([], [], color=colours[label], linewidth=2,
+                              label=label) for label in shown]
   if len(labels) > len(shown):
     handles.append(mpl_lines.Line2D([], [], color='white',
                                     label=f'(+{len(labels) - len(shown)} '

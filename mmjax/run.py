@@ -253,6 +253,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   # The training stack, imported once the cheap checks have passed.
   # pylint: disable=g-import-not-at-top
   import jax
+
   from mmjax import models
   from mmjax.graph import sparse
   from mmjax.parallel import mesh as mesh_lib

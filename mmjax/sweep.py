@@ -87,8 +87,8 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from typing import Any, Iterator, Sequence
+import warnings
 
 from absl import app
 from absl import flags
@@ -240,7 +240,7 @@ def _parse(config_spec: str, overrides: Sequence[str]
 
 
 def _one_line(error: Exception) -> str:
-  lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
   return lines[-1] if lines else type(error).__name__
 
 
@@ -582,8 +582,8 @@ def log_tail(path: str, lines: int = LOG_TAIL) -> list[str]:
   except OSError:
     return []
   # tqdm bars redraw with carriage returns: keep each line's last state.
-  out = [l.rsplit('\r', 1)[-1].rstrip() for l in text.splitlines()]
-  return [l for l in out if l][-lines:]
+  out = [line.rsplit('\r', 1)[-1].rstrip() for line in text.splitlines()]
+  return [line for line in out if line][-lines:]
 
 
 # ---------------------------------------------------------------------------
@@ -614,8 +614,8 @@ def detect_gpus(env: dict[str, str]) -> list[str]:
                          text=True, timeout=30, check=True).stdout
   except (OSError, subprocess.SubprocessError):
     return []
-  return [str(i) for i, l in enumerate(
-      l for l in out.splitlines() if l.startswith('GPU '))]
+  return [str(i) for i, line in enumerate(
+      line for line in out.splitlines() if line.startswith('GPU '))]
 
 
 def worker_env(slot: int, workers: int, base: dict[str, str], cores: int,

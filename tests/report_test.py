@@ -217,7 +217,7 @@ def make_sweep(root):
 
 def markdown_cells(text):
   """{(model, representation): {column: cell}} of a Markdown table."""
-  lines = [l for l in text.splitlines() if l.startswith('|')]
+  lines = [line for line in text.splitlines() if line.startswith('|')]
   head = [c.strip() for c in lines[0].strip('|').split('|')]
   out = {}
   for line in lines[2:]:
@@ -311,7 +311,8 @@ class ReportTest(absltest.TestCase):
                  r'\begin{tabular}{ll' + 'rrr' * 3 + 'r}',
                  r'\multicolumn{3}{c}{shuffled}', r'\cmidrule(lr){6-8}'):
       self.assertIn(part, text)
-    rows = [l for l in text.splitlines() if l.startswith(('vbpr', 'freedom'))]
+    rows = [line for line in text.splitlines()
+            if line.startswith(('vbpr', 'freedom'))]
     self.assertLen(rows, 4)
     first = rows[0].rstrip(r' \\').split(' & ')
     self.assertEqual(first[:2], ['vbpr', r'visual=clip'])

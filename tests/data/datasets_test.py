@@ -160,8 +160,8 @@ class DatasetsTest(absltest.TestCase):
         cwd=self.tmp, env=_no_mmjax_env(), capture_output=True, text=True,
         timeout=120)
     self.assertEqual(proc.returncode, 0, proc.stderr)
-    warning = [l for l in proc.stdout.splitlines()
-               if l.startswith('WARNING: 3 valid/test interactions')]
+    warning = [line for line in proc.stdout.splitlines()
+               if line.startswith('WARNING: 3 valid/test interactions')]
     self.assertLen(warning, 1)
     inline = self._section(name='recipes', format='elliot', path=self.elliot,
                            split='fixed')

@@ -424,12 +424,13 @@ class FlagsAndSummaryTest(absltest.TestCase):
         out = prepare.prepare(cfg)
       ds = dataset_lib.load(out)
     text = stdout.getvalue()
-    split = [l for l in text.splitlines() if l.strip().startswith('split ')]
+    split = [line for line in text.splitlines()
+             if line.strip().startswith('split ')]
     self.assertLen(split, 1)
     self.assertTrue(split[0].endswith('kind=fixed'), split[0])
     self.assertNotIn('ratios', text)
     self.assertNotIn('rounding', text)
-    note = [l for l in text.splitlines() if l.startswith('WARNING: ')]
+    note = [line for line in text.splitlines() if line.startswith('WARNING: ')]
     # u9's 3 test rows of the 5 held out: the count, the option that keeps
     # them and the evaluator that reports them, in one line.
     self.assertEqual(note, [
