@@ -71,7 +71,7 @@ class RealMovieLensLVLMTest(absltest.TestCase):
 
   def test_counts_and_movie_table(self):
     raw = readers.read('movielens_latest', LVLM)
-    # Counts from ../shared/data/README.md.
+    # Counts of the public data (README, "Data": MovieLens latest-small).
     self.assertLen(raw, 100_004)
     self.assertLen(np.unique(raw.users), 671)
     self.assertLen(np.unique(raw.items), 9066)

@@ -1,4 +1,4 @@
-"""Evaluation on real ratings (MovieLens latest-small from ../shared/data)."""
+"""Evaluation on real ratings (MovieLens latest-small from $MMJAX_SHARED_DATA)."""
 
 import os
 
@@ -40,7 +40,7 @@ class MovieLensTest(absltest.TestCase):
   def setUp(self):
     super().setUp()
     if not os.path.isdir(fixtures.SHARED_DATA):
-      self.skipTest('needs ../shared/data (MovieLens ratings), absent here')
+      self.skipTest('needs $MMJAX_SHARED_DATA (MovieLens ratings), absent here')
 
   def test_mostpop_beats_random_with_graded_gains(self):
     ds = load_movielens()
