@@ -11,6 +11,7 @@ from mmjax import models
 from mmjax.data import dataset as dataset_lib
 from mmjax.graph import sparse
 from mmjax.models import context as context_lib
+from mmjax.models import controls
 
 NU, NI = 7, 9
 
@@ -151,19 +152,19 @@ class TransformTest(parameterized.TestCase):
     self.x[~self.mask] = 0.0
 
   def test_l2(self):
-    out, rec = context_lib.transform_features(self.x, self.mask, 'l2')
+    out, rec = controls.transform_features(self.x, self.mask, 'l2')
     np.testing.assert_allclose(np.linalg.norm(out[self.mask], axis=1), 1.0,
                                rtol=1e-6)
     self.assertEqual(rec['transform'], 'l2')
 
   def test_standardize_uses_present_items_only(self):
-    out, _ = context_lib.transform_features(self.x, self.mask, 'standardize')
+    out, _ = controls.transform_features(self.x, self.mask, 'standardize')
     np.testing.assert_allclose(out[self.mask].mean(0), 0.0, atol=1e-5)
     np.testing.assert_allclose(out[self.mask].std(0), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(out[~self.mask], 0.0)
 
   def test_pca(self):
-    out, rec = context_lib.transform_features(self.x, self.mask, 'pca:3')
+    out, rec = controls.transform_features(self.x, self.mask, 'pca:3')
     self.assertEqual(out.shape, (30, 3))
     cov = np.cov(out[self.mask].T)
     np.testing.assert_allclose(cov - np.diag(np.diag(cov)), 0.0, atol=1e-4)
@@ -174,7 +175,7 @@ class TransformTest(parameterized.TestCase):
   @parameterized.parameters('pca:0', 'pca:x', 'whiten')
   def test_bad_transform(self, how):
     with self.assertRaises(ValueError):
-      context_lib.transform_features(self.x, self.mask, how)
+      controls.transform_features(self.x, self.mask, how)
 
 
 if __name__ == '__main__':
