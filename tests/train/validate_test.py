@@ -3,7 +3,6 @@ with its key and what is expected, and the module's copies of names agree
 with the code that uses them."""
 
 import glob
-import importlib.util
 import math
 import os
 import subprocess
@@ -18,27 +17,10 @@ from mmjax.models import controls
 from mmjax.train import optim
 from mmjax.train import sampler
 from mmjax.train import validate
+from tests.testing import fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-
-
-def load_config(name, arg=None):
-  path = os.path.join(REPO, 'configs', f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'mmjax_cfg_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
-def with_value(cfg, key, value):
-  *parents, last = key.split('.')
-  node = cfg
-  for p in parents:
-    node = node[p]
-  with cfg.ignore_type():
-    node[last] = value
-  return cfg
 
 
 class ValidateTest(parameterized.TestCase):
@@ -48,7 +30,7 @@ class ValidateTest(parameterized.TestCase):
         os.path.join(REPO, 'configs', '*.py')))
     self.assertIn('quickstart', names)
     for name in names:
-      validate.check(load_config(name))
+      validate.check(fixtures.load_config(name))
 
   @parameterized.parameters(
       ('optim.lr', 0.0, 'finite number > 0'),
@@ -93,7 +75,7 @@ class ValidateTest(parameterized.TestCase):
       ('seed', 1.5, 'an integer'),
   )
   def test_refuses(self, key, value, expected):
-    cfg = with_value(load_config('test'), key, value)
+    cfg = fixtures.with_value(fixtures.load_config('test'), key, value)
     with self.assertRaises(validate.ConfigError) as cm:
       validate.check(cfg)
     message = str(cm.exception)
@@ -104,7 +86,8 @@ class ValidateTest(parameterized.TestCase):
     self.assertIsInstance(cm.exception, ValueError)
 
   def test_topk_without_the_selection_cut_off(self):
-    cfg = with_value(load_config('test'), 'eval.topk', (10, 50))
+    cfg = fixtures.with_value(fixtures.load_config('test'), 'eval.topk',
+                              (10, 50))
     with self.assertRaisesRegex(validate.ConfigError,
                                 r"eval.select_metric='recall@20'.*@20 is "
                                 r'not in eval.topk \(10, 50\)'):
@@ -113,11 +96,11 @@ class ValidateTest(parameterized.TestCase):
   @parameterized.parameters('ndcg@10', 'hit@20', 'mrr@10', 'map@20',
                             'recall@20/cold_items')
   def test_accepts_select_metric(self, select):
-    validate.check(with_value(load_config('test'), 'eval.select_metric',
-                              select))
+    validate.check(fixtures.with_value(fixtures.load_config('test'),
+                                       'eval.select_metric', select))
 
   def test_accepts_none_placeholders_and_valid_variants(self):
-    cfg = load_config('test', 'mostpop')
+    cfg = fixtures.load_config('test', 'mostpop')
     cfg.train.patience = None
     cfg.features.transform = 'pca:8'
     cfg.mesh.data = 8
@@ -125,24 +108,24 @@ class ValidateTest(parameterized.TestCase):
     validate.check(cfg)
 
   def test_missing_key_is_named(self):
-    cfg = load_config('test')
+    cfg = fixtures.load_config('test')
     del cfg.optim['lr']
     with self.assertRaisesRegex(validate.ConfigError, 'optim.lr is missing'):
       validate.check(cfg)
 
   def test_multi_model_sections_are_checked(self):
-    cfg = load_config('quickstart')
+    cfg = fixtures.load_config('quickstart')
     validate.check(cfg)
     cfg.per_model.lightgcn.name = 'lightgcnn'
     with self.assertRaisesRegex(validate.ConfigError,
                                 "per_model.lightgcn.name='lightgcnn'"):
       validate.check(cfg)
-    cfg = load_config('quickstart')
+    cfg = fixtures.load_config('quickstart')
     cfg.per_model.bprmf.embed_dim = 0
     with self.assertRaisesRegex(validate.ConfigError,
                                 'per_model.bprmf.embed_dim=0'):
       validate.check(cfg)
-    cfg = load_config('quickstart')
+    cfg = fixtures.load_config('quickstart')
     cfg.models = ('mostpop', 'vbpr')
     with self.assertRaisesRegex(validate.ConfigError, 'per_model.vbpr'):
       validate.check(cfg)
@@ -154,7 +137,7 @@ class ValidateTest(parameterized.TestCase):
     self.assertEqual(validate.NEGATIVES_FROM, sampler.NEGATIVES_FROM)
     self.assertEqual(validate.COLD_SUFFIX, ranking.COLD)
     self.assertEqual(validate.OPTIMIZERS, optim.OPTIMIZERS)
-    cfg = load_config('test')
+    cfg = fixtures.load_config('test')
     for name in validate.OPTIMIZERS:
       for schedule in validate.SCHEDULES:
         cfg.optim.name, cfg.optim.schedule = name, schedule
@@ -164,7 +147,7 @@ class ValidateTest(parameterized.TestCase):
     self.assertFalse(validate.model_exists('nosuch'))
 
   def test_devices(self):
-    cfg = load_config('test')  # batch 256, mesh.data -1.
+    cfg = fixtures.load_config('test')  # batch 256, mesh.data -1.
     validate.check_devices(cfg, 8)
     with self.assertRaisesRegex(validate.ConfigError,
                                 'train.batch_size=256: expected a multiple '
@@ -176,7 +159,8 @@ class ValidateTest(parameterized.TestCase):
     with self.assertRaisesRegex(validate.ConfigError,
                                 r'mesh.data=16: only 8 device\(s\)'):
       validate.check_devices(cfg, 8)
-    cfg = load_config('quickstart')  # batch 2048: mostpop, bprmf, lightgcn.
+    # batch 2048: mostpop, bprmf, lightgcn.
+    cfg = fixtures.load_config('quickstart')
     self.assertEqual(validate.model_names(cfg),
                      ['mostpop', 'bprmf', 'lightgcn'])
     with self.assertRaisesRegex(validate.ConfigError, '3 devices'):
