@@ -78,7 +78,7 @@ from mmjax.features import resolve
 # Item-table columns tried, in order, when a spec names no `audio_field`.
 AUDIO_FIELDS = ('audio', 'audio_path', 'audio_file', 'sound')
 CROPS = ('start', 'center')
-FUSIONS = ('concat', 'sum', 'mean', 'mul')
+FUSIONS = base.FUSIONS
 MODALITIES = ('audio', 'text', 'both')
 # scipy.signal.resample_poly's default window, stated in the manifest.
 RESAMPLE_WINDOW = ('kaiser', 5.0)
@@ -343,20 +343,6 @@ def num_frames(num_samples: int, conv_kernel: Sequence[int],
   for k, s in zip(conv_kernel, conv_stride):
     n = (n - k) // s + 1
   return max(n, 0)
-
-
-def _fuse(fusion: str, a: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
-  """Fuses two [b, D] embeddings as `clip.py` does (after normalisation)."""
-  if fusion == 'concat':
-    return np.concatenate([a, b], axis=1)
-  if a.shape[1] != b.shape[1]:
-    raise ValueError(f'{name}: fusion {fusion} needs equal dims, got audio '
-                     f'{a.shape[1]} and text {b.shape[1]}.')
-  if fusion == 'sum':
-    return a + b
-  if fusion == 'mean':
-    return (a + b) / 2.0
-  return a * b
 
 
 class _AudioExtractor(base.Extractor):
@@ -644,8 +630,8 @@ class ClapExtractor(_AudioExtractor):
       parts.append(self.audio_features([clips[k].waveform for k in keep]))
     if texts is not None:
       parts.append(self.text_features([texts[k] for k in keep]))
-    enc = parts[0] if len(parts) == 1 else _fuse(self.fusion, *parts,
-                                                 self.name)
+    enc = parts[0] if len(parts) == 1 else base.fuse(
+        self.fusion, *parts, self.name, ('audio', 'text'))
     extra = {}
     if clips is not None:
       extra['audio'] = [c.info() if c is not None else None for c in clips]

@@ -655,6 +655,27 @@ def check_result(result: BatchResult, batch: ItemBatch, where: str) -> None:
       )
 
 
+# How a two-tower extractor (clip.py, audio.py's CLAP) joins its two
+# embeddings when asked for both.
+FUSIONS = ('concat', 'sum', 'mean', 'mul')
+
+
+def fuse(fusion: str, a: np.ndarray, b: np.ndarray, name: str,
+         towers: tuple[str, str]) -> np.ndarray:
+  """Fuses two [b, D] tower embeddings (`FUSIONS`; `towers` names them in
+  the error when a non-concat fusion meets unequal dims)."""
+  if fusion == 'concat':
+    return np.concatenate([a, b], axis=1)
+  if a.shape[1] != b.shape[1]:
+    raise ValueError(f'{name}: fusion {fusion} needs equal dims, got '
+                     f'{towers[0]} {a.shape[1]} and {towers[1]} {b.shape[1]}.')
+  if fusion == 'sum':
+    return a + b
+  if fusion == 'mean':
+    return (a + b) / 2.0
+  return a * b
+
+
 def versions(*names: str) -> dict[str, str]:
   """Installed versions of the named distributions (missing ones skipped)."""
   from importlib import metadata  # pylint: disable=g-import-not-at-top

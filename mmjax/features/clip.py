@@ -32,7 +32,7 @@ from mmjax.features import base
 from mmjax.features import images
 from mmjax.features import resolve
 
-FUSIONS = ('concat', 'sum', 'mean', 'mul')
+FUSIONS = base.FUSIONS
 
 
 def _features(out: Any):
@@ -143,18 +143,6 @@ class ClipExtractor(base.Extractor):
       out = torch.nn.functional.normalize(out, dim=-1)
     return out.cpu().numpy().astype(np.float32)
 
-  def fuse(self, image: np.ndarray, text: np.ndarray) -> np.ndarray:
-    if self.fusion == 'concat':
-      return np.concatenate([image, text], axis=1)
-    if image.shape[1] != text.shape[1]:
-      raise ValueError(f'{self.name}: fusion {self.fusion} needs equal dims, '
-                       f'got image {image.shape[1]} and text {text.shape[1]}.')
-    if self.fusion == 'sum':
-      return image + text
-    if self.fusion == 'mean':
-      return (image + text) / 2.0
-    return image * text
-
   def extract(self, batch: base.ItemBatch) -> base.BatchResult:
     failed: dict[int, str] = {}
     ims, texts = None, None
@@ -172,7 +160,8 @@ class ClipExtractor(base.Extractor):
       parts.append(self.image_features([ims[k] for k in keep]))
     if texts is not None:
       parts.append(self.text_features([texts[k] for k in keep]))
-    enc = parts[0] if len(parts) == 1 else self.fuse(*parts)
+    enc = parts[0] if len(parts) == 1 else base.fuse(
+        self.fusion, *parts, self.name, ('image', 'text'))
     return base.scatter_result(batch, keep, enc, failed)
 
   def close(self) -> None:
