@@ -95,6 +95,7 @@ import numpy as np
 from mmjax import sweep  # Its flags: --config, --workdir, --workers, ...
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import stats
+from mmjax.utils import compile_cache
 
 FLAGS = flags.FLAGS
 STUDY = 'study.json'
@@ -405,16 +406,16 @@ def _point_values(run: sweep.Run, grid: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_env(workdir: str) -> dict[str, str]:
-  """The runs' environment: this one, with a persistent JAX compilation
-  cache in the study folder (unless one is set). The runs of a study build
-  the same programs again and again (same data, shapes and model); a cached
+  """The runs' environment: this one, with the persistent JAX compilation
+  cache (mmjax/utils/compile_cache.py, on in every run) in the study folder
+  unless the user chose a folder. The runs of a study build the same
+  programs again and again (same data, shapes and model); a cached
   executable is the one XLA would compile, so results do not change."""
   env = dict(os.environ)
-  if 'JAX_COMPILATION_CACHE_DIR' not in env:
-    env['JAX_COMPILATION_CACHE_DIR'] = os.path.join(
-        os.path.abspath(workdir), 'jax_cache')
-    env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
-    env['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
+  if not (env.get('JAX_COMPILATION_CACHE_DIR')
+          or env.get(compile_cache.ENV)):
+    env[compile_cache.ENV] = os.path.join(os.path.abspath(workdir),
+                                          'jax_cache')
   return env
 
 
