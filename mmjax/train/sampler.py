@@ -141,15 +141,22 @@ def sample_negatives(td: TrainData, users: types.Array, key: types.PRNGKey,
   shape = (users.shape[0], num_negatives)
   num_candidates = td.candidates.shape[0]
   r = jax.random.randint(key, shape, 0, num_candidates - deg)  # [B, k]
-  left = jnp.broadcast_to(lo, shape)
-  right = jnp.broadcast_to(hi, shape)
-  last = max(td.shifted.shape[0] - 1, 0)
-  for _ in range(td.search_steps):
+  shifted = jnp.asarray(td.shifted)  # Host arrays too (called outside jit).
+  last = max(shifted.shape[0] - 1, 0)
+
+  def halve(_, bounds):
     # Invariant: q[e] <= r for e < left; q[e] > r for e >= right.
+    left, right = bounds
     mid = (left + right) // 2
-    go = (mid < right) & (td.shifted[jnp.minimum(mid, last)] <= r)
-    left = jnp.where(go, mid + 1, left)
-    right = jnp.where(go, right, mid)
+    go = (mid < right) & (shifted[jnp.minimum(mid, last)] <= r)
+    return jnp.where(go, mid + 1, left), jnp.where(go, right, mid)
+
+  # A loop, not unrolled Python: XLA fuses an unrolled search into one
+  # expression that repeats each step's `mid` in both branches, doubling per
+  # step (6.5 s to compile at 10 steps against 0.3 s as a loop; same result).
+  left, _ = jax.lax.fori_loop(
+      0, td.search_steps, halve,
+      (jnp.broadcast_to(lo, shape), jnp.broadcast_to(hi, shape)))
   return td.candidates[r + (left - lo)]
 
 
