@@ -36,6 +36,15 @@ runs in its own process on each side), and the 1-minute load average
 before each run are recorded. `--threads` sets torch.set_num_threads,
 our kernel's threads and XLA's intra-op threads alike (0: every core).
 
+Floor (speed mode): beside each time, the least time our epoch and our
+validation pass could take on this machine, so that the distance left is
+visible: max(FLOPs / peak matmul FLOP/s, bytes / copy bandwidth), with the
+FLOPs and bytes of our compiled programs (XLA's cost analysis, every scan
+at its length, gathers and scatters at their rows, plus the propagation
+kernel's custom calls, which XLA cannot see) and both rates measured in our
+process after the timings (`FLOOR_LEGEND`, `program_cost`). The record
+keeps the counts (GFLOP, MB, and their parts) under 'floor'.
+
 Process mode times what a user waits for: `mmjax.run.run` (what `python -m
 mmjax.launch` calls) in a fresh process, validation and test every epoch,
 from start to exit, split into start-up and imports, data and set-up, the
@@ -48,6 +57,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -255,6 +265,313 @@ def _peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# The physical floor (issue 15): the least time a program could take on this
+# machine, max(FLOPs / peak matmul rate, bytes / copy bandwidth), with both
+# rates measured in the same process and threads as the timings. XLA's cost
+# analysis gives the FLOPs and bytes accessed of a compiled program, but it
+# counts a while loop's body once (a scan over the epoch's steps would count
+# one step) and cannot see custom calls (our propagation kernel), so
+# `program_cost` adds both from the program's jaxpr.
+
+# Per FFI target of mmjax/graph/kernel/ops.py: (FLOPs, bytes) from the graph's
+# N nodes, E edges and the embedding width D. One propagation is E*D
+# multiply-adds and moves the CSR arrays once (indptr 4N, cols 4E, values
+# 4E), x read once and y written once (8ND): bench/propagate.py's floor.
+# The fused backward (A^T g and the edge gradient dw) is two such sweeps'
+# multiply-adds over one read of the pattern, g and x, writing dx and dw.
+_KERNEL_COSTS = {
+    'mmjax_spmm': lambda n, e, d: (2 * e * d, 4 * n + 8 * e + 8 * n * d),
+    'mmjax_spmm_t_dw': lambda n, e, d: (4 * e * d,
+                                        4 * n + 12 * e + 12 * n * d),
+    'mmjax_edge_dot': lambda n, e, d: (2 * e * d, 4 * n + 8 * e + 8 * n * d),
+}
+# The operand positions of (indptr, cols, x) in each target's call.
+_KERNEL_OPERANDS = {'mmjax_spmm': (0, 1, 4), 'mmjax_spmm_t_dw': (0, 1, 5),
+                    'mmjax_edge_dot': (0, 1, 3)}
+_COST_KEYS = ('flops', 'bytes', 'transcendentals')
+
+
+def xla_cost(compiled) -> dict[str, float]:
+  """FLOPs, bytes accessed and transcendentals XLA counts in a program.
+
+  JAX 0.10 returns one dict ('flops', 'bytes accessed', 'transcendentals'
+  when there are any, and per-operand entries); older versions a list of
+  one dict per module.
+  """
+  ca = compiled.cost_analysis() or {}
+  if isinstance(ca, (list, tuple)):
+    ca = ca[0] if ca else {}
+  return {'flops': max(float(ca.get('flops', 0.0)), 0.0),
+          'bytes': max(float(ca.get('bytes accessed', 0.0)), 0.0),
+          'transcendentals': max(float(ca.get('transcendentals', 0.0)), 0.0)}
+
+
+def _kernel_cost(eqn) -> tuple[float, float] | None:
+  """(FLOPs, bytes) of one call of our propagation kernel, else None."""
+  target = eqn.params.get('target_name')
+  if target not in _KERNEL_COSTS:
+    return None
+  i_ptr, i_cols, i_x = _KERNEL_OPERANDS[target]
+  shapes = [v.aval.shape for v in eqn.invars]
+  n, e = shapes[i_ptr][0] - 1, shapes[i_cols][0]
+  d = shapes[i_x][1] if len(shapes[i_x]) > 1 else 1
+  return _KERNEL_COSTS[target](n, e, d)
+
+
+def _nbytes(var) -> int:
+  aval = var.aval
+  return int(math.prod(aval.shape)) * getattr(aval.dtype, 'itemsize', 4)
+
+
+def _table_bytes(eqn) -> int:
+  """Bytes XLA counts beyond the rows that an indexed op touches.
+
+  XLA's CPU cost analysis counts a gather as reading its whole operand (a
+  2048-row lookup in a 256 MB table counts 256 MB, fused or not), and a
+  scatter or dynamic-update-slice as reading and writing its whole operand,
+  though the rows gathered, or updated in place, are all that must move.
+  """
+  name = eqn.primitive.name
+  if name == 'gather':
+    return max(_nbytes(eqn.invars[0]) - _nbytes(eqn.outvars[0]), 0)
+  if name.startswith('scatter'):
+    return 2 * max(_nbytes(eqn.invars[0]) - _nbytes(eqn.invars[2]), 0)
+  if name == 'dynamic_update_slice':
+    return 2 * max(_nbytes(eqn.invars[0]) - _nbytes(eqn.invars[1]), 0)
+  return 0
+
+
+def _new_tally() -> dict[str, float]:
+  return {'loop_flops': 0.0, 'loop_bytes': 0.0, 'loop_transcendentals': 0.0,
+          'table_bytes': 0.0, 'kernel_flops': 0.0, 'kernel_bytes': 0.0,
+          'kernel_calls': 0, 'other_custom_calls': 0, 'uncounted_loops': 0}
+
+
+def _walk(jaxpr, times: int, tally: dict[str, float], body_cost) -> None:
+  """Adds to `tally` what XLA's count of `jaxpr` (run `times` times) misses.
+
+  A scan of length L whose body XLA holds u times (u = the unroll factor,
+  usually 1) runs L bodies, XLA counts u: (L - u) bodies' XLA cost are
+  added (`body_cost`, the body compiled alone). Kernel calls are counted
+  with the product of the enclosing scans' lengths. A while loop of unknown
+  trip count is counted once, as XLA does, and reported in
+  'uncounted_loops'; of a cond's branches, the one with the most work.
+  'table_bytes' is what XLA counts of whole tables for indexed ops
+  (`_table_bytes`), to be taken off its bytes.
+  """
+  from jax.extend import core as jex_core  # pylint: disable=g-import-not-at-top
+  for eqn in jaxpr.eqns:
+    name = eqn.primitive.name
+    tally['table_bytes'] += times * _table_bytes(eqn)
+    if name == 'ffi_call':
+      cost = _kernel_cost(eqn)
+      if cost is None:
+        tally['other_custom_calls'] += times
+      else:
+        tally['kernel_flops'] += times * cost[0]
+        tally['kernel_bytes'] += times * cost[1]
+        tally['kernel_calls'] += times
+    elif name == 'scan':
+      closed, length = eqn.params['jaxpr'], int(eqn.params['length'])
+      unroll = eqn.params.get('unroll', 1)
+      copies = (length if unroll is True or int(unroll) >= length
+                else max(int(unroll), 1))
+      if length > copies:
+        cost = body_cost(closed)
+        if cost is None:
+          tally['uncounted_loops'] += times
+        else:
+          for key in _COST_KEYS:
+            tally[f'loop_{key}'] += times * (length - copies) * cost[key]
+      _walk(closed.jaxpr, times * length, tally, body_cost)
+    elif name == 'cond':
+      branches = []
+      for branch in eqn.params['branches']:
+        branches.append(_new_tally())
+        _walk(branch.jaxpr, times, branches[-1], body_cost)
+      if branches:
+        most = max(branches, key=lambda t: t['kernel_flops'] + t['loop_flops'])
+        for key, value in most.items():
+          tally[key] += value
+    else:
+      if name == 'while':
+        tally['uncounted_loops'] += times
+      for sub in jex_core.jaxprs_in_params(eqn.params):
+        _walk(sub, times, tally, body_cost)
+
+
+def program_cost(jitted, *args) -> dict[str, float]:
+  """What one call of `jitted(*args)` computes and moves, at the least.
+
+  'flops' and 'bytes' are XLA's cost analysis of the compiled program, with
+  every scan counted at its length ('loop_*': what XLA's count of a loop
+  body once missed), less the whole tables XLA counts for gathers and
+  scatters beyond the rows they touch ('table_bytes', from the jaxpr: an
+  indexed op XLA removed or rewrote is taken off too, which errs low, as
+  a floor may), plus our propagation kernel's calls ('kernel_*', see
+  `_KERNEL_COSTS`). Other custom calls (XLA's TopK on CPU) stay
+  uncounted ('other_custom_calls').
+  Trace under the mesh the program runs under (the kernel reads it).
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  from jax.extend import core as jex_core
+  # pylint: enable=g-import-not-at-top
+  traced = jitted.trace(*args)
+  xla = xla_cost(traced.lower().compile())
+  bodies = {}
+
+  def body_cost(closed):
+    if id(closed) not in bodies:
+      avals = [jax.ShapeDtypeStruct(a.shape, a.dtype)
+               for a in closed.in_avals]
+      try:
+        fn = jax.jit(jex_core.jaxpr_as_fun(closed))
+        bodies[id(closed)] = xla_cost(fn.lower(*avals).compile())
+      except Exception:  # pylint: disable=broad-except
+        bodies[id(closed)] = None  # Counted once, as XLA counts it.
+    return bodies[id(closed)]
+
+  tally = _new_tally()
+  _walk(traced.jaxpr.jaxpr, 1, tally, body_cost)
+  out = {f'xla_{key}': value for key, value in xla.items()}
+  out.update(tally)
+  out['flops'] = xla['flops'] + tally['loop_flops'] + tally['kernel_flops']
+  out['bytes'] = max(xla['bytes'] + tally['loop_bytes'] - tally['table_bytes'],
+                     0.0) + tally['kernel_bytes']
+  return out
+
+
+def add_costs(costs: list[dict[str, float]]) -> dict[str, float]:
+  """The sum of `program_cost` records, key by key."""
+  out = {}
+  for cost in costs:
+    for key, value in cost.items():
+      out[key] = out.get(key, 0) + value
+  return out
+
+
+def machine_rates(repeats: int = 5) -> dict[str, float]:
+  """This process's peak matmul FLOP/s and copy bandwidth (bytes/s).
+
+  The matmul is XLA's float32 [2048, 2048] @ [2048, 2048] under the
+  process's thread settings (`set_threads`), the median of `repeats` runs
+  after a compiling one; the bandwidth is bench/propagate.py's, the best
+  of five 256 MB numpy copies (read + write). That script defines absl flags
+  at import, so its function is not imported here.
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  # pylint: enable=g-import-not-at-top
+  n = 2048
+  a, b = jax.random.normal(jax.random.key(0), (2, n, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul)
+  matmul(a, b).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    matmul(a, b).block_until_ready()
+    times.append(time.perf_counter() - t0)
+  src = np.ones(64 << 20, np.float32)
+  dst = np.empty_like(src)
+  copies = []
+  for _ in range(5):
+    t0 = time.perf_counter()
+    np.copyto(dst, src)
+    copies.append(time.perf_counter() - t0)
+  return {'matmul_flops_per_s': 2 * n**3 / _median(times),
+          'copy_bytes_per_s': 2 * src.nbytes / min(copies)}
+
+
+def floor_of(cost: dict[str, float], rates: dict[str, float]
+             ) -> dict[str, Any]:
+  """The floor of one program's cost: max(FLOPs / peak, bytes / bandwidth).
+
+  'bound' names the larger term ('flop' or 'memory').
+  """
+  compute = cost['flops'] / rates['matmul_flops_per_s']
+  memory = cost['bytes'] / rates['copy_bytes_per_s']
+  return dict(cost, flops_g=cost['flops'] / 1e9, bytes_mb=cost['bytes'] / 1e6,
+              floor_s=max(compute, memory), compute_s=compute,
+              memory_s=memory,
+              bound='flop' if compute >= memory else 'memory')
+
+
+def _is_jitted(fn) -> bool:
+  return callable(fn) and hasattr(fn, 'trace') and hasattr(fn, 'lower')
+
+
+def eval_cost(trainer, params, key) -> dict[str, float]:
+  """`program_cost` of one validation pass as `time_ours` times it.
+
+  The model's embeddings (`Trainer.eval_params`: `embed`, jitted as the
+  trainer jits it; nothing for a model with its own `score`), then every
+  call the evaluator makes to its jitted functions (the item order, one
+  block program per user block, the exact path where ties need it),
+  counted on one pass run with counting wrappers around them and costed
+  once per distinct argument shape.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  evaluator = trainer.evaluators['val']
+  costs = []
+  if not hasattr(trainer.model, 'score'):
+    embed = jax.jit(lambda p, c: trainer.model.embed(p, c, trainer.cfg.model))
+    costs.append(program_cost(embed, params, trainer.ctx))
+  eval_params = trainer.eval_params(params)
+  originals = {name: fn for name, fn in vars(evaluator).items()
+               if _is_jitted(fn)}
+  calls = {}
+
+  def counting(name, fn):
+    def call(*args):
+      leaves, tree = jax.tree.flatten(args)
+      sig = (name, str(tree), tuple(
+          (getattr(x, 'shape', ()), str(getattr(x, 'dtype', type(x))))
+          for x in leaves))
+      calls.setdefault(sig, [0, fn, args])[0] += 1
+      return fn(*args)
+    return call
+
+  try:
+    for name, fn in originals.items():
+      setattr(evaluator, name, counting(name, fn))
+    evaluator(eval_params, trainer.ctx, key)
+  finally:
+    for name, fn in originals.items():
+      setattr(evaluator, name, fn)
+  for count, fn, args in calls.values():
+    cost = program_cost(fn, *args)
+    costs.append({k: count * v for k, v in cost.items()})
+  out = add_costs(costs)
+  out['programs'] = {sig[0]: count for sig, (count, _, _) in calls.items()}
+  return out
+
+
+def floor_ours(trainer, state, key) -> dict[str, Any]:
+  """The floors of one epoch and one validation pass (`floor_of`).
+
+  Measures the machine's rates, then costs the compiled epoch program
+  (`Trainer.epoch_fn` on the trained state) and one validation pass
+  (`eval_cost`), under the trainer's mesh as `run_epoch` traces them.
+  """
+  # pylint: disable=g-import-not-at-top
+  import jax
+  import numpy as np
+  # pylint: enable=g-import-not-at-top
+  rates = machine_rates()
+  epoch = jax.device_put(np.int32(1), trainer.repl)
+  with jax.set_mesh(trainer.mesh):
+    epoch_cost = program_cost(trainer.epoch_fn, state, trainer.ctx,
+                              trainer.td, epoch, trainer.data_key,
+                              trainer.train_key)
+    evaluation = eval_cost(trainer, state.params, key)
+  programs = evaluation.pop('programs')
+  return {'rates': rates, 'epoch': floor_of(epoch_cost, rates),
+          'eval': dict(floor_of(evaluation, rates), programs=programs)}
+
+
 def time_ours(ds_dir: str, model: str, epochs: int, evals: int, lr: float,
               batch_size: int, seed: int = 0) -> dict[str, Any]:
   """Builds our trainer, times `epochs` epochs and `evals` validations."""
@@ -293,6 +610,14 @@ def time_ours(ds_dir: str, model: str, epochs: int, evals: int, lr: float,
     per_eval.append({'eval_s': time.perf_counter() - t0,
                      'eval_cpu_s': time.process_time() - c0,
                      'recall@20': float(result.summary['recall@20'])})
+  t0 = time.perf_counter()
+  try:
+    floor = floor_ours(trainer, state, jax.random.fold_in(key, 0))
+  except Exception as e:  # pylint: disable=broad-except
+    # The timings stand without it; the record says why it is missing.
+    floor = {'error': f'{type(e).__name__}: {e}'}
+    print(f'floor of {model} not counted: {floor["error"]}', file=sys.stderr)
+  floor['cost_s'] = time.perf_counter() - t0
   timed, timed_eval = per_epoch[1:], per_eval[1:]
   return {
       'tool': 'mmjax', 'model': model, 'ours': cfg.model.name,
@@ -310,7 +635,7 @@ def time_ours(ds_dir: str, model: str, epochs: int, evals: int, lr: float,
       'eval_s_median': _median([r['eval_s'] for r in timed_eval]),
       'eval_cpu_s_median': _median([r['eval_cpu_s'] for r in timed_eval]),
       'per_epoch': per_epoch, 'per_eval': per_eval,
-      'peak_rss_mb': _peak_rss_mb(),
+      'peak_rss_mb': _peak_rss_mb(), 'floor': floor,
       'kernel': kernel.status(),
       'versions': {'python': platform.python_version(),
                    'jax': jax.__version__},
@@ -791,22 +1116,63 @@ def _ratio(a, b):
   return '-' if not a or not b else f'{a / b:.1f}'
 
 
+FLOOR_LEGEND = (
+    'floor s: max(FLOPs / peak matmul FLOP/s, bytes / copy bandwidth), both '
+    'rates measured in our process with its threads (an XLA float32 2048^3 '
+    'matmul, the best 256 MB numpy copy), then the bound that binds (flop, '
+    'mem); ours/floor and MMRec/floor: each time over it. FLOPs and bytes: '
+    'XLA\'s cost analysis of our compiled epoch program and of one '
+    'validation pass (embeddings, item order, every user block), with every '
+    'scan counted at its length (XLA counts a loop body once), gathers and '
+    'scatters at the rows they touch (XLA counts their whole table), plus '
+    'our propagation kernel, a custom call XLA cannot see, at 2ED FLOPs and '
+    '4N + 8E + 8ND bytes per propagation (bench/propagate.py). Not counted: '
+    'Python, dispatch and host work, other custom calls (XLA\'s TopK), '
+    'while loops past one trip (JSON: other_custom_calls, uncounted_loops); '
+    'XLA counts each fused op\'s operands once, as if cache held the rest. '
+    'MMRec runs other programs: its ratio is to our floor of the same work.')
+
+
+def _floor_cells(o: dict[str, Any], mm: dict[str, Any], what: str,
+                 ours_s: float | None) -> str:
+  """'floor s | ours/floor | MMRec/floor' of the epoch or the evaluation."""
+  f = (o.get('floor') or {}).get(what)
+  if not f:
+    return '- | - | -'
+  bound = 'flop' if f['bound'] == 'flop' else 'mem'
+  mmrec_s = mm.get({'epoch': 'train_s', 'eval': 'eval_s'}[what])
+  return (f"{f['floor_s']:.4f} {bound} | {_ratio(ours_s, f['floor_s'])} | "
+          f"{_ratio(mmrec_s, f['floor_s'])}")
+
+
 def table(cells: list[dict[str, Any]]) -> str:
-  """Markdown: one row per (dataset, model), MMRec/ours ratios."""
+  """Markdown: one row per (dataset, model), MMRec/ours ratios.
+
+  Beside each time, the floor of our program (`FLOOR_LEGEND`) and each
+  tool's time over it; '-' where a record has no floor.
+  """
   lines = [
       '| data | train inter. | model | ours epoch s | MMRec epoch s | '
-      'epoch x | ours eval s | MMRec eval s | eval x | ours CPU-s '
-      'epoch/eval | MMRec CPU-s epoch/eval | RSS MB ours/MMRec | load |',
-      '|' + '---|' * 13]
+      'epoch x | epoch floor s | ours/floor | MMRec/floor | ours eval s | '
+      'MMRec eval s | eval x | eval floor s | ours/floor | MMRec/floor | '
+      'GFLOP/MB epoch; eval | ours CPU-s epoch/eval | MMRec CPU-s '
+      'epoch/eval | RSS MB ours/MMRec | load |',
+      '|' + '---|' * 20]
   for c in cells:
     o, m = c['ours'], c.get('mmrec')
     mm = mmrec_medians(m) if m else {}
+    floor = o.get('floor') or {}
+    sizes = '; '.join(
+        f"{floor[w]['flops_g']:.1f}/{floor[w]['bytes_mb']:.0f}"
+        if w in floor else '-' for w in ('epoch', 'eval'))
     lines.append(
         f"| {c['dataset']} | {o['train_interactions']:,} | {c['model']} | "
         f"{_fmt(o['train_s_median'])} | {_fmt(mm.get('train_s'))} | "
         f"{_ratio(mm.get('train_s'), o['train_s_median'])} | "
+        f"{_floor_cells(o, mm, 'epoch', o['train_s_median'])} | "
         f"{_fmt(o['eval_s_median'])} | {_fmt(mm.get('eval_s'))} | "
         f"{_ratio(mm.get('eval_s'), o['eval_s_median'])} | "
+        f"{_floor_cells(o, mm, 'eval', o['eval_s_median'])} | {sizes} | "
         f"{_fmt(o['train_cpu_s_median'], '.2f')}/"
         f"{_fmt(o['eval_cpu_s_median'], '.2f')} | "
         f"{_fmt(mm.get('train_cpu_s'), '.2f')}/"
@@ -932,7 +1298,8 @@ def main(argv):
     cells.append(cell)
     print(table([cell]).splitlines()[-1], flush=True)
   text = (f'# model speed, {date}, {machine()}, threads '
-          f'{_THREADS.value or os.cpu_count()}\n' + table(cells))
+          f'{_THREADS.value or os.cpu_count()}\n' + table(cells) +
+          f'\n\n{FLOOR_LEGEND}')
   with open(os.path.join(out_dir, f'table_{name}.md'), 'w',
             encoding='utf-8') as f:
     f.write(text + '\n')

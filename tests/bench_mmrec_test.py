@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 import numpy as np
@@ -426,8 +427,12 @@ class ModelSpeedTest(absltest.TestCase):
     data = os.path.join(root, 'tiny')
     stats = _tiny_export(data)
     ds_dir = model_speed.prepare_exported(data, root)
-    rec = model_speed.time_ours(ds_dir, 'FREEDOM', epochs=3, evals=2,
-                                lr=1e-3, batch_size=256)
+    rates = {'matmul_flops_per_s': 1e10, 'copy_bytes_per_s': 1e10}
+    # The rates are stubbed (measuring them takes seconds); the counts are
+    # those of the programs just timed.
+    with mock.patch.object(model_speed, 'machine_rates', return_value=rates):
+      rec = model_speed.time_ours(ds_dir, 'FREEDOM', epochs=3, evals=2,
+                                  lr=1e-3, batch_size=256)
     self.assertEqual(rec['train_interactions'], stats['train'])
     self.assertEqual(rec['steps_per_epoch'], -(-stats['train'] // 256))
     self.assertLen(rec['per_epoch'], 3)
@@ -438,6 +443,21 @@ class ModelSpeedTest(absltest.TestCase):
     self.assertBetween(rec['per_eval'][-1]['recall@20'], 0.0, 1.0)
     self.assertEqual(rec['model_config']['mm_weights'],
                      {'image': 0.1, 'text': 0.9})
+    floor = rec['floor']
+    self.assertNotIn('error', floor)
+    # Every step's work, not one step's: the scan over steps is counted at
+    # its length, and the propagation kernel (FREEDOM's two graphs, forward
+    # and backward) on every step.
+    self.assertGreater(floor['epoch']['loop_flops'], 0)
+    if rec['kernel']['in_use']:
+      self.assertEqual(floor['epoch']['kernel_calls'] %
+                       rec['steps_per_epoch'], 0)
+      self.assertGreater(floor['epoch']['kernel_calls'], 0)
+    self.assertGreaterEqual(floor['eval']['programs']['block_fn'], 1)
+    for what in ('epoch', 'eval'):
+      f = floor[what]
+      self.assertEqual(f['floor_s'], max(f['flops'] / 1e10,
+                                         f['bytes'] / 1e10))
 
   def test_profile_categories_follow_the_primitive(self):
     step = 'jit(epoch_fn)/while/body/closed_call'
@@ -467,8 +487,58 @@ class ModelSpeedTest(absltest.TestCase):
     row = model_speed.table([{'dataset': 'd', 'model': 'VBPR',
                               'ours': ours, 'mmrec': mmrec,
                               'load_ours': 1.0, 'load_mmrec': 1.5}])
-    self.assertIn('| d | 1,000 | VBPR | 0.300 | 3.000 | 10.0 | 0.500 | '
-                  '2.000 | 4.0 |', row)
+    # A record without a floor (an older one) prints '-' in its columns.
+    self.assertIn('| d | 1,000 | VBPR | 0.300 | 3.000 | 10.0 | - | - | - | '
+                  '0.500 | 2.000 | 4.0 | - | - | - | -; - |', row)
+
+  def test_floor_counts_a_matmul_and_every_scan_step(self):
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+    m, k, n = 256, 128, 192
+    a, b = jnp.ones((m, k)), jnp.ones((k, n))
+    cost = model_speed.program_cost(jax.jit(jnp.matmul), a, b)
+    self.assertBetween(cost['flops'], 0.95 * 2 * m * n * k,
+                       1.05 * 2 * m * n * k)
+
+    def steps(x, w):  # 10 steps of 3 matmuls: XLA counts one of each loop.
+      def step(c, _):
+        c, _ = jax.lax.scan(lambda c, _: (c @ w, None), c, None, length=3)
+        return jnp.tanh(c), None
+      return jax.lax.scan(step, x, None, length=10)[0]
+
+    cost = model_speed.program_cost(jax.jit(steps), b.T, jnp.ones((k, k)))
+    want = 30 * 2 * n * k * k
+    self.assertBetween(cost['flops'], 0.95 * want, 1.05 * want)
+    # A 64-row lookup in a 4 MB table moves the rows, not the table.
+    table = jnp.ones((16384, 64))
+    cost = model_speed.program_cost(jax.jit(lambda t, i: t[i]), table,
+                                    jnp.arange(64))
+    self.assertLess(cost['bytes'], 0.1 * table.nbytes)
+    rates = {'matmul_flops_per_s': 1e9, 'copy_bytes_per_s': 1e12}
+    floor = model_speed.floor_of({'flops': 2e9, 'bytes': 1e9}, rates)
+    self.assertEqual((floor['floor_s'], floor['bound']), (2.0, 'flop'))
+
+  def test_table_prints_the_floor_beside_each_time(self):
+    floor = {'epoch': {'floor_s': 0.1, 'bound': 'memory', 'flops_g': 1.5,
+                       'bytes_mb': 400.0},
+             'eval': {'floor_s': 0.01, 'bound': 'flop', 'flops_g': 0.2,
+                      'bytes_mb': 30.0}}
+    ours = {'train_interactions': 1000, 'train_s_median': 0.3,
+            'eval_s_median': 0.05, 'train_cpu_s_median': 0.2,
+            'eval_cpu_s_median': 0.4, 'peak_rss_mb': 400.0, 'floor': floor}
+    mmrec = {'per_epoch': [{'train_s': 2.0, 'train_cpu_s': 1.0,
+                            'eval_s': 1.0, 'eval_cpu_s': 1.0}],
+             'peak_rss_mb': 500.0}
+    text = model_speed.table([{'dataset': 'd', 'model': 'VBPR',
+                               'ours': ours, 'mmrec': mmrec,
+                               'load_ours': 1.0, 'load_mmrec': 1.5}])
+    header, _, row = text.splitlines()
+    self.assertIn('| ours epoch s | MMRec epoch s | epoch x | epoch floor s '
+                  '| ours/floor | MMRec/floor | ours eval s |', header)
+    self.assertEqual(header.count('|'), row.count('|'))
+    self.assertIn('| 0.300 | 2.000 | 6.7 | 0.1000 mem | 3.0 | 20.0 | 0.050 | '
+                  '1.000 | 20.0 | 0.0100 flop | 5.0 | 100.0 | '
+                  '1.5/400; 0.2/30 |', row)
 
 
 @absltest.skipUnless(
