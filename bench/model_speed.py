@@ -42,8 +42,10 @@ visible: max(FLOPs / peak matmul FLOP/s, bytes / copy bandwidth), with the
 FLOPs and bytes of our compiled programs (XLA's cost analysis, every scan
 at its length, gathers and scatters at their rows, plus the propagation
 kernel's custom calls, which XLA cannot see) and both rates measured in our
-process after the timings (`FLOOR_LEGEND`, `program_cost`). The record
-keeps the counts (GFLOP, MB, and their parts) under 'floor'.
+process after the timings (`FLOOR_LEGEND`, `program_cost`). It bounds
+our programs as compiled (every intermediate they write counts), not the
+least work the model needs. The record keeps the counts (GFLOP, MB, and
+their parts) under 'floor'.
 
 Process mode times what a user waits for: `mmjax.run.run` (what `python -m
 mmjax.launch` calls) in a fresh process, validation and test every epoch,
@@ -1130,7 +1132,9 @@ FLOOR_LEGEND = (
     'Python, dispatch and host work, other custom calls (XLA\'s TopK), '
     'while loops past one trip (JSON: other_custom_calls, uncounted_loops); '
     'XLA counts each fused op\'s operands once, as if cache held the rest. '
-    'MMRec runs other programs: its ratio is to our floor of the same work.')
+    'It is the floor of our programs as compiled, their intermediates '
+    'included, not of the least work the model needs; MMRec runs other '
+    'programs: its ratio is to our floor of the same work.')
 
 
 def _floor_cells(o: dict[str, Any], mm: dict[str, Any], what: str,
