@@ -34,6 +34,8 @@ in the long tail.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -99,6 +101,39 @@ def epc(top_items: Array, gains: Array, nov: Array, k: int) -> Array:
   disc = metrics.discounts(k)
   rel = (gains[:, :k] > 0).astype(jnp.float32)
   return (rel * disc[None] * nov[top_items[:, :k]]).sum(axis=1) / disc.sum()
+
+
+def compute(top_items: Array, gains: Array, pop: Array, tail: Array,
+            nov: Array, ks: Sequence[int]) -> dict[str, Array]:
+  """ARP, APLT and EPC at every cut-off, named 'arp@20' and so on.
+
+  The values of `arp`, `aplt` and `epc` above from one gather per item
+  statistic and sums over the top k as in `metrics.compute` (one program
+  to compile instead of one per metric and cut-off).
+
+  Args:
+    top_items: int [U_b, K_max], K_max >= max(ks).
+    gains: float [U_b, K_max], > 0 where the item is relevant.
+    pop: float [I]; tail: bool [I]; nov: float [I] (`novelty`).
+    ks: cut-offs.
+
+  Returns:
+    name -> float32 [U_b].
+  """
+  ks = tuple(int(k) for k in ks)
+  k_max = max(ks)
+  top = top_items[:, :k_max]
+  cut = jnp.asarray(ks, jnp.float32)[None]
+  disc = metrics.discounts(k_max)
+  rel = (gains[:, :k_max] > 0).astype(jnp.float32)
+  columns = {
+      'arp': metrics.prefix_sums(pop[top].astype(jnp.float32), ks) / cut,
+      'aplt': metrics.prefix_sums(tail[top].astype(jnp.float32), ks) / cut,
+      'epc': (metrics.prefix_sums(rel * disc[None] * nov[top], ks)
+              / metrics.prefix_sums(disc[None], ks)),
+  }
+  return {f'{name}@{k}': columns[name][:, j]
+          for j, k in enumerate(ks) for name in ('arp', 'aplt', 'epc')}
 
 
 def coverage(top_items: np.ndarray, num_items: int, k: int) -> float:

@@ -145,7 +145,7 @@ def average_precision(
                    f'{convention!r}.')
 
 
-def _prefix(x: Array, ks: Sequence[int]) -> Array:
+def prefix_sums(x: Array, ks: Sequence[int]) -> Array:
   """[U, n_ks]: the sum of each row's first k entries (all, if fewer), per k.
 
   A product with the 0/1 matrix M[r, j] = (r < ks[j]); HIGHEST precision
@@ -167,7 +167,7 @@ def compute(
 
   The same values as the per-cut-off functions above, computed in one pass:
   sums over the top k of every cut-off k at once, as products with 0/1
-  matrices (`_prefix`). Why: the evaluation program computes these for
+  matrices (`prefix_sums`). Why: the evaluation program computes these for
   accuracy and again for cold items, at three cut-offs; one function per
   metric and cut-off (or a cumulative sum per quantity) made reductions that
   cost XLA:CPU 1-2 s to compile on every cold start, for [U_b, K] work that
@@ -194,20 +194,20 @@ def compute(
   gains = gains[:, :k_max].astype(jnp.float32)
   cut = jnp.asarray(ks, jnp.float32)[None]  # [1, n_ks]
   hits = (gains > 0).astype(jnp.float32)
-  hits_at = _prefix(hits, ks)  # [U_b, n_ks]: hits in the top k.
+  hits_at = prefix_sums(hits, ks)  # [U_b, n_ks]: hits in the top k.
   num_rel = num_relevant.astype(jnp.float32)[:, None]
-  dcg_at = _prefix(gains * discounts(k_max)[None], ks)
-  # The ideal list cut at min(W, k) (`_prefix` stops at the list's end).
+  dcg_at = prefix_sums(gains * discounts(k_max)[None], ks)
+  # The ideal list cut at min(W, k) (`prefix_sums` stops at the list's end).
   ideal = ideal_gains[:, :k_max].astype(jnp.float32)
-  idcg_at = _prefix(ideal * discounts(ideal.shape[1])[None], ks)
+  idcg_at = prefix_sums(ideal * discounts(ideal.shape[1])[None], ks)
   first = jnp.argmax(hits, axis=1)[:, None]  # First hit's rank - 1.
   # P@1..P@K_max: hits in the top r over r.
-  prec = (_prefix(hits, range(1, k_max + 1))
+  prec = (prefix_sums(hits, range(1, k_max + 1))
           / jnp.arange(1, k_max + 1, dtype=jnp.float32)[None])
   if convention == 'mmrec':
-    ap_at = _safe_div(_prefix(prec * hits, ks), jnp.minimum(num_rel, cut))
+    ap_at = _safe_div(prefix_sums(prec * hits, ks), jnp.minimum(num_rel, cut))
   else:
-    ap_at = _prefix(prec, ks) / cut
+    ap_at = prefix_sums(prec, ks) / cut
   columns = {
       'recall': _safe_div(hits_at, num_rel),
       'ndcg': _safe_div(dcg_at, idcg_at),

@@ -56,6 +56,27 @@ class BeyondTest(absltest.TestCase):
         beyond.epc(top, gains, nov, 3),
         [0.4 / math.log2(3) / norm, (1.0 + 0.0 / 2) / norm], rtol=1e-6)
 
+  def test_compute_equals_the_per_cutoff_functions(self):
+    rng = np.random.default_rng(0)
+    n_items, k_max = 40, 12
+    top = np.stack([rng.permutation(n_items)[:k_max] for _ in range(9)]
+                   ).astype(np.int32)
+    gains = (rng.random(top.shape) < 0.3).astype(np.float32)
+    pop = rng.integers(0, 50, n_items).astype(np.float32)
+    tail = rng.random(n_items) < 0.5
+    nov = beyond.novelty(pop, 60)
+    ks = (1, 5, 12)
+    got = beyond.compute(top, gains, pop, tail, nov, ks)
+    self.assertLen(got, 9)
+    for k in ks:
+      np.testing.assert_allclose(got[f'arp@{k}'], beyond.arp(top, pop, k),
+                                 rtol=1e-6)
+      np.testing.assert_allclose(got[f'aplt@{k}'],
+                                 beyond.aplt(top, tail, k), rtol=1e-6)
+      np.testing.assert_allclose(got[f'epc@{k}'],
+                                 beyond.epc(top, gains, nov, k), rtol=1e-6,
+                                 atol=1e-7)
+
 
 if __name__ == '__main__':
   absltest.main()
