@@ -19,7 +19,7 @@ $(BIN)/python:
 # The compiled CPU propagation kernel is built here with the system compiler
 # (no download). Without a compiler the package falls back to segment_sum
 # with a warning, so a failed build does not stop the install.
-$(VENV)/.core: pyproject.toml mmjax/graph/kernel/csrc/spmm.cc | $(BIN)/python
+$(VENV)/.core: pyproject.toml mmjax/graph/kernel/csrc/spmm.cc mmjax/graph/kernel/csrc/topk.cc | $(BIN)/python
 	$(PIP) install -e .
 	$(BIN)/python -m mmjax.graph.kernel.build || \
 	  echo 'warning: propagation kernel not built; using the segment_sum fallback'

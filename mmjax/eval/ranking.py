@@ -25,16 +25,23 @@ Recall@K close to K / I, and tied users get different items. Scores that
 differ are never reordered, and -0.0 counts as equal to 0.0. The order
 depends only on the key and the block, not on the device count.
 
-Two paths give that order, with identical results. The fast one (`block_fn`)
-takes `lax.top_k` of the raw scores with C = K + K // 8 + 1 candidates and
-sorts those by (score, position); it is exact for a user whenever the C-th
-candidate scores strictly below the K-th, i.e. no tie crosses the candidate
-list's end. (XLA:CPU's top_k costs grow with its k: 100 candidates cost
-about 1.5x 57 at K = 50.) A block where some user's tie does cross (MostPop,
-kNN models with fewer than C non-zero scores) is evaluated again by the
-exact path (`exact_block_fn`), which permutes the whole item axis before
-`lax.top_k`; after the first block needs it, the remaining blocks go to the
-exact path directly. The fast path saves the permuted gather of [U_b, I]
+Three paths give that order, with identical results. On CPU, when the compiled
+kernel is loaded and allowed (`mmjax.graph.kernel.topk.in_use`: the
+propagation kernel's settings, MMJAX_KERNEL), both block functions select the
+top K with it (`csrc/topk.cc`): a bounded heap per user over (score,
+position), each device selecting its own rows, exact for every user, so there
+are no candidates and no fallback. It reads each score once, where `lax.top_k`
+costs XLA:CPU several times the score matmul. Elsewhere (another backend, mode
+'reference', no compiler) `lax.top_k` serves, in two ways. The fast one
+(`block_fn`) takes `lax.top_k` of the raw scores with C = K + K // 8 + 1
+candidates and sorts those by (score, position); it is exact for a user
+whenever the C-th candidate scores strictly below the K-th, i.e. no tie
+crosses the candidate list's end. (XLA:CPU's top_k costs grow with its k: 100
+candidates cost about 1.5x 57 at K = 50.) A block where some user's tie does
+cross (MostPop, kNN models with fewer than C non-zero scores) is evaluated
+again by the exact path (`exact_block_fn`), which permutes the whole item axis
+before `lax.top_k`; after the first block needs it, the remaining blocks go to
+the exact path directly. The fast path saves the permuted gather of [U_b, I]
 scores, which was 34% of an evaluation at Amazon Baby's size (7k items).
 
 Cold-item metrics ('recall@20/cold_items') rank all items as usual but count
@@ -66,6 +73,7 @@ from mmjax import types
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import beyond
 from mmjax.eval import metrics
+from mmjax.graph.kernel import topk as topk_kernel
 from mmjax.parallel import mesh as mesh_lib
 
 Array = types.Array
@@ -458,7 +466,8 @@ class Evaluator:
         novelty float32 [I], excluded bool [I]).
       exact: static; True permutes every score (`_top_k_exact`), False takes
         the fast path (`_top_k_fast`), which may report that it was not
-        exact for some users.
+        exact for some users. Ignored when the top-K kernel serves
+        (`topk_kernel.in_use()` at trace time): it is exact for every user.
 
     Returns:
       name -> float32 [U_b], plus 'top_items' int32 [U_b, K_max] and
@@ -484,7 +493,11 @@ class Evaluator:
     perm, rank = item_order
     shift = jax.random.randint(jax.random.fold_in(key, block_index), (ub,), 0,
                                n_items)
-    if exact:
+    if topk_kernel.in_use():
+      top_scores, top_items = topk_kernel.top_k(scores, self.k_max, perm, rank,
+                                                shift, mesh=self.mesh)
+      fast_ok = jnp.ones((ub,), bool)
+    elif exact:
       top_scores, top_items = _top_k_exact(scores, self.k_max, perm, shift)
       fast_ok = jnp.ones((ub,), bool)
     else:
@@ -620,7 +633,8 @@ def _top_k_exact(scores: Array, k: int, perm: Array, shift: Array
 
   Each user's item axis is put in the order of `perm`, cyclically shifted by
   the user's `shift`, before `lax.top_k` (which prefers lower indices among
-  equal values), and mapped back. Costs a gather of every score: about 3x a
+  equal values), and mapped back (`topk_kernel.reference`, the definition
+  the kernel is tested against). Costs a gather of every score: about 3x a
   plain `top_k` on CPU (measured at [256, 10000], K = 50).
 
   Args:
@@ -632,10 +646,7 @@ def _top_k_exact(scores: Array, k: int, perm: Array, shift: Array
   Returns:
     (top scores float32 [U_b, k], top items int32 [U_b, k]).
   """
-  n_items = scores.shape[1]
-  col = perm[(jnp.arange(n_items)[None] + shift[:, None]) % n_items]  # [U_b, I]
-  top, pos = jax.lax.top_k(jnp.take_along_axis(scores, col, axis=1), k)
-  return top, jnp.take_along_axis(col, pos, axis=1)
+  return topk_kernel.reference(scores, k, perm, shift)
 
 
 def _top_k_fast(scores: Array, k: int, rank: Array, shift: Array

@@ -12,6 +12,7 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
+from mmjax.graph import kernel
 from tests.testing import references
 
 NUM_USERS, NUM_ITEMS = 37, 30
@@ -273,7 +274,10 @@ class EvaluatorTest(parameterized.TestCase):
 
     Tied block 0 sends every block to the exact path; a later tied block is
     redone alone. Either way the result equals the exact path's everywhere.
+    The XLA paths only: the top-K kernel, where loaded, is exact everywhere
+    and never falls back (tests/graph/topk_kernel_test.py).
     """
+    self.enter_context(kernel.configured('reference'))
     ds = make_dataset(5)
     data = ranking.make_eval_data(ds, dataset_lib.VALID, mask_valid=True,
                                   relevance_threshold=None)

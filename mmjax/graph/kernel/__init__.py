@@ -1,8 +1,11 @@
-"""The compiled CPU kernel behind `mmjax.graph.sparse.propagate`.
+"""The compiled CPU kernels behind `mmjax.graph.sparse.propagate` and the
+evaluation's top K.
 
-A C++ CSR sparse-dense product (`csrc/spmm.cc`) registered with XLA through
-the FFI. Build it with `python -m mmjax.graph.kernel.build` (the Makefile does
-after installing). When the library is missing or stale and a compiler exists,
+A C++ CSR sparse-dense product (`csrc/spmm.cc`) and a top-K selection with
+seeded ties (`csrc/topk.cc`, wrapped by `topk.py`, used by
+`mmjax.eval.ranking`), one library registered with XLA through the FFI.
+Build it with `python -m mmjax.graph.kernel.build` (the Makefile does after
+installing). When the library is missing or stale and a compiler exists,
 the first use builds it (about 10 s, logged); when it cannot be built or
 loaded, `propagate` uses the `segment_sum` reference and logs one warning.
 
@@ -24,7 +27,9 @@ its key): configure before the first trace. The mesh
 decides the rest: under `jax.set_mesh` with a 'data' axis of P > 1 devices
 the kernel's rows are split over them (`ops.row_split_devices`).
 `mmjax.graph.sparse.recording_paths` records the paths actually taken, which
-`mmjax.run` writes to runinfo.json.
+`mmjax.run` writes to runinfo.json. The evaluation's top K follows the same
+settings (`topk.in_use`): the kernel in 'auto' and 'kernel' mode on CPU,
+`lax.top_k` in 'reference' mode.
 
 Other environment, read once by the library or the build, not per trace:
   MMJAX_KERNEL_THREADS: threads per call, read when the library starts its
@@ -178,7 +183,8 @@ def _load() -> bool:
       lib = ctypes.CDLL(build.lib_path())
       for name, symbol in (('mmjax_spmm', lib.MmjaxSpmm),
                            ('mmjax_edge_dot', lib.MmjaxEdgeDot),
-                           ('mmjax_spmm_t_dw', lib.MmjaxSpmmTDw)):
+                           ('mmjax_spmm_t_dw', lib.MmjaxSpmmTDw),
+                           ('mmjax_top_k', lib.MmjaxTopK)):
         jax.ffi.register_ffi_target(
             name, jax.ffi.pycapsule(symbol), platform='cpu'
         )

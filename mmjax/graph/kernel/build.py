@@ -1,4 +1,4 @@
-"""Compiles the CPU propagation kernel: `python -m mmjax.graph.kernel.build`.
+"""Compiles the CPU kernel library: `python -m mmjax.graph.kernel.build`.
 
 The shared library is built with the system C++ compiler (`$CXX`, else `g++`)
 against the XLA FFI headers that jaxlib ships, so nothing is downloaded. It is
@@ -37,7 +37,10 @@ from absl import logging
 
 LIB_PREFIX = 'libmmjax_kernel'
 _HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = (os.path.join(_HERE, 'csrc', 'spmm.cc'),)
+# One library for every handler: the propagation products (spmm.cc) and the
+# evaluation's top-K selection (topk.cc, which reads spmm.cc's thread count).
+SOURCES = (os.path.join(_HERE, 'csrc', 'spmm.cc'),
+           os.path.join(_HERE, 'csrc', 'topk.cc'))
 DEFAULT_CFLAGS = ('-O3', '-march=native', '-funroll-loops')
 
 
@@ -125,7 +128,7 @@ def build(verbose: bool = False) -> str:
   if proc.returncode != 0:
     os.unlink(tmp)
     raise RuntimeError(
-        f'compiling {SOURCES[0]} failed ({proc.returncode}):\n'
+        f'compiling {" ".join(SOURCES)} failed ({proc.returncode}):\n'
         f'{" ".join(cmd)}\n{proc.stderr[-4000:]}'
     )
   os.replace(tmp, lib_path())
