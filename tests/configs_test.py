@@ -16,6 +16,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from mmjax import models
+from mmjax.models import options
 from mmjax.train import defaults
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,9 +156,15 @@ class ConfigsTest(parameterized.TestCase):
         self.assertEqual(new.get_sweep(), old.get_sweep(), model)
         for arg in _subsets(names):
           new_arg = f'data={dataset}' + (f',{arg}' if arg else '')
+          old_cfg = old.get_config(arg or None)
+          # Options declared since take their defaults, as the loop gives
+          # an older config (model options come from options.py, not from
+          # base_config()).
+          with old_cfg.unlocked():
+            old_cfg.model = options.complete(old_cfg.model)
           self.assertEqual(
               settings(new.get_config(new_arg), new_base),
-              settings(old.get_config(arg or None), old_base),
+              settings(old_cfg, old_base),
               f'configs/{model}.py:{new_arg} vs {model}_{dataset}:{arg}')
           checked += 1
     self.assertEqual(checked, 90)

@@ -15,6 +15,24 @@ and optionally
                                  its steps; the returned context, e.g. with
                                  a graph resampled once per epoch in its
                                  extras, is what the epoch's steps see)
+  epoch_cache(params, ctx, cfg) -> pytree or None
+                                (per-epoch state computed from the
+                                 parameters at the epoch's start, e.g.
+                                 LATTICE's learnt item graph, MMRec's
+                                 `build_item_graph`. The epoch's first step
+                                 computes it inside its loss, so that
+                                 step's gradient flows through it; the
+                                 epoch's later steps reuse that value,
+                                 detached (`stop_gradient`). The loss reads
+                                 it with `epoch_cached(ctx, cfg)`, which is
+                                 None outside the loop (evaluation, a bare
+                                 context): the loss then builds it itself,
+                                 with gradient. None from `epoch_cache`
+                                 (decided from `cfg` alone, e.g. an option
+                                 asking for a rebuild every step): no
+                                 cache. Not part of the train state: a run
+                                 resumed at an epoch boundary rebuilds it
+                                 from the same parameters)
   USES_NEGATIVES = False        (the batch then has no 'neg' entry)
 
 `cfg` is the model's own section (the config's `model`, with every option
@@ -47,8 +65,10 @@ branch plus content), AttributeItemKNN (ItemKNN on item attributes).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import types as pytypes
+from typing import Any
 
 
 def get_model(name: str) -> pytypes.ModuleType:
@@ -76,3 +96,19 @@ def get_model(name: str) -> pytypes.ModuleType:
 
 def uses_negatives(module: pytypes.ModuleType) -> bool:
   return bool(getattr(module, 'USES_NEGATIVES', True))
+
+
+def epoch_cache_key(name: str) -> str:
+  """The `ctx.extras` key of model `name`'s per-epoch cache."""
+  return f'{name}/epoch_cache'
+
+
+def with_epoch_cache(ctx: Any, cfg: Any, cache: Any) -> Any:
+  """`ctx` with the model's per-epoch cache in its extras (the loop's)."""
+  extras = {**(ctx.extras or {}), epoch_cache_key(cfg.name): cache}
+  return dataclasses.replace(ctx, extras=extras)
+
+
+def epoch_cached(ctx: Any, cfg: Any) -> Any:
+  """The per-epoch cache the loop put in `ctx`, or None (build it now)."""
+  return (getattr(ctx, 'extras', None) or {}).get(epoch_cache_key(cfg.name))

@@ -8,7 +8,7 @@ knn_w(z) is the weighted top-k cosine matrix of rows z, self included, and
 N(.) the D^-1/2 . D^-1/2 normalisation with row sums; `mmjax.graph.knn`):
   original: S_m = N(knn_w(x_m^(0)))   from the initial features, frozen
   learnt:   t_m = x_m W_m + b_m,  alpha = softmax(modal_weight)
-            S~  = N(sum_m alpha_m knn_w(t_m))      (rebuilt every step)
+            S~  = N(sum_m alpha_m knn_w(t_m))      (see graph_every)
   item graph: S = (1 - lambda) S~ + lambda sum_m alpha_m S_m
   h = S^{L_mm} e_item
   user-item (cf_model lightgcn):
@@ -24,6 +24,17 @@ N(.) the D^-1/2 . D^-1/2 normalisation with row sums; `mmjax.graph.knn`):
 Gradients reach W_m, b_m, modal_weight and the features through the values
 of the learnt top-k graph (the neighbour choice itself is not differentiable).
 
+When the item graph S is built (`model.graph_every`):
+  'epoch' (default, MMRec): at the first step of each epoch, from the
+    parameters at the epoch's start, with gradient through it in that step;
+    the epoch's later steps reuse it detached (`epoch_cache`, the loop's
+    per-epoch cache; MMRec's `build_item_graph`, set by
+    `pre_epoch_processing` and cleared by the first `calculate_loss`).
+    One O(I^2 D) similarity per epoch instead of per step.
+  'step': rebuilt, with gradient, at every step.
+Evaluation (`embed`) builds it from the current parameters in both modes, as
+MMRec's `full_sort_predict` does.
+
 Defaults (MMRec configs/model/LATTICE.yaml): embed_dim 64 (feat_embed_dim
 the same), knn_k 10, lambda_coeff 0.9, num_mm_layers 1, num_layers 2
 (len(weight_size)), reg_weight in {0, 1e-5, 1e-4, 1e-3}, lr in {1e-4, 5e-4,
@@ -36,13 +47,12 @@ in that modality's original and learnt graphs; their feature rows stay zero.
 An item lacking all modalities has h = 0 and i = E_items.
 
 Differences from the references:
-  * MMRec (src/models/lattice.py): the learnt graph is rebuilt with gradient
-    at the first batch of each epoch and reused, detached, for the rest of
-    it; here it is rebuilt, with gradient, at every step (no per-epoch hook;
-    the cost is an I x I similarity per step, computed blockwise, so it
-    never holds I x I; its gradient reads only the I * k chosen pairs, and
-    the graph carries its transpose pattern, so neither propagation sorts). MMRec uses dense I x I matrices throughout (its
-    memory limit); ours are top-k sparse. Its 'ngcf' and 'mf' cf_models are
+  * MMRec (src/models/lattice.py): graph_every='epoch' does as MMRec;
+    'step' is ours. The similarity is computed blockwise, so it never holds
+    I x I; its gradient reads only the I * k chosen pairs, and the graph
+    carries its transpose pattern, so neither propagation sorts. MMRec uses
+    dense I x I matrices throughout (its memory limit); ours are top-k
+    sparse. Its 'ngcf' and 'mf' cf_models are
     not provided. MMRec divides the regulariser by the configured batch
     size; we divide by the batch's real rows (equal except on a padded last
     batch). A non-positive row sum gives weight 0 here, NaN in MMRec.
@@ -60,6 +70,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from mmjax import models
 from mmjax import types
 from mmjax.graph import knn
 from mmjax.graph import sparse
@@ -145,9 +156,9 @@ def _ui_propagate(ctx, cfg, x):
   return total / (cfg.num_layers + 1)
 
 
-def embed(params: types.Params, ctx: Any, cfg: Any):
+def _forward(params, ctx, cfg, s):
+  """(u, i) of every user and item, on item graph `s`."""
   h = params['item']
-  s = item_graph(params, ctx, cfg)
   for _ in range(cfg.num_mm_layers):
     h = sparse.propagate(s, h)
   e = _ui_propagate(ctx, cfg,
@@ -155,11 +166,42 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
   return e[:ctx.num_users], e[ctx.num_users:] + layers.l2_normalize(h)
 
 
+def embed(params: types.Params, ctx: Any, cfg: Any):
+  return _forward(params, ctx, cfg, item_graph(params, ctx, cfg))
+
+
+GRAPH_EVERY = ('epoch', 'step')
+
+
+def epoch_cache(params: types.Params, ctx: Any, cfg: Any
+                ) -> sparse.Graph | None:
+  """The epoch's item graph S (graph_every='epoch'), else None.
+
+  The loop calls it at the epoch's first step, inside the loss, and keeps
+  the result, detached, for the epoch's other steps (mmjax/models).
+
+  Raises:
+    ValueError: an unknown `graph_every`.
+  """
+  every = cfg.graph_every
+  if every not in GRAPH_EVERY:
+    raise ValueError(f'model.graph_every={every!r}: expected one of '
+                     f'{GRAPH_EVERY}.')
+  if every == 'step':
+    return None
+  return item_graph(params, ctx, cfg)
+
+
 def loss(params, batch, ctx, key, cfg):
   del key  # LATTICE's loss has no randomness.
   users, pos, mask = batch['users'], batch['pos'], batch['mask']
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
-  u_all, i_all = embed(params, ctx, cfg)
+  # The epoch's graph from the loop (graph_every='epoch'), else one built
+  # now, with gradient ('step', or a context from outside the loop).
+  s = models.epoch_cached(ctx, cfg)
+  if s is None:
+    s = item_graph(params, ctx, cfg)
+  u_all, i_all = _forward(params, ctx, cfg, s)
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]
   s_pos = jnp.sum(u * i_pos, -1)
   s_neg = jnp.sum(u[:, None] * i_neg, -1)

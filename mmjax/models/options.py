@@ -217,6 +217,9 @@ MODELS: dict[str, tuple[Option, ...]] = {
         _mm_layers(), _knn(),
         Option('lambda_coeff', 0.9, 'float', low=0.0,
                doc='weight of the frozen feature graph in the learnt one.'),
+        Option('graph_every', 'epoch', 'str', ('epoch', 'step'),
+               doc='how often the learnt item graph is rebuilt (MMRec: '
+               'at each epoch\'s first step).'),
         _train_features(), _convention(),
     ),
     'bm3': _common(num_layers=1, reg_weight=0.1) + (

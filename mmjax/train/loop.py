@@ -105,24 +105,49 @@ def budget_warning(results: dict[str, Any]) -> str | None:
 
 
 def make_train_step(model: Any, tx: optax.GradientTransformation, cfg: Any):
-  """`train_step(state, batch, ctx, key) -> (state, metrics)`, pure.
+  """`train_step(state, batch, ctx, key, first=True, cache=None)`, pure.
 
-  The model sees its own section, `cfg.model`, only.
+  Returns (state, metrics, cache). The model sees its own section,
+  `cfg.model`, only.
+
+  For a model with a per-epoch cache (`epoch_cache`, mmjax/models), where
+  `first` is true the cache is computed from `state.params` inside the
+  loss, so the step's gradient flows through it (MMRec's LATTICE builds its
+  item graph so at an epoch's first batch), and returned; elsewhere the
+  given `cache` (what the epoch's first step returned) is used, detached.
+  `first` may be traced: inside the epoch's scan one `lax.cond` picks the
+  branch, so the loss and its gradient are compiled once, not once for the
+  first step and once for the others. The cache is None for other models.
   """
   model_cfg = cfg.model
+  cache_fn = getattr(model, 'epoch_cache', None)
 
-  def train_step(state, batch, ctx, key):
+  def train_step(state, batch, ctx, key, first=True, cache=None):
     def loss_fn(params):
-      return model.loss(params, batch, ctx, key, model_cfg)
+      value, step_ctx = None, ctx
+      if cache_fn is not None:
+        def build(p):
+          return cache_fn(p, ctx, model_cfg)
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        if first is True:  # Static: no cond to trace.
+          value = build(params)
+        elif cache is not None:
+          value = jax.lax.cond(
+              first, build, lambda _: jax.lax.stop_gradient(cache), params)
+        if value is not None:
+          step_ctx = models.with_epoch_cache(ctx, model_cfg, value)
+      loss, aux = model.loss(params, batch, step_ctx, key, model_cfg)
+      return loss, (aux, value)
+
+    (loss, (aux, value)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss, 'l2_grads': optax.tree.norm(grads),
                'l2_updates': optax.tree.norm(updates)}
     metrics.update(aux)
-    return state_lib.TrainState(state.step + 1, params, opt_state), metrics
+    return (state_lib.TrainState(state.step + 1, params, opt_state), metrics,
+            value)
 
   return train_step
 
@@ -146,6 +171,9 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
   """The jitted epoch `(state, ctx, td, epoch, data_key, train_key)`.
 
   Returns (state, {'train/<name>': float32 []}). The state is donated.
+  A model's per-epoch cache (`epoch_cache`, mmjax/models) is built by the
+  epoch's first step, from the parameters the epoch starts with, and
+  carried through the scan to the others (`make_train_step`).
 
   Raises:
     ValueError: the batch size is not a multiple of the device count.
@@ -160,6 +188,7 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
   repl = mesh_lib.replicated(mesh)
 
   pre_epoch = getattr(model, 'pre_epoch', None)
+  cache_fn = getattr(model, 'epoch_cache', None)
 
   def epoch_fn(state, ctx, td, epoch, data_key, train_key):
     index, mask = sampler.epoch_order(
@@ -171,15 +200,31 @@ def make_epoch_fn(model: Any, tx: optax.GradientTransformation, cfg: Any,
           jax.random.fold_in(train_key, PRE_EPOCH_STREAM), epoch)
       ctx = pre_epoch(ctx, epoch_key, cfg.model)
 
-    def body(state, xs):
-      index, mask = xs
+    # The per-epoch cache (`epoch_cache`) rides in the scan's carry: the
+    # first step computes it (with gradient) from the epoch's starting
+    # parameters and the others reuse it. Its placeholder for the first
+    # step, never read, only gives the carry its shapes; None (the model
+    # has no cache, or its options ask for none) carries nothing.
+    cache = None
+    if cache_fn is not None:
+      shapes = jax.eval_shape(lambda p: cache_fn(p, ctx, cfg.model),
+                              state.params)
+      cache = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    first = jnp.arange(index.shape[0]) == 0  # [S]
+
+    def body(carry, xs):
+      state, cache = carry
+      index, mask, is_first = xs
       step_key = jax.random.fold_in(train_key, state.step)
       neg_key, model_key = jax.random.split(step_key)
       batch = sharded_batch(td, index, mask, neg_key, num_negatives,
                             with_negatives, rows)
-      return train_step(state, batch, ctx, model_key)
+      state, metrics, cache = train_step(state, batch, ctx, model_key,
+                                         is_first, cache)
+      return (state, cache), metrics
 
-    state, per_step = jax.lax.scan(body, state, (index, mask))
+    (state, _), per_step = jax.lax.scan(body, (state, cache),
+                                        (index, mask, first))
     weight = mask.sum(axis=1)  # [S]: real rows per step.
     out = {f'train/{name}': jnp.sum(v * weight) / jnp.sum(weight)
            for name, v in per_step.items()}

@@ -1,16 +1,24 @@
-"""LATTICE: shapes, finite gradients, masked items, docstring equations."""
+"""LATTICE: shapes, finite gradients, masked items, docstring equations, the
+item graph built once per epoch (graph_every)."""
 
 import dataclasses
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
+from mmjax import models
 from mmjax.graph import sparse
 from mmjax.models import lattice
 from mmjax.models import options
+from mmjax.parallel import mesh as mesh_lib
+from mmjax.train import loop
+from mmjax.train import sampler
+from mmjax.train import state as state_lib
 from tests.testing import fixtures
 from tests.testing import numerics
 
@@ -26,7 +34,79 @@ def make_config(**model):
   cfg.model.update(model)
   # Every option the model declares, as the loop hands it over.
   cfg.model = options.complete(cfg.model)
+  cfg.train = ml_collections.ConfigDict({'num_negatives': 1})
   return cfg
+
+
+BATCH = 16  # 72 training pairs: 5 steps, the last one padded.
+
+
+def _epoch_setup(graph_every, tx):
+  """(ctx, td, cfg, state) for one epoch of `graph_every` on 12 x 20."""
+  ctx = fixtures.make_context(2, seed=2)
+  ds = fixtures.random_dataset(num_users=fixtures.NUM_USERS,
+                               num_items=NUM_ITEMS, per_user=8)
+  td = jax.tree.map(jnp.asarray, sampler.make_train_data(ds))
+  cfg = make_config(graph_every=graph_every)
+  params = lattice.init(jax.random.key(0), ctx, cfg.model)
+  state = state_lib.TrainState(jnp.zeros((), jnp.int32), params,
+                               tx.init(params))
+  return ctx, td, cfg, state
+
+
+def _reference_step(ctx, cfg, tx):
+  """A jitted step `(params, opt_state, batch, key, graph)`, written out.
+
+  Returns (params, opt_state, loss, grads, the graph of `params`). With
+  `graph` None the loss builds the learnt graph itself, with gradient (the
+  'step' mode's loss, and the 'epoch' mode's first step); else it uses
+  `graph`, detached. `graph_every` is read by the loop, not the loss, so
+  one function serves both modes.
+  """
+
+  @jax.jit
+  def step(params, opt_state, batch, key, graph):
+    step_ctx = ctx
+    if graph is not None:
+      step_ctx = models.with_epoch_cache(ctx, cfg.model,
+                                         jax.lax.stop_gradient(graph))
+    loss, grads = jax.value_and_grad(
+        lambda p: lattice.loss(p, batch, step_ctx, key, cfg.model)[0])(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    built = lattice.item_graph(params, ctx, cfg.model) if graph is None else (
+        graph)
+    return (optax.apply_updates(params, updates), opt_state, loss, grads,
+            built)
+
+  return step
+
+
+def _reference_epoch(step, state, td, every, epoch, data_key, train_key):
+  """The epoch written out step by step, the learnt graph as MMRec keeps it.
+
+  every='epoch': step 0's loss builds the graph from its parameters
+  (gradient through it) and the later steps use that graph, detached;
+  'step': every step builds its own. Returns (params, mean loss, step 0's
+  gradient).
+  """
+  index, mask = sampler.epoch_order(
+      td, jax.random.fold_in(data_key, epoch), BATCH)
+  params, opt_state, count = state.params, state.opt_state, int(state.step)
+  graph = first_grads = None
+  losses_ = []
+  for s in range(index.shape[0]):
+    neg_key, model_key = jax.random.split(
+        jax.random.fold_in(train_key, count + s))
+    batch = sampler.make_batch(td, index[s], mask[s], neg_key, 1, True)
+    params, opt_state, loss, grads, built = step(params, opt_state, batch,
+                                                 model_key, graph)
+    if s == 0:
+      first_grads = grads
+      if every == 'epoch':
+        graph = built  # From the parameters step 0's loss used.
+    losses_.append(float(loss))
+  return params, np.average(losses_, weights=np.asarray(mask).sum(1)), (
+      first_grads)
 
 
 def _np_knn_weighted(z, mask, k):
@@ -150,6 +230,59 @@ class LatticeTest(parameterized.TestCase):
     self.assertTrue(masked.any())
     np.testing.assert_array_equal(dense[masked], 0.0)
     np.testing.assert_array_equal(dense[:, masked], 0.0)
+
+  def test_epoch_equals_the_reference_loop(self):
+    # SGD: the updates are the gradients, scaled (Adam's first update
+    # hardly depends on the gradient's size).
+    lr = 2.0
+    tx = optax.sgd(lr)
+    data_key, train_key = jax.random.key(7), jax.random.key(8)
+    ctx, td, cfg, state = _epoch_setup('epoch', tx)
+    step = _reference_step(ctx, cfg, tx)
+    want = {every: _reference_epoch(step, state, td, every, 1, data_key,
+                                    train_key)
+            for every in ('epoch', 'step')}
+    # The two modes train differently: the test tells them apart.
+    self.assertGreater(float(np.abs(
+        np.asarray(want['epoch'][0]['proj'][0]['w'])
+        - np.asarray(want['step'][0]['proj'][0]['w'])).max()), 1e-3)
+    start = jax.tree.map(np.asarray, state.params)
+    # 'epoch', the new path, on 8 devices (sharded batches through the
+    # cond); 'step' on one, to keep the test short.
+    for every, devices in (('epoch', 8), ('step', 1)):
+      cfg = make_config(graph_every=every)
+      epoch_fn = loop.make_epoch_fn(lattice, tx, cfg,
+                                    mesh_lib.make_mesh(devices), BATCH)
+      got, metrics = epoch_fn(jax.tree.map(jnp.copy, state), ctx, td,
+                              np.int32(1), data_key, train_key)
+      want_params, want_loss, first_grads = want[every]
+      self.assertEqual(int(got.step), 5)
+      np.testing.assert_allclose(float(metrics['train/loss']), want_loss,
+                                 rtol=1e-6)
+      for x, y in zip(jax.tree.leaves(got.params),
+                      jax.tree.leaves(want_params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5,
+                                   atol=1e-6)
+      if every == 'epoch':
+        # The graph's own parameters move at step 0 only, by the 'step'
+        # mode's step-0 gradient: detached afterwards.
+        for name in ('proj', 'modal_weight', 'features'):
+          for x, x0, g in zip(jax.tree.leaves(got.params[name]),
+                              jax.tree.leaves(start[name]),
+                              jax.tree.leaves(first_grads[name])):
+            self.assertGreater(float(np.abs(np.asarray(g)).max()), 0.0)
+            np.testing.assert_allclose((x0 - np.asarray(x)) / lr,
+                                       np.asarray(g), rtol=1e-3, atol=1e-6)
+
+  def test_graph_every(self):
+    ctx = fixtures.make_context(2)
+    cfg = make_config(graph_every='step')
+    params = lattice.init(jax.random.key(0), ctx, cfg.model)
+    self.assertIsNone(lattice.epoch_cache(params, ctx, cfg.model))
+    with self.assertRaisesRegex(ValueError, 'graph_every'):
+      lattice.epoch_cache(params, ctx, make_config(graph_every='batch').model)
+    self.assertEqual(options.declared('lattice')['graph_every'].default,
+                     'epoch')
 
 
 if __name__ == '__main__':
