@@ -904,6 +904,7 @@ def compare_steps(npz_path: str, model_name: str) -> dict[str, Any]:
   import jax
   import jax.numpy as jnp
 
+  from mmjax import models
   from mmjax.train import defaults
   from mmjax.train import optim
   # pylint: enable=g-import-not-at-top
@@ -916,6 +917,16 @@ def compare_steps(npz_path: str, model_name: str) -> dict[str, Any]:
   cfg.optim.lr = float(npz['learning_rate'])
   tx = optim.make_optimizer(cfg, 1)
   state = tx.init(params)
+  # MMRec's recorded steps come after its first `calculate_loss` (the
+  # parity step, from the same weights) cleared LATTICE's
+  # `build_item_graph`: they are an epoch's later steps, on the graph of the
+  # initial weights, detached. A model with a per-epoch cache
+  # (`epoch_cache`, e.g. lattice.graph_every='epoch') replays them so.
+  cache_fn = getattr(module, 'epoch_cache', None)
+  if cache_fn is not None:
+    cache = jax.jit(lambda p, c: cache_fn(p, c, cfg))(params, ctx)
+    if cache is not None:
+      ctx = models.with_epoch_cache(ctx, cfg, cache)
   loss_errs = []
   for k in range(steps):
     batch = {'users': jnp.asarray(npz[f'traj/{k}/users'], jnp.int32),
