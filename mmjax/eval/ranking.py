@@ -482,8 +482,12 @@ class Evaluator:
     rows = jnp.arange(ub)[:, None]
     # Padding entries hold item id I, out of range, and are dropped.
     scores = scores.at[rows, mask_items].set(-jnp.inf, mode='drop')
-    # top_k orders -0.0 below 0.0; here they tie, as they are equal.
-    scores = jnp.where(scores == 0, 0.0, scores)
+    use_kernel = topk_kernel.in_use()
+    if not use_kernel:
+      # top_k orders -0.0 below 0.0; here they tie, as they are equal. (The
+      # kernel reads -0.0 as 0.0 itself: this pass's fresh [U_b, I] buffer
+      # cost more than the kernel's selection, in page faults.)
+      scores = jnp.where(scores == 0, 0.0, scores)
     if self.exclude_items is not None:
       kept = jnp.where(excluded[None], -jnp.inf, scores)  # [U_b, I]
       best_kept = kept.max(axis=1, keepdims=True)  # [U_b, 1]
@@ -493,7 +497,7 @@ class Evaluator:
     perm, rank = item_order
     shift = jax.random.randint(jax.random.fold_in(key, block_index), (ub,), 0,
                                n_items)
-    if topk_kernel.in_use():
+    if use_kernel:
       top_scores, top_items = topk_kernel.top_k(scores, self.k_max, perm, rank,
                                                 shift, mesh=self.mesh)
       fast_ok = jnp.ones((ub,), bool)

@@ -1,9 +1,10 @@
 """The top-K kernel (csrc/topk.cc) against the exact XLA path, bitwise.
 
-The exact path (`ranking._top_k_exact`, i.e. `topk.reference`) defines the
-evaluation's lists: scores in IEEE total order, ties by the seeded position.
+The exact path (`ranking._top_k_exact`, i.e. `topk.reference`, after the
+evaluation's `where(scores == 0, 0.0, scores)`) defines the evaluation's
+lists: scores in IEEE total order, -0.0 as 0.0, ties by the seeded position.
 The kernel must give the same values (bits) and items for every row, ties,
-masks, NaN and K = N included. Kernel tests skip when the kernel cannot be
+masks, NaN, -0.0 and K = N included. Kernel tests skip when the kernel cannot be
 built here (no compiler); the fallback test runs everywhere.
 """
 
@@ -25,10 +26,12 @@ P = jax.sharding.PartitionSpec
 
 
 def _scores(seed, rows, n, levels=4, masked=0.3):
-  """Scores on a few levels (many ties), part of them masked with -inf;
-  row 0 keeps two finite scores and row 1 none, so they have fewer than K."""
+  """Scores on a few levels (many ties), part of them masked with -inf and
+  some zeros negative; row 0 keeps two finite scores and row 1 none, so
+  they have fewer than K."""
   rng = np.random.default_rng([seed, rows, n])
-  s = rng.integers(0, levels, (rows, n)).astype(np.float32) - levels / 2
+  s = rng.integers(0, levels, (rows, n)).astype(np.float32) - levels // 2
+  s[(s == 0) & (rng.random((rows, n)) < 0.5)] = -0.0
   s[rng.random((rows, n)) < masked] = -np.inf
   s[0, 2:] = -np.inf
   if rows > 1:
@@ -48,10 +51,14 @@ def _order(seed, rows, n):
 # One jitted function each, so that cases of one shape compile once. The
 # kernel settings are read at trace time: `_kernel` is only called in mode
 # 'kernel' (the fallback test traces a function of its own).
-_exact = jax.jit(ranking._top_k_exact, static_argnums=1)
+_exact_xla = jax.jit(ranking._top_k_exact, static_argnums=1)
 _kernel = jax.jit(topk.top_k, static_argnums=1, static_argnames='mesh')
 
 
+def _exact(scores, k, perm, shift):
+  """The exact path on the scores as the evaluation hands them over."""
+  return _exact_xla(np.where(scores == 0, np.float32(0), scores), k, perm,
+                    shift)
 def _assert_same(test, got, want):
   np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(want[1]))
   # Bits, so NaN payloads and the sign of zero count too.
@@ -94,8 +101,8 @@ class TopKKernelTest(parameterized.TestCase):
 
   def test_special_values_ordered_as_top_k(self):
     # lax.top_k on XLA:CPU orders by IEEE total order: -NaN < -inf < -0.0 <
-    # 0.0 < inf < NaN, NaNs by payload; ranking.py maps -0.0 to 0.0 first,
-    # but the kernel must agree on any input.
+    # 0.0 < inf < NaN, NaNs by payload; the evaluation maps -0.0 to 0.0
+    # (the kernel does so itself).
     n, rows = 37, 6
     rng = np.random.default_rng(4)
     s = rng.choice(np.float32([1, 0, -0.0, np.inf, -np.inf, np.nan, -np.nan]),
@@ -153,6 +160,8 @@ class TopKKernelTest(parameterized.TestCase):
     table = rng.permuted(np.tile(np.arange(num_items, dtype=np.float32),
                                  (num_users, 1)), axis=1)
     table[::3] = np.round(table[::3] / num_items)  # Ties: 0 or 1.
+    # Negative zeros, which the XLA path maps to 0.0 and the kernel reads so.
+    table[(table == 0) & (np.arange(num_users)[:, None] % 2 == 0)] = -0.0
     # Few metrics: the block programs compile faster.
     cfg = ml_collections.ConfigDict(dict(
         topk=(5,), batch_users=16, gain='binary', convention='mmrec',

@@ -2,12 +2,14 @@
 
 `top_k(scores, k, perm, rank, shift)` returns the k best items of each row
 ordered by (score descending, position ascending), where item i's position
-in row r is (rank[i] - shift[r]) mod N: exactly the list that
-`mmjax.eval.ranking._top_k_exact` computes with a permuted gather of every
-score and `lax.top_k`, bitwise (scores compare in IEEE total order, as
-XLA:CPU's top_k compares them, so NaN and -0.0 rank as they do there). It
-reads each score once and keeps a bounded heap per row instead, with no
-candidate list that ties could overflow, so no fallback is needed.
+in row r is (rank[i] - shift[r]) mod N, with -0.0 read as 0.0 (equal
+scores tie): exactly the list that `mmjax.eval.ranking._top_k_exact`
+computes from `where(scores == 0, 0.0, scores)` with a permuted gather of
+every score and `lax.top_k`, bitwise (scores compare in IEEE total order, as
+XLA:CPU's top_k compares them, so NaN ranks as it does there). The kernel
+reads each score once and cuts each row's candidates back to the best k as
+it goes, with no candidate list that ties could overflow, so no fallback is
+needed.
 
 `in_use()` says whether the kernel serves here: it follows the propagation
 kernel's settings (`mmjax.graph.kernel.configure`, MMJAX_KERNEL), read at
@@ -92,7 +94,8 @@ def top_k(scores: jax.Array, k: int, perm: jax.Array, rank: jax.Array,
   """The k best items per row with seeded ties (see the module docstring).
 
   Args:
-    scores: float32 [R, N].
+    scores: float32 [R, N]; -0.0 counts (and comes back) as 0.0, so callers
+      need no pass of their own to make equal zeros tie.
     k: the cut-off, 0 <= k <= N.
     perm: int32 [N], a permutation of the items.
     rank: int32 [N], its inverse (rank[perm[j]] = j).
@@ -114,7 +117,7 @@ def top_k(scores: jax.Array, k: int, perm: jax.Array, rank: jax.Array,
   if not 0 <= k <= n:
     raise ValueError(f'top_k: k={k} outside [0, {n}].')
   if not in_use():  # Loads the kernel when it can.
-    return reference(scores, k, perm, shift)
+    return reference(jnp.where(scores == 0, 0.0, scores), k, perm, shift)
   parts = _split_devices(mesh)
   if parts == 1:
     return _call(scores, perm, rank, shift, k)

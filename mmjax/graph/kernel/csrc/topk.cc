@@ -10,9 +10,13 @@
 // prefers lower indices among equal values, so the two agree bitwise.
 //
 // Scores compare as `lax.top_k` compares them on XLA:CPU: by their bits in
-// IEEE total order (-NaN < -inf < ... < -0.0 < 0.0 < ... < inf < NaN, NaNs
-// by payload), not by float comparison, so NaN and -0.0 land where the exact
-// path puts them. The values returned are the input's bits.
+// IEEE total order (-NaN < -inf < ... < 0.0 < ... < inf < NaN, NaNs by
+// payload), not by float comparison, so NaN lands where the exact path puts
+// it; the values returned are the input's bits. One exception, the
+// evaluation's rule that equal scores tie: -0.0 is read (and returned) as
+// 0.0, as ranking.py's `where(scores == 0, 0.0, scores)` makes it before
+// `lax.top_k`. Doing it here spares the evaluation that pass, whose fresh
+// [U_b, I] buffer cost more (page faults) than the selection itself.
 //
 // Per row, in two passes (SelectRow): the best key of every block of 16
 // scores gives a lower bound on the row's k-th best key, so only the few
@@ -176,12 +180,13 @@ std::shared_ptr<TopKPool> GetTopKPool() {
 // Selection.
 
 // The float's bits as an int32 that orders like IEEE total order, which is
-// how XLA:CPU's TopK compares: negative floats have their magnitude bits
-// flipped.
+// how XLA:CPU's TopK compares (negative floats have their magnitude bits
+// flipped), except that -0.0 (key -1) gets 0.0's key 0.
 inline int32_t OrderKey(float v) {
   int32_t b;
   std::memcpy(&b, &v, sizeof(b));
-  return b ^ ((b >> 31) & 0x7FFFFFFF);
+  const int32_t key = b ^ ((b >> 31) & 0x7FFFFFFF);
+  return key + (key == -1);
 }
 
 // One uint64 per item, smaller for a better item: the score key inverted in
@@ -293,8 +298,9 @@ void SelectRow(const float* row, int64_t n, int64_t k, const int32_t* perm,
     int64_t at = pos + shift;
     if (at >= n) at -= n;
     const int32_t item = perm[at];
+    const float v = row[item];
     out_i[j] = item;
-    out_v[j] = row[item];
+    out_v[j] = v == 0.0f ? 0.0f : v;  // -0.0 as 0.0
   }
 }
 
