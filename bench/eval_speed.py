@@ -1,19 +1,24 @@
-r"""Full-ranking evaluation time: the fast top-K path against the exact one.
+r"""Full-ranking evaluation time: the top-K kernel and the two XLA paths.
 
   python bench/eval_speed.py                       # baby and large
-  python bench/eval_speed.py --sizes=baby --repeats=5
+  python bench/eval_speed.py --sizes=ml100k,baby --repeats=5
+  MMJAX_KERNEL_THREADS=1 taskset -c 0 python bench/eval_speed.py  # 1 thread
 
 `mmjax.eval.ranking.Evaluator` ranks every item for every evaluated user in
 blocks and orders exact ties at random. Two paths give the same lists: the
 exact one permutes every score before `lax.top_k`; the fast one takes the
 K + K // 8 + 1 best raw scores and sorts only those, and hands a block back
-to the exact path when a tie crosses its candidates (see ranking.py). For
-each size this times, side by side in one process, one whole validation
+to the exact path when a tie crosses its candidates (see ranking.py). The
+compiled kernel (mmjax/graph/kernel/csrc/topk.cc) gives the same lists with
+one bounded heap per user and serves by default on CPU when it is loaded.
+For each size this times, side by side in one process, one whole validation
 pass (all blocks, metrics, host transfer) of:
 
-  exact       the exact path for every block (the evaluator before the fast
-              path existed)
-  fast        the default evaluator
+  exact       the XLA exact path for every block (kernel mode 'reference')
+  fast        the XLA fast path with its fallback (kernel mode 'reference':
+              the default evaluator where the kernel is not loaded)
+  kernel      the top-K kernel (kernel mode 'kernel': the default evaluator
+              on CPU); 'n/a' when it cannot be loaded here
   scores      only the score blocks (matmul + masking), the floor a top-K
               method cannot go below
 
@@ -21,7 +26,10 @@ for an embedding model with distinct scores (random user and item vectors,
 D=64), and for a popularity model, where every user's scores tie (so the
 fast path falls back after its first block). Medians of --repeats passes
 after one warm-up pass; one device; the same key for every pass, and the
-fast and exact top items are checked equal.
+top items of all paths are checked equal. The kernel uses
+MMJAX_KERNEL_THREADS threads (default: every core) and XLA the cores the
+process may run on: `taskset -c 0` with MMJAX_KERNEL_THREADS=1 compares one
+thread against one thread.
 """
 
 import datetime
@@ -38,17 +46,20 @@ import numpy as np
 
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import ranking
+from mmjax.graph import kernel
 from mmjax.utils import cpu
 
 _SIZES = flags.DEFINE_list('sizes', ['baby', 'large'], 'Sizes: ' +
-                           ', '.join(['baby', 'large', 'tiny']))
+                           ', '.join(['ml100k', 'baby', 'large', 'tiny']))
 _REPEATS = flags.DEFINE_integer('repeats', 3, 'Timed passes per cell.')
 _BATCH = flags.DEFINE_integer('batch_users', 1024, 'eval.batch_users.')
 
-# name -> (users, items, interactions per user): 'baby' is Amazon Baby's
-# size (19,445 x 7,050, about 160k interactions).
+# name -> (users, items, interactions per user): 'ml100k' is MovieLens
+# 100K's size (943 x 1,682, 100k interactions), 'baby' Amazon Baby's
+# (19,445 x 7,050, about 160k interactions).
 SIZES = {
     'tiny': (2_000, 1_000, 15),
+    'ml100k': (943, 1_682, 106),
     'baby': (19_445, 7_050, 8),
     'large': (20_000, 50_000, 20),
 }
@@ -147,21 +158,40 @@ def run_size(size: str) -> list[tuple]:
   key = jax.random.key(0)
   rows = []
   for name, (score_fn, params) in models.items():
-    fast = ranking.Evaluator(data, eval_config(), None, score_fn)
-    exact = ranking.Evaluator(data, eval_config(), None, score_fn)
-    exact.block_fn = exact.exact_block_fn
-    t_exact, want = median_time(lambda: exact(params, None, key),
+    # The settings are read when a block function is traced, on its first
+    # call: each evaluator keeps the path it was first called under.
+    with kernel.configured('reference'):
+      fast = ranking.Evaluator(data, eval_config(), None, score_fn)
+      exact = ranking.Evaluator(data, eval_config(), None, score_fn)
+      exact.block_fn = exact.exact_block_fn
+      t_exact, want = median_time(lambda: exact(params, None, key),
+                                  _REPEATS.value)
+      t_fast, got = median_time(lambda: fast(params, None, key),
                                 _REPEATS.value)
-    t_fast, got = median_time(lambda: fast(params, None, key), _REPEATS.value)
+    same = np.array_equal(want.top_items, got.top_items)
+    t_kernel = None
+    if kernel.available():
+      with kernel.configured('kernel'):
+        kern = ranking.Evaluator(data, eval_config(), None, score_fn)
+        t_kernel, got = median_time(lambda: kern(params, None, key),
+                                    _REPEATS.value)
+      same = same and np.array_equal(want.top_items, got.top_items)
     t_scores, _ = median_time(scores_only(fast, params, score_fn),
                               _REPEATS.value)
-    same = np.array_equal(want.top_items, got.top_items)
-    n = len(data.users)
-    rows.append((size, f'{ds.num_users}x{ds.num_items}', name, n, t_exact,
-                 t_fast, t_scores, t_exact[0] / t_fast[0],
-                 t_exact[1] / t_fast[1], n / t_fast[0], same))
+    rows.append(dict(size=size, shape=f'{ds.num_users}x{ds.num_items}',
+                     model=name, users=len(data.users), exact=t_exact,
+                     fast=t_fast, kernel=t_kernel, scores=t_scores,
+                     same=same))
     print(f'# done {size} {name}', flush=True)
   return rows
+
+
+def _pair(t) -> str:
+  return 'n/a' if t is None else f'{t[0]:.3f}/{t[1]:.3f}'
+
+
+def _ratio(a, b, i: int) -> str:
+  return 'n/a' if a is None or b is None else f'{a[i] / b[i]:.2f}'
 
 
 def machine() -> str:
@@ -181,15 +211,21 @@ def main(argv):
   print(f'# eval_speed  {datetime.datetime.now():%Y-%m-%d %H:%M}  '
         f'{machine()}  load {load:.1f}')
   print(f'# top-K (10, 20, 50), batch_users {_BATCH.value}, D={DIM}, '
-        f'median of {_REPEATS.value} validation passes')
+        f'median of {_REPEATS.value} validation passes, kernel threads '
+        f'{kernel.num_threads()}, XLA cores {len(os.sched_getaffinity(0))}')
   print('| size | users x items | model | users evaluated | exact wall/CPU '
-        '(s) | fast wall/CPU (s) | scores only wall/CPU (s) | exact / fast '
-        'wall | exact / fast CPU | users/s (fast) | same top items |')
-  print('|---|---|---|---|---|---|---|---|---|---|---|')
+        '(s) | fast wall/CPU (s) | kernel wall/CPU (s) | scores only wall/CPU '
+        '(s) | exact / fast wall | fast / kernel wall | fast / kernel CPU | '
+        'users/s (kernel) | same top items |')
+  print('|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for r in rows:
-    print(f'| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4][0]:.3f}/{r[4][1]:.3f} '
-          f'| {r[5][0]:.3f}/{r[5][1]:.3f} | {r[6][0]:.3f}/{r[6][1]:.3f} | '
-          f'{r[7]:.2f} | {r[8]:.2f} | {r[9]:,.0f} | {r[10]} |')
+    best = r['kernel'] or r['fast']
+    print(f"| {r['size']} | {r['shape']} | {r['model']} | {r['users']} | "
+          f"{_pair(r['exact'])} | {_pair(r['fast'])} | {_pair(r['kernel'])} "
+          f"| {_pair(r['scores'])} | {_ratio(r['exact'], r['fast'], 0)} | "
+          f"{_ratio(r['fast'], r['kernel'], 0)} | "
+          f"{_ratio(r['fast'], r['kernel'], 1)} | "
+          f"{r['users'] / best[0]:,.0f} | {r['same']} |")
 
 
 if __name__ == '__main__':
