@@ -30,7 +30,8 @@ When the item graph S is built (`model.graph_every`):
     the epoch's later steps reuse it detached (`epoch_cache`, the loop's
     per-epoch cache; MMRec's `build_item_graph`, set by
     `pre_epoch_processing` and cleared by the first `calculate_loss`).
-    One O(I^2 D) similarity per epoch instead of per step.
+    One O(I^2 D) similarity per epoch instead of per step (ML-100K, 22
+    steps of 2048: an epoch 2.8x faster on one thread).
   'step': rebuilt, with gradient, at every step.
 Evaluation (`embed`) builds it from the current parameters in both modes, as
 MMRec's `full_sort_predict` does.
@@ -52,10 +53,10 @@ Differences from the references:
     I x I; its gradient reads only the I * k chosen pairs, and the graph
     carries its transpose pattern, so neither propagation sorts. MMRec uses
     dense I x I matrices throughout (its memory limit); ours are top-k
-    sparse. Its 'ngcf' and 'mf' cf_models are
-    not provided. MMRec divides the regulariser by the configured batch
-    size; we divide by the batch's real rows (equal except on a padded last
-    batch). A non-positive row sum gives weight 0 here, NaN in MMRec.
+    sparse. Its 'ngcf' and 'mf' cf_models are not provided. MMRec divides
+    the regulariser by the configured batch size; we divide by the batch's
+    real rows (equal except on a padded last batch). A non-positive row sum
+    gives weight 0 here, NaN in MMRec.
   * Elliot (Ducho-meets-Elliot external/models/lattice): convention
     'elliot' uses its user-item graph D^-1 (A + I) D^-1 and its per-layer
     L2 normalisation; its item graphs set the diagonal to 1 before
