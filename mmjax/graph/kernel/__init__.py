@@ -230,7 +230,8 @@ def available() -> bool:
     _process.warned = True
     logging.warning(
         'mmjax propagation kernel unavailable (%s); using the segment_sum '
-        'reference, which is several times slower on CPU.', reason,
+        'reference (and lax.top_k in evaluation), several times slower on '
+        'CPU.', reason,
     )
   return False
 
