@@ -9,8 +9,8 @@ blocks and orders exact ties at random. Two paths give the same lists: the
 exact one permutes every score before `lax.top_k`; the fast one takes the
 K + K // 8 + 1 best raw scores and sorts only those, and hands a block back
 to the exact path when a tie crosses its candidates (see ranking.py). The
-compiled kernel (mmjax/graph/kernel/csrc/topk.cc) gives the same lists with
-one bounded heap per user and serves by default on CPU when it is loaded.
+compiled kernel (mmjax/graph/kernel/csrc/topk.cc) gives the same lists in
+a scan of each user's scores and serves by default on CPU when loaded.
 For each size this times, side by side in one process, one whole validation
 pass (all blocks, metrics, host transfer) of:
 
