@@ -73,7 +73,7 @@ lint: $(VENV)/.test
 NEWEST_VENV := .venv312
 NEWEST_BIN := $(NEWEST_VENV)/bin
 PYTHON312 ?= $(or $(lastword $(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.12.*/bin/python))),python3.12)
-NEWEST_JAX_TESTS := tests/graph/kernel_build_test.py tests/graph/kernel_test.py \
+NEWEST_JAX_TESTS := tests/graph/kernel_build_test.py tests/graph/kernel_test.py tests/graph/topk_kernel_test.py \
   tests/graph/sparse_test.py tests/train/loop_test.py tests/train/multihost_test.py \
   tests/eval/ranking_test.py tests/run_test.py
 

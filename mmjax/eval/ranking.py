@@ -515,19 +515,22 @@ class Evaluator:
     gains = jnp.where(top_scores > -jnp.inf, gains, 0.0)
     valid = held_items < n_items
     n_rel = valid.sum(axis=1)
-    ideal = -jnp.sort(-held_gains, axis=1)
-    out = metrics.compute(gains, ideal, n_rel, self.ks, self.convention)
     is_cold = cold[jnp.minimum(held_items, n_items - 1)] * valid  # [U_b, W_h]
-    cold_gains = gains * cold[top_items]
-    cold_ideal = -jnp.sort(-(held_gains * is_cold), axis=1)
     n_cold = is_cold.sum(axis=1)
+    if self.gain == 'binary':
+      # Every relevant gain is 1: the ideal list is n ones, no sort needed.
+      slots = jnp.arange(held_gains.shape[1])[None]
+      ideal = (slots < n_rel[:, None]).astype(jnp.float32)
+      cold_ideal = (slots < n_cold[:, None]).astype(jnp.float32)
+    else:
+      ideal = -jnp.sort(-held_gains, axis=1)
+      cold_ideal = -jnp.sort(-(held_gains * is_cold), axis=1)
+    out = metrics.compute(gains, ideal, n_rel, self.ks, self.convention)
+    cold_gains = gains * cold[top_items]
     for name, v in metrics.compute(cold_gains, cold_ideal, n_cold, self.ks,
                                    self.convention).items():
       out[name + COLD] = v
-    for k in self.ks:
-      out[f'arp@{k}'] = beyond.arp(top_items, pop, k)
-      out[f'aplt@{k}'] = beyond.aplt(top_items, tail, k)
-      out[f'epc@{k}'] = beyond.epc(top_items, gains, nov, k)
+    out.update(beyond.compute(top_items, gains, pop, tail, nov, self.ks))
     if self.exclude_items is not None:
       out['excluded_above'] = excluded_above.astype(jnp.float32)
     out['num_relevant'] = n_rel.astype(jnp.float32)
