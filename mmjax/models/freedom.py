@@ -212,7 +212,7 @@ def loss(params, batch, ctx, key, cfg):
 
   def bpr(items):  # items [I, D] -> BPR over the batch, per-row mask
     s_pos = jnp.sum(u * items[pos], -1)
-    s_neg = jnp.sum(u[:, None] * items[neg], -1)
+    s_neg = losses.neg_scores(u, items[neg])
     return s_pos, s_neg
 
   mf = losses.bpr_logsigmoid(*bpr(i_all), mask)

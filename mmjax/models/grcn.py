@@ -271,7 +271,7 @@ def loss(params, batch, ctx, key, cfg):
   u_n = ctx.num_users
   ru = rep[users]  # [B, D']
   s_pos = jnp.sum(ru * rep[u_n + pos], -1)  # [B]
-  s_neg = jnp.sum(ru[:, None] * rep[u_n + neg], -1)  # [B, k]
+  s_neg = losses.neg_scores(ru, rep[u_n + neg])  # [B, k]
   bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
 
   e = params['id_embedding']

@@ -205,7 +205,7 @@ def loss(params, batch, ctx, key, cfg):
   u_all, i_all = _forward(params, ctx, cfg, s)
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]
   s_pos = jnp.sum(u * i_pos, -1)
-  s_neg = jnp.sum(u[:, None] * i_neg, -1)
+  s_neg = losses.neg_scores(u, i_neg)
   bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
   sq = (jnp.sum(mask[:, None] * u * u) + jnp.sum(mask[:, None] * i_pos * i_pos)
         + jnp.sum(mask[:, None, None] * i_neg * i_neg))

@@ -277,7 +277,7 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
                                 jax.random.fold_in(key, 1))
   u, i_pos, i_neg = u_all[users], i_all[pos], i_all[neg]  # [B,D] [B,k,D]
   bpr = losses.bpr_logsigmoid(jnp.sum(u * i_pos, -1),
-                              jnp.sum(u[:, None] * i_neg, -1), mask)
+                              losses.neg_scores(u, i_neg), mask)
   tau = float(mc.tau)
   masks = [m for _, m in layers.modalities(ctx)]
   hcl = jnp.zeros((), jnp.float32)

@@ -67,6 +67,17 @@ def bpr_logsigmoid(
   return weighted_mean(per, mask)
 
 
+def neg_scores(u: types.Array, items: types.Array) -> types.Array:
+  """Scores [B, k] of users u [B, D] against their negatives items [B, k, D].
+
+  An einsum, not `sum(u[:, None] * items, -1)`: XLA:CPU runs that broadcast
+  product and reduction as one slow fused reduction (0.6-0.8 ms against
+  0.25 ms forward and backward at B=2048, k=1, D=64-128, one thread); the
+  values agree to float32 rounding.
+  """
+  return jnp.einsum('bd,bkd->bk', u, items)
+
+
 def bpr_dot(user_emb: types.Array, item_emb: types.Array, batch: dict
             ) -> types.Array:
   """`bpr_loss` of a batch scored by dot products of final embeddings.
@@ -82,7 +93,7 @@ def bpr_dot(user_emb: types.Array, item_emb: types.Array, batch: dict
   neg = negatives_2d(batch['neg'])
   u = user_emb[batch['users']]  # [B, D]
   pos_s = jnp.sum(u * item_emb[batch['pos']], -1)  # [B]
-  neg_s = jnp.einsum('bd,bkd->bk', u, item_emb[neg])  # [B, k]
+  neg_s = neg_scores(u, item_emb[neg])  # [B, k]
   return bpr_loss(pos_s, neg_s, batch['mask'])
 
 

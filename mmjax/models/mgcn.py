@@ -240,7 +240,7 @@ def loss(params, batch, ctx, key, cfg):
   i_pos = all_emb[nu:][pos]  # [B, D]
   i_neg = all_emb[nu:][neg]  # [B, k, D]
   s_pos = jnp.sum(u * i_pos, -1)
-  s_neg = jnp.sum(u[:, None] * i_neg, -1)
+  s_neg = losses.neg_scores(u, i_neg)
   mf = losses.bpr_logsigmoid(s_pos, s_neg, mask)
   sq = (jnp.sum(u * u, -1) + jnp.sum(i_pos * i_pos, -1)
         + jnp.mean(jnp.sum(i_neg * i_neg, -1), axis=1))  # [B]

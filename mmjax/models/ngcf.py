@@ -345,7 +345,7 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   neg = losses.negatives_2d(batch['neg'])  # [B, k]
   u, i_pos, i_neg = gu[users], gi[pos], gi[neg]  # [B, D'], [B, D'], [B,k,D']
   s_pos = jnp.sum(u * i_pos, -1)  # [B]
-  s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
+  s_neg = losses.neg_scores(u, i_neg)  # [B, k]
   bpr = losses.bpr_logsigmoid(s_pos, s_neg, mask)
   reg = 0.5 * losses.squared_rows(mask, u, i_pos, i_neg)
   return bpr + cfg.reg_weight * reg, {'bpr': bpr, 'reg': reg}

@@ -122,8 +122,8 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   theta = params['theta'][users]  # [B, D]
   p_pos, p_neg = p[pos], p[neg]  # [B, D], [B, k, D]
   s_pos = jnp.sum(g_u * g_pos, -1) + jnp.sum(theta * p_pos, -1)  # [B]
-  s_neg = (jnp.sum(g_u[:, None] * g_neg, -1)
-           + jnp.sum(theta[:, None] * p_neg, -1))  # [B, k]
+  s_neg = (losses.neg_scores(g_u, g_neg)
+           + losses.neg_scores(theta, p_neg))  # [B, k]
   per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
   bpr = losses.weighted_mean(per.mean(axis=1), mask)
   reg = 0.5 * losses.squared_rows(mask, g_u, g_pos, g_neg, theta, p_pos, p_neg)

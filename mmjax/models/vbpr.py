@@ -126,7 +126,7 @@ def loss(
   i_pos = jnp.concatenate([params['item'][pos], p[pos]], axis=-1)  # [B, 2D]
   i_neg = jnp.concatenate([params['item'][neg], p[neg]], axis=-1)  # [B,k,2D]
   s_pos = jnp.sum(u * i_pos, -1)  # [B]
-  s_neg = jnp.sum(u[:, None] * i_neg, -1)  # [B, k]
+  s_neg = losses.neg_scores(u, i_neg)  # [B, k]
   if cfg.convention == 'elliot':
     per = jax.nn.softplus(-jnp.clip(s_pos[:, None] - s_neg, -80.0, 1e8))
     bpr_value = losses.weighted_mean(per.mean(axis=1), mask)
