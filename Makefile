@@ -19,7 +19,7 @@ $(BIN)/python:
 # The compiled CPU propagation kernel is built here with the system compiler
 # (no download). Without a compiler the package falls back to segment_sum
 # with a warning, so a failed build does not stop the install.
-$(VENV)/.core: pyproject.toml mmjax/graph/kernel/csrc/spmm.cc mmjax/graph/kernel/csrc/topk.cc | $(BIN)/python
+$(VENV)/.core: pyproject.toml mmjax/graph/kernel/csrc/spmm.cc mmjax/graph/kernel/csrc/topk.cc mmjax/graph/kernel/csrc/sort.cc | $(BIN)/python
 	$(PIP) install -e .
 	$(BIN)/python -m mmjax.graph.kernel.build || \
 	  echo 'warning: propagation kernel not built; using the segment_sum fallback'
@@ -74,7 +74,7 @@ NEWEST_VENV := .venv312
 NEWEST_BIN := $(NEWEST_VENV)/bin
 PYTHON312 ?= $(or $(lastword $(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.12.*/bin/python))),python3.12)
 NEWEST_JAX_TESTS := tests/graph/kernel_build_test.py tests/graph/kernel_test.py tests/graph/topk_kernel_test.py \
-  tests/graph/sparse_test.py tests/train/loop_test.py tests/train/multihost_test.py \
+  tests/graph/sort_kernel_test.py tests/graph/sparse_test.py tests/train/loop_test.py tests/train/multihost_test.py \
   tests/eval/ranking_test.py tests/run_test.py
 
 .PHONY: test-newest-jax

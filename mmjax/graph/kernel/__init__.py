@@ -1,9 +1,11 @@
-"""The compiled CPU kernels behind `mmjax.graph.sparse.propagate` and the
-evaluation's top K.
+"""The compiled CPU kernels behind `mmjax.graph.sparse.propagate`, the
+evaluation's top K and the epoch's shuffle.
 
-A C++ CSR sparse-dense product (`csrc/spmm.cc`) and a top-K selection with
+A C++ CSR sparse-dense product (`csrc/spmm.cc`), a top-K selection with
 seeded ties (`csrc/topk.cc`, wrapped by `topk.py`, used by
-`mmjax.eval.ranking`), one library registered with XLA through the FFI.
+`mmjax.eval.ranking`) and a stable radix sort (`csrc/sort.cc`, wrapped by
+`shuffle.py`, whose `permutation` the training sampler's epoch order uses),
+one library registered with XLA through the FFI.
 Build it with `python -m mmjax.graph.kernel.build` (the Makefile does after
 installing). When the library is missing or stale and a compiler exists,
 the first use builds it (about 10 s, logged); when it cannot be built or
@@ -29,7 +31,8 @@ the kernel's rows are split over them (`ops.row_split_devices`).
 `mmjax.graph.sparse.recording_paths` records the paths actually taken, which
 `mmjax.run` writes to runinfo.json. The evaluation's top K follows the same
 settings (`topk.in_use`): the kernel in 'auto' and 'kernel' mode on CPU,
-`lax.top_k` in 'reference' mode.
+`lax.top_k` in 'reference' mode; so does the epoch's shuffle
+(`shuffle.in_use`: `jax.random.permutation`'s own sorts where it does not).
 
 Other environment, read once by the library or the build, not per trace:
   MMJAX_KERNEL_THREADS: threads per call, read when the library starts its
@@ -184,7 +187,8 @@ def _load() -> bool:
       for name, symbol in (('mmjax_spmm', lib.MmjaxSpmm),
                            ('mmjax_edge_dot', lib.MmjaxEdgeDot),
                            ('mmjax_spmm_t_dw', lib.MmjaxSpmmTDw),
-                           ('mmjax_top_k', lib.MmjaxTopK)):
+                           ('mmjax_top_k', lib.MmjaxTopK),
+                           ('mmjax_sort_key_val', lib.MmjaxSortKeyVal)):
         jax.ffi.register_ffi_target(
             name, jax.ffi.pycapsule(symbol), platform='cpu'
         )

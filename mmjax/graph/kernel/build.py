@@ -37,10 +37,12 @@ from absl import logging
 
 LIB_PREFIX = 'libmmjax_kernel'
 _HERE = os.path.dirname(os.path.abspath(__file__))
-# One library for every handler: the propagation products (spmm.cc) and the
-# evaluation's top-K selection (topk.cc, which reads spmm.cc's thread count).
+# One library for every handler: the propagation products (spmm.cc), the
+# evaluation's top-K selection (topk.cc, which reads spmm.cc's thread count)
+# and the epoch shuffle's stable sort (sort.cc).
 SOURCES = (os.path.join(_HERE, 'csrc', 'spmm.cc'),
-           os.path.join(_HERE, 'csrc', 'topk.cc'))
+           os.path.join(_HERE, 'csrc', 'topk.cc'),
+           os.path.join(_HERE, 'csrc', 'sort.cc'))
 DEFAULT_CFLAGS = ('-O3', '-march=native', '-funroll-loops')
 
 
