@@ -55,7 +55,11 @@ def base_config() -> ml_collections.ConfigDict:
       'num_epochs': 200, 'batch_size': 2048, 'num_negatives': 1,
       'eval_every_epochs': 1, 'patience': 20,
       # train_items (MMRec, Elliot) | all: see mmjax/train/sampler.py.
-      'negatives_from': 'train_items'})
+      'negatives_from': 'train_items',
+      # Log the global norms of every step's gradients and updates
+      # (train/l2_grads, train/l2_updates): a diagnostic that costs memory
+      # traffic each step (mmjax/train/loop.py).
+      'log_norms': False})
   c.eval = ml_collections.ConfigDict({
       'topk': (10, 20, 50), 'select_metric': 'recall@20',
       # Test masks training items only, as MMRec (its test loader's

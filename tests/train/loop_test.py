@@ -190,6 +190,29 @@ class RunTest(absltest.TestCase):
                                  0.1 * 0.5 ** ((line['epoch'] - 1) / 2.0),
                                  rtol=1e-6)
 
+  def test_log_norms_are_the_steps_global_norms(self):
+    cfg = fixtures.small_config()
+    cfg.train.log_norms = True
+    trainer = loop.Trainer(cfg, fixtures.random_dataset(),
+                           mesh=mesh_lib.make_mesh(1))
+    state = trainer.init_state()
+    index = jnp.arange(64, dtype=jnp.int32)
+    batch = sampler.make_batch(trainer.td, index, jnp.ones(64),
+                               jax.random.key(1), 1, True)
+    step = loop.make_train_step(trainer.model, trainer.tx, cfg)
+    new, metrics, _ = step(state, batch, trainer.ctx, jax.random.key(2))
+    grads = jax.grad(lambda p: trainer.model.loss(
+        p, batch, trainer.ctx, jax.random.key(2), cfg.model)[0])(state.params)
+    updates = jax.tree.map(lambda a, b: a - b, new.params, state.params)
+    l2 = lambda t: np.sqrt(sum(np.sum(np.square(np.asarray(x)))  # noqa: E731
+                               for x in jax.tree.leaves(t)))
+    np.testing.assert_allclose(metrics['l2_grads'], l2(grads), rtol=1e-4)
+    np.testing.assert_allclose(metrics['l2_updates'], l2(updates), rtol=1e-3)
+    cfg.train.log_norms = False
+    step = loop.make_train_step(trainer.model, trainer.tx, cfg)
+    _, metrics, _ = step(state, batch, trainer.ctx, jax.random.key(2))
+    self.assertNotIn('l2_grads', metrics)
+
   def test_no_validation_split_refused_before_training(self):
     ds = fixtures.random_dataset()
     # An Elliot fixed split without val.tsv: validation rows are training.
