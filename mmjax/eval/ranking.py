@@ -76,6 +76,7 @@ from mmjax import types
 from mmjax.data import dataset as dataset_lib
 from mmjax.eval import beyond
 from mmjax.eval import metrics
+from mmjax.graph.kernel import shuffle
 from mmjax.graph.kernel import topk as topk_kernel
 from mmjax.parallel import mesh as mesh_lib
 
@@ -630,8 +631,13 @@ class Evaluator:
 
 
 def _item_order(key: Array, num_items: int) -> tuple[Array, Array]:
-  """A random permutation of the items and its inverse, int32 [I] each."""
-  perm = jax.random.permutation(key, num_items).astype(jnp.int32)
+  """A random permutation of the items and its inverse, int32 [I] each.
+
+  `jax.random.permutation`'s, sorted on the kernel where it serves
+  (mmjax/graph/kernel/shuffle.py: bitwise the same, and no XLA sort to
+  compile on a cold start).
+  """
+  perm = shuffle.permutation(key, num_items).astype(jnp.int32)
   rank = jnp.zeros_like(perm).at[perm].set(jnp.arange(num_items,
                                                       dtype=jnp.int32))
   return perm, rank
