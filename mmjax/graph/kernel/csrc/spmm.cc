@@ -575,6 +575,18 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(MmjaxSpmmTDw, SpmmTDwImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dx
                                   .Ret<ffi::Buffer<ffi::F32>>());  // dw
 
+// The pool, for the library's other kernels (topk.cc): one set of threads
+// for every handler, at the one setting below. Not exported.
+namespace mmjax_kernel {
+
+int PoolThreads() { return GetPool()->num_threads(); }
+
+void ParallelFor(int64_t n, std::function<void(int64_t)> fn) {
+  GetPool()->ParallelFor(n, std::move(fn));
+}
+
+}  // namespace mmjax_kernel
+
 extern "C" {
 
 // Threads used by later calls (the pool is rebuilt; call between steps).

@@ -29,22 +29,14 @@
 // against 24 ms for a plain `lax.top_k` and 70 ms for the permuted exact
 // path.
 //
-// Rows are split into chunks run on a thread pool. spmm.cc's pool is private
-// to that translation unit, so this file keeps its own copy of it, sized by
-// the same setting (`mmjax_num_threads`, i.e. MMJAX_KERNEL_THREADS or
-// `set_num_threads`), and rebuilt when that changes.
+// Rows are split into chunks run on spmm.cc's thread pool (one pool for the
+// library, sized by MMJAX_KERNEL_THREADS or `set_num_threads`).
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <functional>
 #include <limits>
-#include <memory>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -53,128 +45,14 @@ namespace ffi = xla::ffi;
 
 #define MMJAX_EXPORT __attribute__((visibility("default")))
 
-// Defined in spmm.cc (same library): the threads per call for every handler.
-extern "C" int mmjax_num_threads();
+// Defined in spmm.cc (same library): its thread pool, which runs the calling
+// thread too, so concurrent calls from several virtual devices progress.
+namespace mmjax_kernel {
+int PoolThreads();
+void ParallelFor(int64_t n, std::function<void(int64_t)> fn);
+}  // namespace mmjax_kernel
 
 namespace {
-
-// ---------------------------------------------------------------------------
-// Thread pool: the same design as spmm.cc's (the calling thread works too, so
-// concurrent calls from several virtual devices always make progress).
-
-struct TopKJob {
-  std::function<void(int64_t)> fn;
-  int64_t n = 0;
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-  std::mutex mu;
-  std::condition_variable cv;
-
-  void Work() {
-    for (;;) {
-      int64_t i = next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n) return;
-      fn(i);
-      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
-        std::lock_guard<std::mutex> lock(mu);
-        cv.notify_all();
-      }
-    }
-  }
-};
-
-class TopKPool {
- public:
-  explicit TopKPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
-    for (int i = 1; i < num_threads_; ++i) {
-      workers_.emplace_back([this] { Loop(); });
-    }
-  }
-
-  ~TopKPool() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
-
-  int num_threads() const { return num_threads_; }
-
-  void ParallelFor(int64_t n, std::function<void(int64_t)> fn) {
-    if (n <= 0) return;
-    if (n == 1 || workers_.empty()) {
-      for (int64_t i = 0; i < n; ++i) fn(i);
-      return;
-    }
-    auto job = std::make_shared<TopKJob>();
-    job->fn = std::move(fn);
-    job->n = n;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(job);
-      ++generation_;
-    }
-    cv_.notify_all();
-    job->Work();
-    {
-      std::unique_lock<std::mutex> lock(job->mu);
-      job->cv.wait(lock, [&] {
-        return job->done.load(std::memory_order_acquire) == job->n;
-      });
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = std::find(queue_.begin(), queue_.end(), job);
-    if (it != queue_.end()) queue_.erase(it);
-  }
-
- private:
-  void Loop() {
-    for (;;) {
-      std::shared_ptr<TopKJob> job;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (stop_) return;
-        for (auto& j : queue_) {
-          if (j->next.load(std::memory_order_relaxed) < j->n) {
-            job = j;
-            break;
-          }
-        }
-        if (!job) {
-          const uint64_t gen = generation_;
-          cv_.wait(lock, [&] { return stop_ || generation_ != gen; });
-          continue;
-        }
-      }
-      job->Work();
-    }
-  }
-
-  const int num_threads_;
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::shared_ptr<TopKJob>> queue_;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
-};
-
-std::mutex g_topk_pool_mu;
-std::shared_ptr<TopKPool> g_topk_pool;
-
-// The pool at the current thread setting; a call keeps its pool alive even
-// if the setting changes meanwhile.
-std::shared_ptr<TopKPool> GetTopKPool() {
-  const int threads = std::max(1, mmjax_num_threads());
-  std::lock_guard<std::mutex> lock(g_topk_pool_mu);
-  if (!g_topk_pool || g_topk_pool->num_threads() != threads) {
-    g_topk_pool = std::make_shared<TopKPool>(threads);
-  }
-  return g_topk_pool;
-}
 
 // ---------------------------------------------------------------------------
 // Selection.
@@ -332,12 +210,11 @@ ffi::Error TopKImpl(ffi::Buffer<ffi::F32> scores, ffi::Buffer<ffi::S32> perm,
   const int32_t* shp = shift.typed_data();
   float* vp = values->typed_data();
   int32_t* ip = indices->typed_data();
-  std::shared_ptr<TopKPool> pool = GetTopKPool();
   // A few chunks per thread absorb uneven rows; small calls stay whole.
   const int64_t chunks = std::max<int64_t>(
-      1, std::min<int64_t>({static_cast<int64_t>(pool->num_threads()) * 4, r,
-                            r * n / 65536 + 1}));
-  pool->ParallelFor(chunks, [&](int64_t c) {
+      1, std::min<int64_t>({static_cast<int64_t>(mmjax_kernel::PoolThreads()) * 4,
+                            r, r * n / 65536 + 1}));
+  mmjax_kernel::ParallelFor(chunks, [&](int64_t c) {
     // Reused across calls on this thread: no allocation once it is large
     // enough for the largest N and K seen.
     thread_local Scratch scratch;
