@@ -199,10 +199,10 @@ class RunTest(absltest.TestCase):
     index = jnp.arange(64, dtype=jnp.int32)
     batch = sampler.make_batch(trainer.td, index, jnp.ones(64),
                                jax.random.key(1), 1, True)
-    step = loop.make_train_step(trainer.model, trainer.tx, cfg)
+    step = jax.jit(loop.make_train_step(trainer.model, trainer.tx, cfg))
     new, metrics, _ = step(state, batch, trainer.ctx, jax.random.key(2))
-    grads = jax.grad(lambda p: trainer.model.loss(
-        p, batch, trainer.ctx, jax.random.key(2), cfg.model)[0])(state.params)
+    grads = jax.jit(jax.grad(lambda p: trainer.model.loss(
+        p, batch, trainer.ctx, jax.random.key(2), cfg.model)[0]))(state.params)
     updates = jax.tree.map(lambda a, b: a - b, new.params, state.params)
     l2 = lambda t: np.sqrt(sum(np.sum(np.square(np.asarray(x)))  # noqa: E731
                                for x in jax.tree.leaves(t)))
@@ -210,7 +210,8 @@ class RunTest(absltest.TestCase):
     np.testing.assert_allclose(metrics['l2_updates'], l2(updates), rtol=1e-3)
     cfg.train.log_norms = False
     step = loop.make_train_step(trainer.model, trainer.tx, cfg)
-    _, metrics, _ = step(state, batch, trainer.ctx, jax.random.key(2))
+    metrics = jax.eval_shape(step, state, batch, trainer.ctx,
+                             jax.random.key(2))[1]
     self.assertNotIn('l2_grads', metrics)
 
   def test_no_validation_split_refused_before_training(self):
