@@ -12,24 +12,9 @@ from mmjax.data import dataset as dataset_lib
 from mmjax.graph import sparse
 from mmjax.models import context as context_lib
 from mmjax.models import controls
+from tests.testing import fixtures
 
 NU, NI = 7, 9
-
-
-def tiny_dataset(seed=0, num_users=NU, num_items=NI, per_user=4):
-  """Each user has `per_user` distinct items; the first 3 are TRAIN."""
-  rng = np.random.default_rng([seed])
-  users, items, split = [], [], []
-  for u in range(num_users):
-    chosen = rng.choice(num_items, per_user, replace=False)
-    users += [u] * per_user
-    items += list(chosen)
-    split += [0] * (per_user - 2) + [1, 2]
-  return dataset_lib.Dataset(
-      user=np.asarray(users, np.int32), item=np.asarray(items, np.int32),
-      split=np.asarray(split, np.int8),
-      user_ids=np.asarray([f'u{u}' for u in range(num_users)]),
-      item_ids=np.asarray([f'i{i}' for i in range(num_items)]))
 
 
 def make_cfg(name, num_layers=2, reg_weight=0.1, embed_dim=4):
@@ -69,7 +54,7 @@ class ModelsTest(parameterized.TestCase):
 
   def setUp(self):
     super().setUp()
-    self.ds = tiny_dataset()
+    self.ds = fixtures.random_dataset(num_users=NU, num_items=NI, per_user=4)
     self.ctx, _ = context_lib.make_context(self.ds)
 
   @parameterized.parameters('bprmf', 'lightgcn')
