@@ -20,6 +20,7 @@ except ImportError:
   tokenizers = None
 
 from mmjax.data import dataset as dataset_lib
+from mmjax.features import base
 
 TITLES = [
     'Toy Story', 'Jumanji', 'Grumpier Old Men', 'Waiting to Exhale',
@@ -69,13 +70,9 @@ def make_dataset(root: str, num_items: int = 13, *, with_images: bool = True,
 def weightfree_config(dataset_dir: str, shard_size: int = 4,
                       batch_size: int = 3) -> ml_collections.ConfigDict:
   """An extraction config of two weight-free representations (no model)."""
-  cfg = ml_collections.ConfigDict()
+  cfg = base.run_config(batch_size=batch_size, shard_size=shard_size,
+                        device='cpu')
   cfg.dataset_dir = dataset_dir
-  cfg.batch_size = batch_size
-  cfg.shard_size = shard_size
-  cfg.device = 'cpu'
-  cfg.dtype = 'float32'
-  cfg.store_dtype = 'float32'
   cfg.quiet = True
   cfg.representations = ml_collections.ConfigDict({
       'hist': {'extractor': 'weightfree', 'method': 'color_histogram',
