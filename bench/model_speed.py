@@ -458,14 +458,12 @@ def machine_rates(repeats: int = 5) -> dict[str, float]:
 
   The matmul is XLA's float32 [2048, 2048] @ [2048, 2048] under the
   process's thread settings (`set_threads`), the median of `repeats` runs
-  after a compiling one; the bandwidth is bench/propagate.py's, the best
-  of five 256 MB numpy copies (read + write). That script defines absl flags
-  at import, so its function is not imported here.
+  after a compiling one; the bandwidth is `cpu.copy_bandwidth` (as in
+  bench/propagate.py), the best of five 256 MB numpy copies.
   """
   # pylint: disable=g-import-not-at-top
   import jax
   import jax.numpy as jnp
-  import numpy as np
   # pylint: enable=g-import-not-at-top
   n = 2048
   a, b = jax.random.normal(jax.random.key(0), (2, n, n), jnp.float32)
@@ -476,15 +474,8 @@ def machine_rates(repeats: int = 5) -> dict[str, float]:
     t0 = time.perf_counter()
     matmul(a, b).block_until_ready()
     times.append(time.perf_counter() - t0)
-  src = np.ones(64 << 20, np.float32)
-  dst = np.empty_like(src)
-  copies = []
-  for _ in range(5):
-    t0 = time.perf_counter()
-    np.copyto(dst, src)
-    copies.append(time.perf_counter() - t0)
   return {'matmul_flops_per_s': 2 * n**3 / _median(times),
-          'copy_bytes_per_s': 2 * src.nbytes / min(copies)}
+          'copy_bytes_per_s': cpu.copy_bandwidth()}
 
 
 def floor_of(cost: dict[str, float], rates: dict[str, float]

@@ -38,6 +38,7 @@ import scipy.sparse
 
 from mmjax.graph import kernel
 from mmjax.graph import sparse
+from mmjax.utils import cpu
 
 _NODES = flags.DEFINE_integer('nodes', 50_000, 'Users + items.')
 _NNZ = flags.DEFINE_integer('nnz', 2_000_000, 'Non-zeros (both directions).')
@@ -90,22 +91,6 @@ def measure(fn, repeats: int) -> float:
     fn()
     times.append(clock() - t)
   return 1e3 * statistics.median(times)
-
-
-def bandwidth() -> float:
-  """Bytes per second of a 256 MB numpy copy (read + write)."""
-  a = np.ones(64 << 20, np.float32)
-  b = np.empty_like(a)
-  best = min(
-      _timed(lambda: np.copyto(b, a)) for _ in range(5)
-  )
-  return 2 * a.nbytes / best
-
-
-def _timed(fn) -> float:
-  t = time.perf_counter()
-  fn()
-  return time.perf_counter() - t
 
 
 def jax_columns(g: sparse.Graph, x: np.ndarray, gy: np.ndarray, repeats):
@@ -206,7 +191,7 @@ def main(argv):
     kernel.set_num_threads(_THREADS.value)
   g = power_law_graph(_NODES.value, _NNZ.value, _SEED.value)
   n, e = g.num_nodes, g.num_edges
-  bw = bandwidth()
+  bw = cpu.copy_bandwidth()
   threads = kernel.num_threads()
   print(f'# propagation, {datetime.date.today()}, {platform.node()}, '
         f'{platform.processor() or platform.machine()}, '

@@ -1,4 +1,4 @@
-"""The host CPU's name, with the standard library only.
+"""The host CPU's name and copy bandwidth, importing the standard library only.
 
 Apart from `runinfo` (which imports JAX) so that processes that must not
 import JAX read it the same way: bench/model_speed.py's parent and
@@ -18,3 +18,22 @@ def name() -> str:
   except OSError:
     pass
   return platform.processor() or platform.machine()
+
+
+def copy_bandwidth() -> float:
+  """Bytes per second of the best of five 256 MB numpy copies (read + write).
+
+  The memory rate the benchmarks' floors divide by (bench/propagate.py,
+  bench/model_speed.py); numpy is imported here, not with the module.
+  """
+  import time  # pylint: disable=g-import-not-at-top
+
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  src = np.ones(64 << 20, np.float32)
+  dst = np.empty_like(src)
+  best = float('inf')
+  for _ in range(5):
+    t0 = time.perf_counter()
+    np.copyto(dst, src)
+    best = min(best, time.perf_counter() - t0)
+  return 2 * src.nbytes / best
