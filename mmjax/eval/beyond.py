@@ -79,37 +79,13 @@ def novelty(pop: np.ndarray, num_train_users: int) -> np.ndarray:
   return (1.0 - pop / max(num_train_users, 1)).astype(np.float32)
 
 
-def arp(top_items: Array, pop: Array, k: int) -> Array:
-  """ARP@K per user, float32 [U_b]; pop float [I]."""
-  return pop[top_items[:, :k]].astype(jnp.float32).mean(axis=1)
-
-
-def aplt(top_items: Array, tail: Array, k: int) -> Array:
-  """APLT@K per user, float32 [U_b]; tail bool [I]."""
-  return tail[top_items[:, :k]].astype(jnp.float32).mean(axis=1)
-
-
-def epc(top_items: Array, gains: Array, nov: Array, k: int) -> Array:
-  """EPC@K per user, float32 [U_b].
-
-  Args:
-    top_items: int [U_b, K_max], the ranked recommendations.
-    gains: float [U_b, K_max], > 0 where the item is relevant.
-    nov: float [I], `novelty`.
-    k: cut-off.
-  """
-  disc = metrics.discounts(k)
-  rel = (gains[:, :k] > 0).astype(jnp.float32)
-  return (rel * disc[None] * nov[top_items[:, :k]]).sum(axis=1) / disc.sum()
-
-
 def compute(top_items: Array, gains: Array, pop: Array, tail: Array,
             nov: Array, ks: Sequence[int]) -> dict[str, Array]:
   """ARP, APLT and EPC at every cut-off, named 'arp@20' and so on.
 
-  The values of `arp`, `aplt` and `epc` above from one gather per item
-  statistic and sums over the top k as in `metrics.compute` (one program
-  to compile instead of one per metric and cut-off).
+  The per-user formulas of the module docstring, from one gather per item
+  statistic and sums over the top k of every cut-off at once, as in
+  `metrics.compute` (few ops to compile, whatever the cut-offs).
 
   Args:
     top_items: int [U_b, K_max], K_max >= max(ks).

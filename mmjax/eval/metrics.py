@@ -1,8 +1,9 @@
 """Top-K accuracy metrics per user, computed on device from ranked gains.
 
-Every function takes the gains of a user's ranked list, `gains` float
+`compute` takes the gains of a user's ranked list, `gains` float
 [U_b, K_max] (the gain of the item recommended at rank k, 0 when it is not
-relevant), and returns one value per user, float [U_b]. A user's relevant
+relevant), and returns one value per user, float [U_b], for every metric
+and cut-off. A user's relevant
 set is the held-out items of the split whose rating reaches the relevance
 threshold t (all held-out items when t is None). Metrics are averaged on the
 host over users with at least one relevant item.
@@ -62,89 +63,6 @@ def _safe_div(a: Array, b: Array) -> Array:
   return jnp.where(b > 0, a / jnp.maximum(b, 1e-30), 0.0)
 
 
-def recall(gains: Array, num_relevant: Array, k: int) -> Array:
-  """Recall@K = |hits in top K| / |R|.
-
-  Args:
-    gains: float [U_b, K_max], K_max >= k, > 0 where rank is relevant.
-    num_relevant: int or float [U_b], |R| per user.
-    k: the cut-off.
-
-  Returns:
-    float32 [U_b].
-  """
-  hits = (gains[:, :k] > 0).sum(axis=1).astype(jnp.float32)
-  return _safe_div(hits, num_relevant.astype(jnp.float32))
-
-
-def precision(gains: Array, k: int) -> Array:
-  """Precision@K = |hits in top K| / K. Shapes as `recall`."""
-  return (gains[:, :k] > 0).sum(axis=1).astype(jnp.float32) / k
-
-
-def hit_rate(gains: Array, k: int) -> Array:
-  """HitRate@K = 1 if any of the top K is relevant, else 0. float32 [U_b]."""
-  return (gains[:, :k] > 0).any(axis=1).astype(jnp.float32)
-
-
-def mrr(gains: Array, k: int) -> Array:
-  """MRR@K = 1 / (rank of the first relevant item in the top K), 0 if none."""
-  hits = gains[:, :k] > 0
-  first = jnp.argmax(hits, axis=1)  # [U_b], 0 when there is no hit.
-  return jnp.where(hits.any(axis=1), 1.0 / (first + 1.0), 0.0)
-
-
-def ndcg(gains: Array, ideal_gains: Array, k: int) -> Array:
-  """NDCG@K = DCG@K / IDCG@K.
-
-  DCG@K = sum_{k'<=K} g_{k'} / log2(k' + 1), with g the gain at rank k'.
-  IDCG@K = the same sum over the user's relevant gains sorted in decreasing
-  order, cut at min(|R|, K) (both conventions).
-
-  Args:
-    gains: float [U_b, K_max], gain at each rank (0 when not relevant).
-    ideal_gains: float [U_b, W], each user's relevant gains sorted in
-      decreasing order and padded with 0 (W may be smaller or larger than k).
-    k: the cut-off.
-
-  Returns:
-    float32 [U_b]; 0 for a user without relevant items.
-  """
-  dcg = (gains[:, :k] * discounts(k)[None, : gains[:, :k].shape[1]]).sum(1)
-  ideal = ideal_gains[:, :k]
-  idcg = (ideal * discounts(ideal.shape[1])[None]).sum(axis=1)
-  return _safe_div(dcg, idcg)
-
-
-def average_precision(
-    gains: Array, num_relevant: Array, k: int, convention: str
-) -> Array:
-  """AP@K (MAP@K once averaged over users); see the module docstring.
-
-  mmrec: sum_{k'<=K} P@k' * rel_{k'} / min(|R|, K).
-  elliot: (1/K) * sum_{k'<=K} P@k'.
-
-  Args:
-    gains: float [U_b, K_max].
-    num_relevant: [U_b], |R|.
-    k: the cut-off.
-    convention: 'mmrec' or 'elliot'.
-
-  Returns:
-    float32 [U_b].
-  """
-  hits = (gains[:, :k] > 0).astype(jnp.float32)
-  ranks = jnp.arange(1, hits.shape[1] + 1, dtype=jnp.float32)
-  prec_at = jnp.cumsum(hits, axis=1) / ranks[None]  # [U_b, k]: P@1..P@k.
-  if convention == 'mmrec':
-    denom = jnp.minimum(num_relevant.astype(jnp.float32), float(k))
-    return _safe_div((prec_at * hits).sum(axis=1), denom)
-  if convention == 'elliot':
-    return prec_at.sum(axis=1) / k
-  raise ValueError(f'convention must be one of {CONVENTIONS}, got '
-                   f'{convention!r}.')
-
-
 def prefix_sums(x: Array, ks: Sequence[int]) -> Array:
   """[U, n_ks]: the sum of each row's first k entries (all, if fewer), per k.
 
@@ -165,15 +83,23 @@ def compute(
 ) -> dict[str, Array]:
   """All accuracy metrics at every cut-off, named 'recall@20' and so on.
 
-  The same values as the per-cut-off functions above, computed in one pass:
-  sums over the top k of every cut-off k at once, as products with 0/1
-  matrices (`prefix_sums`). Why: the evaluation program computes these for
-  accuracy and again for cold items, at three cut-offs; one function per
-  metric and cut-off (or a cumulative sum per quantity) made reductions that
-  cost XLA:CPU 1-2 s to compile on every cold start, for [U_b, K] work that
-  runs in microseconds; a small matmul compiles in milliseconds. Counts
-  (recall, precision, hit, MRR) are exact either way; sums of discounted
-  gains may differ from a per-cut-off sum in the last float32 bits.
+  With hits the ranks whose gain is > 0 and |R| = num_relevant:
+    recall@K = |hits in top K| / |R|; precision@K = |hits in top K| / K;
+    hit@K = 1 if any of the top K is a hit; mrr@K = 1 / (rank of the first
+    hit), 0 without one in the top K;
+    ndcg@K = DCG@K / IDCG@K, DCG@K = sum_{k'<=K} g_{k'} / log2(k' + 1),
+    IDCG@K the same over `ideal_gains` cut at min(W, K);
+    map@K: AP@K of the convention (module docstring).
+  Users without a relevant item get 0.
+
+  All cut-offs in one pass: sums over the top k of every cut-off k at once,
+  as products with 0/1 matrices (`prefix_sums`). Why: the evaluation
+  program computes these for accuracy and again for cold items, at three
+  cut-offs; one reduction per metric and cut-off (or a cumulative sum per
+  quantity) cost XLA:CPU 1-2 s to compile on every cold start, for [U_b, K]
+  work that runs in microseconds; a small matmul compiles in milliseconds.
+  Counts (recall, precision, hit, MRR) are exact; sums of discounted gains
+  may differ from a sum in another order in the last float32 bits.
 
   Args:
     gains: float [U_b, K_max] with K_max >= max(ks).

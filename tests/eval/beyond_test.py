@@ -44,19 +44,19 @@ class BeyondTest(absltest.TestCase):
     top = np.asarray([[2, 0, 1], [3, 4, 2]], np.int32)
     pop = np.asarray([6.0, 2.0, 10.0, 0.0, 2.0], np.float32)
     tail = np.asarray([False, True, False, True, True])
-    np.testing.assert_allclose(beyond.arp(top, pop, 2), [8.0, 1.0])
-    np.testing.assert_allclose(beyond.aplt(top, tail, 3), [1 / 3, 2 / 3],
-                               rtol=1e-6)
     nov = beyond.novelty(pop, 10)  # 1 - pop / 10.
     np.testing.assert_allclose(nov, [0.4, 0.8, 0.0, 1.0, 0.8], rtol=1e-6)
     # User 0 finds item 0 (rank 2) relevant, user 1 items 3 and 2 (ranks 1, 3).
     gains = np.asarray([[0, 1, 0], [1, 0, 1]], np.float32)
+    got = beyond.compute(top, gains, pop, tail, nov, (2, 3))
+    np.testing.assert_allclose(got['arp@2'], [8.0, 1.0])
+    np.testing.assert_allclose(got['aplt@3'], [1 / 3, 2 / 3], rtol=1e-6)
     norm = 1 + 1 / math.log2(3) + 1 / math.log2(4)
     np.testing.assert_allclose(
-        beyond.epc(top, gains, nov, 3),
+        got['epc@3'],
         [0.4 / math.log2(3) / norm, (1.0 + 0.0 / 2) / norm], rtol=1e-6)
 
-  def test_compute_equals_the_per_cutoff_functions(self):
+  def test_compute_equals_a_per_user_loop(self):
     rng = np.random.default_rng(0)
     n_items, k_max = 40, 12
     top = np.stack([rng.permutation(n_items)[:k_max] for _ in range(9)]
@@ -69,14 +69,16 @@ class BeyondTest(absltest.TestCase):
     got = beyond.compute(top, gains, pop, tail, nov, ks)
     self.assertLen(got, 9)
     for k in ks:
-      np.testing.assert_allclose(got[f'arp@{k}'], beyond.arp(top, pop, k),
-                                 rtol=1e-6)
-      np.testing.assert_allclose(got[f'aplt@{k}'],
-                                 beyond.aplt(top, tail, k), rtol=1e-6)
-      np.testing.assert_allclose(got[f'epc@{k}'],
-                                 beyond.epc(top, gains, nov, k), rtol=1e-6,
-                                 atol=1e-7)
-
+      disc = 1 / np.log2(np.arange(2, k + 2))
+      for u in range(len(top)):
+        items, rel = top[u, :k], gains[u, :k] > 0
+        np.testing.assert_allclose(got[f'arp@{k}'][u], pop[items].mean(),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(got[f'aplt@{k}'][u], tail[items].mean(),
+                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            got[f'epc@{k}'][u], (rel * disc * nov[items]).sum() / disc.sum(),
+            rtol=1e-6, atol=1e-7)
 
 if __name__ == '__main__':
   absltest.main()
