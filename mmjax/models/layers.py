@@ -135,16 +135,21 @@ def _matmul_fwd(x, w):
 
 
 def _matmul_bwd(res, g):
-  x, w = res
+  x, w = res  # x [N, F], w [F, D], g [N, D]
   # XLA:CPU's fast (YNNPACK) dot takes the contracted dimension last on the
   # left and first or last on the right; the gradient autodiff writes for w,
   # x^T g, contracts both operands' first dimension and falls back to a
   # generic dot about 3x slower (1.8 vs 0.6 ms at [1006, 512]^T [1006, 64],
-  # one core, jaxlib 0.10). (g^T x)^T is the same sum in the fast layout;
-  # the barriers keep XLA from folding the transposes back into the dot.
-  # jaxlib 0.12's XLA takes either layout (0.70 and 0.71 ms).
+  # one core, jaxlib 0.10). The same sum in the fast layout needs one operand
+  # transposed, and XLA:CPU's transposes are slow (3.4 ms for [2048, 1006]):
+  # transpose the narrower of x and g, as (x^T) g or (g^T x)^T. The barriers
+  # keep XLA from folding the transposes back into the dot. jaxlib 0.12's
+  # XLA takes either layout (0.70 and 0.71 ms).
   barrier = jax.lax.optimization_barrier
-  dw = barrier(barrier(g.T) @ x).T
+  if x.shape[1] <= g.shape[1]:
+    dw = barrier(barrier(x.T) @ g)
+  else:
+    dw = barrier(barrier(g.T) @ x).T
   return g @ w.T, dw
 
 
