@@ -108,20 +108,22 @@ class LayersTest(parameterized.TestCase):
         layers.apply(layers.AttentionScore(5), q, first),
         np.tanh(first @ q['w'] + q['b']) @ q['v'], rtol=1e-5, atol=1e-6)
 
-  def test_matmul_value_and_gradients_against_numpy(self):
-    # matmul's CPU gradient is computed as (g^T x)^T for the weight: it must
-    # equal x^T g (and g w^T for x), also for inputs with leading dims.
+  @parameterized.parameters((7, 3), (3, 7))
+  def test_matmul_value_and_gradients_against_numpy(self, f, d):
+    # matmul computes the weight's gradient as (g^T x)^T where x is the
+    # wider operand (f >= d), as x^T g otherwise: both must equal x^T g
+    # (and g w^T for x), also for inputs with leading dims.
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 5, 7)).astype(np.float32)
-    w = rng.standard_normal((7, 3)).astype(np.float32)
-    g = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    x = rng.standard_normal((2, 5, f)).astype(np.float32)
+    w = rng.standard_normal((f, d)).astype(np.float32)
+    g = rng.standard_normal((2, 5, d)).astype(np.float32)
     y, vjp = jax.vjp(layers.matmul, x, w)
     dx, dw = vjp(g)
     x64, w64, g64 = (a.astype(np.float64) for a in (x, w, g))
     np.testing.assert_allclose(y, x64 @ w64, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dx, g64 @ w64.T, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
-        dw, x64.reshape(-1, 7).T @ g64.reshape(-1, 3), rtol=1e-5, atol=1e-5)
+        dw, x64.reshape(-1, f).T @ g64.reshape(-1, d), rtol=1e-5, atol=1e-5)
 
   @parameterized.parameters(*sorted(CASES))
   def test_model_layer_params_have_the_module_layout(self, name):
