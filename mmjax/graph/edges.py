@@ -102,12 +102,13 @@ def _canonical(reverse: types.Array) -> types.Array:
   return jnp.minimum(jnp.arange(reverse.shape[0]), reverse)
 
 
-@functools.partial(jax.jit, static_argnames=('drop_ratio',))
+@functools.partial(jax.jit, static_argnames=('drop_ratio', 'compact'))
 def degree_sensitive_prune(
     key: types.PRNGKey,
     g: sparse.Graph,
     reverse: types.Array,
     drop_ratio: float,
+    compact: bool = False,
 ) -> sparse.Graph:
   """FREEDOM's degree-sensitive edge pruning, E kept static.
 
@@ -119,11 +120,15 @@ def degree_sensitive_prune(
     drop_ratio: share of the M = E / 2 undirected edges to remove, static
       (MMRec's `dropout`, 0.8 or 0.9 in its FREEDOM grid). 0 returns the
       symmetric normalisation of `g`'s structure.
+    compact: return only the kept edges (`sparse.keep_edges`, 2 per kept
+      undirected edge): the same propagation, bitwise, at the kept edges'
+      cost.
 
   Returns:
     The same edge list with weights `1 / sqrt(d'_r d'_s)` on the
     `int(M * (1 - drop_ratio))` kept undirected edges (both directions) and 0
-    elsewhere; d' are the degrees of the kept graph.
+    elsewhere; d' are the degrees of the kept graph. With `compact`, those
+    kept edges only.
   """
   num_pairs = g.num_edges // 2
   present = _present(g)
@@ -147,7 +152,10 @@ def degree_sensitive_prune(
   _, chosen = lax.top_k(ranked, num_keep)  # canonical edge ids
   keep_canon = jnp.zeros(g.num_edges, bool).at[chosen].set(True)
   keep = keep_canon[canon] & (present > 0)
-  return g.with_weights(sym_weights(g, keep))
+  pruned = g.with_weights(sym_weights(g, keep))
+  if compact:
+    return sparse.keep_edges(pruned, keep, 2 * num_keep)
+  return pruned
 
 
 @functools.partial(jax.jit, static_argnames=('rate', 'renormalize'))

@@ -109,6 +109,39 @@ class PruneTest(parameterized.TestCase):
     rare = np.flatnonzero((s == 0) & (r == 3))[0]
     self.assertEqual(np.argmin(np.where(p > 0, p, 1)), min(rare, rev[rare]))
 
+  @parameterized.parameters(0.8, 0.3)
+  def test_compact_is_the_kept_edges_and_propagates_the_same(self, drop):
+    g = _bipartite()
+    rev = edges.reverse_edges(g)
+    key = jax.random.key(3)
+    full = edges.degree_sensitive_prune(key, g, rev, drop)
+    small = edges.degree_sensitive_prune(key, g, rev, drop, compact=True)
+    w = np.asarray(full.weights)
+    kept = w != 0
+    self.assertEqual(small.num_edges, kept.sum())
+    self.assertEqual(small.num_edges, 2 * int(g.num_edges // 2 * (1 - drop)))
+    # The kept edges and their transpose, as from_edges lays them out.
+    ref = sparse.from_edges(np.asarray(g.senders)[kept],
+                            np.asarray(g.receivers)[kept], w[kept],
+                            g.num_nodes)
+    for field in ('senders', 'receivers', 'weights', 'indptr', 't_indptr',
+                  't_cols', 't_perm'):
+      np.testing.assert_array_equal(getattr(small, field),
+                                    getattr(ref, field), field)
+    # Padded past the kept count: weight-0 self-loops on the last node.
+    padded = sparse.keep_edges(full, kept, int(kept.sum()) + 3)
+    np.testing.assert_array_equal(padded.weights[-3:], 0.0)
+    np.testing.assert_array_equal(padded.indptr[-1], padded.num_edges)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((g.num_nodes, 5)).astype(np.float32)
+    dy = rng.standard_normal((g.num_nodes, 5)).astype(np.float32)
+    y, vjp = jax.vjp(lambda x: sparse.propagate(full, x), x)
+    for graph in (small, padded):  # The same sums, forward and backward.
+      y_k, vjp_k = jax.vjp(lambda x, gr=graph: sparse.propagate(gr, x), x)
+      np.testing.assert_allclose(y_k, y, rtol=1e-6, atol=1e-7)
+      np.testing.assert_allclose(vjp_k(dy)[0], vjp(dy)[0], rtol=1e-6,
+                                 atol=1e-7)
+
   def test_jit_compiles_once(self):
     g = _bipartite()
     rev = jnp.asarray(edges.reverse_edges(g))
