@@ -130,6 +130,12 @@ def dropout(key: types.PRNGKey, x: types.Array, rate: float) -> types.Array:
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
+# jaxlib 0.10's XLA:CPU runs a weight's gradient x^T g off its fast dot
+# (below); jaxlib 0.12's runs it fast, and there the rewrite costs up to 1.25x
+# (bench/matmul_grad.py on both). 0.11 is not measured: treated as 0.10.
+_SLOW_TRANSPOSED_DOT = jax.__version_info__ < (0, 12)
+
+
 def _matmul_fwd(x, w):
   return x @ w, (x, w)
 
@@ -140,13 +146,13 @@ def _matmul_bwd(res, g):
   # left and first or last on the right; the gradient autodiff writes for w,
   # x^T g, contracts both operands' first dimension and falls back to a
   # generic dot, 1.3-2.6x slower where x is the wider operand (as in a
-  # projection of item features): 1.80 vs 0.70 ms at [1006, 512]^T [1006, 64],
-  # 1.69 vs 1.31 ms at [7000, 128]^T [7000, 64], one core, jaxlib 0.10.
-  # (g^T x)^T is the same sum in the fast layout, paying for a transpose of g
-  # (XLA:CPU's transposes are slow), so where g is the wider one (an InfoNCE
-  # over [B, C] logits) x^T g stays: 5.2 vs 8.9 ms at [2048, 64]^T
-  # [2048, 2048]. The barriers keep XLA from folding the transposes back
-  # into the dot. jaxlib 0.12's XLA takes either layout (0.70 and 0.71 ms).
+  # projection of item features): 1.83 vs 0.72 ms at [1006, 512]^T
+  # [1006, 64], 1.75 vs 1.40 ms at [7000, 128]^T [7000, 64], one core,
+  # jaxlib 0.10.2. (g^T x)^T is the same sum in the fast layout, paying for a
+  # transpose of g (XLA:CPU's transposes are slow), so where g is the wider
+  # one (an InfoNCE over [B, C] logits) x^T g stays: 5.2 vs 8.9 ms at
+  # [2048, 64]^T [2048, 2048]. The barriers keep XLA from folding the
+  # transposes back into the dot.
   if x.shape[1] >= g.shape[1]:
     barrier = jax.lax.optimization_barrier
     dw = barrier(barrier(g.T) @ x).T
@@ -167,10 +173,12 @@ def matmul(x: types.Array, w: types.Array) -> types.Array:
   """x @ w for x [..., F] and w [F, D], with a gradient XLA:CPU runs fast.
 
   The value and the gradients are x @ w's (up to float32 summation order);
-  on CPU the weight's gradient is computed in the layout XLA:CPU's fast dot
-  accepts (`_matmul_bwd`). Other backends take the plain product.
+  on CPU with jaxlib before 0.12 the weight's gradient is computed in the
+  layout XLA:CPU's fast dot accepts (`_matmul_bwd`). Elsewhere it is the
+  plain product.
   """
-  if jax.default_backend() != 'cpu' or w.ndim != 2:
+  if (not _SLOW_TRANSPOSED_DOT or jax.default_backend() != 'cpu'
+      or w.ndim != 2):
     return x @ w
   lead = x.shape[:-1]
   y = _cpu_matmul(x.reshape(-1, x.shape[-1]), w)
