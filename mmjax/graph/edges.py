@@ -3,7 +3,10 @@
 A `Graph` keeps its E edges on device; pruning and dropout only rewrite the
 weights (a dropped edge gets weight 0), so every jitted function sees the same
 shapes and compiles once. A zero-weight edge sends nothing through
-`sparse.propagate`. Structure means "edges with a non-zero weight": an edge
+`sparse.propagate`. Where the kept count is itself static (FREEDOM's pruning
+keeps int(M (1 - dropout)) pairs), `degree_sensitive_prune(compact=True)`
+returns only the kept edges instead: the same static shape every call, at
+the kept edges' cost. Structure means "edges with a non-zero weight": an edge
 already at 0 (dropped before, or padding) is never counted as present.
 
 Undirected graphs (the symmetric user-item graph of `sparse.bipartite`) hold
@@ -110,7 +113,7 @@ def degree_sensitive_prune(
     drop_ratio: float,
     compact: bool = False,
 ) -> sparse.Graph:
-  """FREEDOM's degree-sensitive edge pruning, E kept static.
+  """FREEDOM's degree-sensitive edge pruning, with static shapes.
 
   Args:
     key: PRNG key.
@@ -121,8 +124,9 @@ def degree_sensitive_prune(
       (MMRec's `dropout`, 0.8 or 0.9 in its FREEDOM grid). 0 returns the
       symmetric normalisation of `g`'s structure.
     compact: return only the kept edges (`sparse.keep_edges`, 2 per kept
-      undirected edge): the same propagation, bitwise, at the kept edges'
-      cost.
+      undirected edge): the same sums in the same order for finite inputs,
+      at the kept edges' cost. Ignored where `drop_ratio` <= 0 (every edge
+      is kept).
 
   Returns:
     The same edge list with weights `1 / sqrt(d'_r d'_s)` on the

@@ -181,22 +181,30 @@ def keep_edges(g: Graph, keep: types.Array, size: int) -> Graph:
 
   Kept edges stay in g's order (and in its transpose's), so propagating over
   the result adds the same terms in the same order as propagating over g
-  with the other edges' weights zeroed: the same floats, without the work on
-  the dropped edges (FREEDOM keeps 20% of its user-item edges each epoch).
-  Where fewer than `size` edges are kept, the rest are weight-0 self-loops
-  on the last node, which stay last in both orders.
+  with the other edges' weights zeroed (for finite inputs: 0 * inf is NaN
+  on g), without the work on the dropped edges (FREEDOM keeps 20% of its
+  user-item edges each epoch). Where fewer than `size` edges are kept, the
+  rest are weight-0 self-loops on the last node, which stay last in both
+  orders.
 
   Args:
-    g: graph; its transpose pattern, where it has one, is carried over.
+    g: graph with at least one edge; its transpose pattern, where it has
+      one, is carried over.
     keep: bool [E].
-    size: the static number of edges of the result, at least keep's count
-      (kept edges past `size` would be lost: callers know their count).
+    size: the static number of edges of the result. Kept edges past the
+      first `size` in g's order are dropped (in both orders): callers size
+      it to their kept count.
 
   Returns:
     A Graph with `size` edges.
   """
   num_edges, last = g.num_edges, g.num_nodes - 1
+  if num_edges == 0:
+    raise ValueError('keep_edges: the graph has no edges to keep.')
   keep = jnp.asarray(keep, bool)
+  # At most `size` kept, the same ones in both orders, so every new edge id
+  # (and the transpose's permutation) stays below `size`.
+  keep = keep & (jnp.cumsum(keep) <= size)
   all_senders, all_receivers = (jnp.asarray(a) for a in (g.senders,
                                                         g.receivers))
   all_weights = jnp.asarray(g.weights)

@@ -176,8 +176,8 @@ def embed(params: types.Params, ctx: Any, cfg: Any):
 
 
 def _prune(key, ctx, cfg, extras):
-  # Only the kept edges: the user-item propagations cost 20% of the full
-  # graph's at MMRec's dropout 0.8, with the same floats.
+  # Only the kept edges: the user-item propagations do 20% of the full
+  # graph's edge work at MMRec's dropout 0.8, with the same sums.
   return edges.degree_sensitive_prune(
       key, ctx.graph, extras['reverse'], float(cfg.dropout), compact=True
   )

@@ -128,18 +128,50 @@ class PruneTest(parameterized.TestCase):
                   't_cols', 't_perm'):
       np.testing.assert_array_equal(getattr(small, field),
                                     getattr(ref, field), field)
-    # Padded past the kept count: weight-0 self-loops on the last node.
+    # Padded past the kept count: weight-0 self-loops on the last node, last
+    # in both orders, as from_edges lays out the kept edges plus those three.
+    last = g.num_nodes - 1
     padded = sparse.keep_edges(full, kept, int(kept.sum()) + 3)
-    np.testing.assert_array_equal(padded.weights[-3:], 0.0)
-    np.testing.assert_array_equal(padded.indptr[-1], padded.num_edges)
+    ref = sparse.from_edges(
+        np.r_[np.asarray(g.senders)[kept], [last] * 3],
+        np.r_[np.asarray(g.receivers)[kept], [last] * 3],
+        np.r_[w[kept], [0.0] * 3], g.num_nodes)
+    for field in ('senders', 'receivers', 'weights', 'indptr', 't_indptr',
+                  't_cols', 't_perm'):
+      np.testing.assert_array_equal(getattr(padded, field),
+                                    getattr(ref, field), field)
+    # Sized below the kept count: the first kept edges in g's order, the
+    # same ones in the transpose (every index in range).
+    first = np.flatnonzero(kept)[:7]
+    short = sparse.keep_edges(full, kept, 7)
+    ref = sparse.from_edges(np.asarray(g.senders)[first],
+                            np.asarray(g.receivers)[first], w[first],
+                            g.num_nodes)
+    for field in ('senders', 'receivers', 'indptr', 't_indptr', 't_cols',
+                  't_perm'):
+      np.testing.assert_array_equal(getattr(short, field),
+                                    getattr(ref, field), field)
+    # The same sums, forward and backward (in x and in the edge weights,
+    # which runs the transpose pattern's scatter).
     rng = np.random.default_rng(4)
     x = rng.standard_normal((g.num_nodes, 5)).astype(np.float32)
     dy = rng.standard_normal((g.num_nodes, 5)).astype(np.float32)
-    y, vjp = jax.vjp(lambda x: sparse.propagate(full, x), x)
-    for graph in (small, padded):  # The same sums, forward and backward.
-      y_k, vjp_k = jax.vjp(lambda x, gr=graph: sparse.propagate(gr, x), x)
+
+    def run(graph):
+      def f(x, weights):
+        return sparse.propagate(graph.with_weights(weights), x)
+      y, vjp = jax.vjp(f, x, graph.weights)
+      dx, dweights = vjp(dy)
+      return y, dx, dweights
+
+    y, dx, dweights = run(full)
+    for graph in (small, padded):
+      y_k, dx_k, dweights_k = run(graph)
       np.testing.assert_allclose(y_k, y, rtol=1e-6, atol=1e-7)
-      np.testing.assert_allclose(vjp_k(dy)[0], vjp(dy)[0], rtol=1e-6,
+      np.testing.assert_allclose(dx_k, dx, rtol=1e-6, atol=1e-7)
+      # Each kept edge's weight gradient is the full graph's at that edge.
+      np.testing.assert_allclose(dweights_k[:small.num_edges],
+                                 np.asarray(dweights)[kept], rtol=1e-6,
                                  atol=1e-7)
 
   def test_jit_compiles_once(self):
