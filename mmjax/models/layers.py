@@ -130,8 +130,8 @@ def dropout(key: types.PRNGKey, x: types.Array, rate: float) -> types.Array:
   return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
-# jaxlib 0.10's XLA:CPU runs a weight's gradient x^T g off its fast dot
-# (below); jaxlib 0.12's runs it fast, and there the rewrite costs up to 1.25x
+# jax 0.10's XLA:CPU runs a weight's gradient x^T g off its fast dot (below);
+# jax 0.12's runs it fast, and there the rewrite costs up to 1.25x
 # (bench/matmul_grad.py on both). 0.11 is not measured: treated as 0.10.
 _SLOW_TRANSPOSED_DOT = jax.__version_info__ < (0, 12)
 
@@ -145,10 +145,10 @@ def _matmul_bwd(res, g):
   # XLA:CPU's fast (YNNPACK) dot takes the contracted dimension last on the
   # left and first or last on the right; the gradient autodiff writes for w,
   # x^T g, contracts both operands' first dimension and falls back to a
-  # generic dot, 1.3-2.6x slower where x is the wider operand (as in a
+  # generic dot, 1.25-2.5x slower where x is the wider operand (as in a
   # projection of item features): 1.83 vs 0.72 ms at [1006, 512]^T
   # [1006, 64], 1.75 vs 1.40 ms at [7000, 128]^T [7000, 64], one core,
-  # jaxlib 0.10.2. (g^T x)^T is the same sum in the fast layout, paying for a
+  # jax 0.10.2. (g^T x)^T is the same sum in the fast layout, paying for a
   # transpose of g (XLA:CPU's transposes are slow), so where g is the wider
   # one (an InfoNCE over [B, C] logits) x^T g stays: 5.2 vs 8.9 ms at
   # [2048, 64]^T [2048, 2048]. The barriers keep XLA from folding the
@@ -158,7 +158,8 @@ def _matmul_bwd(res, g):
     dw = barrier(barrier(g.T) @ x).T
   else:
     dw = x.T @ g
-  return g @ w.T, dw
+  # In the operands' dtypes, as autodiff returns them (x @ w promotes).
+  return (g @ w.T).astype(x.dtype), dw.astype(w.dtype)
 
 
 @jax.custom_vjp
@@ -173,8 +174,9 @@ def matmul(x: types.Array, w: types.Array) -> types.Array:
   """x @ w for x [..., F] and w [F, D], with a gradient XLA:CPU runs fast.
 
   The value and the gradients are x @ w's (up to float32 summation order);
-  on CPU with jaxlib before 0.12 the weight's gradient is computed in the
-  layout XLA:CPU's fast dot accepts (`_matmul_bwd`). Elsewhere it is the
+  on CPU with jax before 0.12 the weight's gradient is computed in the
+  layout XLA:CPU's fast dot accepts (`_matmul_bwd`), a `jax.custom_vjp`:
+  reverse mode only there (`jax.jvp` through it raises). Elsewhere it is the
   plain product.
   """
   if (not _SLOW_TRANSPOSED_DOT or jax.default_backend() != 'cpu'

@@ -124,6 +124,13 @@ class LayersTest(parameterized.TestCase):
     np.testing.assert_allclose(dx, g64 @ w64.T, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(
         dw, x64.reshape(-1, f).T @ g64.reshape(-1, d), rtol=1e-5, atol=1e-5)
+    # The rewrite is taken exactly where it is meant to be (jax < 0.12 on
+    # CPU, x the wider operand): its barriers show in the gradient's program.
+    jaxpr = jax.make_jaxpr(
+        lambda x, w, g: jax.vjp(layers.matmul, x, w)[1](g))(x, w, g)
+    slow_dot = layers._SLOW_TRANSPOSED_DOT  # pylint: disable=protected-access
+    rewritten = slow_dot and f >= d and jax.default_backend() == 'cpu'
+    self.assertEqual('optimization_barrier' in str(jaxpr), rewritten)
 
   @parameterized.parameters(*sorted(CASES))
   def test_model_layer_params_have_the_module_layout(self, name):
