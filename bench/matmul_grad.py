@@ -1,13 +1,14 @@
 r"""A weight's gradient: autodiff's x^T g against `layers.matmul`'s.
 
-    taskset -c 0 .venv/bin/python bench/matmul_grad.py
+    taskset -c 0 .venv/bin/python bench/matmul_grad.py --repeats 40
 
 For each shape, the gradient of `vdot(x @ w, g)` with respect to w (x [N, F],
 g [N, D]), as autodiff writes it for `x @ w` and as `mmjax.models.layers.matmul`
 computes it (`(g^T x)^T` behind optimisation barriers where x is the wider
 operand, XLA:CPU's fast dot layout; autodiff's own product otherwise). Each
-program is jitted with x, w and g as arguments and timed as the median of
-`--repeats` calls after two warm-up calls. Both results are compared (max abs
+program is jitted with x, w and g as arguments and timed by
+`propagate.measure` (the median of `--repeats` calls after two warm-up calls;
+`--repeats` and `--clock` are bench/propagate.py's flags). Both results are compared (max abs
 difference, float32 summation order only). Prints one Markdown table headed by
 the machine, the date, the JAX version and the load average.
 """
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import time
 
 from absl import app
 from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
+import propagate  # bench/propagate.py, beside this script: its `measure`
 
 from mmjax.models import layers
 from mmjax.utils import cpu
@@ -32,18 +33,6 @@ _SHAPES = flags.DEFINE_list(
     ['1006x512x64', '1006x384x64', '7000x128x64', '1944x64x64',
      '2048x64x2048'],
     'N x F x D per case: x [N, F], w [F, D].')
-_REPEATS = flags.DEFINE_integer('repeats', 40, 'Timed calls per program.')
-
-
-def _median_ms(fn, *args) -> float:
-  for _ in range(2):
-    jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(_REPEATS.value):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times)) * 1e3
 
 
 def _weight_grad(product):
@@ -69,7 +58,9 @@ def main(argv):
     x, w, g = (jnp.asarray(rng.standard_normal(s), jnp.float32)
                for s in ((n, f), (f, d), (n, d)))
     diff = float(jnp.max(jnp.abs(plain(x, w, g) - ours(x, w, g))))
-    t_plain, t_ours = _median_ms(plain, x, w, g), _median_ms(ours, x, w, g)
+    t_plain, t_ours = (
+        propagate.measure(lambda fn=fn: jax.block_until_ready(fn(x, w, g)),
+                          flags.FLAGS.repeats) for fn in (plain, ours))
     print(f'| [{n}, {f}], [{n}, {d}] | {t_plain:.3f} | {t_ours:.3f} | '
           f'{t_plain / t_ours:.2f}x | {diff:.1e} |')
 
