@@ -203,8 +203,10 @@ def keep_edges(g: Graph, keep: types.Array, size: int) -> Graph:
     raise ValueError('keep_edges: the graph has no edges to keep.')
   keep = jnp.asarray(keep, bool)
   # At most `size` kept, the same ones in both orders, so every new edge id
-  # (and the transpose's permutation) stays below `size`.
-  keep = keep & (jnp.cumsum(keep) <= size)
+  # (and the transpose's permutation) stays below `size`. Capping drops only
+  # edges after the last kept one, so `rank` is also each kept edge's new id.
+  rank = jnp.cumsum(keep)
+  keep = keep & (rank <= size)
   all_senders, all_receivers = (jnp.asarray(a) for a in (g.senders,
                                                         g.receivers))
   all_weights = jnp.asarray(g.weights)
@@ -224,7 +226,7 @@ def keep_edges(g: Graph, keep: types.Array, size: int) -> Graph:
     return Graph(senders, receivers, weights, indptr, g.num_nodes)
   # The transpose: g's transpose order filtered the same way, its edge ids
   # renumbered to the kept ones'; the pads are the last ids in both orders.
-  new_id = (jnp.cumsum(keep) - 1).astype(jnp.int32)  # [E]
+  new_id = (rank - 1).astype(jnp.int32)  # [E], meaningful where kept
   t_perm = jnp.asarray(g.t_perm)
   slot, t_pad = pick(keep[t_perm])
   t_edge = t_perm[slot]
