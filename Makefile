@@ -53,8 +53,14 @@ quickstart: $(VENV)/.core
 	$(BIN)/python -m mmjax.launch --config configs/quickstart.py --workdir runs/quickstart
 
 # pytest exits 5 when it collected no tests; that is not a failure.
+# TEST_WORKERS pytest-xdist processes share the tests file by file (a file's
+# tests, and its classes' set-ups, stay in one process and in order); the
+# suite is mostly single-threaded compilation and Python, so two workers on a
+# 2-core machine take about three quarters of the serial time (README, Tests).
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q --durations=15 tests; rc=$$?; \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo 'no tests collected'; rc=0; fi; exit $$rc
 
 lint: $(VENV)/.test

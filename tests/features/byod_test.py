@@ -296,9 +296,11 @@ class ByodEndToEndTest(absltest.TestCase):
     # The commands write no bytecode and run on one device (the suite's 8
     # virtual devices test sharding, not this).
     self.env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1',
+                    # Stripped: XLA reads a value that does not start
+                    # with '--' (a lone space too) as a flags file's name.
                     XLA_FLAGS=re.sub(r'--xla_force_host_platform_device_count'
                                      r'=\d+', '',
-                                     os.environ.get('XLA_FLAGS', '')),
+                                     os.environ.get('XLA_FLAGS', '')).strip(),
                     MMJAX_DATA=os.path.join(self.tmp, 'data'))
     cuisine_of = write_recipes(self.tmp)
     save_tiny_text_encoder(os.path.join(self.tmp, 'encoder'))
