@@ -66,6 +66,9 @@ Differences from the references:
   * InfoNCE is computed as -pos/tau + 1/tau + log sum exp(cos/tau - 1/tau)
     (logsumexp below tau = 0.05) instead of MMRec's
     log(exp(pos/tau) / sum exp(.)): the same value, without overflow.
+    Where the batch has more rows than a table (users or items), it runs
+    over the table's rows, each weighted by its count in the batch: the same
+    sums with a [T, T] block instead of [B, B] (`info_nce`).
   * kNN ties go to the lower item id; a non-positive row sum gives weight 0
     here and NaN in MMRec.
   * Elliot (sisinflab/elliot) and Ducho-meets-Elliot (external/models) have
@@ -198,13 +201,25 @@ def embed(params: types.Params, ctx: Any, cfg: Any
   return all_emb[:ctx.num_users], all_emb[ctx.num_users:]
 
 
-def info_nce(a: types.Array, b: types.Array, mask: types.Array,
-             temperature: float) -> types.Array:
-  """MMRec's InfoNCE between two views of the batch, padded rows left out.
+def info_nce(a: types.Array, b: types.Array, rows: types.Array,
+             mask: types.Array, temperature: float) -> types.Array:
+  """MMRec's InfoNCE between two views of the batch's rows, padded rows out.
+
+  The batch's anchors are a[rows], their positives b[rows], and each
+  anchor's candidates are b[rows] over the batch's real rows, duplicates
+  included (as MMRec's, on the gathered rows).
+
+  Where the batch has more rows than the table (ML-100K's 938 users under a
+  batch of 2048), the same sums are taken over the table instead: a row
+  drawn c times is c equal anchors, and c equal candidates in every
+  denominator, so each table row enters once with weight c (its count among
+  the real rows). Same value and gradient (up to float summation order),
+  with a [T, T] block in place of the [B, B] one.
 
   Args:
-    a: [B, D] first view (anchors).
-    b: [B, D] second view; row j is the positive of anchor j.
+    a: [T, D] first view (anchors) of every row of the table.
+    b: [T, D] second view.
+    rows: int [B], the batch's rows of the table.
     mask: float32 [B], 1 for real rows.
     temperature: tau.
 
@@ -212,21 +227,27 @@ def info_nce(a: types.Array, b: types.Array, mask: types.Array,
     float32 [], mean over real anchors of -log softmax_j(cos(a, b_j)/tau)
     at the positive, the softmax over real rows j.
   """
+  if a.shape[0] < rows.shape[0]:
+    weight = jnp.zeros(a.shape[0], mask.dtype).at[rows].add(mask)  # [T]
+  else:
+    a, b, weight = a[rows], b[rows], mask
   a, b = layers.l2_normalize(a), layers.l2_normalize(b)
-  pos = jnp.sum(a * b, axis=-1) / temperature  # [B]
-  logits = (a @ b.T) / temperature  # [B, B]
+  pos = jnp.sum(a * b, axis=-1) / temperature
+  logits = (a @ b.T) / temperature
   if temperature >= _MIN_SHIFT_TEMPERATURE:
     # |cos| <= 1, so exp(logits - 1/tau) lies in [exp(-2/tau), 1]: no
     # overflow, and no underflow to 0 for tau above the threshold. This
     # skips logsumexp's max pass and select over the [B, B] block, which
     # cost as much as the B x B product itself (MGCN's dominant cost).
     shift = 1.0 / temperature
-    total = jnp.exp(logits - shift) @ mask  # [B], real columns only
+    total = jnp.exp(logits - shift) @ weight  # real columns only
     per = jnp.log(jnp.maximum(total, 1e-30)) + shift - pos
   else:
-    logits = jnp.where(mask[None, :] > 0, logits, -jnp.inf)
+    logits = jnp.where(weight[None, :] > 0,
+                       logits + jnp.log(jnp.maximum(weight, 1.0))[None, :],
+                       -jnp.inf)
     per = jax.nn.logsumexp(logits, axis=1) - pos
-  return losses.weighted_mean(jnp.where(mask > 0, per, 0.0), mask)
+  return losses.weighted_mean(jnp.where(weight > 0, per, 0.0), weight)
 
 
 def loss(params, batch, ctx, key, cfg):
@@ -246,7 +267,7 @@ def loss(params, batch, ctx, key, cfg):
         + jnp.mean(jnp.sum(i_neg * i_neg, -1), axis=1))  # [B]
   reg = 0.5 * jnp.sum(sq * mask) / jnp.maximum(mask.sum(), 1.0)
   tau = float(cfg.temperature)
-  cl = (info_nce(side[nu:][pos], content[nu:][pos], mask, tau)
-        + info_nce(side[:nu][users], content[:nu][users], mask, tau))
+  cl = (info_nce(side[nu:], content[nu:], pos, mask, tau)
+        + info_nce(side[:nu], content[:nu], users, mask, tau))
   total = mf + cfg.reg_weight * reg + cfg.cl_weight * cl
   return total, {'bpr': mf, 'reg': reg, 'cl': cl}

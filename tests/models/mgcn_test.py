@@ -174,14 +174,19 @@ class MgcnTest(parameterized.TestCase):
       np.testing.assert_array_equal(
           np.asarray(grads['features'][m])[~np.asarray(mask)], 0.0)
 
+  # A batch of 24 rows is larger than both tables (12 users, 20 items): the
+  # InfoNCE terms take their per-table-row path.
   @parameterized.parameters(
-      (1, 1, None), (2, 1, None), (3, 2, 2), (2, 0, 3),
+      (1, 1, None, 8), (2, 1, None, 8), (3, 2, 2, 8), (2, 0, 3, 8),
+      (2, 1, None, 24),
   )
-  def test_equations(self, num_modalities, num_mm_layers, num_negatives):
+  def test_equations(self, num_modalities, num_mm_layers, num_negatives,
+                     batch_size):
     ctx = fixtures.make_context(num_modalities, seed=7)
     cfg = make_config(num_mm_layers=num_mm_layers)
     params = _perturbed_params(ctx, cfg, seed=2)
-    batch = fixtures.make_batch(seed=5, num_negatives=num_negatives)
+    batch = fixtures.make_batch(seed=5, size=batch_size,
+                                num_negatives=num_negatives)
     got, _ = mgcn.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     got_u, got_i = mgcn.embed(params, ctx, cfg.model)
     p = jax.tree.map(lambda x: np.asarray(x, np.float64), params)
@@ -212,21 +217,59 @@ class MgcnTest(parameterized.TestCase):
     a = rng.normal(size=(6, 3)).astype(np.float32)
     b = rng.normal(size=(6, 3)).astype(np.float32)
     w = np.array([1, 1, 0, 1, 1, 0], np.float32)
+    rows = jnp.arange(6)
     # 0.5 takes the shifted-exp path, 0.03 the logsumexp one.
     for tau in (0.5, 0.03):
-      got = mgcn.info_nce(jnp.asarray(a), jnp.asarray(b), jnp.asarray(w),
-                          tau)
+      got = mgcn.info_nce(jnp.asarray(a), jnp.asarray(b), rows,
+                          jnp.asarray(w), tau)
       np.testing.assert_allclose(float(got), _np_info_nce(a, b, w, tau),
                                  rtol=1e-5)
     # A batch with no real row gives 0 and finite gradients.
     value, grad = jax.value_and_grad(lambda x: mgcn.info_nce(
-        x, jnp.asarray(b), jnp.zeros(6), 0.5))(jnp.asarray(a))
+        x, jnp.asarray(b), rows, jnp.zeros(6), 0.5))(jnp.asarray(a))
     self.assertEqual(float(value), 0.0)
     self.assertTrue(np.isfinite(np.asarray(grad)).all())
     # Hand-computed: two identical unit rows; the positive is 1 of 2 terms.
     e = jnp.asarray([[1.0, 0.0], [1.0, 0.0]])
     np.testing.assert_allclose(
-        float(mgcn.info_nce(e, e, jnp.ones(2), 1.0)), np.log(2.0), rtol=1e-6)
+        float(mgcn.info_nce(e, e, jnp.arange(2), jnp.ones(2), 1.0)),
+        np.log(2.0), rtol=1e-6)
+
+  def test_info_nce_over_a_table_smaller_than_the_batch(self):
+    # 12 batch rows drawn from a 5-row table (duplicates; row 4 only on a
+    # padded row): the table path weighs each row by its count.
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(5, 4)).astype(np.float32)
+    b = rng.normal(size=(5, 4)).astype(np.float32)
+    rows = np.array([0, 1, 1, 2, 0, 3, 3, 3, 1, 0, 4, 2])
+    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1], np.float32)
+    # The same rows in a table of 12 (zero rows appended) take the batch
+    # path: gather, then the [B, B] block.
+    pad = np.zeros((7, 4), np.float32)
+
+    def table_path(a, b, tau):
+      return mgcn.info_nce(a, b, jnp.asarray(rows), jnp.asarray(w), tau)
+
+    def batch_path(a, b, tau):
+      return mgcn.info_nce(jnp.concatenate([a, pad]),
+                           jnp.concatenate([b, pad]), jnp.asarray(rows),
+                           jnp.asarray(w), tau)
+
+    for tau in (0.5, 0.03):
+      want = _np_info_nce(a[rows], b[rows], w, tau)
+      for fn in (table_path, batch_path):
+        np.testing.assert_allclose(
+            float(fn(jnp.asarray(a), jnp.asarray(b), tau)), want, rtol=1e-5)
+      got = jax.grad(table_path, argnums=(0, 1))(jnp.asarray(a),
+                                                 jnp.asarray(b), tau)
+      ref = jax.grad(batch_path, argnums=(0, 1))(jnp.asarray(a),
+                                                 jnp.asarray(b), tau)
+      for g, r in zip(got, ref):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-4,
+                                   atol=1e-6)
+      # Row 4 sits on a padded row only: no gradient reaches it.
+      self.assertEqual(float(jnp.abs(got[0][4]).sum()), 0.0)
+      self.assertEqual(float(jnp.abs(got[1][4]).sum()), 0.0)
 
   def test_masked_items_ignore_their_feature_rows(self):
     ctx = fixtures.make_context(2, masked_share=0.2, seed=4)
