@@ -243,22 +243,33 @@ def embed(params: types.Params, ctx: Any, cfg: Any
   return users, items
 
 
-def _ssl(anchor: types.Array, positive: types.Array, candidates: types.Array,
+def _ssl(a: types.Array, b: types.Array, rows: types.Array,
          weight: types.Array, tau: float,
          valid: types.Array | None = None) -> types.Array:
   """MMRec's `ssl_triple_loss`: InfoNCE summed over the weighted rows.
 
+  The anchors are a[rows], their positives b[rows], and every row of b is a
+  candidate. Where the batch has more rows than the table (ML-100K's 938
+  users under a batch of 2048), each table row is taken once with the sum
+  of its rows' weights: the same sum, a [T, T] block instead of [B, T].
+
   Args:
-    anchor: [B, D].
-    positive: [B, D], the other view of the same rows.
-    candidates: [C, D], every row of the other view (the positive included).
+    a: [T, D] the anchors' view of every row of the table.
+    b: [T, D] the other view (the candidates).
+    rows: int [B], the batch's rows of the table.
     weight: [B], 0 for rows left out.
     tau: temperature.
-    valid: bool [C] or None; False candidates are left out of the sum.
+    valid: bool [T] or None; False candidates are left out of the sum.
   """
-  a = layers.l2_normalize(anchor)
-  pos = jnp.sum(a * layers.l2_normalize(positive), -1) / tau  # [B]
-  all_ = a @ layers.l2_normalize(candidates).T / tau  # [B, C]
+  if a.shape[0] < rows.shape[0]:
+    weight = jnp.zeros(a.shape[0], weight.dtype).at[rows].add(weight)
+    anchor, positive = a, b
+  else:
+    anchor, positive = a[rows], b[rows]
+  anchor = layers.l2_normalize(anchor)
+  candidates = layers.l2_normalize(b)
+  pos = jnp.sum(anchor * layers.l2_normalize(positive), -1) / tau
+  all_ = anchor @ candidates.T / tau
   if valid is not None:
     # A large finite value, not -inf: no NaN even in a row weighted 0.
     all_ = jnp.where(valid[None, :], all_, -1e9)
@@ -283,9 +294,9 @@ def loss(params: types.Params, batch: dict, ctx: Any, key: types.PRNGKey,
   hcl = jnp.zeros((), jnp.float32)
   for a, b in itertools.combinations(range(len(views)), 2):
     (ya, za), (yb, zb) = views[a], views[b]
-    hcl = hcl + _ssl(ya[users], yb[users], yb, mask, tau)
+    hcl = hcl + _ssl(ya, yb, users, mask, tau)
     item_w = mask * masks[a][pos] * masks[b][pos]
-    hcl = hcl + _ssl(za[pos], zb[pos], zb, item_w, tau, valid=masks[b])
+    hcl = hcl + _ssl(za, zb, pos, item_w, tau, valid=masks[b])
   reg = losses.emb_loss(mask, u, i_pos, i_neg)
   total = bpr + mc.cl_weight * hcl + mc.reg_weight * reg
   return total, {'bpr': bpr, 'hcl': hcl, 'reg': reg}

@@ -174,21 +174,24 @@ class LgmrecTest(parameterized.TestCase):
     for g in grads['hyper'] + grads['trs']:
       self.assertGreater(np.abs(np.asarray(g)).max(), 0.0)
 
+  # A batch of 24 rows is larger than both tables (12 users, 20 items): the
+  # contrastive terms take their per-table-row path.
   @parameterized.named_parameters(
       ('one_noisy', 1, 'lightgcn', True, 0.5, 1),
       ('two_noisy', 2, 'lightgcn', True, 0.5, 1),
       ('two_plain', 2, 'lightgcn', False, 1.0, 2),
       ('three_mf', 3, 'mf', True, 0.7, 2),
+      ('two_noisy_batch_over_tables', 2, 'lightgcn', True, 0.5, 1, 24),
   )
   def test_equations(self, num_modalities, cf_model, gumbel, keep_rate,
-                     hyper_layers):
+                     hyper_layers, batch_size=8):
     ctx = fixtures.make_context(num_modalities, seed=3)
     cfg = make_config(cf_model=cf_model, gumbel=gumbel, keep_rate=keep_rate,
                       num_hyper_layers=hyper_layers)
     params = lgmrec.init(jax.random.key(2), ctx, cfg.model)
     # Spread the hyperedge logits so that the softmax is not flat.
     params['hyper'] = [3.0 * h for h in params['hyper']]
-    batch = fixtures.make_batch(seed=4, num_negatives=2)
+    batch = fixtures.make_batch(seed=4, size=batch_size, num_negatives=2)
     key = jax.random.key(9)
     got, aux = lgmrec.loss(params, batch, ctx, key, cfg.model)
     got_u, got_i = lgmrec.embed(params, ctx, cfg.model)
