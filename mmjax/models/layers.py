@@ -187,6 +187,45 @@ def matmul(x: types.Array, w: types.Array) -> types.Array:
   return y.reshape(*lead, w.shape[1])
 
 
+def _pairwise_fwd(a, b):
+  return a @ b.T, (a, b)
+
+
+def _pairwise_bwd(res, g):
+  a, b = res  # a [N, D], b [M, D], g [N, M]
+  # Autodiff writes b's gradient as g^T a, a dot contracting both operands'
+  # first dimension with the large g on the left: XLA:CPU's generic dot, 18 ms
+  # against 6 ms for the other two products at N = M = 2048, D = 64 (MGCN's
+  # InfoNCE, jax 0.10.2, one core). (a^T g)^T is the same sum with the small
+  # operand transposed, which the fast dot takes; the barrier keeps XLA from
+  # folding the final transpose back into the slow form. The whole
+  # value-and-gradient of an InfoNCE-like loss: 30.6 -> 21.8 ms.
+  da = g @ b
+  db = jax.lax.optimization_barrier(
+      jax.lax.dot_general(a, g, (((0,), (0,)), ((), ())))).T
+  return da.astype(a.dtype), db.astype(b.dtype)
+
+
+@jax.custom_vjp
+def _cpu_pairwise_dots(a, b):
+  return a @ b.T
+
+
+_cpu_pairwise_dots.defvjp(_pairwise_fwd, _pairwise_bwd)
+
+
+def pairwise_dots(a: types.Array, b: types.Array) -> types.Array:
+  """a @ b.T for a [N, D] and b [M, D] (every row of a with every row of b).
+
+  As `matmul`: the value and gradients are a @ b.T's (up to float32
+  summation order); on CPU with jax before 0.12 b's gradient is computed in
+  a layout XLA:CPU's fast dot accepts (`_pairwise_bwd`), reverse mode only.
+  """
+  if not _SLOW_TRANSPOSED_DOT or jax.default_backend() != 'cpu':
+    return a @ b.T
+  return _cpu_pairwise_dots(a, b)
+
+
 class Linear(nn.Module):
   """y = x w + b: torch.nn.Linear, with its weight stored as w [F_in, F_out].
 

@@ -269,7 +269,7 @@ def _ssl(a: types.Array, b: types.Array, rows: types.Array,
   anchor = layers.l2_normalize(anchor)
   candidates = layers.l2_normalize(b)
   pos = jnp.sum(anchor * layers.l2_normalize(positive), -1) / tau
-  all_ = anchor @ candidates.T / tau
+  all_ = layers.pairwise_dots(anchor, candidates) / tau
   if valid is not None:
     # A large finite value, not -inf: no NaN even in a row weighted 0.
     all_ = jnp.where(valid[None, :], all_, -1e9)

@@ -233,7 +233,7 @@ def info_nce(a: types.Array, b: types.Array, rows: types.Array,
     a, b, weight = a[rows], b[rows], mask
   a, b = layers.l2_normalize(a), layers.l2_normalize(b)
   pos = jnp.sum(a * b, axis=-1) / temperature
-  logits = (a @ b.T) / temperature
+  logits = layers.pairwise_dots(a, b) / temperature
   if temperature >= _MIN_SHIFT_TEMPERATURE:
     # |cos| <= 1, so exp(logits - 1/tau) lies in [exp(-2/tau), 1]: no
     # overflow, and no underflow to 0 for tau above the threshold. This

@@ -132,6 +132,25 @@ class LayersTest(parameterized.TestCase):
     rewritten = slow_dot and f >= d and jax.default_backend() == 'cpu'
     self.assertEqual('optimization_barrier' in str(jaxpr), rewritten)
 
+  def test_pairwise_dots_value_and_gradients_against_numpy(self):
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((6, 3)).astype(np.float32)
+    b = rng.standard_normal((4, 3)).astype(np.float32)
+    g = rng.standard_normal((6, 4)).astype(np.float32)
+    y, vjp = jax.vjp(layers.pairwise_dots, a, b)
+    da, db = vjp(g)
+    a64, b64, g64 = (x.astype(np.float64) for x in (a, b, g))
+    np.testing.assert_allclose(y, a64 @ b64.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(da, g64 @ b64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(db, g64.T @ a64, rtol=1e-5, atol=1e-5)
+    # b's gradient goes through the barrier exactly where the rewrite is
+    # meant to apply (jax < 0.12 on CPU).
+    jaxpr = jax.make_jaxpr(
+        lambda a, b, g: jax.vjp(layers.pairwise_dots, a, b)[1](g))(a, b, g)
+    slow_dot = layers._SLOW_TRANSPOSED_DOT  # pylint: disable=protected-access
+    self.assertEqual('optimization_barrier' in str(jaxpr),
+                     slow_dot and jax.default_backend() == 'cpu')
+
   @parameterized.parameters(*sorted(CASES))
   def test_model_layer_params_have_the_module_layout(self, name):
     params = models.get_model(name).init(jax.random.key(0), _ctx(),
