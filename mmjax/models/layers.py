@@ -221,7 +221,8 @@ def pairwise_dots(a: types.Array, b: types.Array) -> types.Array:
   summation order); on CPU with jax before 0.12 b's gradient is computed in
   a layout XLA:CPU's fast dot accepts (`_pairwise_bwd`), reverse mode only.
   """
-  if not _SLOW_TRANSPOSED_DOT or jax.default_backend() != 'cpu':
+  if (not _SLOW_TRANSPOSED_DOT or jax.default_backend() != 'cpu'
+      or a.ndim != 2 or b.ndim != 2):
     return a @ b.T
   return _cpu_pairwise_dots(a, b)
 

@@ -85,8 +85,9 @@ Differences from the references:
   * Elliot and Ducho-meets-Elliot have no LGMRec.
 
 Cost: with two or more modalities a step is dominated by L_hcl's dense
-[B, U] and [B, I] similarity matrices (as in MMRec; B x U, never U x U or
-I x I); the graph work is about a dozen sparse products of [N, D].
+[B, U] and [B, I] similarity matrices (as in MMRec), [U, U] or [I, I] where
+the batch has more rows than the table (`_ssl`); the graph work is about a
+dozen sparse products of [N, D].
 
 The non-trainable edge weights of R and diag(1/d_u) R (on the context
 graph's own edge list) come from `prepare(ctx, cfg)`; without it they are
@@ -261,14 +262,14 @@ def _ssl(a: types.Array, b: types.Array, rows: types.Array,
     tau: temperature.
     valid: bool [T] or None; False candidates are left out of the sum.
   """
+  candidates = layers.l2_normalize(b)
   if a.shape[0] < rows.shape[0]:
     weight = jnp.zeros(a.shape[0], weight.dtype).at[rows].add(weight)
-    anchor, positive = a, b
+    anchor, positive = layers.l2_normalize(a), candidates
   else:
-    anchor, positive = a[rows], b[rows]
-  anchor = layers.l2_normalize(anchor)
-  candidates = layers.l2_normalize(b)
-  pos = jnp.sum(anchor * layers.l2_normalize(positive), -1) / tau
+    anchor = layers.l2_normalize(a[rows])
+    positive = layers.l2_normalize(b[rows])
+  pos = jnp.sum(anchor * positive, -1) / tau
   all_ = layers.pairwise_dots(anchor, candidates) / tau
   if valid is not None:
     # A large finite value, not -inf: no NaN even in a row weighted 0.

@@ -6,6 +6,7 @@ import os
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -240,6 +241,49 @@ class LgmrecTest(parameterized.TestCase):
       self.assertTrue(masked.any())
       np.testing.assert_array_equal(np.asarray(z)[masked], 0.0)
       self.assertGreater(np.abs(np.asarray(z)[~masked]).max(), 0.0)
+
+  def test_contrast_over_a_table_smaller_than_the_batch(self):
+    # 12 batch rows from a 5-row table (duplicates, weights 0 to 2, row 4 on
+    # a weight-0 row only; candidate 3 left out by `valid`): the table path
+    # sums each table row once with its rows' summed weight.
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(5, 4)).astype(np.float32)
+    b = rng.normal(size=(5, 4)).astype(np.float32)
+    rows = np.array([0, 1, 1, 2, 0, 3, 3, 3, 1, 0, 4, 2])
+    w = np.array([1, 2, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1], np.float32)
+    valid = np.array([True, True, True, False, True])
+    tau = 0.2
+    na, nb = _n(a.astype(np.float64)), _n(b.astype(np.float64))
+    logits = na[rows] @ nb.T / tau
+    per = (_logsumexp(np.where(valid[None, :], logits, -np.inf))
+           - np.sum(na[rows] * nb[rows], -1) / tau)
+    want = np.sum(w * per)
+    # The same rows in a table of 12 take the batch path; the appended rows
+    # are invalid candidates, so the sums are unchanged.
+    pad = np.zeros((7, 4), np.float32)
+    valid_padded = np.concatenate([valid, np.zeros(7, bool)])
+
+    def table_path(a, b):
+      return lgmrec._ssl(a, b, jnp.asarray(rows), jnp.asarray(w), tau,
+                         valid=jnp.asarray(valid))
+
+    def batch_path(a, b):
+      return lgmrec._ssl(jnp.concatenate([a, pad]), jnp.concatenate([b, pad]),
+                         jnp.asarray(rows), jnp.asarray(w), tau,
+                         valid=jnp.asarray(valid_padded))
+
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    for fn in (table_path, batch_path):
+      np.testing.assert_allclose(float(fn(a, b)), want, rtol=1e-5)
+    got = jax.grad(table_path, argnums=(0, 1))(a, b)
+    ref = jax.grad(batch_path, argnums=(0, 1))(a, b)
+    for g, r in zip(got, ref):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-4,
+                                 atol=1e-6)
+    # Row 4 is no anchor (weight 0) but still a candidate: only b's row
+    # gets a gradient.
+    self.assertEqual(float(jnp.abs(got[0][4]).sum()), 0.0)
+    self.assertGreater(float(jnp.abs(got[1][4]).sum()), 0.0)
 
   def test_masked_positive_leaves_the_item_contrast(self):
     ctx = fixtures.make_context(2, masked_share=0.1)

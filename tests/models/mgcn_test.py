@@ -237,39 +237,45 @@ class MgcnTest(parameterized.TestCase):
 
   def test_info_nce_over_a_table_smaller_than_the_batch(self):
     # 12 batch rows drawn from a 5-row table (duplicates; row 4 only on a
-    # padded row): the table path weighs each row by its count.
+    # padded row, row 0 on real rows and a padded one): the table path
+    # weighs each row by its count among the real rows.
     rng = np.random.default_rng(1)
     a = rng.normal(size=(5, 4)).astype(np.float32)
     b = rng.normal(size=(5, 4)).astype(np.float32)
     rows = np.array([0, 1, 1, 2, 0, 3, 3, 3, 1, 0, 4, 2])
-    w = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1], np.float32)
+    w = np.array([1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 0, 1], np.float32)
     # The same rows in a table of 12 (zero rows appended) take the batch
     # path: gather, then the [B, B] block.
     pad = np.zeros((7, 4), np.float32)
 
-    def table_path(a, b, tau):
+    def table_path(a, b, tau, w=w):
       return mgcn.info_nce(a, b, jnp.asarray(rows), jnp.asarray(w), tau)
 
-    def batch_path(a, b, tau):
+    def batch_path(a, b, tau, w=w):
       return mgcn.info_nce(jnp.concatenate([a, pad]),
                            jnp.concatenate([b, pad]), jnp.asarray(rows),
                            jnp.asarray(w), tau)
 
+    a, b = jnp.asarray(a), jnp.asarray(b)
     for tau in (0.5, 0.03):
-      want = _np_info_nce(a[rows], b[rows], w, tau)
+      want = _np_info_nce(np.asarray(a)[rows], np.asarray(b)[rows], w, tau)
       for fn in (table_path, batch_path):
-        np.testing.assert_allclose(
-            float(fn(jnp.asarray(a), jnp.asarray(b), tau)), want, rtol=1e-5)
-      got = jax.grad(table_path, argnums=(0, 1))(jnp.asarray(a),
-                                                 jnp.asarray(b), tau)
-      ref = jax.grad(batch_path, argnums=(0, 1))(jnp.asarray(a),
-                                                 jnp.asarray(b), tau)
+        np.testing.assert_allclose(float(fn(a, b, tau)), want, rtol=1e-5)
+      got = jax.grad(table_path, argnums=(0, 1))(a, b, tau)
+      ref = jax.grad(batch_path, argnums=(0, 1))(a, b, tau)
       for g, r in zip(got, ref):
         np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-4,
                                    atol=1e-6)
       # Row 4 sits on a padded row only: no gradient reaches it.
       self.assertEqual(float(jnp.abs(got[0][4]).sum()), 0.0)
       self.assertEqual(float(jnp.abs(got[1][4]).sum()), 0.0)
+      # A batch with no real row: 0 and finite gradients on either path.
+      for fn in (table_path, batch_path):
+        value, grads = jax.value_and_grad(fn, argnums=(0, 1))(
+            a, b, tau, np.zeros(12, np.float32))
+        self.assertEqual(float(value), 0.0)
+        for g in grads:
+          self.assertTrue(np.isfinite(np.asarray(g)).all())
 
   def test_masked_items_ignore_their_feature_rows(self):
     ctx = fixtures.make_context(2, masked_share=0.2, seed=4)
