@@ -263,10 +263,12 @@ class LgmrecTest(parameterized.TestCase):
     pad = np.zeros((7, 4), np.float32)
     valid_padded = np.concatenate([valid, np.zeros(7, bool)])
 
+    @jax.jit
     def table_path(a, b):
       return lgmrec._ssl(a, b, jnp.asarray(rows), jnp.asarray(w), tau,
                          valid=jnp.asarray(valid))
 
+    @jax.jit
     def batch_path(a, b):
       return lgmrec._ssl(jnp.concatenate([a, pad]), jnp.concatenate([b, pad]),
                          jnp.asarray(rows), jnp.asarray(w), tau,

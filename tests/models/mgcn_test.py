@@ -1,6 +1,7 @@
 """MGCN: shapes, finite gradients, masked items, the docstring equations."""
 
 import dataclasses
+import functools
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -248,9 +249,11 @@ class MgcnTest(parameterized.TestCase):
     # path: gather, then the [B, B] block.
     pad = np.zeros((7, 4), np.float32)
 
+    @functools.partial(jax.jit, static_argnames='tau')
     def table_path(a, b, tau, w=w):
       return mgcn.info_nce(a, b, jnp.asarray(rows), jnp.asarray(w), tau)
 
+    @functools.partial(jax.jit, static_argnames='tau')
     def batch_path(a, b, tau, w=w):
       return mgcn.info_nce(jnp.concatenate([a, pad]),
                            jnp.concatenate([b, pad]), jnp.asarray(rows),
