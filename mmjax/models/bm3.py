@@ -145,15 +145,22 @@ def loss(params, batch, ctx, key, cfg):
   i_t = jax.lax.stop_gradient(
       layers.dropout(jax.random.fold_in(key, 1), i_o, rate))
   pred = params['predictor']
+
+  def predict(table, rows):
+    """pred(table)[rows], over the table where the batch is larger."""
+    if table.shape[0] < rows.shape[0]:
+      return layers.linear(pred, table)[rows]
+    return layers.linear(pred, table[rows])
+
   loss_ui = 1.0 - losses.weighted_mean(
-      _cos(layers.linear(pred, u_o[users]), i_t[items]), mask)
+      _cos(predict(u_o, users), i_t[items]), mask)
   loss_iu = 1.0 - losses.weighted_mean(
-      _cos(layers.linear(pred, i_o[items]), u_t[users]), mask)
+      _cos(predict(i_o, items), u_t[users]), mask)
   cl = jnp.zeros((), jnp.float32)
   for m, (t, m_mask) in enumerate(modal):
     t_t = jax.lax.stop_gradient(
         layers.dropout(jax.random.fold_in(key, 2 + m), t, rate))
-    online = layers.linear(pred, t[items])
+    online = predict(t, items)
     ok = mask * m_mask[items]
     cl = cl + (1.0 - losses.weighted_mean(_cos(online, i_t[items]), ok))
     cl = cl + (1.0 - losses.weighted_mean(_cos(online, t_t[items]), ok))

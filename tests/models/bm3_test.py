@@ -63,13 +63,15 @@ class Bm3Test(parameterized.TestCase):
       np.testing.assert_array_equal(
           np.asarray(grads['features'][m])[~np.asarray(mask)], 0.0)
 
-  @parameterized.parameters(1, 2)
-  def test_equations(self, num_modalities):
+  # A batch of 24 rows is larger than both tables (12 users, 20 items): the
+  # predictor then runs over the tables and the batch's rows are gathered.
+  @parameterized.parameters((1, 8), (2, 8), (2, 24))
+  def test_equations(self, num_modalities, batch_size):
     # dropout 0 makes the targets deterministic (sg(x) == x in value).
     ctx = fixtures.make_context(num_modalities, seed=9)
     cfg = make_config(dropout=0.0, reg_weight=0.3, cl_weight=1.5)
     params = bm3.init(jax.random.key(4), ctx, cfg.model)
-    batch = _pairs_batch(seed=2)
+    batch = _pairs_batch(seed=2, size=batch_size)
     got, _ = bm3.loss(params, batch, ctx, jax.random.key(0), cfg.model)
     got_u, got_i = bm3.embed(params, ctx, cfg.model)
 
