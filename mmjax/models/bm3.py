@@ -148,9 +148,10 @@ def loss(params, batch, ctx, key, cfg):
 
   def predict(table, rows):
     """pred(table)[rows], over the table where the batch is larger."""
-    if table.shape[0] < rows.shape[0]:
+    take, _ = losses.fold_onto_table(rows, None, table.shape[0])
+    if take is None:
       return layers.linear(pred, table)[rows]
-    return layers.linear(pred, table[rows])
+    return layers.linear(pred, table[take])
 
   loss_ui = 1.0 - losses.weighted_mean(
       _cos(predict(u_o, users), i_t[items]), mask)

@@ -263,12 +263,12 @@ def _ssl(a: types.Array, b: types.Array, rows: types.Array,
     valid: bool [T] or None; False candidates are left out of the sum.
   """
   candidates = layers.l2_normalize(b)
-  if a.shape[0] < rows.shape[0]:
-    weight = jnp.zeros(a.shape[0], weight.dtype).at[rows].add(weight)
+  take, weight = losses.fold_onto_table(rows, weight, a.shape[0])
+  if take is None:
     anchor, positive = layers.l2_normalize(a), candidates
   else:
-    anchor = layers.l2_normalize(a[rows])
-    positive = layers.l2_normalize(b[rows])
+    anchor = layers.l2_normalize(a[take])
+    positive = layers.l2_normalize(b[take])
   pos = jnp.sum(anchor * positive, -1) / tau
   all_ = layers.pairwise_dots(anchor, candidates) / tau
   if valid is not None:

@@ -9,6 +9,8 @@ losses, Elliot's regularisers).
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -28,6 +30,34 @@ def _zero_padding(t: types.Array, mask: types.Array) -> types.Array:
 def weighted_mean(x: types.Array, weight: types.Array) -> types.Array:
   """sum(w x) / max(sum(w), 1): the mean over real (unpadded) rows."""
   return jnp.sum(weight * x) / jnp.maximum(weight.sum(), 1.0)
+
+
+def fold_onto_table(rows: types.Array, weight: types.Array | None,
+                    num_rows: int) -> tuple[types.Array | None, Any]:
+  """Where a batch has more rows than its table, its weights per table row.
+
+  A batch's sum of weight_j f(table[rows_j]) equals the table's sum of
+  c_t f(table[t]), c_t the summed weight of the rows drawn as t: cheaper
+  where the table has fewer rows than the batch (ML-100K's 938 users under a
+  batch of 2048), and the same gradient, since duplicates' gradients add up
+  either way. MGCN's and LGMRec's contrastive terms, and BM3's predictor,
+  take that path.
+
+  Args:
+    rows: int [B], the batch's rows of the table.
+    weight: [B] the rows' weights (e.g. the batch's mask), or None.
+    num_rows: T, the table's number of rows (static).
+
+  Returns:
+    (take, weight): `take` is None where T < B, and `weight` then the [T]
+    summed weights (None if none were given): use every table row. Otherwise
+    `take` is `rows` and `weight` as given: gather the batch's rows.
+  """
+  if num_rows >= rows.shape[0]:
+    return rows, weight
+  if weight is None:
+    return None, None
+  return None, jnp.zeros(num_rows, weight.dtype).at[rows].add(weight)
 
 
 def bpr_loss(pos: types.Array, neg: types.Array,

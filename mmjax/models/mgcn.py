@@ -230,10 +230,9 @@ def info_nce(a: types.Array, b: types.Array, rows: types.Array,
     float32 [], mean over real anchors of -log softmax_j(cos(a, b_j)/tau)
     at the positive, the softmax over real rows j.
   """
-  if a.shape[0] < rows.shape[0]:
-    weight = jnp.zeros(a.shape[0], mask.dtype).at[rows].add(mask)  # [T]
-  else:
-    a, b, weight = a[rows], b[rows], mask
+  take, weight = losses.fold_onto_table(rows, mask, a.shape[0])
+  if take is not None:
+    a, b = a[take], b[take]
   a, b = layers.l2_normalize(a), layers.l2_normalize(b)
   pos = jnp.sum(a * b, axis=-1) / temperature
   logits = layers.pairwise_dots(a, b) / temperature

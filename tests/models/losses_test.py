@@ -36,6 +36,20 @@ class LossesTest(absltest.TestCase):
     np.testing.assert_allclose(losses.row_sq_norms(self.b),
                                (self.b ** 2).sum(-1), rtol=1e-6)
 
+  def test_fold_onto_table_sums_each_rows_weights(self):
+    rows = jnp.asarray([2, 0, 2, 1, 2])
+    mask = jnp.asarray([1.0, 1.0, 1.0, 1.0, 0.0])
+    # A 3-row table under a 5-row batch: every table row, summed weights
+    # (row 2 drawn three times, once on the padded row).
+    take, weight = losses.fold_onto_table(rows, mask, 3)
+    self.assertIsNone(take)
+    np.testing.assert_array_equal(weight, [1.0, 1.0, 2.0])
+    self.assertEqual(losses.fold_onto_table(rows, None, 3), (None, None))
+    # A table as large as the batch: the batch's rows, weights as given.
+    take, weight = losses.fold_onto_table(rows, mask, 5)
+    np.testing.assert_array_equal(take, rows)
+    np.testing.assert_array_equal(weight, mask)
+
   def test_bpr_variants_against_numpy(self):
     pos, neg = self.a[:, 0], self.a[:, 1:]  # [B], [B, 2]
     m = self.mask.astype(bool)
