@@ -31,25 +31,20 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 # Each pytest-xdist worker (`make test` runs two) has its own folder: JAX
 # writes a cache entry in place (no rename), so another process reading the
 # same folder could load a half-written executable. The controller loads this
-# file first and the workers inherit its environment; MMJAX_TEST_CACHE_OWNER
-# names the process whose folder JAX_COMPILATION_CACHE_DIR is, and
-# MMJAX_TEST_CACHE_ROOT the caller's folder, if any.
+# file first and the workers inherit its environment, so the caller's folder
+# (or '') is kept aside in MMJAX_TEST_CACHE_ROOT by whichever runs first.
+_root = os.environ.setdefault('MMJAX_TEST_CACHE_ROOT',
+                              os.environ.get('JAX_COMPILATION_CACHE_DIR', ''))
 _process = os.environ.get('PYTEST_XDIST_WORKER', 'main')
-if os.environ.get('MMJAX_TEST_CACHE_OWNER') != _process:
-  if 'MMJAX_TEST_CACHE_OWNER' not in os.environ:
-    _root = os.environ.get('JAX_COMPILATION_CACHE_DIR', '')
-    os.environ['MMJAX_TEST_CACHE_ROOT'] = _root
-  _root = os.environ['MMJAX_TEST_CACHE_ROOT']
-  if _root:
-    _cache_dir = os.path.join(_root, _process)
-    os.makedirs(_cache_dir, exist_ok=True)
-  else:
-    _cache_dir = tempfile.mkdtemp(prefix=f'mmjax_test_jax_cache_{_process}_')
-    atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
-  os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache_dir
-  os.environ['MMJAX_TEST_CACHE_OWNER'] = _process
-  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
-  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
+if _root:
+  _cache_dir = os.path.join(_root, _process)
+  os.makedirs(_cache_dir, exist_ok=True)
+else:
+  _cache_dir = tempfile.mkdtemp(prefix=f'mmjax_test_jax_cache_{_process}_')
+  atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+os.environ['JAX_COMPILATION_CACHE_DIR'] = _cache_dir
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
 import jax  # noqa: E402  (must come after XLA_FLAGS)
 
